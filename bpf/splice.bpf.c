@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * splice.bpf.c - sockmap splice of proxied connection pairs.
+ *
+ * The agent owns a client-side and a backend-side socket per flow. Once a flow no longer needs
+ * per-message decisions it inserts both sockets into sluice_socks and names each one's peer in
+ * sluice_peers; from then on the stream verdict below redirects every byte received on one
+ * socket to the other socket's egress (flags 0: sent, not queued for reading), in both
+ * directions, without waking userspace.
+ *
+ * Kernel behaviour this relies on (verdict-only, no stream parser; TCP verdict-only since ~5.10):
+ *  - The verdict runs when new data reaches a socket in the map. Data already sitting in the
+ *    receive queue when the socket is inserted waits for the next arrival, so the agent inserts
+ *    only after draining what it reads and writes any consumed prefix itself.
+ *  - A redirected skb is queued on the peer's psock and sent from a workqueue (sk_psock_backlog);
+ *    that queue is not charged to the socket buffers, so there is no backpressure end to end:
+ *    on 6.18 a client pushed 512 MiB into a pair whose backend never read.
+ *  - SK_PASS moves the bytes to this socket's psock ingress queue: visible to recv/recvmsg only
+ *    (older kernels report FIONREAD 0 for them, 6.18 counts them; splice(2) did not see them
+ *    before 2025). A socket in the map without a peer entry is therefore left to userspace,
+ *    which reads it with recv.
+ *  - Sockets leave sluice_socks by themselves when closed; sluice_peers and sluice_flow_stats
+ *    entries do not, so the agent removes them (SpliceDatapath::removePair/clearStale).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "sluice_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* The agent's spliced sockets, keyed by socket cookie; the redirect target of the verdict. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SLUICE_MAX_SOCKETS);
+	__type(key, struct sluice_flow_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_socks SEC(".maps");
+
+/* Each spliced socket's peer and flow metadata; written only by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_MAX_SOCKETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_flow_key);
+	__type(value, struct sluice_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_peers SEC(".maps");
+
+/* Per-socket byte/skb counters; the agent creates the entry, the verdict only adds to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_MAX_SOCKETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_flow_key);
+	__type(value, struct sluice_flow_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_flow_stats SEC(".maps");
+
+/* Verdict outcomes by enum sluice_reason, summed over CPUs for metrics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_REASON_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_verdicts SEC(".maps");
+
+static __always_inline void count_reason(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&sluice_verdicts, &reason);
+
+	/* Atomic even per CPU: a preempted process-context run can interleave with softirq. */
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+SEC("sk_skb/stream_verdict")
+int sluice_splice_verdict(struct __sk_buff *skb)
+{
+	struct sluice_flow_key self = { .cookie = bpf_get_socket_cookie(skb) };
+	struct sluice_flow_key peer;
+	struct sluice_flow_stats *st;
+	struct sluice_flow *flow;
+	__u64 len = skb->len;
+
+	flow = bpf_map_lookup_elem(&sluice_peers, &self);
+	if (!flow) {
+		count_reason(SLUICE_REASON_NO_PEER);
+		return SK_PASS;
+	}
+	if (flow->strategy != SLUICE_STRATEGY_REDIRECT) {
+		count_reason(SLUICE_REASON_USERSPACE);
+		return SK_PASS;
+	}
+
+	peer.cookie = flow->peer_cookie;
+	st = bpf_map_lookup_elem(&sluice_flow_stats, &self);
+	if (st)
+		st->last_seen_ns = bpf_ktime_get_ns();
+
+	if (bpf_sk_redirect_hash(skb, &sluice_socks, &peer, 0) != SK_PASS) {
+		/*
+		 * The peer is not in the sockhash: the pair is being armed (the other socket is
+		 * inserted next) or the peer was closed. TCP already acknowledged these bytes, so
+		 * dropping them would corrupt the stream silently; SK_PASS parks them on this
+		 * socket's ingress queue where the agent can see them (readable, counted) and
+		 * decide to relay or close.
+		 */
+		if (st)
+			__sync_fetch_and_add(&st->passed_bytes, len);
+		count_reason(SLUICE_REASON_PEER_MISSING);
+		return SK_PASS;
+	}
+
+	if (st) {
+		__sync_fetch_and_add(&st->bytes, len);
+		__sync_fetch_and_add(&st->packets, 1);
+	}
+	count_reason(SLUICE_REASON_REDIRECT);
+	return SK_PASS;
+}

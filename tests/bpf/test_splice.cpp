@@ -1,0 +1,649 @@
+// splice.bpf.c on the running kernel with real loopback TCP sockets, no mocks.
+//
+// Topology of every test, as the agent sees it:
+//
+//   client A  <──tcp──>  PA [agent]  PB  <──tcp──>  server B
+//
+// PA and PB are the agent's sockets; addPair(PA, PB) hands the pair to the kernel, after which
+// nothing in this process relays bytes: whatever reaches B from A (and A from B) was spliced by
+// the verdict program. Each test pins its maps under its own bpffs directory and removes it.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/magic.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "bpf/abi.hpp"
+#include "bpf/libbpf_log.hpp"
+#include "bpf/splice_datapath.hpp"
+
+namespace sluice::bpf {
+namespace {
+
+#define ASSERT_OK(expr)                                                                            \
+  do {                                                                                             \
+    const auto& result_ = (expr);                                                                  \
+    ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().message();                       \
+  } while (0)
+
+constexpr int kIoTimeoutSeconds = 20;
+
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = fd;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+bool onBpffs(const char* path) {
+  struct statfs fs {};
+  return ::statfs(path, &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
+}
+
+void setTimeouts(int fd) {
+  timeval tv{kIoTimeoutSeconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+Fd listenLoopback(std::uint16_t* port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (fd.get() < 0 || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      ::listen(fd.get(), 8) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return Fd();
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+Fd connectLoopback(std::uint16_t port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (fd.get() < 0 ||
+      ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Fd();
+  }
+  setTimeouts(fd.get());
+  return fd;
+}
+
+Fd acceptOne(int listener) {
+  Fd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (fd.get() >= 0) {
+    setTimeouts(fd.get());
+  }
+  return fd;
+}
+
+// client A <-> PA (agent) ... PB (agent) <-> server B, all connected.
+struct Topology {
+  Fd a, pa, pb, b;
+};
+
+Topology makeTopology() {
+  Topology t;
+  std::uint16_t proxy_port = 0;
+  std::uint16_t server_port = 0;
+  Fd proxy = listenLoopback(&proxy_port);
+  Fd server = listenLoopback(&server_port);
+  if (proxy.get() < 0 || server.get() < 0) {
+    return t;
+  }
+  t.a = connectLoopback(proxy_port);
+  t.pa = acceptOne(proxy.get());
+  t.pb = connectLoopback(server_port);
+  t.b = acceptOne(server.get());
+  return t;
+}
+
+bool complete(const Topology& t) {
+  return t.a.get() >= 0 && t.pa.get() >= 0 && t.pb.get() >= 0 && t.b.get() >= 0;
+}
+
+bool writeAll(int fd, const std::vector<std::uint8_t>& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Reads exactly n bytes (or fewer on timeout/EOF/error).
+std::vector<std::uint8_t> readExactly(int fd, std::size_t n) {
+  std::vector<std::uint8_t> out(n);
+  std::size_t off = 0;
+  while (off < n) {
+    ssize_t got = ::recv(fd, out.data() + off, n - off, 0);
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got <= 0) {
+      break;
+    }
+    off += static_cast<std::size_t>(got);
+  }
+  out.resize(off);
+  return out;
+}
+
+std::vector<std::uint8_t> randomBytes(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint8_t> out(n);
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t v = rng();
+    std::memcpy(out.data() + i, &v, std::min<std::size_t>(8, n - i));
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> bytesOf(const std::string& s) { return {s.begin(), s.end()}; }
+
+// Bytes available to userspace on fd right now (waits up to timeout_ms for the first ones).
+std::string drain(int fd, int timeout_ms) {
+  std::string out;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, timeout_ms) <= 0) {
+    return out;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0) {
+      return out;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::size_t countEntries(int map_fd) {
+  std::size_t n = 0;
+  std::uint64_t key = 0;
+  std::uint64_t next = 0;
+  const std::uint64_t* prev = nullptr;
+  while (::bpf_map_get_next_key(map_fd, prev, &next) == 0 && n < 1'000'000) {
+    ++n;
+    key = next;
+    prev = &key;
+  }
+  return n;
+}
+
+std::uint32_t objectId(int fd) {
+  bpf_map_info info{};
+  std::uint32_t len = sizeof(info);
+  return ::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+std::uint32_t progId(int fd) {
+  bpf_prog_info info{};
+  std::uint32_t len = sizeof(info);
+  return ::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+std::uint64_t cookieOf(int fd) {
+  auto cookie = SpliceDatapath::socketCookie(fd);
+  return cookie.ok() ? *cookie : 0;
+}
+
+class SpliceTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      GTEST_SKIP() << "needs root (CAP_BPF + CAP_NET_ADMIN) to load sk_skb programs";
+    }
+    if (!onBpffs("/sys/fs/bpf")) {
+      GTEST_SKIP() << "/sys/fs/bpf is not bpffs; mount it: mount -t bpf bpf /sys/fs/bpf";
+    }
+    static std::atomic<int> counter{0};
+    pin_root_ = "/sys/fs/bpf/sluice-test-" + std::to_string(::getpid()) + "-" +
+                std::to_string(counter.fetch_add(1));
+    options_.pin_root = pin_root_;
+  }
+
+  void TearDown() override {
+    datapath_.reset();
+    if (pin_root_.empty()) {
+      return;
+    }
+    EXPECT_TRUE(SpliceDatapath::unpinMaps(pin_root_).ok());
+    struct stat st {};
+    EXPECT_NE(::stat(pin_root_.c_str(), &st), 0) << pin_root_ << " left behind";
+  }
+
+  void openDatapath() {
+    auto opened = SpliceDatapath::open(options_);
+    ASSERT_TRUE(opened.ok()) << opened.error().message();
+    datapath_ = std::move(*opened);
+  }
+
+  // A short message each way through a spliced pair.
+  void expectRoundTrip(const Topology& t, const std::string& tag) {
+    ASSERT_TRUE(writeAll(t.a.get(), bytesOf("ping " + tag)));
+    EXPECT_EQ(readExactly(t.b.get(), 5 + tag.size()), bytesOf("ping " + tag));
+    ASSERT_TRUE(writeAll(t.b.get(), bytesOf("pong " + tag)));
+    EXPECT_EQ(readExactly(t.a.get(), 5 + tag.size()), bytesOf("pong " + tag));
+  }
+
+  std::string pin_root_;
+  Options options_;
+  std::unique_ptr<SpliceDatapath> datapath_;
+};
+
+TEST_F(SpliceTest, ProbeFindsEverythingTheDatapathNeeds) {
+  const std::string line = SpliceDatapath::probe();
+  std::cout << "probe: " << line << "\n";
+  EXPECT_NE(line.find("btf yes"), std::string::npos) << line;
+  EXPECT_NE(line.find("bpffs yes"), std::string::npos) << line;
+  EXPECT_NE(line.find("sockhash yes"), std::string::npos) << line;
+  EXPECT_NE(line.find("stream_verdict attach yes"), std::string::npos) << line;
+}
+
+TEST_F(SpliceTest, OpenPinsEveryMapUnderThePinRootAndAttachesTheVerdict) {
+  openDatapath();
+  const int fds[] = {datapath_->socksMapFd(), datapath_->peersMapFd(),
+                     datapath_->flowStatsMapFd(), datapath_->verdictsMapFd()};
+  for (std::size_t i = 0; i < kSpliceMaps.size(); ++i) {
+    const std::string path = pinPath(pin_root_, kSpliceMaps[i]);
+    Fd pinned(::bpf_obj_get(path.c_str()));
+    ASSERT_GE(pinned.get(), 0) << path << ": " << std::strerror(errno);
+    EXPECT_EQ(objectId(pinned.get()), objectId(fds[i])) << path;
+  }
+
+  std::uint32_t ids[4] = {};
+  std::uint32_t count = 4;
+  ASSERT_EQ(::bpf_prog_query(datapath_->socksMapFd(), BPF_SK_SKB_STREAM_VERDICT, 0, nullptr, ids,
+                             &count),
+            0)
+      << std::strerror(errno);
+  ASSERT_EQ(count, 1U);
+  EXPECT_EQ(ids[0], progId(datapath_->verdictProgFd()));
+}
+
+std::vector<std::uint32_t> attachedVerdicts(int socks_fd) {
+  std::uint32_t ids[4] = {};
+  std::uint32_t count = 4;
+  if (::bpf_prog_query(socks_fd, BPF_SK_SKB_STREAM_VERDICT, 0, nullptr, ids, &count) != 0) {
+    return {};
+  }
+  return {ids, ids + count};
+}
+
+// What an agent restart looks like when the old agent died without detaching: the new one takes
+// over the pinned sockhash, and the old one's late destructor must not detach the new program.
+TEST_F(SpliceTest, ASecondInstanceTakesOverTheVerdictAndTheFirstCannotDetachIt) {
+  openDatapath();
+  auto second = SpliceDatapath::open(options_);
+  ASSERT_TRUE(second.ok()) << second.error().message();
+  const std::uint32_t second_prog = progId((*second)->verdictProgFd());
+  EXPECT_EQ(attachedVerdicts((*second)->socksMapFd()), std::vector<std::uint32_t>{second_prog});
+
+  datapath_.reset();
+  EXPECT_EQ(attachedVerdicts((*second)->socksMapFd()), std::vector<std::uint32_t>{second_prog});
+
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_OK((*second)->addPair(t.pa.get(), t.pb.get()));
+  expectRoundTrip(t, "second");
+}
+
+TEST_F(SpliceTest, RefusesAPinRootOutsideBpffs) {
+  options_.pin_root = "/tmp/sluice-not-bpffs-" + std::to_string(::getpid());
+  auto opened = SpliceDatapath::open(options_);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().code(), ENOTSUP);
+  EXPECT_NE(opened.error().message().find("bpffs"), std::string::npos)
+      << opened.error().message();
+  struct stat st {};
+  EXPECT_NE(::stat(options_.pin_root.c_str(), &st), 0) << "must not create directories off bpffs";
+  options_.pin_root = pin_root_;
+}
+
+std::vector<std::string> g_libbpf_warnings;
+
+void captureWarnings(LogLevel level, std::string_view message) {
+  if (level == LogLevel::kWarn) {
+    g_libbpf_warnings.emplace_back(message);
+  }
+}
+
+// A layout change must come with a new map name; reusing a pin with another layout is refused
+// loudly instead of reinterpreting its bytes.
+TEST_F(SpliceTest, RefusesAPinnedMapWithAnotherLayout) {
+  ASSERT_EQ(::mkdir(pin_root_.c_str(), 0755), 0);
+  const std::string path = pinPath(pin_root_, SLUICE_MAP_PEERS);
+  bpf_map_create_opts create{};
+  create.sz = sizeof(create);
+  create.map_flags = BPF_F_NO_PREALLOC;
+  Fd old_layout(::bpf_map_create(BPF_MAP_TYPE_HASH, "sluice_peers", sizeof(sluice_flow_key), 16,
+                                 SLUICE_MAX_SOCKETS, &create));
+  ASSERT_GE(old_layout.get(), 0) << std::strerror(errno);
+  ASSERT_EQ(::bpf_obj_pin(old_layout.get(), path.c_str()), 0) << std::strerror(errno);
+
+  g_libbpf_warnings.clear();
+  setLibbpfLog(captureWarnings);
+  auto opened = SpliceDatapath::open(options_);
+  setLibbpfLog(nullptr);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().code(), EINVAL);
+  EXPECT_NE(opened.error().message().find("another layout"), std::string::npos)
+      << opened.error().message();
+  bool mentioned = false;
+  for (const auto& warning : g_libbpf_warnings) {
+    mentioned = mentioned || warning.find(path) != std::string::npos;
+  }
+  EXPECT_TRUE(mentioned) << "libbpf's warning naming " << path << " was not routed to the sink";
+}
+
+TEST_F(SpliceTest, SplicesMebibytesBothWaysWithoutUserspace) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
+
+  constexpr std::size_t kSize = 4 << 20;
+  const auto upstream = randomBytes(kSize, 1);
+  const auto downstream = randomBytes(kSize, 2);
+  std::vector<std::uint8_t> at_b;
+  std::vector<std::uint8_t> at_a;
+  bool wrote_a = false;
+  bool wrote_b = false;
+  {
+    std::jthread writer_a([&] { wrote_a = writeAll(t.a.get(), upstream); });
+    std::jthread writer_b([&] { wrote_b = writeAll(t.b.get(), downstream); });
+    std::jthread reader_b([&] { at_b = readExactly(t.b.get(), kSize); });
+    at_a = readExactly(t.a.get(), kSize);
+  }
+  EXPECT_TRUE(wrote_a);
+  EXPECT_TRUE(wrote_b);
+  ASSERT_EQ(at_b.size(), kSize) << "A -> B stalled";
+  ASSERT_EQ(at_a.size(), kSize) << "B -> A stalled";
+  EXPECT_TRUE(at_b == upstream) << "A -> B bytes differ";
+  EXPECT_TRUE(at_a == downstream) << "B -> A bytes differ";
+
+  // Nothing surfaced on the agent's sockets: the kernel moved every byte.
+  EXPECT_EQ(drain(t.pa.get(), 0), "");
+  EXPECT_EQ(drain(t.pb.get(), 0), "");
+
+  const std::uint64_t ca = cookieOf(t.pa.get());
+  const std::uint64_t cb = cookieOf(t.pb.get());
+  sluice_flow_key key{ca};
+  sluice_flow flow{};
+  ASSERT_EQ(::bpf_map_lookup_elem(datapath_->peersMapFd(), &key, &flow), 0);
+  EXPECT_EQ(flow.peer_cookie, cb);
+  EXPECT_EQ(flow.flow_id, ca);
+  EXPECT_EQ(flow.flags, SLUICE_FLOW_F_CLIENT);
+  EXPECT_EQ(flow.strategy, SLUICE_STRATEGY_REDIRECT);
+
+  auto sa = datapath_->stats(ca);
+  auto sb = datapath_->stats(cb);
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  EXPECT_EQ(sa->bytes, kSize);
+  EXPECT_EQ(sb->bytes, kSize);
+  EXPECT_GT(sa->packets, 0U);
+  EXPECT_GT(sb->packets, 0U);
+  EXPECT_GT(sa->last_seen_ns, flow.created_ns);
+  EXPECT_EQ(sa->passed_bytes, 0U);
+  EXPECT_EQ(sb->passed_bytes, 0U);
+  std::cout << "A->B " << sa->packets << " skbs, B->A " << sb->packets << " skbs for " << kSize
+            << " bytes each\n";
+
+  auto counters = datapath_->verdictCounters();
+  ASSERT_TRUE(counters.ok());
+  EXPECT_EQ((*counters)[SLUICE_REASON_REDIRECT], sa->packets + sb->packets);
+  EXPECT_EQ((*counters)[SLUICE_REASON_PEER_MISSING], 0U);
+}
+
+TEST_F(SpliceTest, RemovePairEmptiesTheMapsAndHandsSocketsBackToUserspace) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get(), 42));
+  expectRoundTrip(t, "spliced");
+
+  ASSERT_OK(datapath_->removePair(t.pb.get())); // either side names the pair
+  EXPECT_EQ(countEntries(datapath_->socksMapFd()), 0U);
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 0U);
+  EXPECT_EQ(countEntries(datapath_->flowStatsMapFd()), 0U);
+
+  ASSERT_TRUE(writeAll(t.a.get(), bytesOf("to the agent")));
+  EXPECT_EQ(drain(t.pa.get(), 2000), "to the agent");
+  EXPECT_EQ(drain(t.b.get(), 200), "");
+
+  auto again = datapath_->removePairByCookie(cookieOf(t.pa.get()));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ENOENT);
+}
+
+TEST_F(SpliceTest, ClosedSocketsLeaveTheSockhashAndClearStaleDropsTheirEntries) {
+  openDatapath();
+  Topology gone = makeTopology();
+  Topology live = makeTopology();
+  ASSERT_TRUE(complete(gone) && complete(live));
+  ASSERT_OK(datapath_->addPair(gone.pa.get(), gone.pb.get()));
+  ASSERT_OK(datapath_->addPair(live.pa.get(), live.pb.get()));
+  expectRoundTrip(gone, "gone");
+  EXPECT_EQ(countEntries(datapath_->socksMapFd()), 4U);
+
+  gone = Topology{}; // closes all four sockets of the first flow
+  EXPECT_EQ(countEntries(datapath_->socksMapFd()), 2U) << "closed sockets stay in the sockhash";
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 4U);
+  EXPECT_EQ(countEntries(datapath_->flowStatsMapFd()), 4U);
+
+  auto cleared = datapath_->clearStale();
+  ASSERT_TRUE(cleared.ok()) << cleared.error().message();
+  EXPECT_EQ(*cleared, 4U); // two peer entries, two counter entries
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 2U);
+  EXPECT_EQ(countEntries(datapath_->flowStatsMapFd()), 2U);
+  expectRoundTrip(live, "live");
+
+  auto idle = datapath_->clearStale();
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(*idle, 0U);
+}
+
+TEST_F(SpliceTest, AddPairRollsBackEverythingWhenTheBackendCannotBeSpliced) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  Fd unconnected(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_GE(unconnected.get(), 0);
+
+  auto added = datapath_->addPair(t.pa.get(), unconnected.get());
+  ASSERT_FALSE(added.ok());
+  EXPECT_NE(added.error().message().find(SLUICE_MAP_SOCKS), std::string::npos)
+      << added.error().message();
+  std::cout << "unconnected backend: " << added.error().message() << "\n";
+  EXPECT_EQ(countEntries(datapath_->socksMapFd()), 0U);
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 0U);
+  EXPECT_EQ(countEntries(datapath_->flowStatsMapFd()), 0U);
+
+  // The client socket went in and out again; it behaves like a plain socket.
+  ASSERT_TRUE(writeAll(t.a.get(), bytesOf("still mine")));
+  EXPECT_EQ(drain(t.pa.get(), 2000), "still mine");
+
+  Fd pipe_ends[2];
+  int raw[2];
+  ASSERT_EQ(::pipe(raw), 0);
+  pipe_ends[0].reset(raw[0]);
+  pipe_ends[1].reset(raw[1]);
+  auto not_socket = datapath_->addPair(t.pa.get(), raw[0]);
+  ASSERT_FALSE(not_socket.ok());
+  EXPECT_EQ(not_socket.error().code(), ENOTSOCK);
+}
+
+TEST_F(SpliceTest, AddPairRefusesASplicedSocketAndLeavesItsPairIntact) {
+  openDatapath();
+  Topology t = makeTopology();
+  Topology other = makeTopology();
+  ASSERT_TRUE(complete(t) && complete(other));
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
+
+  auto twice = datapath_->addPair(t.pa.get(), other.pb.get());
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code(), EEXIST);
+  EXPECT_EQ(countEntries(datapath_->socksMapFd()), 2U);
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 2U);
+  EXPECT_EQ(countEntries(datapath_->flowStatsMapFd()), 2U);
+  expectRoundTrip(t, "intact");
+
+  auto self = datapath_->addPair(other.pa.get(), other.pa.get());
+  ASSERT_FALSE(self.ok());
+  EXPECT_EQ(self.error().code(), EINVAL);
+}
+
+TEST_F(SpliceTest, SocketWithoutPeerEntryIsLeftToUserspace) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  sluice_flow_key key{cookieOf(t.pa.get())};
+  __u64 fd = static_cast<__u64>(t.pa.get());
+  ASSERT_EQ(::bpf_map_update_elem(datapath_->socksMapFd(), &key, &fd, BPF_NOEXIST), 0);
+
+  ASSERT_TRUE(writeAll(t.a.get(), bytesOf("no peer")));
+  pollfd p{t.pa.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1);
+  int queued = -1;
+  ::ioctl(t.pa.get(), FIONREAD, &queued);
+  std::cout << "FIONREAD on a socket holding SK_PASS bytes: " << queued << "\n";
+  EXPECT_EQ(drain(t.pa.get(), 0), "no peer");
+
+  auto counters = datapath_->verdictCounters();
+  ASSERT_TRUE(counters.ok());
+  EXPECT_GE((*counters)[SLUICE_REASON_NO_PEER], 1U);
+  EXPECT_EQ((*counters)[SLUICE_REASON_REDIRECT], 0U);
+}
+
+TEST_F(SpliceTest, BytesForAClosedPeerAreParkedNotDropped) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
+  expectRoundTrip(t, "before");
+  const std::uint64_t ca = cookieOf(t.pa.get());
+  t.pb.reset();
+  t.b.reset();
+
+  ASSERT_TRUE(writeAll(t.a.get(), bytesOf("orphaned")));
+  EXPECT_EQ(drain(t.pa.get(), 2000), "orphaned");
+  auto st = datapath_->stats(ca);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->passed_bytes, 8U);
+  auto counters = datapath_->verdictCounters();
+  ASSERT_TRUE(counters.ok());
+  EXPECT_GE((*counters)[SLUICE_REASON_PEER_MISSING], 1U);
+
+  ASSERT_OK(datapath_->removePairByCookie(ca));
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 0U);
+}
+
+// The handoff protocol depends on this: bytes already in a receive queue when the pair is armed
+// are not lost and not reordered, but wait for the next arrival to be spliced.
+TEST_F(SpliceTest, BytesQueuedBeforeArmingGoOutInOrderWithTheNextArrival) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_TRUE(writeAll(t.a.get(), bytesOf("early ")));
+  ::usleep(50'000); // let it land in PA's receive queue
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
+  const std::string before_next = drain(t.b.get(), 300);
+  std::cout << "queued before arming, seen at B before the next write: '" << before_next
+            << "'\n";
+
+  ASSERT_TRUE(writeAll(t.a.get(), bytesOf("late")));
+  std::string at_b = before_next;
+  while (at_b.size() < 10) {
+    std::string more = drain(t.b.get(), 2000);
+    if (more.empty()) {
+      break;
+    }
+    at_b += more;
+  }
+  EXPECT_EQ(at_b, "early late");
+  EXPECT_EQ(drain(t.pa.get(), 0), "");
+}
+
+TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
+  expectRoundTrip(t, "first");
+  const std::uint32_t socks_id = objectId(datapath_->socksMapFd());
+  const std::uint32_t peers_id = objectId(datapath_->peersMapFd());
+  const std::uint64_t ca = cookieOf(t.pa.get());
+  auto before = datapath_->stats(ca);
+  ASSERT_TRUE(before.ok());
+
+  datapath_.reset(); // detaches the verdict from the map; the pins hold the maps
+  for (std::string_view map : kSpliceMaps) {
+    struct stat st {};
+    EXPECT_EQ(::stat(pinPath(pin_root_, map).c_str(), &st), 0) << map;
+  }
+  // Sockets keep the program they were inserted with.
+  expectRoundTrip(t, "detached");
+
+  openDatapath();
+  EXPECT_EQ(objectId(datapath_->socksMapFd()), socks_id);
+  EXPECT_EQ(objectId(datapath_->peersMapFd()), peers_id);
+  EXPECT_EQ(countEntries(datapath_->peersMapFd()), 2U);
+  auto after = datapath_->stats(ca);
+  ASSERT_TRUE(after.ok());
+  EXPECT_GT(after->bytes, before->bytes);
+  auto cleared = datapath_->clearStale();
+  ASSERT_TRUE(cleared.ok());
+  EXPECT_EQ(*cleared, 0U) << "live sockets are not stale";
+  ASSERT_OK(datapath_->removePair(t.pa.get()));
+}
+
+} // namespace
+} // namespace sluice::bpf

@@ -1,0 +1,76 @@
+// C++ view of bpf/include/sluice_abi.h, the ABI shared with the kernel programs and ingressctl.
+// Header-only and free of libbpf, so the CLI can use it to find and decode pinned maps.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "sluice_abi.h"
+
+namespace sluice::bpf {
+
+// A pinned map's layout is a contract with every process that opens it; these catch drift
+// between the C header and what the compiler makes of it on each architecture.
+static_assert(sizeof(sluice_flow_key) == 8);
+static_assert(offsetof(sluice_flow_key, cookie) == 0);
+
+static_assert(sizeof(sluice_flow) == 32);
+static_assert(alignof(sluice_flow) == 8);
+static_assert(offsetof(sluice_flow, peer_cookie) == 0);
+static_assert(offsetof(sluice_flow, flow_id) == 8);
+static_assert(offsetof(sluice_flow, created_ns) == 16);
+static_assert(offsetof(sluice_flow, flags) == 24);
+static_assert(offsetof(sluice_flow, strategy) == 28);
+static_assert(offsetof(sluice_flow, pad) == 29);
+
+static_assert(sizeof(sluice_flow_stats) == 32);
+static_assert(offsetof(sluice_flow_stats, bytes) == 0);
+static_assert(offsetof(sluice_flow_stats, packets) == 8);
+static_assert(offsetof(sluice_flow_stats, last_seen_ns) == 16);
+static_assert(offsetof(sluice_flow_stats, passed_bytes) == 24);
+
+static_assert(SLUICE_REASON_COUNT <= SLUICE_REASON_SLOTS);
+
+inline constexpr std::string_view kPinDir = SLUICE_PIN_DIR;
+
+// Maps pinned by splice.bpf.c, in the order ingressctl lists them.
+inline constexpr std::array<std::string_view, 4> kSpliceMaps = {
+    SLUICE_MAP_SOCKS, SLUICE_MAP_PEERS, SLUICE_MAP_FLOW_STATS, SLUICE_MAP_VERDICTS};
+
+// "<root>/<map>": where libbpf pins `map` with pin_root_path = root.
+inline std::string pinPath(std::string_view root, std::string_view map) {
+  std::string path(root);
+  if (!path.empty() && path.back() != '/') {
+    path += '/';
+  }
+  path += map;
+  return path;
+}
+
+// Metric label / CLI string of a verdict reason, from SLUICE_REASON_TABLE.
+inline constexpr std::array<std::string_view, SLUICE_REASON_COUNT> kReasonLabels = {
+#define SLUICE_REASON_LABEL_(name, value, label) label,
+    SLUICE_REASON_TABLE(SLUICE_REASON_LABEL_)
+#undef SLUICE_REASON_LABEL_
+};
+
+// The labels array is indexed by value, so the table must list values 0, 1, 2... in order.
+constexpr bool reasonTableIsDense() {
+  std::uint32_t next = 0;
+  bool dense = true;
+#define SLUICE_REASON_DENSE_(name, value, label) dense = dense && (value) == next++;
+  SLUICE_REASON_TABLE(SLUICE_REASON_DENSE_)
+#undef SLUICE_REASON_DENSE_
+  return dense;
+}
+static_assert(reasonTableIsDense(), "SLUICE_REASON_TABLE values must be 0..N-1 in order");
+
+// Label of a raw reason value; "unknown" for values newer than this build.
+constexpr std::string_view reasonLabel(std::uint32_t reason) {
+  return reason < kReasonLabels.size() ? kReasonLabels[reason] : std::string_view("unknown");
+}
+
+} // namespace sluice::bpf

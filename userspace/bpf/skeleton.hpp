@@ -1,0 +1,57 @@
+// Skeleton<T>: owns a bpftool-generated skeleton through the C++ statics bpftool emits
+// (T::open, T::load, T::destroy). Move-only; destroying it closes the object's programs and map
+// fds (pinned maps stay in bpffs).
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bpf/result.hpp"
+
+namespace sluice::bpf {
+
+template <typename T>
+class Skeleton {
+public:
+  Skeleton() = default;
+
+  // Parses the embedded ELF; `name` only labels errors ("open splice.bpf.o").
+  static Result<Skeleton> open(const bpf_object_open_opts* opts, std::string_view name) {
+    errno = 0;
+    T* raw = T::open(opts);
+    if (raw == nullptr) {
+      return Error(errno, "open BPF object " + std::string(name));
+    }
+    return Skeleton(raw);
+  }
+
+  // Creates or reuses maps (pinned ones by pin path) and loads programs through the verifier.
+  Result<void> load(std::string_view name) {
+    if (!skel_) {
+      return Error(EINVAL, "load BPF object " + std::string(name) + ": not opened");
+    }
+    if (int err = T::load(skel_.get()); err != 0) {
+      return Error(err, "load BPF object " + std::string(name));
+    }
+    return success();
+  }
+
+  T* get() const noexcept { return skel_.get(); }
+  T* operator->() const noexcept { return skel_.get(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(skel_); }
+
+private:
+  struct Destroy {
+    void operator()(T* skel) const noexcept { T::destroy(skel); }
+  };
+
+  explicit Skeleton(T* raw) : skel_(raw) {}
+
+  std::unique_ptr<T, Destroy> skel_;
+};
+
+} // namespace sluice::bpf

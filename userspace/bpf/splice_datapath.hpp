@@ -1,0 +1,125 @@
+// SpliceDatapath: the agent's handle on splice.bpf.c, the sockmap splice of proxied socket pairs.
+//
+// It owns the loaded skeleton and the verdict program's attachment to the pinned sockhash, and
+// turns "splice these two sockets" into the ordered map writes the kernel program expects.
+// Mutating calls are serialized internally, so worker threads may call addPair/removePair
+// concurrently; stats() and verdictCounters() read maps without locking.
+//
+// Kernel interactions worth knowing before using it (details in bpf/splice.bpf.c):
+//  - Arm a pair only after userspace has drained both sockets: bytes already queued in a receive
+//    queue are not seen by the verdict until more data arrives. Bytes the agent read but has not
+//    forwarded must be written to the peer by the agent itself.
+//  - addPair inserts the client socket into the sockhash before the backend socket. Bytes that
+//    arrive in between, or after the peer closed, are not dropped: the verdict passes them to the
+//    receiving socket's ingress queue (recvmsg only) and counts them in passed_bytes.
+//  - A verdict program is copied into a socket's psock when the socket is inserted; detaching it
+//    from the map (destructor) affects only sockets inserted afterwards.
+//  - No backpressure: bytes queued for a peer that does not drain are not charged to any socket
+//    buffer (on 6.18 a client pushed 512 MiB into a pair whose backend never read). Bound it
+//    from the agent (watch stats(), close pairs whose peer stops draining).
+//  - Removing a pair while bytes are still queued for the peer can discard them; un-splicing a
+//    busy flow is not safe. Close the sockets instead (they leave the sockhash by themselves),
+//    then removePair or clearStale the metadata.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "bpf/abi.hpp"
+#include "bpf/result.hpp"
+#include "bpf/skeleton.hpp"
+
+// bpftool names the skeleton struct after the object; "splice" is also glibc's splice(2), so
+// always spell it as an elaborated type.
+struct splice;
+
+namespace sluice::bpf {
+
+using SpliceSkel = struct ::splice;
+
+struct Options {
+  // bpffs directory the maps are pinned in (libbpf pin_root_path); created if missing, its
+  // parent must be on bpffs. Tests use their own so they never touch a running agent's maps.
+  std::string pin_root = std::string(kPinDir);
+};
+
+// Counters of one socket, from sluice_flow_stats (see struct sluice_flow_stats).
+struct FlowStats {
+  std::uint64_t bytes = 0;
+  std::uint64_t packets = 0;
+  std::uint64_t last_seen_ns = 0;
+  std::uint64_t passed_bytes = 0;
+};
+
+// Verdict outcomes summed over CPUs, indexed by enum sluice_reason (labels: kReasonLabels).
+using VerdictCounters = std::array<std::uint64_t, SLUICE_REASON_COUNT>;
+
+class SpliceDatapath {
+public:
+  // Prepares the pin root, loads splice.bpf.o (reusing maps already pinned there) and attaches
+  // the stream verdict to sluice_socks. Fails with a clear message when BPF is unusable.
+  static Result<std::unique_ptr<SpliceDatapath>> open(const Options& options = {});
+
+  // One line for the startup log: kernel release, BTF, bpffs, sockhash, sk_skb verdict attach.
+  static std::string probe();
+
+  // The kernel's socket cookie (SO_COOKIE): the key of every per-socket map.
+  static Result<std::uint64_t> socketCookie(int fd);
+
+  // Unpins the splice maps under `pin_root` and removes the directory if that leaves it empty.
+  // Missing pins are not an error. Live spliced sockets keep working until closed.
+  static Result<void> unpinMaps(const std::string& pin_root);
+
+  SpliceDatapath(const SpliceDatapath&) = delete;
+  SpliceDatapath& operator=(const SpliceDatapath&) = delete;
+  SpliceDatapath(SpliceDatapath&&) = delete;
+  SpliceDatapath& operator=(SpliceDatapath&&) = delete;
+
+  // Detaches the verdict from sluice_socks; pinned maps and their entries stay.
+  ~SpliceDatapath();
+
+  // Splices two connected TCP sockets: bytes received on either are sent on the other by the
+  // kernel. flow_id 0 means "use the client socket's cookie". Fails with EEXIST if either socket
+  // is already spliced; on any failure, undoes exactly the entries this call inserted.
+  Result<void> addPair(int client_fd, int backend_fd, std::uint64_t flow_id = 0);
+
+  // Unsplices the pair `fd` belongs to (either side) and deletes its metadata and counters.
+  Result<void> removePair(int fd);
+  // The same by socket cookie, usable after the sockets are closed. ENOENT if not spliced.
+  Result<void> removePairByCookie(std::uint64_t cookie);
+
+  // Counters of the socket with this cookie. ENOENT if it has none.
+  Result<FlowStats> stats(std::uint64_t cookie) const;
+
+  // Verdict outcomes since the verdicts map was created (it survives agent restarts).
+  Result<VerdictCounters> verdictCounters() const;
+
+  // Deletes sluice_peers and sluice_flow_stats entries whose socket is no longer in the sockhash
+  // (closed, or left over from a previous agent). Returns how many entries it deleted.
+  Result<std::size_t> clearStale();
+
+  const std::string& pinRoot() const noexcept { return pin_root_; }
+
+  // Raw fds for typed map access and tests; owned by this object.
+  int socksMapFd() const noexcept;
+  int peersMapFd() const noexcept;
+  int flowStatsMapFd() const noexcept;
+  int verdictsMapFd() const noexcept;
+  int verdictProgFd() const noexcept;
+
+private:
+  SpliceDatapath(Skeleton<SpliceSkel> skel, std::string pin_root);
+
+  Result<void> removeLocked(std::uint64_t cookie);
+
+  Skeleton<SpliceSkel> skel_;
+  std::string pin_root_;
+  bool attached_ = false;
+  std::mutex mutex_; // serializes addPair/removePair/clearStale
+};
+
+} // namespace sluice::bpf
