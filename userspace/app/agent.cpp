@@ -1,0 +1,475 @@
+#include "app/agent.hpp"
+
+#include <sys/resource.h>
+
+#include <csignal>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+
+#include "bpf/splice_datapath.hpp"
+#include "common/log.hpp"
+#include "model/translate.hpp"
+#include "router/route_table.hpp"
+
+namespace sluice::app {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> g_access_logger;
+
+void accessLogSink(std::string_view line) { g_access_logger->info(line); }
+
+// Enough descriptors for thousands of client plus upstream connections.
+void raiseFileLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Prometheus label values: backslash, double quote and newline are escaped.
+std::string label(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+const char* pathTypeName(model::PathType t) {
+  switch (t) {
+    case model::PathType::kExact:
+      return "Exact";
+    case model::PathType::kPrefix:
+      return "Prefix";
+    case model::PathType::kImplementationSpecific:
+      return "ImplementationSpecific";
+  }
+  return "?";
+}
+
+bool sameRouting(const model::DesiredState& a, const model::DesiredState& b) {
+  return a.hosts == b.hosts && a.default_cluster == b.default_cluster && a.clusters == b.clusters;
+}
+
+}  // namespace
+
+Agent::Agent(AgentConfig config)
+    : config_(std::move(config)),
+      signals_(control_, SIGTERM, SIGINT),
+      poll_timer_(control_),
+      drain_timer_(control_),
+      admin_(control_, [this](std::string_view m, std::string_view p) { return handleAdmin(m, p); }),
+      manifests_(config_.manifests_dir) {}
+
+Agent::~Agent() = default;
+
+int Agent::run() {
+  auto log = log::get("agent");
+  std::signal(SIGPIPE, SIG_IGN);
+  raiseFileLimit();
+
+  if (!config_.access_log.empty()) {
+    try {
+      g_access_logger =
+          config_.access_log == "stdout"
+              ? spdlog::stdout_logger_mt("access")
+              : spdlog::basic_logger_mt("access", config_.access_log, false);
+      g_access_logger->set_pattern("%v");
+      g_access_logger->set_level(spdlog::level::info);
+      proxy::Worker::setAccessLog(&accessLogSink);
+    } catch (const spdlog::spdlog_ex& e) {
+      log->error("--access-log {}: {}", config_.access_log, e.what());
+      return 2;
+    }
+  }
+
+  // BPF is an accelerator, never a requirement: report what the kernel offers once.
+  bpf_status_ = bpf::SpliceDatapath::probe();
+  log->info("kernel datapath: {}", bpf_status_);
+
+  reload(true);
+
+  for (unsigned i = 0; i < config_.workers; ++i) {
+    workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_));
+    if (std::string err = workers_.back()->listen(config_.listen_http); !err.empty()) {
+      log->error("{}", err);
+      return 1;
+    }
+  }
+  if (std::string err = admin_.start(config_.admin); !err.empty()) {
+    log->error("{}", err);
+    return 1;
+  }
+  std::vector<std::thread> threads;
+  threads.reserve(workers_.size());
+  for (auto& w : workers_) {
+    threads.emplace_back([&w]() { w->run(); });
+  }
+  ready_ = true;
+  log->info("serving HTTP on {}:{} with {} workers; admin on {}:{}; manifests from {}",
+            config_.listen_http.address().to_string(), config_.listen_http.port(),
+            workers_.size(), config_.admin.address().to_string(), config_.admin.port(),
+            config_.manifests_dir);
+
+  signals_.async_wait([this](boost::system::error_code ec, int signo) {
+    if (!ec) {
+      log::get("agent")->info("signal {}: draining (deadline {} ms)", signo,
+                              config_.drain_timeout.count());
+      beginDrain();
+    }
+  });
+  schedulePoll();
+  control_.run();
+
+  for (auto& w : workers_) {
+    w->stop();
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  log->info("stopped; {} connections still open at exit",
+            proxy::globalStats().active_connections.load());
+  spdlog::shutdown();
+  // Sessions cut at the deadline still own coroutine frames inside the workers' io_contexts;
+  // tearing those down buys nothing at exit.
+  std::quick_exit(0);
+}
+
+void Agent::schedulePoll() {
+  poll_timer_.expires_after(config_.manifest_poll);
+  poll_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || draining_) {
+      return;
+    }
+    reload(false);
+    schedulePoll();
+  });
+}
+
+void Agent::reload(bool force) {
+  auto log = log::get("control");
+  const std::size_t warnings_before = manifests_.warnings().size();
+  const bool changed = manifests_.poll();
+  if (!changed && !force) {
+    if (manifests_.warnings().size() != warnings_before) {
+      for (const auto& w : manifests_.warnings()) {
+        log->warn("{}: {}", w.object, w.message);
+      }
+    }
+    return;
+  }
+  for (const auto& w : manifests_.warnings()) {
+    log->warn("{}: {}", w.object, w.message);
+  }
+  auto desired = std::make_shared<model::DesiredState>(
+      model::translate(manifests_.store(), {config_.ingress_class, config_.controller}));
+  ++reloads_;
+  for (const auto& w : desired->warnings) {
+    log->warn("{}: {}", w.object, w.message);
+  }
+  if (current_ && sameRouting(*current_->desired, *desired)) {
+    // Same routes and endpoints: keep the snapshot (and its generation); record new warnings.
+    auto copy = std::make_shared<proxy::Snapshot>(*current_);
+    desired->generation = current_->generation;
+    copy->desired = desired;
+    current_ = copy;
+    snapshots_.publish(current_);
+    return;
+  }
+  desired->generation = ++generation_;
+  current_ = build(desired);
+  snapshots_.publish(current_);
+  endpoints_.prune();
+  route_stats_.prune();
+  cluster_stats_.prune();
+  log->info("config generation {}: {} hosts, {} clusters, {} warnings", generation_,
+            desired->hosts.size(), desired->clusters.size(),
+            desired->warnings.size() + manifests_.warnings().size());
+}
+
+std::shared_ptr<const proxy::Snapshot> Agent::build(std::shared_ptr<model::DesiredState> desired) {
+  auto snap = std::make_shared<proxy::Snapshot>();
+  snap->generation = desired->generation;
+  snap->routes = router::RouteTable::compile(*desired);
+  const auto& names = snap->routes->clusterNames();
+  snap->balancers.reserve(names.size());
+  for (const std::string& name : names) {
+    auto it = std::lower_bound(desired->clusters.begin(), desired->clusters.end(), name,
+                               [](const model::Cluster& c, const std::string& n) { return c.name < n; });
+    model::Cluster empty;
+    const model::Cluster& cluster =
+        (it != desired->clusters.end() && it->name == name) ? *it : empty;
+    // Unchanged clusters keep their balancer (and so its round-robin position).
+    std::shared_ptr<lb::Balancer> balancer;
+    if (current_) {
+      const auto& old_names = current_->routes->clusterNames();
+      auto oit = std::find(old_names.begin(), old_names.end(), name);
+      if (oit != old_names.end()) {
+        const auto idx = static_cast<std::size_t>(oit - old_names.begin());
+        const auto& old_clusters = current_->desired->clusters;
+        auto ocl = std::find_if(old_clusters.begin(), old_clusters.end(),
+                                [&](const model::Cluster& c) { return c.name == name; });
+        if (ocl != old_clusters.end() && *ocl == cluster) {
+          balancer = current_->balancers[idx];
+        }
+      }
+    }
+    if (!balancer) {
+      std::vector<lb::EndpointPtr> eps;
+      eps.reserve(cluster.endpoints.size());
+      for (const auto& ep : cluster.endpoints) {
+        eps.push_back(endpoints_.endpoint(ep));
+      }
+      balancer = std::make_shared<lb::Balancer>(cluster.lb, std::move(eps));
+    }
+    snap->balancers.push_back(std::move(balancer));
+    snap->cluster_stats.push_back(cluster_stats_.get(name));
+  }
+  for (const std::string& l : snap->routes->routeLabels()) {
+    snap->route_stats.push_back(route_stats_.get(l));
+  }
+  snap->desired = std::move(desired);
+  return snap;
+}
+
+void Agent::beginDrain() {
+  if (draining_) {
+    return;
+  }
+  draining_ = true;
+  poll_timer_.cancel();
+  admin_.stop();
+  for (auto& w : workers_) {
+    w->drain();
+  }
+  drain_deadline_ = Clock::now() + config_.drain_timeout;
+  waitDrained();
+}
+
+void Agent::waitDrained() {
+  const auto active = proxy::globalStats().active_connections.load();
+  if (active == 0 || Clock::now() >= drain_deadline_) {
+    if (active != 0) {
+      log::get("agent")->warn("drain deadline reached with {} connections open", active);
+    }
+    control_.stop();
+    return;
+  }
+  drain_timer_.expires_after(std::chrono::milliseconds(20));
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) {
+      waitDrained();
+    }
+  });
+}
+
+admin::Response Agent::handleAdmin(std::string_view method, std::string_view path) {
+  if (method != "GET" && method != "HEAD") {
+    return {405, "text/plain; charset=utf-8", "method not allowed\n"};
+  }
+  if (path == "/healthz") {
+    return {200, "text/plain; charset=utf-8", "ok\n"};
+  }
+  if (path == "/readyz") {
+    if (ready_ && !draining_) {
+      return {200, "text/plain; charset=utf-8", "ready\n"};
+    }
+    return {503, "text/plain; charset=utf-8", draining_ ? "draining\n" : "starting\n"};
+  }
+  if (path == "/metrics") {
+    return {200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics()};
+  }
+  if (path == "/debug/state") {
+    return {200, "application/json", renderState()};
+  }
+  return {404, "text/plain; charset=utf-8", "not found\n"};
+}
+
+std::string Agent::renderMetrics() const {
+  const auto& g = proxy::globalStats();
+  std::string out;
+  out.reserve(16384);
+  auto line = [&out](std::string_view name, std::string_view labels, auto value) {
+    out.append(name);
+    if (!labels.empty()) {
+      out.append("{").append(labels).append("}");
+    }
+    out.append(" ").append(std::to_string(value)).append("\n");
+  };
+  auto help = [&out](std::string_view name, std::string_view type, std::string_view text) {
+    out.append("# HELP ").append(name).append(" ").append(text).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  };
+
+  help("sluice_requests_total", "counter", "Requests answered, by route and status class.");
+  static constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  std::vector<const proxy::RouteStats*> routes;
+  for (const auto& [key, rs] : route_stats_.items()) {
+    routes.push_back(rs.get());
+  }
+  std::sort(routes.begin(), routes.end(),
+            [](auto* a, auto* b) { return a->label < b->label; });
+  for (const auto* rs : routes) {
+    for (std::size_t c = 0; c < 5; ++c) {
+      const auto v = rs->by_class[c].load(std::memory_order_relaxed);
+      if (v != 0) {
+        line("sluice_requests_total",
+             "route=\"" + label(rs->label) + "\",code=\"" + kClasses[c] + "\"", v);
+      }
+    }
+  }
+  help("sluice_local_replies_total", "counter",
+       "Replies the agent generated itself (errors), by status.");
+  for (std::size_t i = 0; i < g.local_replies.size(); ++i) {
+    line("sluice_local_replies_total",
+         "code=\"" + std::to_string(proxy::statusOf(static_cast<proxy::LocalReply>(i))) + "\"",
+         g.local_replies[i].load());
+  }
+  help("sluice_request_parse_errors_total", "counter",
+       "Requests rejected by the strict HTTP parser, by reason.");
+  for (std::size_t i = 1; i < g.parse_errors.size(); ++i) {
+    const auto v = g.parse_errors[i].load();
+    if (v != 0) {
+      line("sluice_request_parse_errors_total",
+           "reason=\"" + std::string(http::errorName(static_cast<http::ParseError>(i))) + "\"", v);
+    }
+  }
+  help("sluice_upstream_latency_seconds", "histogram",
+       "Time from request head sent upstream to response head received.");
+  std::vector<const proxy::ClusterStats*> clusters;
+  for (const auto& [key, cs] : cluster_stats_.items()) {
+    clusters.push_back(cs.get());
+  }
+  std::sort(clusters.begin(), clusters.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  for (const auto* cs : clusters) {
+    const std::string cl = "cluster=\"" + label(cs->name) + "\"";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < proxy::Histogram::kBoundsSeconds.size(); ++i) {
+      cumulative += cs->upstream_latency.bucket(i);
+      char le[32];
+      std::snprintf(le, sizeof le, "%g", proxy::Histogram::kBoundsSeconds[i]);
+      line("sluice_upstream_latency_seconds_bucket", cl + ",le=\"" + le + "\"", cumulative);
+    }
+    line("sluice_upstream_latency_seconds_bucket", cl + ",le=\"+Inf\"",
+         cs->upstream_latency.count());
+    out.append("sluice_upstream_latency_seconds_sum{").append(cl).append("} ");
+    out.append(std::to_string(cs->upstream_latency.sumSeconds())).append("\n");
+    line("sluice_upstream_latency_seconds_count", cl, cs->upstream_latency.count());
+  }
+  help("sluice_upstream_connect_failures_total", "counter", "Failed upstream connects.");
+  for (const auto* cs : clusters) {
+    line("sluice_upstream_connect_failures_total", "cluster=\"" + label(cs->name) + "\"",
+         cs->connect_failures.load());
+  }
+  help("sluice_upstream_retries_total", "counter", "Requests retried on another connection.");
+  for (const auto* cs : clusters) {
+    line("sluice_upstream_retries_total", "cluster=\"" + label(cs->name) + "\"",
+         cs->retries.load());
+  }
+  help("sluice_active_connections", "gauge", "Open downstream connections.");
+  line("sluice_active_connections", "", g.active_connections.load());
+  help("sluice_active_requests", "gauge", "Requests being proxied now.");
+  line("sluice_active_requests", "", g.active_requests.load());
+  help("sluice_connections_total", "counter", "Downstream connections accepted.");
+  line("sluice_connections_total", "", g.connections_total.load());
+  help("sluice_upstream_connections_total", "counter", "Upstream connections opened.");
+  line("sluice_upstream_connections_total", "", g.upstream_connects.load());
+  help("sluice_upstream_reused_total", "counter", "Requests sent on a pooled connection.");
+  line("sluice_upstream_reused_total", "", g.upstream_reused.load());
+  help("sluice_upgrades_total", "counter", "Connections switched to a tunnel (101).");
+  line("sluice_upgrades_total", "", g.upgrades.load());
+  help("sluice_config_generation", "gauge", "Generation of the routing snapshot served.");
+  line("sluice_config_generation", "", generation_);
+  help("sluice_config_reloads_total", "counter", "Manifest changes translated.");
+  line("sluice_config_reloads_total", "", reloads_);
+  help("sluice_rejected_objects", "gauge",
+       "Objects or files skipped or partly ignored in the current state.");
+  line("sluice_rejected_objects", "",
+       manifests_.warnings().size() + (current_ ? current_->desired->warnings.size() : 0));
+  return out;
+}
+
+std::string Agent::renderState() const {
+  json::object root;
+  root["generation"] = generation_;
+  root["ready"] = ready_;
+  root["draining"] = draining_;
+  root["manifests"] = config_.manifests_dir;
+  root["ingress_class"] = config_.ingress_class;
+  root["kernel_datapath"] = bpf_status_;
+  json::array warnings;
+  auto add_warnings = [&warnings](const std::vector<model::Warning>& ws) {
+    for (const auto& w : ws) {
+      warnings.push_back(json::object{{"object", w.object}, {"message", w.message}});
+    }
+  };
+  add_warnings(manifests_.warnings());
+  if (!current_) {
+    root["warnings"] = std::move(warnings);
+    return json::serialize(root);
+  }
+  const model::DesiredState& d = *current_->desired;
+  add_warnings(d.warnings);
+  json::array hosts;
+  for (const auto& h : d.hosts) {
+    json::array paths;
+    for (const auto& p : h.paths) {
+      paths.push_back(json::object{{"path", p.path},
+                                   {"type", pathTypeName(p.type)},
+                                   {"cluster", p.cluster},
+                                   {"ingress", p.ingress}});
+    }
+    json::object host{{"host", h.host.empty() ? "*" : h.host}, {"paths", std::move(paths)}};
+    if (h.default_cluster) {
+      host["default_backend"] = *h.default_cluster;
+    }
+    hosts.push_back(std::move(host));
+  }
+  root["hosts"] = std::move(hosts);
+  if (d.default_cluster) {
+    root["default_backend"] = *d.default_cluster;
+  }
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          Clock::now().time_since_epoch())
+                          .count();
+  json::array clusters;
+  const auto& names = current_->routes->clusterNames();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const auto& bal = *current_->balancers[i];
+    json::array eps;
+    for (const auto& ep : bal.endpoints()) {
+      eps.push_back(json::object{{"address", ep->address()},
+                                 {"port", ep->port()},
+                                 {"active_requests", ep->active()},
+                                 {"ejected", ep->ejected(now_ns)},
+                                 {"consecutive_failures", ep->consecutiveFailures()}});
+    }
+    clusters.push_back(json::object{
+        {"name", names[i]},
+        {"load_balance", bal.policy() == model::LbPolicy::kLeastRequest ? "least-request"
+                                                                         : "round-robin"},
+        {"endpoints", std::move(eps)}});
+  }
+  root["clusters"] = std::move(clusters);
+  root["warnings"] = std::move(warnings);
+  return json::serialize(root);
+}
+
+}  // namespace sluice::app

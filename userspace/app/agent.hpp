@@ -1,0 +1,63 @@
+// Wiring of the agent: control thread (manifest source → translate → snapshot publish, admin
+// port, signals, drain) and the worker threads that serve traffic.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "admin/server.hpp"
+#include "app/agent_config.hpp"
+#include "k8s/manifest.hpp"
+#include "lb/balancer.hpp"
+#include "model/desired_state.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/worker.hpp"
+
+namespace sluice::app {
+
+class Agent {
+public:
+  explicit Agent(AgentConfig config);
+  ~Agent();
+  // Runs until SIGTERM/SIGINT and the drain that follows; returns the process exit code.
+  int run();
+
+private:
+  // Re-reads the manifests and, when the resulting state differs, publishes a new snapshot.
+  void reload(bool force);
+  std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
+  void schedulePoll();
+  void beginDrain();
+  void waitDrained();
+  admin::Response handleAdmin(std::string_view method, std::string_view path);
+  std::string renderMetrics() const;
+  std::string renderState() const;
+
+  AgentConfig config_;
+  boost::asio::io_context control_{1};
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer poll_timer_;
+  boost::asio::steady_timer drain_timer_;
+  admin::Server admin_;
+  k8s::ManifestSource manifests_;
+  proxy::SnapshotHolder snapshots_;
+  std::shared_ptr<const proxy::Snapshot> current_;
+  lb::Registry endpoints_;
+  proxy::StatsRegistry<proxy::RouteStats> route_stats_;
+  proxy::StatsRegistry<proxy::ClusterStats> cluster_stats_;
+  std::vector<std::unique_ptr<proxy::Worker>> workers_;
+  std::uint64_t generation_ = 0;
+  std::uint64_t reloads_ = 0;
+  std::uint64_t reload_failures_ = 0;
+  std::string bpf_status_;
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  bool ready_ = false;
+  bool draining_ = false;
+};
+
+}  // namespace sluice::app

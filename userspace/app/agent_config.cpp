@@ -1,0 +1,179 @@
+#include "app/agent_config.hpp"
+
+#include <charconv>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.hpp"
+
+namespace sluice::app {
+
+bool parseDuration(const std::string& text, std::chrono::milliseconds& out) {
+  if (text.empty()) {
+    return false;
+  }
+  std::uint64_t value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr == begin || value > 100'000'000) {
+    return false;
+  }
+  std::string_view unit(ptr, static_cast<std::size_t>(end - ptr));
+  std::uint64_t ms = 0;
+  if (unit == "ms") {
+    ms = value;
+  } else if (unit.empty() || unit == "s") {
+    ms = value * 1000;
+  } else if (unit == "m") {
+    ms = value * 60'000;
+  } else if (unit == "h") {
+    ms = value * 3'600'000;
+  } else {
+    return false;
+  }
+  out = std::chrono::milliseconds(ms);
+  return true;
+}
+
+bool parseEndpoint(const std::string& text, boost::asio::ip::tcp::endpoint& out,
+                   std::string& error) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    error = "'" + text + "' is not ADDR:PORT";
+    return false;
+  }
+  std::string host = text.substr(0, colon);
+  const std::string port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535 ||
+      port_text.empty()) {
+    error = "'" + text + "': port must be a number from 0 to 65535";
+    return false;
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) {
+    host = "0.0.0.0";
+  }
+  boost::system::error_code aec;
+  auto addr = boost::asio::ip::make_address(host, aec);
+  if (aec) {
+    error = "'" + text + "': '" + host + "' is not an IP address";
+    return false;
+  }
+  out = boost::asio::ip::tcp::endpoint(addr, static_cast<std::uint16_t>(port));
+  return true;
+}
+
+bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
+  CLI::App cli{"ingress-agent: Sluice's node agent, an eBPF-assisted Kubernetes ingress"};
+  cli.set_version_flag("--version", std::string("ingress-agent 0.1.0"));
+  std::string listen = "0.0.0.0:8080";
+  std::string admin = "127.0.0.1:10254";
+  unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  std::string header_timeout = "10s", idle_timeout = "60s", body_timeout = "60s";
+  std::string connect_timeout = "5s", response_timeout = "60s", upstream_idle = "30s";
+  std::string tunnel_idle = "1h", drain_timeout = "30s";
+  std::uint64_t max_body = out.proxy.max_request_body;
+  std::size_t max_head = out.proxy.limits.max_head_bytes;
+
+  cli.add_option("--manifests", out.manifests_dir,
+                 "Directory of Kubernetes YAML manifests (Ingress, IngressClass, Service, "
+                 "EndpointSlice); changes apply live")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cli.add_option("--listen-http", listen, "HTTP listener ADDR:PORT")->capture_default_str();
+  cli.add_option("--admin", admin, "Admin listener ADDR:PORT (health, metrics, state)")
+      ->capture_default_str();
+  cli.add_option("--workers", workers, "Worker threads (default: CPU cores)")
+      ->check(CLI::Range(1u, 256u));
+  cli.add_option("--ingress-class", out.ingress_class, "IngressClass name served")
+      ->capture_default_str();
+  cli.add_option("--controller", out.controller, "IngressClass spec.controller value")
+      ->capture_default_str();
+  cli.add_option("--log-level", out.log_level,
+                 "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  cli.add_option("--access-log", out.access_log,
+                 "JSON-lines access log: 'stdout' or a file path (default: off)");
+  cli.add_option("--header-timeout", header_timeout, "Time to receive a request head")
+      ->capture_default_str();
+  cli.add_option("--idle-timeout", idle_timeout, "Keep-alive idle time between requests")
+      ->capture_default_str();
+  cli.add_option("--body-timeout", body_timeout, "Inactivity while reading a request body")
+      ->capture_default_str();
+  cli.add_option("--upstream-connect-timeout", connect_timeout, "Upstream TCP connect")
+      ->capture_default_str();
+  cli.add_option("--upstream-response-timeout", response_timeout,
+                 "Upstream response head, and inactivity within its body")
+      ->capture_default_str();
+  cli.add_option("--upstream-idle-timeout", upstream_idle, "Pooled idle upstream connections")
+      ->capture_default_str();
+  cli.add_option("--tunnel-idle-timeout", tunnel_idle, "Inactivity on Upgrade tunnels")
+      ->capture_default_str();
+  cli.add_option("--drain-timeout", drain_timeout, "On SIGTERM, time to finish in-flight work")
+      ->capture_default_str();
+  cli.add_option("--max-request-body", max_body, "Request body limit in bytes (0: none)")
+      ->capture_default_str();
+  cli.add_option("--max-header-bytes", max_head, "Request head limit in bytes")
+      ->check(CLI::Range(1024ul, 1024ul * 1024ul))
+      ->capture_default_str();
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    exit_code = cli.exit(e);
+    if (exit_code != 0) {
+      exit_code = 2;
+    }
+    return false;
+  }
+  auto fail = [&](const std::string& msg) {
+    std::cerr << "ingress-agent: " << msg << "\n";
+    exit_code = 2;
+    return false;
+  };
+  std::string error;
+  if (!parseEndpoint(listen, out.listen_http, error)) {
+    return fail("--listen-http " + error);
+  }
+  if (!parseEndpoint(admin, out.admin, error)) {
+    return fail("--admin " + error);
+  }
+  if (!log::setLevel(out.log_level)) {
+    return fail("--log-level '" + out.log_level + "' is not a level");
+  }
+  struct {
+    const char* flag;
+    const std::string& text;
+    std::chrono::milliseconds& into;
+  } durations[] = {
+      {"--header-timeout", header_timeout, out.proxy.header_timeout},
+      {"--idle-timeout", idle_timeout, out.proxy.idle_timeout},
+      {"--body-timeout", body_timeout, out.proxy.body_timeout},
+      {"--upstream-connect-timeout", connect_timeout, out.proxy.upstream_connect_timeout},
+      {"--upstream-response-timeout", response_timeout, out.proxy.upstream_response_timeout},
+      {"--upstream-idle-timeout", upstream_idle, out.proxy.upstream_idle_timeout},
+      {"--tunnel-idle-timeout", tunnel_idle, out.proxy.tunnel_idle_timeout},
+      {"--drain-timeout", drain_timeout, out.drain_timeout},
+  };
+  for (auto& d : durations) {
+    if (!parseDuration(d.text, d.into) || d.into.count() == 0) {
+      return fail(std::string(d.flag) + " '" + d.text +
+                  "' is not a positive duration (e.g. 500ms, 10s, 2m)");
+    }
+  }
+  out.workers = workers;
+  out.proxy.max_request_body = max_body;
+  out.proxy.limits.max_head_bytes = max_head;
+  out.proxy.limits.max_request_line = std::min(out.proxy.limits.max_request_line, max_head);
+  out.proxy.access_log = !out.access_log.empty();
+  return true;
+}
+
+}  // namespace sluice::app

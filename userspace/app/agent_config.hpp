@@ -1,0 +1,38 @@
+// Agent settings from the command line. Parsing and validation are the only place on the agent's
+// path where exceptions are fine (startup).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "proxy/config.hpp"
+
+namespace sluice::app {
+
+struct AgentConfig {
+  std::string manifests_dir;
+  boost::asio::ip::tcp::endpoint listen_http;
+  boost::asio::ip::tcp::endpoint admin;
+  unsigned workers = 1;
+  std::string ingress_class = "sluice";
+  std::string controller = "sluice.dev/ingress";
+  std::string log_level = "info";
+  std::string access_log;  // "" = off, "stdout", or a file path
+  std::chrono::milliseconds drain_timeout{30'000};
+  std::chrono::milliseconds manifest_poll{250};
+  proxy::ProxyConfig proxy;
+};
+
+// Parses argv. On --help/--version prints and sets `exit_code` = 0; on a bad argument prints a
+// clear error to stderr and sets `exit_code` = 2. Returns true when the agent should start.
+bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code);
+
+// "10s", "250ms", "2m", "1h", or a bare number of seconds. False on anything else.
+bool parseDuration(const std::string& text, std::chrono::milliseconds& out);
+// "ADDR:PORT", "[v6]:PORT" or ":PORT" (all addresses). False with a reason otherwise.
+bool parseEndpoint(const std::string& text, boost::asio::ip::tcp::endpoint& out,
+                   std::string& error);
+
+}  // namespace sluice::app

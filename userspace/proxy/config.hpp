@@ -1,0 +1,28 @@
+// Data-plane settings, fixed at startup (flags) and shared read-only by all workers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "http/parser.hpp"
+
+namespace sluice::proxy {
+
+struct ProxyConfig {
+  std::chrono::milliseconds header_timeout{10'000};     // first byte of a head → its end
+  std::chrono::milliseconds idle_timeout{60'000};       // keep-alive wait for the next request
+  std::chrono::milliseconds body_timeout{60'000};       // inactivity while reading a request body
+  std::chrono::milliseconds upstream_connect_timeout{5'000};
+  std::chrono::milliseconds upstream_response_timeout{60'000};  // head, and inactivity in body
+  std::chrono::milliseconds upstream_idle_timeout{30'000};      // pooled idle connections
+  std::chrono::milliseconds tunnel_idle_timeout{3'600'000};     // Upgrade tunnels
+  std::chrono::milliseconds expect_continue_timeout{1'000};     // wait for the upstream's 100
+  std::uint64_t max_request_body = 1ULL << 30;  // 413 above; 0 = unlimited
+  std::size_t io_buffer_bytes = 32 * 1024;      // per-connection stream buffer
+  std::size_t max_idle_per_endpoint = 128;      // per worker
+  http::Limits limits;
+  bool access_log = false;
+};
+
+}  // namespace sluice::proxy

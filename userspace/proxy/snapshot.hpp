@@ -1,0 +1,44 @@
+// The immutable unit of configuration the workers serve from. The control thread builds a new
+// Snapshot per DesiredState and publishes it; each request pins one snapshot for its whole life,
+// so a swap never changes a request midway and never drops a connection.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "lb/balancer.hpp"
+#include "model/desired_state.hpp"
+#include "proxy/stats.hpp"
+#include "router/route_table.hpp"
+
+namespace sluice::proxy {
+
+struct Snapshot {
+  std::uint64_t generation = 0;
+  std::shared_ptr<const model::DesiredState> desired;
+  std::shared_ptr<const router::RouteTable> routes;
+  std::vector<std::shared_ptr<lb::Balancer>> balancers;        // by cluster index
+  std::vector<std::shared_ptr<ClusterStats>> cluster_stats;    // by cluster index
+  std::vector<std::shared_ptr<RouteStats>> route_stats;        // by route index
+};
+
+// Single writer (control thread), many readers (workers). Readers keep a cached pointer and only
+// take the atomic shared_ptr load when the generation moved, so the hot path is one relaxed load.
+class SnapshotHolder {
+public:
+  void publish(std::shared_ptr<const Snapshot> s) {
+    const std::uint64_t gen = s->generation;
+    current_.store(std::move(s), std::memory_order_release);
+    generation_.store(gen, std::memory_order_release);
+  }
+  std::shared_ptr<const Snapshot> load() const { return current_.load(std::memory_order_acquire); }
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+private:
+  std::atomic<std::shared_ptr<const Snapshot>> current_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+}  // namespace sluice::proxy

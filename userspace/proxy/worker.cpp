@@ -1,0 +1,149 @@
+#include "proxy/worker.hpp"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include "common/log.hpp"
+#include "proxy/session.hpp"
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+std::atomic<AccessLogFn> g_access_log{nullptr};
+constexpr auto kSweepInterval = std::chrono::seconds(2);
+}  // namespace
+
+void Worker::setAccessLog(AccessLogFn fn) { g_access_log.store(fn); }
+AccessLogFn Worker::accessLog() { return g_access_log.load(std::memory_order_relaxed); }
+
+Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots)
+    : index_(index),
+      config_(config),
+      snapshots_(snapshots),
+      sweep_timer_(io_),
+      pool_(config.max_idle_per_endpoint),
+      rng_(0x5eed0000ULL + index * 7919ULL +
+           static_cast<std::uint64_t>(
+               std::chrono::steady_clock::now().time_since_epoch().count())) {}
+
+Worker::~Worker() { pool_.clear(); }
+
+std::string Worker::listen(const tcp::endpoint& endpoint) {
+  error_code ec;
+  acceptor_.emplace(io_);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) {
+    acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    // Every worker binds the same address; the kernel load-balances accepted connections.
+    int one = 1;
+    if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec && endpoint.protocol() == tcp::v6()) {
+    acceptor_->set_option(asio::ip::v6_only(false), ec);
+  }
+  if (!ec) {
+    acceptor_->bind(endpoint, ec);
+  }
+  if (!ec) {
+    acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    acceptor_.reset();
+    return "listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
+           ": " + ec.message();
+  }
+  return "";
+}
+
+void Worker::run() {
+  accept();
+  sweepPool();
+  io_.run();
+}
+
+void Worker::accept() {
+  acceptor_->async_accept([this](error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open()) {
+        return;
+      }
+      // EMFILE and friends: keep accepting rather than going deaf; the log is rate-limited by
+      // the nature of the error (it clears as connections close).
+      SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} accept: {}", index_, ec.message());
+    } else {
+      Session::start(*this, std::move(socket));
+    }
+    if (!draining_) {
+      accept();
+    }
+  });
+}
+
+void Worker::sweepPool() {
+  sweep_timer_.expires_after(kSweepInterval);
+  sweep_timer_.async_wait([this](error_code ec) {
+    if (ec) {
+      return;
+    }
+    pool_.sweep(std::chrono::steady_clock::now(), config_.upstream_idle_timeout);
+    if (!draining_) {
+      sweepPool();
+    }
+  });
+}
+
+void Worker::drain() {
+  asio::post(io_, [this]() {
+    draining_ = true;
+    if (acceptor_) {
+      error_code ignored;
+      acceptor_->close(ignored);
+    }
+    sweep_timer_.cancel();
+    pool_.clear();
+    for (Session* s = sessions_; s != nullptr;) {
+      Session* next = s->next;  // closeIfIdle only cancels; the session unlinks later
+      s->closeIfIdle();
+      s = next;
+    }
+  });
+}
+
+void Worker::stop() { io_.stop(); }
+
+void Worker::attach(Session* s) {
+  s->next = sessions_;
+  s->prev = nullptr;
+  if (sessions_ != nullptr) {
+    sessions_->prev = s;
+  }
+  sessions_ = s;
+}
+
+void Worker::detach(Session* s) {
+  if (s->prev != nullptr) {
+    s->prev->next = s->next;
+  } else if (sessions_ == s) {
+    sessions_ = s->next;
+  }
+  if (s->next != nullptr) {
+    s->next->prev = s->prev;
+  }
+  s->prev = s->next = nullptr;
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,86 @@
+// A worker: one thread, one io_context, one SO_REUSEPORT listener, its own upstream pool. The
+// kernel spreads accepted connections over the workers' listeners; nothing on the request path is
+// shared between workers except the read-only snapshot and relaxed counters.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "lb/balancer.hpp"
+#include "proxy/config.hpp"
+#include "proxy/snapshot.hpp"
+#include "upstream/pool.hpp"
+
+namespace sluice::proxy {
+
+class Session;
+
+// Sink for access-log lines (JSON), or null when access logging is off.
+using AccessLogFn = void (*)(std::string_view line);
+
+class Worker {
+public:
+  Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Opens this worker's listener (SO_REUSEPORT) on `endpoint`. Returns an error text or "".
+  std::string listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Thread body: accepts and serves until stop(). Call from the worker's own thread.
+  void run();
+  // Thread-safe: stop accepting, close idle keep-alive connections, and let in-flight requests
+  // finish with "Connection: close".
+  void drain();
+  // Thread-safe: stop the event loop now (after the drain deadline).
+  void stop();
+
+  // --- used by sessions, on the worker thread only ---
+  const std::shared_ptr<const Snapshot>& snapshot() {
+    const std::uint64_t gen = snapshots_.generation();
+    if (gen != cached_generation_) {
+      cached_ = snapshots_.load();
+      cached_generation_ = cached_ ? cached_->generation : 0;
+    }
+    return cached_;
+  }
+  const ProxyConfig& config() const { return config_; }
+  upstream::Pool& pool() { return pool_; }
+  lb::Rng& rng() { return rng_; }
+  bool draining() const { return draining_; }
+  boost::asio::io_context& io() { return io_; }
+  unsigned index() const { return index_; }
+  std::uint64_t nextConnectionId() { return (next_conn_id_++ << 8) | index_; }
+  void attach(Session* s);
+  void detach(Session* s);
+
+  static void setAccessLog(AccessLogFn fn);
+  static AccessLogFn accessLog();
+
+private:
+  void accept();
+  void sweepPool();
+
+  const unsigned index_;
+  const ProxyConfig& config_;
+  SnapshotHolder& snapshots_;
+  boost::asio::io_context io_{1};
+  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  boost::asio::steady_timer sweep_timer_;
+  upstream::Pool pool_;
+  lb::Rng rng_;
+  std::shared_ptr<const Snapshot> cached_;
+  std::uint64_t cached_generation_ = UINT64_MAX;
+  bool draining_ = false;
+  std::uint64_t next_conn_id_ = 1;
+  Session* sessions_ = nullptr;  // intrusive list of live sessions (worker thread only)
+};
+
+}  // namespace sluice::proxy
