@@ -1,0 +1,178 @@
+// Integration-test harness: starts the real ingress-agent binary and real echo backends (Python,
+// an independent HTTP implementation) on loopback, writes manifests, and speaks raw HTTP/1.1 so
+// tests control every byte on the wire.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+namespace sluice::test {
+
+using namespace std::chrono_literals;
+
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  // Writes atomically (temp file + rename), as an editor or a ConfigMap update would.
+  void write(const std::string& name, const std::string& content) const;
+  void remove(const std::string& name) const;
+
+private:
+  std::filesystem::path path_;
+};
+
+// A child process; killed (SIGKILL) on destruction if still running.
+class Process {
+public:
+  Process(const std::vector<std::string>& argv, const std::filesystem::path& output_file);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  pid_t pid() const { return pid_; }
+  void signal(int signo) const;
+  // Waits for exit up to `timeout`; returns the exit status (or -signal), nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string output() const;
+
+private:
+  pid_t pid_ = -1;
+  std::filesystem::path output_;
+  std::optional<int> status_;
+};
+
+// A free TCP port on 127.0.0.1 (bound then released; fine for tests on one machine).
+std::uint16_t freePort();
+
+class EchoBackend {
+public:
+  explicit EchoBackend(const std::string& service, const std::string& address = "127.0.0.1");
+  std::uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }
+  // Requests this backend received so far (one per line in its log).
+  std::size_t requestsSeen() const;
+  void kill();
+
+private:
+  std::string address_;
+  TempDir dir_;
+  std::filesystem::path log_;
+  std::optional<Process> proc_;
+  std::uint16_t port_ = 0;
+};
+
+struct AgentOptions {
+  std::vector<std::string> extra_args;
+  unsigned workers = 2;
+};
+
+class Agent {
+public:
+  Agent(const std::filesystem::path& manifests, AgentOptions options = {});
+  ~Agent();
+  std::uint16_t port() const { return port_; }
+  std::uint16_t adminPort() const { return admin_port_; }
+  Process& process() { return *proc_; }
+  // Waits until /debug/state reports a generation > `after` (a new config applied).
+  std::uint64_t waitGeneration(std::uint64_t after, std::chrono::milliseconds timeout = 5s);
+  std::uint64_t generation();
+  std::string output() const { return proc_->output(); }
+
+private:
+  TempDir dir_;
+  std::optional<Process> proc_;
+  std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
+};
+
+struct Response {
+  int status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool closed = false;  // the server closed the connection after this response
+  std::optional<std::string> header(const std::string& name) const;
+  boost::json::value json() const;
+};
+
+// A blocking HTTP/1.1 client over one TCP connection with a per-operation timeout.
+class Connection {
+public:
+  explicit Connection(std::uint16_t port, const std::string& address = "127.0.0.1");
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  bool send(std::string_view bytes);
+  // Reads one response; nullopt when the connection closed or timed out before a whole one.
+  // `head_request`: the response to HEAD has no body.
+  std::optional<Response> read(bool head_request = false, std::chrono::milliseconds timeout = 10s);
+  // Reads until EOF or timeout; returns whatever arrived.
+  std::string readAll(std::chrono::milliseconds timeout = 5s);
+  // True when the peer closed (EOF or reset) within `timeout`.
+  bool waitClosed(std::chrono::milliseconds timeout = 5s);
+  int fd() const { return fd_; }
+  void shutdownWrite();
+
+private:
+  bool fill(std::chrono::milliseconds timeout);
+  int fd_ = -1;
+  std::string buf_;
+  bool eof_ = false;
+};
+
+// One request on a new connection: method, host, path, optional extra header lines and body.
+std::optional<Response> request(std::uint16_t port, const std::string& method,
+                                const std::string& host, const std::string& path,
+                                const std::string& extra_headers = "",
+                                const std::string& body = "");
+
+std::string httpGet(std::uint16_t port, const std::string& path);  // admin helper: body or ""
+
+// Manifest builders (YAML as `kubectl get -o yaml` writes it, minus noise).
+struct Path {
+  std::string path;
+  std::string type;  // Exact, Prefix, ImplementationSpecific
+  std::string service;
+  std::string port;  // number or name
+};
+struct Rule {
+  std::string host;  // "" = no host
+  std::vector<Path> paths;
+};
+std::string ingressYaml(const std::string& name, const std::vector<Rule>& rules,
+                        const std::string& default_service = "",
+                        const std::string& default_port = "",
+                        const std::string& class_name = "sluice",
+                        const std::string& ns = "default",
+                        const std::string& created = "2024-01-01T00:00:00Z",
+                        const std::string& annotations = "");
+std::string ingressClassYaml(const std::string& name = "sluice",
+                             const std::string& controller = "sluice.dev/ingress",
+                             bool is_default = false);
+// A Service with one port `port` (named `port_name`) and an EndpointSlice listing `endpoints`
+// (address, port, ready) for it.
+struct Ep {
+  std::string address;
+  std::uint16_t port;
+  bool ready = true;
+  bool serving = true;
+  bool terminating = false;
+};
+std::string serviceYaml(const std::string& name, int port, const std::string& port_name,
+                        const std::vector<Ep>& endpoints, const std::string& ns = "default",
+                        const std::string& annotations = "");
+
+std::string sha256Hex(std::string_view data);
+
+}  // namespace sluice::test

@@ -1,0 +1,134 @@
+// Process lifecycle: admin endpoints, graceful drain on SIGTERM, and clear errors for bad flags.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+
+namespace sluice::test {
+namespace {
+
+TEST(Admin, HealthReadinessMetricsAndState) {
+  EchoBackend a("svc");
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}}) + "---\n" +
+                          ingressYaml("a", {{"a.example", {{"/api", "Prefix", "svc", "80"}}}}));
+  Agent agent(dir.path());
+  EXPECT_EQ(httpGet(agent.adminPort(), "/healthz"), "ok\n");
+  EXPECT_EQ(httpGet(agent.adminPort(), "/readyz"), "ready\n");
+  auto state = boost::json::parse(httpGet(agent.adminPort(), "/debug/state")).as_object();
+  EXPECT_EQ(state.at("generation").to_number<int>(), 1);
+  auto hosts = state.at("hosts").as_array();
+  ASSERT_EQ(hosts.size(), 1u);
+  EXPECT_EQ(hosts[0].as_object().at("host").as_string(), "a.example");
+  auto clusters = state.at("clusters").as_array();
+  ASSERT_EQ(clusters.size(), 1u);
+  EXPECT_EQ(clusters[0].as_object().at("name").as_string(), "default/svc:80");
+  EXPECT_EQ(clusters[0].as_object().at("endpoints").as_array()[0].as_object().at("port").to_number<int>(),
+            a.port());
+}
+
+TEST(Drain, SigtermFinishesInFlightRequestsThenExits) {
+  EchoBackend a("svc");
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}}) + "---\n" +
+                          ingressYaml("a", {}, "svc", "80"));
+  Agent agent(dir.path(), {{"--drain-timeout", "10s"}, 2});
+  Connection idle(agent.port());
+  ASSERT_TRUE(idle.send("GET /warm HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(idle.read());
+  Connection busy(agent.port());
+  ASSERT_TRUE(busy.send("GET /delay/1000 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(200ms);
+
+  const auto start = std::chrono::steady_clock::now();
+  agent.process().signal(SIGTERM);
+  // The idle keep-alive connection is closed promptly.
+  EXPECT_TRUE(idle.waitClosed(2s));
+  // The in-flight request completes, told to close.
+  auto r = busy.read(false, 5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->closed);
+  auto status = agent.process().wait(5s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  // No new connections after the drain.
+  Connection late(agent.port());
+  EXPECT_LT(late.fd(), 0);
+}
+
+TEST(Drain, DeadlineCutsWhatDoesNotFinish) {
+  EchoBackend a("svc");
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}}) + "---\n" +
+                          ingressYaml("a", {}, "svc", "80"));
+  Agent agent(dir.path(), {{"--drain-timeout", "500ms"}, 1});
+  Connection busy(agent.port());
+  ASSERT_TRUE(busy.send("GET /delay/5000 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(200ms);
+  const auto start = std::chrono::steady_clock::now();
+  agent.process().signal(SIGTERM);
+  auto status = agent.process().wait(5s);
+  ASSERT_TRUE(status);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+TEST(Flags, BadArgumentsExitWithAClearError) {
+  TempDir dir;
+  TempDir out;
+  const std::vector<std::vector<std::string>> bad = {
+      {"--manifests", "/nonexistent/dir"},
+      {"--manifests", dir.path().string(), "--listen-http", "nonsense"},
+      {"--manifests", dir.path().string(), "--listen-http", "127.0.0.1:99999"},
+      {"--manifests", dir.path().string(), "--workers", "0"},
+      {"--manifests", dir.path().string(), "--log-level", "chatty"},
+      {"--manifests", dir.path().string(), "--header-timeout", "soon"},
+      {"--manifests", dir.path().string(), "--no-such-flag"},
+  };
+  for (const auto& args : bad) {
+    std::vector<std::string> argv{SLUICE_AGENT_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv, out.path() / "out.txt");
+    auto status = p.wait(5s);
+    ASSERT_TRUE(status) << args.back();
+    EXPECT_EQ(*status, 2) << args.back();
+    EXPECT_FALSE(p.output().empty()) << args.back();
+  }
+}
+
+TEST(Flags, PortInUseIsAClearStartupError) {
+  TempDir dir;
+  TempDir out;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::listen(fd, 1);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  Process p(std::vector<std::string>{SLUICE_AGENT_BIN, "--manifests", dir.path().string(),
+                                     "--listen-http",
+                                     "127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                                     "--admin", "127.0.0.1:" + std::to_string(freePort())},
+            out.path() / "out.txt");
+  auto status = p.wait(5s);
+  ::close(fd);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(p.output().find("Address already in use"), std::string::npos) << p.output();
+}
+
+}  // namespace
+}  // namespace sluice::test
