@@ -1,0 +1,458 @@
+#include "k8s/manifest.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <system_error>
+
+#include <yaml-cpp/yaml.h>
+#include <boost/json.hpp>
+
+namespace sluice::k8s {
+namespace {
+
+namespace json = boost::json;
+
+// Kubernetes objects are shallow (managedFields is the deepest part, around 15 levels); the limits
+// stop a hostile file, e.g. nested aliases ("billion laughs"), from exhausting stack or memory.
+constexpr int kMaxDepth = 64;
+constexpr std::size_t kMaxNodes = 1'000'000;
+constexpr std::uintmax_t kMaxFileBytes = 16 * 1024 * 1024;
+// A file modified this recently may be modified again within the mtime granularity without
+// changing its stamp, so its content is re-read (and re-hashed) on the next poll.
+constexpr std::int64_t kRacyNs = 2'000'000'000;
+
+bool isCanonicalInt(std::string_view s) {
+  std::string_view digits = s;
+  if (!digits.empty() && digits.front() == '-') {
+    digits.remove_prefix(1);
+  }
+  if (digits.empty() || digits.size() > 18 || (digits.front() == '0' && digits.size() > 1)) {
+    return false;
+  }
+  for (char c : digits) {
+    if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return s != "-0";
+}
+
+class YamlToJson {
+public:
+  bool convert(const YAML::Node& node, json::value& out, int depth) {
+    if (depth > kMaxDepth) {
+      error_ = "nested deeper than " + std::to_string(kMaxDepth) + " levels";
+      return false;
+    }
+    if (budget_ == 0) {
+      error_ = "more than " + std::to_string(kMaxNodes) + " nodes (aliases expanded)";
+      return false;
+    }
+    --budget_;
+    switch (node.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null:
+        out = nullptr;
+        return true;
+      case YAML::NodeType::Scalar:
+        out = scalar(node);
+        return true;
+      case YAML::NodeType::Sequence: {
+        json::array& a = out.emplace_array();
+        a.reserve(node.size());
+        for (const YAML::Node& item : node) {
+          a.emplace_back(nullptr);
+          if (!convert(item, a.back(), depth + 1)) {
+            return false;
+          }
+        }
+        return true;
+      }
+      case YAML::NodeType::Map: {
+        json::object& o = out.emplace_object();
+        for (const auto& kv : node) {
+          if (!kv.first.IsScalar()) {
+            error_ = lineOf(kv.first) + "mapping keys must be strings";
+            return false;
+          }
+          const std::string& key = kv.first.Scalar();
+          if (o.contains(key)) {
+            // kubectl refuses duplicate keys too; silently picking one would hide a typo.
+            error_ = lineOf(kv.first) + "duplicate key \"" + key + "\"";
+            return false;
+          }
+          if (!convert(kv.second, o[key], depth + 1)) {
+            return false;
+          }
+        }
+        return true;
+      }
+    }
+    out = nullptr;
+    return true;
+  }
+
+  const std::string& error() const { return error_; }
+
+private:
+  static std::string lineOf(const YAML::Node& node) {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) {
+      return "";
+    }
+    return "line " + std::to_string(mark.line + 1) + ": ";
+  }
+
+  static json::value scalar(const YAML::Node& node) {
+    const std::string& text = node.Scalar();
+    const std::string& tag = node.Tag();
+    if (tag == "?") {  // plain scalar: resolve like YAML 1.2's core schema, conservatively
+      if (text == "null" || text == "Null" || text == "NULL" || text == "~" || text.empty()) {
+        return nullptr;
+      }
+      if (text == "true") {
+        return true;
+      }
+      if (text == "false") {
+        return false;
+      }
+      if (isCanonicalInt(text)) {
+        return std::stoll(text);
+      }
+      return json::string(text);
+    }
+    if (tag == "tag:yaml.org,2002:int" && isCanonicalInt(text)) {
+      return std::stoll(text);
+    }
+    if (tag == "tag:yaml.org,2002:bool" && (text == "true" || text == "false")) {
+      return text == "true";
+    }
+    if (tag == "tag:yaml.org,2002:null") {
+      return nullptr;
+    }
+    return json::string(text);  // "!" = quoted or block scalar, !!str, unknown tags
+  }
+
+  std::size_t budget_ = kMaxNodes;
+  std::string error_;
+};
+
+void expand(json::value&& value, const std::string& where, ParsedManifest& out) {
+  json::object* o = value.if_object();
+  if (o == nullptr) {
+    out.problems.push_back(where + ": not a mapping (an object needs apiVersion, kind, metadata)");
+    return;
+  }
+  const json::value* kind = o->if_contains("kind");
+  json::value* items = o->if_contains("items");
+  if (kind != nullptr && kind->is_string() && kind->get_string().ends_with("List") &&
+      items != nullptr && items->is_array()) {
+    json::array& a = items->get_array();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (a[i].is_object()) {
+        out.objects.push_back(std::move(a[i]));
+      } else {
+        out.problems.push_back(where + ": items[" + std::to_string(i) + "]: not a mapping");
+      }
+    }
+    return;
+  }
+  out.objects.push_back(std::move(value));
+}
+
+ParsedManifest parseYaml(std::string_view text) {
+  ParsedManifest out;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    if (e.mark.is_null()) {
+      out.error = e.msg;
+    } else {
+      out.error = "line " + std::to_string(e.mark.line + 1) + ", column " +
+                  std::to_string(e.mark.column + 1) + ": " + e.msg;
+    }
+    return out;
+  }
+  YamlToJson converter;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    const std::string where = "document " + std::to_string(i + 1);
+    if (docs[i].IsNull()) {
+      continue;  // "---" with nothing after it
+    }
+    json::value value;
+    if (!converter.convert(docs[i], value, 0)) {
+      out.error = where + ": " + converter.error();
+      out.objects.clear();
+      out.problems.clear();
+      return out;
+    }
+    expand(std::move(value), where, out);
+  }
+  return out;
+}
+
+ParsedManifest parseJson(std::string_view text) {
+  ParsedManifest out;
+  json::parse_options options;
+  options.max_depth = kMaxDepth;
+  std::error_code ec;
+  json::value value = json::parse(text, ec, json::storage_ptr(), options);
+  if (ec) {
+    out.error = ec.message();
+    return out;
+  }
+  expand(std::move(value), "document 1", out);
+  return out;
+}
+
+bool isManifestName(const std::string& name) {
+  if (name.empty() || name.front() == '.' || name.front() == '#' || name.back() == '~') {
+    return false;
+  }
+  return name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
+}
+
+std::int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Reads at most kMaxFileBytes + 1 bytes; `error` is set on failure.
+std::string readFile(const std::filesystem::path& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = std::strerror(errno);
+    return {};
+  }
+  std::string content;
+  char buf[65536];
+  while (in && content.size() <= kMaxFileBytes) {
+    in.read(buf, sizeof buf);
+    content.append(buf, static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) {
+    error = "read error";
+    return {};
+  }
+  if (content.size() > kMaxFileBytes) {
+    error = "larger than " + std::to_string(kMaxFileBytes / (1024 * 1024)) + " MiB";
+    return {};
+  }
+  return content;
+}
+
+}  // namespace
+
+ParsedManifest parseManifest(std::string_view text, ManifestFormat format) {
+  try {
+    return format == ManifestFormat::kJson ? parseJson(text) : parseYaml(text);
+  } catch (const std::exception& e) {
+    ParsedManifest out;
+    out.error = e.what();
+    return out;
+  }
+}
+
+ManifestSource::ManifestSource(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+bool ManifestSource::poll() {
+  try {
+    return pollOnce();
+  } catch (const std::exception& e) {
+    dir_error_ = std::string("scan failed: ") + e.what() + "; keeping last good state";
+  } catch (...) {
+    dir_error_ = "scan failed; keeping last good state";
+  }
+  try {
+    merge();
+  } catch (...) {  // only bad_alloc can get here; the previous warnings stay
+  }
+  return false;
+}
+
+bool ManifestSource::pollOnce() {
+  std::error_code ec;
+  std::map<std::string, Stamp> listed;
+  std::filesystem::directory_iterator it(dir_, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!isManifestName(name)) {
+      continue;
+    }
+    struct stat st {};
+    // stat, not lstat: follow symlinks (ConfigMap volumes link each key through ..data/). A
+    // dangling link is treated like a missing file.
+    if (::stat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    Stamp stamp;
+    stamp.size = static_cast<std::uintmax_t>(st.st_size);
+    stamp.mtime_ns =
+        static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    stamp.ctime_ns =
+        static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+    stamp.inode = static_cast<std::uint64_t>(st.st_ino);
+    stamp.device = static_cast<std::uint64_t>(st.st_dev);
+    listed.emplace(name, stamp);
+  }
+  if (ec) {
+    // A transient failure (unmounted volume, permissions) must not look like "all files deleted".
+    const std::string error = "cannot read directory " + dir_.string() + ": " + ec.message() +
+                              "; keeping last good state";
+    const bool changed = error != dir_error_;
+    dir_error_ = error;
+    if (changed) {
+      merge();
+    }
+    return false;
+  }
+
+  bool dirty = !dir_error_.empty();
+  dir_error_.clear();
+  std::map<std::string, FileState> next;
+  const std::int64_t now = nowNs();
+  for (const auto& [name, stamp] : listed) {
+    auto old = files_.find(name);
+    const FileState* previous = old == files_.end() ? nullptr : &old->second;
+    if (previous != nullptr && previous->stamp == stamp && !previous->recheck) {
+      next.emplace(name, std::move(old->second));
+      continue;
+    }
+    const bool recent = now - stamp.mtime_ns < kRacyNs;
+    std::string error;
+    std::string content = readFile(dir_ / name, error);
+    if (!error.empty()) {
+      FileState state;
+      if (previous != nullptr) {
+        state.objects = previous->objects;
+      }
+      state.stamp = stamp;
+      state.recheck = true;  // try again next time
+      state.warnings.push_back(
+          {name, "cannot read: " + error +
+                     (state.objects.empty() ? "; ignored" : "; keeping last good version")});
+      dirty = true;
+      next.emplace(name, std::move(state));
+      continue;
+    }
+    const std::size_t hash = std::hash<std::string>{}(content);
+    if (previous != nullptr && previous->parsed && previous->hash == hash) {
+      FileState state = std::move(old->second);
+      state.stamp = stamp;
+      state.recheck = recent;
+      next.emplace(name, std::move(state));
+      continue;
+    }
+    FileState state = parseFile(name, content, stamp, previous);
+    state.recheck = recent;
+    dirty = true;
+    next.emplace(name, std::move(state));
+  }
+  if (next.size() != files_.size()) {
+    dirty = true;  // files appeared or disappeared
+  } else {
+    for (auto a = next.begin(), b = files_.begin(); a != next.end(); ++a, ++b) {
+      if (a->first != b->first) {
+        dirty = true;
+        break;
+      }
+    }
+  }
+  files_ = std::move(next);
+
+  bool changed = false;
+  if (dirty || !reported_) {
+    const Store before = store_;
+    merge();
+    changed = !(store_ == before);
+  }
+  if (!reported_) {
+    reported_ = true;
+    return true;
+  }
+  return changed;
+}
+
+ManifestSource::FileState ManifestSource::parseFile(const std::string& name,
+                                                    const std::string& content, const Stamp& stamp,
+                                                    const FileState* old) const {
+  FileState state;
+  state.stamp = stamp;
+  state.hash = std::hash<std::string>{}(content);
+  state.parsed = true;
+  const bool is_json = name.ends_with(".json");
+  ParsedManifest parsed =
+      parseManifest(content, is_json ? ManifestFormat::kJson : ManifestFormat::kYaml);
+  if (!parsed.error.empty()) {
+    if (old != nullptr) {
+      state.objects = old->objects;
+    }
+    state.warnings.push_back(
+        {name, std::string(is_json ? "invalid JSON: " : "invalid YAML: ") + parsed.error +
+                   (state.objects.empty() ? "; ignored" : "; keeping last good version")});
+    return state;
+  }
+  for (const std::string& problem : parsed.problems) {
+    state.warnings.push_back({name, problem + "; ignored"});
+  }
+  for (const json::value& value : parsed.objects) {
+    DecodeResult decoded = decodeObject(value);
+    if (decoded.object) {
+      ObjectRef ref = refOf(*decoded.object);
+      if (state.objects.contains(ref)) {
+        state.warnings.push_back(
+            {name, ref.display() + " is defined more than once in this file; using the first"});
+        continue;
+      }
+      state.objects.emplace(std::move(ref), std::move(*decoded.object));
+      continue;
+    }
+    std::optional<ObjectRef> ref = peekRef(value);
+    if (ref && old != nullptr && !state.objects.contains(*ref)) {
+      if (auto last = old->objects.find(*ref); last != old->objects.end()) {
+        state.objects.emplace(last->first, last->second);
+        state.warnings.push_back({name, decoded.error + "; keeping last good version"});
+        continue;
+      }
+    }
+    state.warnings.push_back({name, decoded.error + "; skipped"});
+  }
+  return state;
+}
+
+void ManifestSource::merge() {
+  Store merged;
+  std::vector<model::Warning> warnings;
+  if (!dir_error_.empty()) {
+    warnings.push_back({dir_.string(), dir_error_});
+  }
+  std::map<ObjectRef, const std::string*> owner;
+  for (const auto& [name, state] : files_) {
+    warnings.insert(warnings.end(), state.warnings.begin(), state.warnings.end());
+    for (const auto& [ref, object] : state.objects) {
+      auto [it, inserted] = owner.emplace(ref, &name);
+      if (!inserted) {
+        warnings.push_back({ref.display(), "defined in both " + *it->second + " and " + name +
+                                               "; using " + *it->second});
+        continue;
+      }
+      merged.upsert(object);
+    }
+  }
+  if (!dir_error_.empty()) {
+    // Keep serving what we had; the directory listing is not trustworthy right now.
+    warnings_ = std::move(warnings);
+    return;
+  }
+  store_ = std::move(merged);
+  warnings_ = std::move(warnings);
+}
+
+}  // namespace sluice::k8s

@@ -1,0 +1,83 @@
+// Kubernetes objects from YAML/JSON files in a directory: the agent's cluster-less source.
+//
+// A broken edit must never take down a working route, so the source is conservative: a file that
+// does not parse keeps the objects it last produced, an object that does not decode keeps its last
+// good version from the same file, and each such decision is reported as a warning. Everything runs
+// on the caller's thread; poll() is cheap when nothing changed (one stat per file).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "k8s/objects.hpp"
+#include "k8s/store.hpp"
+#include "model/desired_state.hpp"
+
+namespace sluice::k8s {
+
+enum class ManifestFormat : std::uint8_t { kYaml, kJson };
+
+struct ParsedManifest {
+  std::string error;                        // non-empty: the text does not parse; nothing kept
+  std::vector<boost::json::value> objects;  // mappings in file order, `kind: *List` expanded
+  std::vector<std::string> problems;        // documents skipped, e.g. "document 2: not a mapping"
+};
+
+// Splits a multi-document YAML text (or one JSON value) into JSON objects. YAML plain scalars
+// become int64 (canonical decimal), bool (true/false) or null (null, ~, empty); quoted scalars
+// and everything else stay strings, so the decoder sees what kubectl would send. Never throws.
+ParsedManifest parseManifest(std::string_view text, ManifestFormat format);
+
+class ManifestSource {
+public:
+  explicit ManifestSource(std::filesystem::path dir);
+
+  // Rescans the directory (non-recursive; *.yaml, *.yml, *.json; hidden and editor temp files
+  // ignored; symlinks followed, so a ConfigMap volume works) and re-parses changed files. Returns
+  // true if store() changed; the first successful scan always returns true so the caller builds
+  // its first state. warnings() may change even when this returns false. Never throws.
+  bool poll();
+
+  const Store& store() const { return store_; }
+  // Current problems (not events): bad files, bad objects, duplicate definitions.
+  const std::vector<model::Warning>& warnings() const { return warnings_; }
+  const std::filesystem::path& directory() const { return dir_; }
+
+private:
+  struct Stamp {
+    std::uintmax_t size = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;  // catches in-place rewrites that restore mtime (cp -p, rsync)
+    std::uint64_t inode = 0;
+    std::uint64_t device = 0;
+    bool operator==(const Stamp&) const = default;
+  };
+  struct FileState {
+    Stamp stamp;
+    std::size_t hash = 0;
+    bool parsed = false;   // hash describes content that was parsed
+    bool recheck = false;  // modified too recently for the stamp to be trusted: read again
+    std::map<ObjectRef, Object> objects;  // what this file contributes now
+    std::vector<model::Warning> warnings;
+  };
+
+  bool pollOnce();
+  FileState parseFile(const std::string& name, const std::string& content, const Stamp& stamp,
+                      const FileState* old) const;
+  void merge();
+
+  std::filesystem::path dir_;
+  std::map<std::string, FileState> files_;  // by file name; sorted, so the first file wins
+  std::string dir_error_;
+  bool reported_ = false;
+  Store store_;
+  std::vector<model::Warning> warnings_;
+};
+
+}  // namespace sluice::k8s

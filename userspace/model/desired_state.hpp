@@ -1,0 +1,60 @@
+// The desired state: what the agent should serve, as plain immutable data. Produced by the pure
+// translate() from Kubernetes objects; consumed by RouteTable::compile, the balancer registry and
+// (later) the BPF datapath writer. Everything is sorted so equal inputs give equal states.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::model {
+
+enum class PathType : std::uint8_t { kExact, kPrefix, kImplementationSpecific };
+enum class LbPolicy : std::uint8_t { kRoundRobin, kLeastRequest };
+
+struct Endpoint {
+  std::string address;  // IP literal (v4 dotted, v6 without brackets)
+  std::uint16_t port = 0;
+  bool ready = true;        // false means the fallback set (serving+terminating) is in use
+  bool operator==(const Endpoint&) const = default;
+};
+
+// One Service port resolved to the EndpointSlice endpoints that serve it.
+struct Cluster {
+  std::string name;  // "namespace/service:port" (port as written in the Ingress: number or name)
+  LbPolicy lb = LbPolicy::kRoundRobin;
+  std::vector<Endpoint> endpoints;  // sorted, deduplicated; empty → 503
+  bool operator==(const Cluster&) const = default;
+};
+
+struct PathRule {
+  std::string path;  // as written; Prefix paths keep any trailing slash here
+  PathType type = PathType::kPrefix;
+  std::string cluster;  // Cluster::name
+  std::string ingress;  // "namespace/name" that contributed it, for labels and debugging
+  bool operator==(const PathRule&) const = default;
+};
+
+struct VirtualHost {
+  std::string host;  // lower-case; "" = rules without host; "*.example.com" = wildcard
+  std::vector<PathRule> paths;  // deduplicated by (path, type): the winning Ingress's rule kept
+  std::optional<std::string> default_cluster;  // defaultBackend of the Ingresses with rules here
+  bool operator==(const VirtualHost&) const = default;
+};
+
+struct Warning {
+  std::string object;  // "Kind namespace/name" or a file name
+  std::string message;
+  bool operator==(const Warning&) const = default;
+};
+
+struct DesiredState {
+  std::uint64_t generation = 0;
+  std::vector<VirtualHost> hosts;                  // sorted by host
+  std::optional<std::string> default_cluster;      // oldest Ingress defaultBackend of our class
+  std::vector<Cluster> clusters;                   // sorted by name, every name referenced above
+  std::vector<Warning> warnings;                   // objects skipped or partly ignored
+};
+
+}  // namespace sluice::model

@@ -1,0 +1,337 @@
+#include "model/translate.hpp"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+namespace sluice::model {
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return s;
+}
+
+std::string_view typeName(k8s::PathType type) {
+  switch (type) {
+    case k8s::PathType::kExact:
+      return "Exact";
+    case k8s::PathType::kPrefix:
+      return "Prefix";
+    case k8s::PathType::kImplementationSpecific:
+      return "ImplementationSpecific";
+  }
+  return "Prefix";
+}
+
+PathType toModel(k8s::PathType type) {
+  switch (type) {
+    case k8s::PathType::kExact:
+      return PathType::kExact;
+    case k8s::PathType::kPrefix:
+      return PathType::kPrefix;
+    case k8s::PathType::kImplementationSpecific:
+      return PathType::kImplementationSpecific;
+  }
+  return PathType::kPrefix;
+}
+
+// The path as RouteTable compares it: a Prefix rule's trailing slash does not matter ("/foo/" and
+// "/foo" are the same rule), Exact is compared as written.
+std::string normalizedPath(const std::string& path, bool exact) {
+  if (path.empty()) {
+    return "/";
+  }
+  if (!exact && path.size() > 1 && path.back() == '/') {
+    return path.substr(0, path.size() - 1);
+  }
+  return path;
+}
+
+std::string ingressKey(const k8s::Ingress& ing) {
+  return ing.metadata.ns + "/" + ing.metadata.name;
+}
+
+std::string hostLabel(const std::string& host) {
+  return host.empty() ? std::string("(any host)") : "\"" + host + "\"";
+}
+
+struct ClusterRef {
+  std::string ns;
+  k8s::IngressServiceBackend backend;
+  std::string referrer;  // "Ingress ns/name" of the oldest Ingress using it, for warnings
+};
+
+struct HostBuild {
+  std::vector<PathRule> paths;
+  std::map<std::pair<std::string, bool>, std::string> owners;  // (path, exact) → "ns/name"
+  std::optional<std::string> default_cluster;
+};
+
+class Translator {
+public:
+  Translator(const k8s::Store& store, const TranslateOptions& options)
+      : store_(store), options_(options) {}
+
+  DesiredState run() {
+    std::vector<const k8s::Ingress*> ours;
+    for (const auto& [key, ing] : store_.ingresses()) {
+      if (isOurIngress(ing, store_, options_)) {
+        ours.push_back(&ing);
+      } else if (ing.ingress_class_name && *ing.ingress_class_name == options_.ingress_class &&
+                 !store_.ingressClasses().contains(*ing.ingress_class_name)) {
+        // Not another controller's Ingress: most likely our IngressClass was never created.
+        warn("Ingress " + key, "IngressClass " + *ing.ingress_class_name +
+                                   " not found; Ingress ignored until it exists with controller " +
+                                   options_.controller);
+      }
+    }
+    // Oldest first; namespace/name breaks ties so the order never depends on the input order.
+    std::sort(ours.begin(), ours.end(), [](const k8s::Ingress* a, const k8s::Ingress* b) {
+      return std::tie(a->metadata.creation_seconds, a->metadata.ns, a->metadata.name) <
+             std::tie(b->metadata.creation_seconds, b->metadata.ns, b->metadata.name);
+    });
+    for (const k8s::Ingress* ing : ours) {
+      addIngress(*ing);
+    }
+    for (auto& [host, build] : hosts_) {
+      out_.hosts.push_back(VirtualHost{host, std::move(build.paths), build.default_cluster});
+    }
+    for (const auto& [name, ref] : clusters_) {
+      out_.clusters.push_back(resolve(name, ref));
+    }
+    return std::move(out_);
+  }
+
+private:
+  void warn(std::string object, std::string message) {
+    if (warned_.emplace(object, message).second) {
+      out_.warnings.push_back(Warning{std::move(object), std::move(message)});
+    }
+  }
+
+  // Only backends that end up referenced are registered, so `clusters` holds exactly those.
+  const std::string& useCluster(const k8s::Ingress& ing,
+                                const k8s::IngressServiceBackend& backend) {
+    std::string name = clusterName(ing.metadata.ns, backend);
+    auto it = clusters_.find(name);
+    if (it == clusters_.end()) {
+      it = clusters_
+               .emplace(std::move(name),
+                        ClusterRef{ing.metadata.ns, backend, "Ingress " + ingressKey(ing)})
+               .first;
+    }
+    return it->first;
+  }
+
+  void addIngress(const k8s::Ingress& ing) {
+    const std::string key = ingressKey(ing);
+    const std::string object = "Ingress " + key;
+    const k8s::IngressServiceBackend* own_default = nullptr;
+    if (ing.default_backend) {
+      if (ing.default_backend->service) {
+        own_default = &*ing.default_backend->service;
+      } else {
+        warn(object, "spec.defaultBackend: resource backends are not supported; ignored");
+      }
+    }
+    bool default_used = false;
+    if (own_default != nullptr && !out_.default_cluster) {
+      out_.default_cluster = useCluster(ing, *own_default);
+      default_used = true;
+    }
+    for (std::size_t i = 0; i < ing.rules.size(); ++i) {
+      const k8s::IngressRule& rule = ing.rules[i];
+      const std::string host = lower(rule.host);
+      HostBuild& build = hosts_[host];
+      if (own_default != nullptr && !build.default_cluster) {
+        build.default_cluster = useCluster(ing, *own_default);
+        default_used = true;
+      }
+      for (std::size_t j = 0; j < rule.paths.size(); ++j) {
+        const k8s::HttpIngressPath& p = rule.paths[j];
+        const std::string where =
+            "spec.rules[" + std::to_string(i) + "].http.paths[" + std::to_string(j) + "]";
+        if (!p.backend.service) {
+          warn(object, where + ".backend: resource backends are not supported; ignored");
+          continue;
+        }
+        const bool exact = p.path_type == k8s::PathType::kExact;
+        const std::string path = p.path.empty() ? std::string("/") : p.path;
+        auto [owner, inserted] =
+            build.owners.try_emplace({normalizedPath(path, exact), exact}, key);
+        if (!inserted) {
+          warn(object, where + ": host " + hostLabel(host) + " path \"" + path + "\" (" +
+                           std::string(typeName(p.path_type)) + ") is shadowed by " +
+                           owner->second);
+          continue;
+        }
+        build.paths.push_back(
+            PathRule{path, toModel(p.path_type), useCluster(ing, *p.backend.service), key});
+      }
+    }
+    if (own_default != nullptr && !default_used) {
+      warn(object, "spec.defaultBackend is shadowed by the default backends of older Ingresses");
+    }
+    for (std::size_t i = 0; i < ing.tls.size(); ++i) {
+      const std::string& secret = ing.tls[i].secret_name;
+      if (secret.empty()) {
+        continue;
+      }
+      const std::string secret_key = ing.metadata.ns + "/" + secret;
+      auto it = store_.secrets().find(secret_key);
+      const std::string where = "spec.tls[" + std::to_string(i) + "]";
+      if (it == store_.secrets().end()) {
+        warn(object, where + ": Secret " + secret_key + " not found");
+      } else if (it->second.type != "kubernetes.io/tls") {
+        warn(object, where + ": Secret " + secret_key + " has type " + it->second.type +
+                         ", want kubernetes.io/tls");
+      }
+    }
+  }
+
+  LbPolicy lbPolicy(const k8s::Service& svc) {
+    auto it = svc.metadata.annotations.find(std::string(kLoadBalanceAnnotation));
+    if (it == svc.metadata.annotations.end() || it->second == "round-robin") {
+      return LbPolicy::kRoundRobin;
+    }
+    if (it->second == "least-request") {
+      return LbPolicy::kLeastRequest;
+    }
+    warn("Service " + svc.metadata.ns + "/" + svc.metadata.name,
+         "annotation " + std::string(kLoadBalanceAnnotation) + ": unknown value \"" + it->second +
+             "\" (want round-robin or least-request); using round-robin");
+    return LbPolicy::kRoundRobin;
+  }
+
+  Cluster resolve(const std::string& name, const ClusterRef& ref) {
+    Cluster cluster;
+    cluster.name = name;
+    const std::string svc_key = ref.ns + "/" + ref.backend.name;
+    auto svc_it = store_.services().find(svc_key);
+    if (svc_it == store_.services().end()) {
+      warn(ref.referrer, "backend " + name + ": Service " + svc_key + " not found");
+      return cluster;
+    }
+    const k8s::Service& svc = svc_it->second;
+    cluster.lb = lbPolicy(svc);
+    if (svc.type == "ExternalName") {
+      warn(ref.referrer, "backend " + name + ": Service " + svc_key +
+                             " is of type ExternalName, which has no endpoints to route to");
+      return cluster;
+    }
+    const k8s::ServicePort* port = nullptr;
+    for (const k8s::ServicePort& p : svc.ports) {
+      // port.number matches the Service port (not targetPort); port.name the port's name.
+      if (ref.backend.port.name.empty() ? p.port == ref.backend.port.number
+                                        : p.name == ref.backend.port.name) {
+        port = &p;
+        break;
+      }
+    }
+    if (port == nullptr) {
+      const std::string wanted = ref.backend.port.name.empty()
+                                     ? std::to_string(ref.backend.port.number)
+                                     : "named \"" + ref.backend.port.name + "\"";
+      warn(ref.referrer, "backend " + name + ": Service " + svc_key + " has no port " + wanted);
+      return cluster;
+    }
+    if (port->protocol != "TCP") {
+      warn(ref.referrer, "backend " + name + ": Service port uses " + port->protocol + ", not TCP");
+      return cluster;
+    }
+
+    // The slice controller resolves targetPort per pod, so each slice carries its own number for
+    // the port named like the ServicePort ("" for an unnamed one).
+    std::set<std::pair<std::string, std::uint16_t>> ready;
+    std::set<std::pair<std::string, std::uint16_t>> fallback;
+    const std::string prefix = ref.ns + "/";
+    const auto& slices = store_.endpointSlices();
+    for (auto it = slices.lower_bound(prefix); it != slices.end() && it->first.starts_with(prefix);
+         ++it) {
+      const k8s::EndpointSlice& slice = it->second;
+      if (slice.serviceName() != ref.backend.name ||
+          (slice.address_type != "IPv4" && slice.address_type != "IPv6")) {
+        continue;
+      }
+      const k8s::SlicePort* slice_port = nullptr;
+      for (const k8s::SlicePort& sp : slice.ports) {
+        if (sp.name == port->name) {
+          slice_port = &sp;
+          break;
+        }
+      }
+      if (slice_port == nullptr || !slice_port->port || *slice_port->port < 1 ||
+          *slice_port->port > 65535) {
+        continue;
+      }
+      const auto number = static_cast<std::uint16_t>(*slice_port->port);
+      for (const k8s::SliceEndpoint& ep : slice.endpoints) {
+        if (ep.addresses.empty()) {
+          continue;
+        }
+        const bool is_ready = ep.conditions.ready.value_or(true);
+        const bool serving = ep.conditions.serving.value_or(is_ready);
+        const bool terminating = ep.conditions.terminating.value_or(false);
+        if (is_ready) {
+          ready.emplace(ep.addresses.front(), number);
+        } else if (serving && terminating) {
+          fallback.emplace(ep.addresses.front(), number);
+        }
+      }
+    }
+    // kube-proxy's rule: ready endpoints; only when there are none, the ones still serving while
+    // terminating (so a rolling update with slow readiness does not 503).
+    const bool use_ready = !ready.empty();
+    for (const auto& [address, number] : use_ready ? ready : fallback) {
+      cluster.endpoints.push_back(Endpoint{address, number, use_ready});
+    }
+    return cluster;
+  }
+
+  const k8s::Store& store_;
+  const TranslateOptions& options_;
+  DesiredState out_;
+  std::map<std::string, HostBuild> hosts_;
+  std::map<std::string, ClusterRef> clusters_;
+  std::set<std::pair<std::string, std::string>> warned_;
+};
+
+}  // namespace
+
+bool isOurIngress(const k8s::Ingress& ingress, const k8s::Store& store,
+                  const TranslateOptions& options) {
+  if (ingress.ingress_class_name) {
+    auto it = store.ingressClasses().find(*ingress.ingress_class_name);
+    return it != store.ingressClasses().end() && it->second.controller == options.controller;
+  }
+  const auto& annotations = ingress.metadata.annotations;
+  if (auto it = annotations.find(std::string(k8s::kLegacyClassAnnotation));
+      it != annotations.end()) {
+    return it->second == options.ingress_class;
+  }
+  for (const auto& [name, cls] : store.ingressClasses()) {
+    if (cls.controller == options.controller && cls.isDefault()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string clusterName(const std::string& ns, const k8s::IngressServiceBackend& backend) {
+  return ns + "/" + backend.name + ":" +
+         (backend.port.name.empty() ? std::to_string(backend.port.number) : backend.port.name);
+}
+
+DesiredState translate(const k8s::Store& store, const TranslateOptions& options) {
+  return Translator(store, options).run();
+}
+
+}  // namespace sluice::model

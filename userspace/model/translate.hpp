@@ -1,0 +1,46 @@
+// translate(): Kubernetes objects → DesiredState. A pure, deterministic function of the store, so
+// both sources (API server, manifests) and the tests share one definition of Ingress semantics.
+//
+// Routing semantics encoded in the result (RouteTable implements them):
+// - Hosts are lower-cased; the rules of all our Ingresses are merged per host. Ingresses are
+//   ordered oldest first (creationTimestamp, then namespace, then name); when two rules have the
+//   same host, normalized path and type, the oldest wins and the other gets a "shadowed" warning.
+// - ImplementationSpecific is treated as Prefix (also for duplicate detection); an empty
+//   ImplementationSpecific path means "/".
+// - A request that matches no path of its host bucket goes to that host's default backend (the
+//   defaultBackend of the oldest Ingress that has one among those with rules for the host), else
+//   to the global default backend (oldest Ingress of our class with one), else 404.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "k8s/objects.hpp"
+#include "k8s/store.hpp"
+#include "model/desired_state.hpp"
+
+namespace sluice::model {
+
+inline constexpr std::string_view kLoadBalanceAnnotation = "sluice.dev/load-balance";
+
+struct TranslateOptions {
+  std::string ingress_class = "sluice";           // for the legacy kubernetes.io/ingress.class
+  std::string controller = "sluice.dev/ingress";  // IngressClass spec.controller that is ours
+};
+
+// Whether we serve `ingress`. Every IngressClass whose spec.controller is ours counts (so two
+// agents in one cluster need two controller values, as with other controllers). An Ingress is ours
+// if spec.ingressClassName names such a class; or, without ingressClassName, if the legacy
+// annotation equals options.ingress_class; or, with neither, if one of our classes is marked
+// is-default-class. ingressClassName wins over the annotation.
+bool isOurIngress(const k8s::Ingress& ingress, const k8s::Store& store,
+                  const TranslateOptions& options);
+
+// The cluster name for a service backend of an Ingress in `ns`: "ns/service:port", with the port
+// as written (number or name).
+std::string clusterName(const std::string& ns, const k8s::IngressServiceBackend& backend);
+
+// generation is left 0: the caller numbers the states it publishes.
+DesiredState translate(const k8s::Store& store, const TranslateOptions& options);
+
+}  // namespace sluice::model
