@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine, as root: installs dependencies, builds,
+# then runs unit, BPF (real kernel) and integration tests (real agent, real backends), and the
+# unit tests again under ASan+UBSan together with a short libFuzzer run of the HTTP parser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/install-deps.sh
+
+jobs=$(nproc)
+summary=()
+total_failed=0
+total_passed=0
+
+run_ctest() {  # label, build dir, ctest args...
+  local label=$1 dir=$2
+  shift 2
+  local log="$dir/ctest-$label.log" rc=0
+  ctest --test-dir "$dir" --output-on-failure "$@" 2>&1 | tee "$log" || rc=$?
+  local line passed failed
+  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
+  if [[ -z "$line" ]]; then
+    echo "ctest ($label) printed no summary" >&2
+    total_failed=$((total_failed + 1))
+    return
+  fi
+  failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  passed=$(( $(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line") - failed ))
+  total_failed=$((total_failed + failed))
+  total_passed=$((total_passed + passed))
+  summary+=("$label: $passed passed, $failed failed")
+  return 0
+}
+
+# 1. Release build: every target, then unit + BPF + integration tests.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j "$jobs"
+run_ctest unit build -L unit -j "$jobs"
+run_ctest bpf build -L bpf
+run_ctest integration build -L integration -j 2
+
+# 2. Sanitizers and fuzzing: the pure libraries (parser, k8s, model, router, lb) built with clang,
+#    ASan+UBSan, their unit tests, and a short libFuzzer run of the HTTP parser.
+CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DSLUICE_PURE_ONLY=ON -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON >/dev/null
+ninja -C build-asan -j "$jobs"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_ctest asan build-asan -j "$jobs"
+
+echo
+printf '%s\n' "${summary[@]}"
+echo "${total_passed} passed, ${total_failed} failed"
+[[ $total_failed -eq 0 ]]
