@@ -1,0 +1,192 @@
+// Strict HTTP/1.1 message-head parser and body framing, with no sockets and no allocation.
+//
+// The parser is deliberately stricter than RFC 9112 requires wherever leniency has been used for
+// request smuggling: a message that two implementations could frame differently is rejected.
+// Heads are parsed from a contiguous buffer; the views in RequestHead/ResponseHead point into it,
+// so the caller keeps the buffer alive and unmoved while using them.
+//
+// Choices beyond the RFC: CONNECT must use authority-form with a port, and authority-form is
+// CONNECT-only; absolute-form takes only http/https and no userinfo; ports are 1-5 digits up to
+// 65535 (an empty port is refused); at most 4 empty lines may precede a request line and none a
+// status line; chunk sizes have at most 16 hex digits and a chunk line at most 4 KiB of
+// extensions; Content-Length, Transfer-Encoding and Host are refused as trailer fields.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace sluice::http {
+
+inline constexpr std::size_t kMaxHeaders = 100;
+
+struct Limits {
+  std::size_t max_request_line = 8192;  // method + target + version
+  std::size_t max_head_bytes = 32768;   // whole head including the blank line
+  std::size_t max_headers = kMaxHeaders;
+};
+
+enum class ParseStatus : std::uint8_t {
+  kIncomplete,  // need more bytes; nothing is wrong so far
+  kComplete,    // a whole head was parsed; `consumed` bytes belong to it
+  kError,       // the message is invalid; reply with statusFor(error) and close
+};
+
+enum class ParseError : std::uint8_t {
+  kNone,
+  kBadRequestLine,        // structure of the request line (spaces, missing parts)
+  kBadMethod,             // method is not a token
+  kBadTarget,             // request-target has invalid bytes or form
+  kBadVersion,            // not HTTP/1.0 or HTTP/1.1
+  kBadStatusLine,         // response status line
+  kBadHeaderName,         // empty, non-token, or whitespace before the colon
+  kBadHeaderValue,        // control bytes or DEL in a field value
+  kObsFold,               // a line starting with SP/HTAB (obsolete line folding)
+  kBareCr,                // CR not followed by LF, or LF without CR
+  kRequestLineTooLong,    // over Limits::max_request_line -> 414
+  kHeadTooLarge,          // over Limits::max_head_bytes -> 431
+  kTooManyHeaders,        // over Limits::max_headers -> 431
+  kBadContentLength,      // not 1*DIGIT, or overflows uint64
+  kConflictingContentLength,  // repeated Content-Length (even with equal values)
+  kContentLengthWithTransferEncoding,
+  kBadTransferEncoding,   // unknown coding, chunked not final, chunked twice, or TE in HTTP/1.0
+  kMissingHost,           // HTTP/1.1 request without Host
+  kMultipleHost,          // more than one Host header
+  kBadHost,               // Host value is not a valid authority
+  kBadChunkSize,          // chunk-size not hex, too long, or overflows
+  kBadChunkExtension,     // chunk-ext with invalid bytes
+  kBadChunkData,          // chunk data not followed by CRLF
+  kBadTrailer,            // invalid trailer field
+};
+
+// The HTTP status a client gets for a request that failed with `e` (400, 414 or 431).
+int statusFor(ParseError e);
+// A short stable name for metrics and logs, e.g. "bad_chunk_size".
+std::string_view errorName(ParseError e);
+
+struct Header {
+  std::string_view name;   // as received (case preserved)
+  std::string_view value;  // leading/trailing OWS trimmed
+};
+
+enum class BodyKind : std::uint8_t {
+  kNone,           // no body (no CL/TE on a request; HEAD/1xx/204/304 responses; CL: 0)
+  kContentLength,  // exactly content_length bytes follow
+  kChunked,        // chunked transfer coding follows; use ChunkedDecoder
+  kUntilClose,     // response only: body runs until the upstream closes
+};
+
+// Case-insensitive ASCII comparison, for header names and tokens.
+bool iequals(std::string_view a, std::string_view b);
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;     // raw request-target as received
+  std::string_view path;       // origin-form path (from target; for absolute-form the path part)
+  std::string_view query;      // after '?', without it; empty if none
+  std::string_view authority;  // absolute-form authority, else empty
+  std::string_view host;       // the Host header value (raw)
+  int version_minor = 1;       // HTTP/1.<minor>, 0 or 1
+  Header headers[kMaxHeaders];
+  std::size_t header_count = 0;
+
+  BodyKind body = BodyKind::kNone;
+  std::uint64_t content_length = 0;
+  bool keep_alive = true;        // after this request, per version and Connection
+  bool expect_continue = false;  // Expect: 100-continue
+  bool upgrade = false;          // Connection: upgrade together with an Upgrade header
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string_view reason;
+  int version_minor = 1;
+  Header headers[kMaxHeaders];
+  std::size_t header_count = 0;
+
+  BodyKind body = BodyKind::kNone;
+  std::uint64_t content_length = 0;
+  bool keep_alive = true;  // the upstream connection can be reused after this response
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::kIncomplete;
+  ParseError error = ParseError::kNone;
+  std::size_t consumed = 0;  // bytes of the head, including the final CRLF (kComplete only)
+};
+
+// Parse one request head from the start of `buf`. Leading empty lines (CRLF) before the request
+// line are skipped as RFC 9112 allows, and counted in `consumed`. Stateless: call again with the
+// grown buffer after kIncomplete.
+ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limits& limits = {});
+
+// Parse one response head. `request_method` decides body framing: HEAD → no body, and a 2xx to
+// CONNECT → no body (the tunnel starts).
+ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
+                              std::string_view request_method, const Limits& limits = {});
+
+// Incremental validator for a chunked body, fed raw bytes as they arrive. It does not copy or
+// de-chunk: the proxy forwards the raw bytes it consumed, so the downstream sees exactly the
+// framing we validated. Trailers are validated like header fields, and Content-Length,
+// Transfer-Encoding and Host are refused there. After kComplete, feed() returns kComplete with
+// `consumed` 0 until reset(); after kError it keeps returning the same error.
+class ChunkedDecoder {
+public:
+  struct Result {
+    ParseStatus status;  // kIncomplete: all of `data` consumed, body continues; kComplete: body
+                         // ended after `consumed` bytes; kError: invalid framing
+    ParseError error;
+    std::size_t consumed;
+  };
+  explicit ChunkedDecoder(std::size_t max_trailer_bytes = 8192) : max_trailer_(max_trailer_bytes) {}
+  Result feed(std::string_view data);
+  void reset();
+  // Payload bytes (sum of chunk sizes) seen so far, for body-size limits.
+  std::uint64_t payloadBytes() const { return payload_; }
+
+private:
+  enum class State : std::uint8_t {
+    kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailerStart, kTrailer, kTrailerLf,
+    kFinalLf, kDone, kError
+  };
+  // Position inside a chunk-ext (RFC 9112 §7.1.1); BWS is SP/HTAB only.
+  enum class ExtState : std::uint8_t {
+    kBeforeSemi, kBeforeName, kName, kAfterName, kBeforeValue, kToken, kQuoted, kQuotedEscape,
+    kAfterQuoted, kAfterValue
+  };
+  static constexpr std::size_t kTrailerNameCapture = 18;  // longest name checked, plus one
+
+  Result failAt(ParseError e, std::size_t at);
+  bool trailerNameForbidden() const;
+
+  State state_ = State::kSize;
+  ExtState ext_state_ = ExtState::kBeforeSemi;
+  ParseError error_ = ParseError::kNone;
+  std::uint64_t remaining_ = 0;
+  std::uint64_t payload_ = 0;
+  std::size_t size_digits_ = 0;
+  std::size_t ext_bytes_ = 0;
+  std::size_t trailer_bytes_ = 0;
+  std::size_t max_trailer_;
+  std::size_t trailer_name_len_ = 0;
+  char trailer_name_[kTrailerNameCapture] = {};
+};
+
+// Header lookup helpers (case-insensitive names).
+std::string_view findHeader(const Header* headers, std::size_t count, std::string_view name);
+
+// True for hop-by-hop fields a proxy must not forward: Connection, Keep-Alive, Proxy-Connection,
+// TE, Trailer, Transfer-Encoding, Upgrade, and every field named in a Connection header value.
+bool isHopByHop(std::string_view name, std::string_view connection_value);
+
+// Normalize an origin-form path for routing: percent-decodes unreserved characters only (other
+// escapes stay, upper-cased), removes "." and ".." segments. Returns false for paths that are
+// not origin-form or climb above the root. `out` must have room for path.size() bytes; the result
+// is never longer than the input. `out_len` receives the normalized length.
+bool normalizePath(std::string_view path, char* out, std::size_t& out_len);
+
+// Lower-case the host and strip an optional :port (IPv6 literals keep their brackets). Returns
+// false for a syntactically invalid host. `out` needs host.size() bytes.
+bool normalizeHost(std::string_view host, char* out, std::size_t& out_len);
+
+}  // namespace sluice::http
