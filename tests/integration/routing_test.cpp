@@ -159,6 +159,75 @@ TEST_F(ConformancePaths, BackendSeesHostUnchangedAndForwardedHeaders) {
   EXPECT_TRUE(r->header("Server"));
 }
 
+// The Kubernetes documentation's path-matching examples table, one host per row, every rule
+// backed by its own service so the answer names the rule that matched.
+TEST(DocsTable, EveryRowHoldsEndToEnd) {
+  struct RulePath {
+    const char* path;
+    const char* type;
+    const char* service;
+  };
+  struct Row {
+    std::vector<RulePath> rules;
+    const char* request;
+    const char* expect;  // service, or "" for 404
+  };
+  const std::vector<Row> rows = {
+      {{{"/", "Prefix", "p-root"}}, "/anything/at/all", "p-root"},
+      {{{"/foo", "Exact", "e-foo"}}, "/foo", "e-foo"},
+      {{{"/foo", "Exact", "e-foo"}}, "/bar", ""},
+      {{{"/foo", "Exact", "e-foo"}}, "/foo/", ""},
+      {{{"/foo/", "Exact", "e-foo-slash"}}, "/foo", ""},
+      {{{"/foo", "Prefix", "p-foo"}}, "/foo", "p-foo"},
+      {{{"/foo", "Prefix", "p-foo"}}, "/foo/", "p-foo"},
+      {{{"/foo/", "Prefix", "p-foo-slash"}}, "/foo", "p-foo-slash"},
+      {{{"/foo/", "Prefix", "p-foo-slash"}}, "/foo/", "p-foo-slash"},
+      {{{"/aaa/bb", "Prefix", "p-aaa-bb"}}, "/aaa/bbb", ""},
+      {{{"/aaa/bbb", "Prefix", "p-aaa-bbb"}}, "/aaa/bbb", "p-aaa-bbb"},
+      {{{"/aaa/bbb/", "Prefix", "p-aaa-bbb-slash"}}, "/aaa/bbb", "p-aaa-bbb-slash"},
+      {{{"/aaa/bbb", "Prefix", "p-aaa-bbb"}}, "/aaa/bbb/", "p-aaa-bbb"},
+      {{{"/aaa/bbb", "Prefix", "p-aaa-bbb"}}, "/aaa/bbb/ccc", "p-aaa-bbb"},
+      {{{"/aaa/bbb", "Prefix", "p-aaa-bbb"}}, "/aaa/bbbxyz", ""},
+      {{{"/", "Prefix", "p-root"}, {"/aaa", "Prefix", "p-aaa"}}, "/aaa/ccc", "p-aaa"},
+      {{{"/", "Prefix", "p-root"}, {"/aaa", "Prefix", "p-aaa"}, {"/aaa/bbb", "Prefix", "p-aaa-bbb"}},
+       "/aaa/bbb",
+       "p-aaa-bbb"},
+      {{{"/", "Prefix", "p-root"}, {"/aaa", "Prefix", "p-aaa"}, {"/aaa/bbb", "Prefix", "p-aaa-bbb"}},
+       "/ccc",
+       "p-root"},
+      {{{"/aaa", "Prefix", "p-aaa"}}, "/ccc", ""},
+      {{{"/foo", "Prefix", "p-foo"}, {"/foo", "Exact", "e-foo"}}, "/foo", "e-foo"},
+  };
+  std::map<std::string, std::unique_ptr<EchoBackend>> backends;
+  std::string yaml = ingressClassYaml();
+  std::vector<Rule> rules;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    Rule rule{"row" + std::to_string(i) + ".docs", {}};
+    for (const auto& rp : rows[i].rules) {
+      if (!backends.count(rp.service)) {
+        backends[rp.service] = std::make_unique<EchoBackend>(rp.service);
+        yaml += "---\n" + serviceYaml(rp.service, 80, "",
+                                      {{"127.0.0.1", backends[rp.service]->port()}});
+      }
+      rule.paths.push_back({rp.path, rp.type, rp.service, "80"});
+    }
+    rules.push_back(rule);
+  }
+  TempDir dir;
+  dir.write("docs.yaml", yaml + "---\n" + ingressYaml("docs-table", rules));
+  Agent agent(dir.path());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::string host = "row" + std::to_string(i) + ".docs";
+    auto r = request(agent.port(), "GET", host, rows[i].request);
+    ASSERT_TRUE(r) << host;
+    if (*rows[i].expect == '\0') {
+      EXPECT_EQ(r->status, 404) << "row " << i << " " << rows[i].request;
+    } else {
+      EXPECT_EQ(served(r), rows[i].expect) << "row " << i << " " << rows[i].request;
+    }
+  }
+}
+
 TEST(DefaultBackend, AnyMethodAnyHostAnyPath) {
   EchoBackend echo("echo-service");
   TempDir dir;
