@@ -10,6 +10,7 @@ proxy. Special paths exercise proxy features:
   /bytes/N           reply with N bytes of body (Content-Length)
   /chunked/N         reply with N bytes in a chunked body
   /close/N           reply with N bytes delimited by closing the connection (no length)
+  /then-close        reply as if keep-alive, then close the connection anyway
   /early-hints       send a 103 interim response before the final one
   /upgrade           answer "Upgrade: echo" with 101 and then echo raw bytes back
 
@@ -142,6 +143,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(b"z" * n)
+            self.close_connection = True
+            return
+        elif path == "/then-close":
+            # Looks reusable (no "Connection: close") but the backend closes right after, as a
+            # server whose keep-alive timeout just expired does.
+            self._reply(200, json.dumps(echo).encode())
             self.close_connection = True
             return
         elif path == "/early-hints":

@@ -285,6 +285,27 @@ TEST(Upstream, FailedConnectRetriesAnotherEndpointAndEjects) {
   EXPECT_EQ(failures, "1");
 }
 
+TEST(Upstream, PooledConnectionClosedByTheBackendIsRetriedTransparently) {
+  EchoBackend live("svc");
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", live.port()}}) + "---\n" +
+                          ingressYaml("a", {}, "svc", "80"));
+  Agent agent(dir.path(), {{}, 1});
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(request(agent.port(), "GET", "x", "/then-close")->status, 200);
+    std::this_thread::sleep_for(50ms);  // the backend's FIN arrives; the pool does not know yet
+    auto r = request(agent.port(), "GET", "x", "/next");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << i;
+  }
+  EXPECT_EQ(metric(agent.adminPort(), "sluice_upstream_retries_total{cluster=\"default/svc:80\"}"),
+            "5");
+  EXPECT_EQ(metric(agent.adminPort(),
+                   "sluice_upstream_connect_failures_total{cluster=\"default/svc:80\"}"),
+            "0");
+}
+
 TEST(Upstream, AllEndpointsDownIs502) {
   TempDir dir;
   dir.write("a.yaml", ingressClassYaml() + "---\n" +

@@ -501,13 +501,10 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
       const bool stale = upstream_reused_ && !any_response_byte && !timeout &&
                          req_body == http::BodyKind::kNone && !request_upgrade;
       releaseUpstream(false);
-      if (!timeout) {
-        endpoint_->recordFailure(nowNs(Clock::now()), lb::EjectionPolicy{});
-      }
       if (stale) {
         // The classic keep-alive race: the upstream closed the idle connection as we reused it.
         // Nothing of the request was consumed from the client, so re-run it on a new connection.
-        endpoint_->recordSuccess();
+        // The endpoint did nothing wrong: no failure is recorded.
         bump(cluster_stats_->retries);
         if (!co_await connectUpstream(snap, cluster, lb::kNoEndpoint, true)) {
           const bool t = timed_out_;
@@ -523,6 +520,9 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
         setDeadline(cfg.upstream_response_timeout);
         any_response_byte = false;
         continue;
+      }
+      if (!timeout) {
+        endpoint_->recordFailure(nowNs(Clock::now()), lb::EjectionPolicy{});
       }
       bump(cluster_stats_->upstream_resets);
       co_return co_await sendLocal(timeout ? LocalReply::k504 : LocalReply::k502, true, route);
