@@ -129,6 +129,19 @@ TEST_F(ConformancePaths, EveryRowOfTheConformanceTables) {
   }
 }
 
+TEST_F(ConformancePaths, LargeHeadsAreAcceptedUpToTheDefaultLimit) {
+  // Buffers start at 16 KiB and grow for a bigger head, up to --max-header-bytes (32 KiB).
+  const std::string cookie(24 * 1024, 'c');
+  auto r = request(agent_->port(), "GET", "foo.bar.com", "/big", "Cookie: " + cookie + "\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find(cookie), std::string::npos);
+  auto too_big = request(agent_->port(), "GET", "foo.bar.com", "/big",
+                         "Cookie: " + std::string(40 * 1024, 'c') + "\r\n");
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->status, 431);
+}
+
 TEST_F(ConformancePaths, BackendSeesHostUnchangedAndForwardedHeaders) {
   auto r = request(agent_->port(), "GET", "bar.foo.com", "/x?y=1",
                    "User-Agent: Go-http-client/1.1\r\nX-Forwarded-For: 203.0.113.9\r\n"

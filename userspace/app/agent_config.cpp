@@ -81,6 +81,7 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
   std::string tunnel_idle = "1h", drain_timeout = "30s";
   std::uint64_t max_body = out.proxy.max_request_body;
   std::size_t max_head = out.proxy.limits.max_head_bytes;
+  std::size_t max_idle = out.proxy.max_idle_per_endpoint;
 
   cli.add_option("--manifests", out.manifests_dir,
                  "Directory of Kubernetes YAML manifests (Ingress, IngressClass, Service, "
@@ -117,6 +118,10 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
   cli.add_option("--tunnel-idle-timeout", tunnel_idle, "Inactivity on Upgrade tunnels")
       ->capture_default_str();
   cli.add_option("--drain-timeout", drain_timeout, "On SIGTERM, time to finish in-flight work")
+      ->capture_default_str();
+  cli.add_option("--upstream-max-idle", max_idle,
+                 "Idle upstream connections kept per endpoint and worker")
+      ->check(CLI::Range(0ul, 1ul << 20))
       ->capture_default_str();
   cli.add_option("--max-request-body", max_body, "Request body limit in bytes (0: none)")
       ->capture_default_str();
@@ -170,6 +175,7 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
   }
   out.workers = workers;
   out.proxy.max_request_body = max_body;
+  out.proxy.max_idle_per_endpoint = max_idle;
   out.proxy.limits.max_head_bytes = max_head;
   out.proxy.limits.max_request_line = std::min(out.proxy.limits.max_request_line, max_head);
   out.proxy.access_log = !out.access_log.empty();

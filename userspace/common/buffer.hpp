@@ -39,6 +39,19 @@ public:
     return {data_.get() + end_, cap_ - end_};
   }
   void commit(std::size_t n) { end_ += n; }
+  // Reallocates to `capacity` (never shrinks), keeping the readable bytes. Used when a head is
+  // larger than the common case: buffers start small so idle connections stay cheap.
+  void grow(std::size_t capacity) {
+    if (capacity <= cap_) {
+      return;
+    }
+    auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
+    std::memcpy(bigger.get(), data_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    data_ = std::move(bigger);
+    cap_ = capacity;
+  }
   void clear() { begin_ = end_ = 0; }
 
 private:

@@ -19,8 +19,13 @@ struct ProxyConfig {
   std::chrono::milliseconds tunnel_idle_timeout{3'600'000};     // Upgrade tunnels
   std::chrono::milliseconds expect_continue_timeout{1'000};     // wait for the upstream's 100
   std::uint64_t max_request_body = 1ULL << 30;  // 413 above; 0 = unlimited
-  std::size_t io_buffer_bytes = 32 * 1024;      // per-connection stream buffer
-  std::size_t max_idle_per_endpoint = 128;      // per worker
+  // Per-connection stream buffer, each side. A head larger than this grows the buffer up to
+  // limits.max_head_bytes; bodies stream through it.
+  std::size_t io_buffer_bytes = 16 * 1024;
+  // Idle upstream connections kept per endpoint and worker. Too low a cap makes a busy worker
+  // close and reopen upstream connections on every burst (measured: 0.18 connects per request at
+  // 1,000 client connections with a cap of 128); idle ones expire after upstream_idle_timeout.
+  std::size_t max_idle_per_endpoint = 4096;
   http::Limits limits;
   bool access_log = false;
 };

@@ -67,10 +67,10 @@ Session::Session(Worker& worker, tcp::socket socket)
       client_(std::move(socket)),
       timer_(client_.get_executor()),
       id_(worker.nextConnectionId()),
-      in_(std::max(worker.config().io_buffer_bytes, worker.config().limits.max_head_bytes)),
-      path_buf_(std::make_unique_for_overwrite<char[]>(worker.config().limits.max_head_bytes)),
-      host_buf_(std::make_unique_for_overwrite<char[]>(worker.config().limits.max_head_bytes)) {
-  out_.reserve(4096);
+      in_(std::min(worker.config().io_buffer_bytes, worker.config().limits.max_head_bytes)) {
+  out_.reserve(2048);
+  path_buf_.reserve(128);
+  host_buf_.reserve(64);
   error_code ec;
   auto remote = client_.remote_endpoint(ec);
   if (!ec) {
@@ -157,8 +157,11 @@ asio::awaitable<void> Session::run() {
           break;
         }
         if (in_.full()) {
-          pr = {http::ParseStatus::kError, http::ParseError::kHeadTooLarge, 0};
-          break;
+          if (in_.capacity() >= cfg.limits.max_head_bytes) {
+            pr = {http::ParseStatus::kError, http::ParseError::kHeadTooLarge, 0};
+            break;
+          }
+          in_.grow(cfg.limits.max_head_bytes);
         }
         phase_ = Phase::kHead;
         if (!header_deadline_set) {
@@ -236,10 +239,13 @@ asio::awaitable<Session::Outcome> Session::handleRequest(std::size_t head_len) {
   std::string_view raw_host = req_.authority.empty() ? req_.host : req_.authority;
   std::size_t host_len = 0;
   std::size_t path_len = 0;
-  if (!raw_host.empty() && !http::normalizeHost(raw_host, host_buf_.get(), host_len)) {
+  // resize() within the reserved capacity allocates nothing; normalizing never lengthens.
+  host_buf_.resize(raw_host.size());
+  path_buf_.resize(req_.path.size());
+  if (!raw_host.empty() && !http::normalizeHost(raw_host, host_buf_.data(), host_len)) {
     co_return co_await sendLocal(LocalReply::k400, true, nullptr);
   }
-  if (!http::normalizePath(req_.path, path_buf_.get(), path_len)) {
+  if (!http::normalizePath(req_.path, path_buf_.data(), path_len)) {
     co_return co_await sendLocal(LocalReply::k400, true, nullptr);
   }
   if (req_.body == http::BodyKind::kChunked && !in_.empty()) {
@@ -251,8 +257,8 @@ asio::awaitable<Session::Outcome> Session::handleRequest(std::size_t head_len) {
       co_return co_await sendLocal(LocalReply::k400, true, nullptr);
     }
   }
-  host_ = {host_buf_.get(), host_len};
-  path_ = {path_buf_.get(), path_len};
+  host_ = {host_buf_.data(), host_len};
+  path_ = {path_buf_.data(), path_len};
 
   // A request whose body we will not read leaves unread bytes on the connection: close it.
   const bool has_body = req_.body != http::BodyKind::kNone;
@@ -490,8 +496,11 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
         break;
       }
       if (ub.full()) {
-        pr = {http::ParseStatus::kError, http::ParseError::kHeadTooLarge, 0};
-        break;
+        if (ub.capacity() >= cfg.limits.max_head_bytes) {
+          pr = {http::ParseStatus::kError, http::ParseError::kHeadTooLarge, 0};
+          break;
+        }
+        ub.grow(cfg.limits.max_head_bytes);
       }
     }
     auto [rec, rn] = co_await up_->socket.async_read_some(ub.prepare(), kNoThrow);

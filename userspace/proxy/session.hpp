@@ -69,8 +69,8 @@ private:
   std::string client_ip_;
   Buffer in_;
   std::string out_;
-  std::unique_ptr<char[]> path_buf_;
-  std::unique_ptr<char[]> host_buf_;
+  std::string path_buf_;  // normalized routing path and host; capacity reused per request
+  std::string host_buf_;
   std::string_view path_;
   std::string_view host_;
   http::RequestHead req_;
