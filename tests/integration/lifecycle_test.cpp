@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -33,6 +34,53 @@ TEST(Admin, HealthReadinessMetricsAndState) {
   EXPECT_EQ(clusters[0].as_object().at("name").as_string(), "default/svc:80");
   EXPECT_EQ(clusters[0].as_object().at("endpoints").as_array()[0].as_object().at("port").to_number<int>(),
             a.port());
+}
+
+TEST(Timeouts, IdleKeepAliveConnectionsAreClosed) {
+  EchoBackend a("svc");
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}}) + "---\n" +
+                          ingressYaml("a", {}, "svc", "80"));
+  Agent agent(dir.path(), {{"--idle-timeout", "300ms"}, 1});
+  Connection c(agent.port());
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(c.read());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.waitClosed(3s));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 250ms);
+  EXPECT_LT(waited, 1500ms);
+}
+
+TEST(AccessLog, OneJsonLinePerRequest) {
+  EchoBackend a("svc");
+  TempDir dir;
+  TempDir logs;
+  const std::string log_file = (logs.path() / "access.log").string();
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}}) + "---\n" +
+                          ingressYaml("a", {{"log.example", {{"/in", "Prefix", "svc", "80"}}}}));
+  {
+    Agent agent(dir.path(), {{"--access-log", log_file}, 1});
+    EXPECT_EQ(request(agent.port(), "GET", "log.example", "/in/x")->status, 200);
+    EXPECT_EQ(request(agent.port(), "GET", "log.example", "/out\"quoted")->status, 404);
+    agent.process().signal(SIGTERM);
+    agent.process().wait(5s);
+  }
+  std::ifstream in(log_file);
+  std::vector<boost::json::object> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    lines.push_back(boost::json::parse(line).as_object());
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].at("status").to_number<int>(), 200);
+  EXPECT_EQ(lines[0].at("path").as_string(), "/in/x");
+  EXPECT_EQ(lines[0].at("host").as_string(), "log.example");
+  EXPECT_NE(lines[0].at("upstream").as_string(), "");
+  EXPECT_EQ(lines[1].at("status").to_number<int>(), 404);
+  EXPECT_EQ(lines[1].at("path").as_string(), "/out\"quoted");
 }
 
 TEST(Drain, SigtermFinishesInFlightRequestsThenExits) {

@@ -93,6 +93,8 @@ int Agent::run() {
               : spdlog::basic_logger_mt("access", config_.access_log, false);
       g_access_logger->set_pattern("%v");
       g_access_logger->set_level(spdlog::level::info);
+      // Buffered writes, flushed by a background thread: no flush syscall per request.
+      spdlog::flush_every(std::chrono::seconds(1));
       proxy::Worker::setAccessLog(&accessLogSink);
     } catch (const spdlog::spdlog_ex& e) {
       log->error("--access-log {}: {}", config_.access_log, e.what());
@@ -146,6 +148,7 @@ int Agent::run() {
   }
   log->info("stopped; {} connections still open at exit",
             proxy::globalStats().active_connections.load());
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
   spdlog::shutdown();
   // Sessions cut at the deadline still own coroutine frames inside the workers' io_contexts;
   // tearing those down buys nothing at exit.
