@@ -1,6 +1,10 @@
 // HTTP/1.1 proxying behaviour through the real agent: keep-alive, bodies, pipelining, HEAD,
 // Expect, 1xx, Upgrade, error statuses and timeouts.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -141,6 +145,36 @@ TEST_F(Proxy, HeadHasNoBodyButKeepsLength) {
   auto r2 = c.read();
   ASSERT_TRUE(r2);
   EXPECT_EQ(r2->json().as_object().at("path").as_string(), "/again");
+}
+
+TEST_F(Proxy, LocalRepliesToHeadHaveNoBody) {
+  // An error reply to HEAD must not carry its body, or the client reads it as the next response.
+  Connection c(agent_->port());
+  ASSERT_TRUE(c.send("HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n"));
+  auto first = c.read(true);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
+  // Now a route-less HEAD on another agent path: 413 from the limit, answered by the agent.
+  ASSERT_TRUE(c.send("HEAD /big HTTP/1.1\r\nHost: a\r\nContent-Length: 20000000\r\n\r\n"));
+  auto local = c.read(true);
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->status, 413);
+  EXPECT_TRUE(local->body.empty());
+  EXPECT_EQ(c.readAll(300ms), "") << "no body bytes may follow a reply to HEAD";
+}
+
+TEST_F(Proxy, MultipleForwardedForFieldsAreJoined) {
+  auto r = request(agent_->port(), "GET", "a", "/xff",
+                   "X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 198.51.100.2\r\n");
+  ASSERT_TRUE(r);
+  std::string xff;
+  const auto echo = r->json();
+  for (const auto& kv : echo.as_object().at("headers").as_array()) {
+    if (kv.as_array()[0].as_string() == "X-Forwarded-For") {
+      xff = std::string(kv.as_array()[1].as_string());
+    }
+  }
+  EXPECT_EQ(xff, "198.51.100.1, 198.51.100.2, 127.0.0.1");
 }
 
 TEST_F(Proxy, ExpectContinueGetsA100ThenTheBody) {
@@ -304,6 +338,31 @@ TEST(Upstream, PooledConnectionClosedByTheBackendIsRetriedTransparently) {
   EXPECT_EQ(metric(agent.adminPort(),
                    "sluice_upstream_connect_failures_total{cluster=\"default/svc:80\"}"),
             "0");
+}
+
+TEST(Upstream, ConnectTimeoutIs504) {
+  // A listener whose accept queue is full drops further SYNs: connects hang, as to a dead host.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::uint16_t port = ntohs(addr.sin_port);
+  Connection filler(port);  // backlog 0 holds one connection; the next SYNs are dropped
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", port}}) + "---\n" +
+                          ingressYaml("a", {}, "svc", "80"));
+  Agent agent(dir.path(), {{"--upstream-connect-timeout", "300ms"}, 1});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = request(agent.port(), "GET", "x", "/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 504);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  ::close(lfd);
 }
 
 TEST(Upstream, AllEndpointsDownIs502) {

@@ -62,5 +62,37 @@ TEST(Smuggling, EveryMalformedRequestIsRejectedAndNeverReachesTheBackend) {
   EXPECT_EQ(ok->status, 200);
 }
 
+TEST(Smuggling, ConnectionHeaderCannotStripFramingFields) {
+  EchoBackend backend("victim");
+  TempDir dir;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("victim", 80, "", {{"127.0.0.1", backend.port()}}) + "---\n" +
+                          ingressYaml("a", {}, "victim", "80"));
+  Agent agent(dir.path(), {{}, 1});
+  // If "Connection: content-length" removed the length, the upstream would read the body as a
+  // second request that never went through routing.
+  const std::string hidden = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+  Connection c(agent.port());
+  ASSERT_TRUE(c.send("POST /form HTTP/1.1\r\nHost: a\r\nConnection: content-length, host\r\n"
+                     "Content-Length: " + std::to_string(hidden.size()) + "\r\n\r\n" + hidden));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto v = r->json().as_object();
+  EXPECT_EQ(v.at("path").as_string(), "/form");
+  EXPECT_EQ(v.at("body_bytes").to_number<std::size_t>(), hidden.size());
+  bool saw_host = false;
+  for (const auto& kv : v.at("headers").as_array()) {
+    saw_host |= kv.as_array()[0].as_string() == "Host";
+  }
+  EXPECT_TRUE(saw_host) << "Host must survive a Connection header naming it";
+  // A follow-up on the same pooled upstream connection gets its own response, not /admin's.
+  ASSERT_TRUE(c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n"));
+  auto next = c.read();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->json().as_object().at("path").as_string(), "/next");
+  EXPECT_EQ(backend.requestsSeen(), 2u);
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -17,7 +17,6 @@ struct ProxyConfig {
   std::chrono::milliseconds upstream_response_timeout{60'000};  // head, and inactivity in body
   std::chrono::milliseconds upstream_idle_timeout{30'000};      // pooled idle connections
   std::chrono::milliseconds tunnel_idle_timeout{3'600'000};     // Upgrade tunnels
-  std::chrono::milliseconds expect_continue_timeout{1'000};     // wait for the upstream's 100
   std::uint64_t max_request_body = 1ULL << 30;  // 413 above; 0 = unlimited
   // Per-connection stream buffer, each side. A head larger than this grows the buffer up to
   // limits.max_head_bytes; bodies stream through it.

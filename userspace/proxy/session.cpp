@@ -148,6 +148,12 @@ asio::awaitable<void> Session::run() {
       }
       setDeadline(cfg.idle_timeout);
     }
+    // Nothing of the previous request may leak into this one (access log, retries, HEAD).
+    host_ = {};
+    path_ = {};
+    endpoint_ = nullptr;
+    head_request_ = false;
+    timed_out_ = false;
     http::ParseResult pr;
     bool header_deadline_set = false;
     for (;;) {
@@ -228,7 +234,9 @@ asio::awaitable<Session::Outcome> Session::handleRequest(std::size_t head_len) {
   auto& g = globalStats();
   bump(g.requests_total);
   head_request_ = req_.method == "HEAD";
-  endpoint_ = nullptr;
+  // RFC 9110 §9.2.2: only these may be re-sent automatically after an ambiguous failure.
+  idempotent_ = head_request_ || req_.method == "GET" || req_.method == "OPTIONS" ||
+                req_.method == "PUT" || req_.method == "DELETE" || req_.method == "TRACE";
   // The head's views stay valid until the next read into in_ (consume() moves no bytes), and
   // everything after this point that reads from the client first copies what it needs.
   in_.consume(head_len);
@@ -300,15 +308,32 @@ void Session::buildUpstreamHead(std::string_view path) {
   }
   for (std::size_t i = 0; i < req_.header_count; ++i) {
     const http::Header& h = req_.headers[i];
+    // Framing is written from what we parsed, never copied: a Connection header naming
+    // Content-Length (or Host) must not be able to strip it and desynchronise the upstream.
+    if (isHeader(h.name, "content-length") || isHeader(h.name, "transfer-encoding")) {
+      continue;
+    }
+    if (isHeader(h.name, "host")) {
+      if (req_.authority.empty()) {
+        out_.append(h.name).append(": ").append(h.value).append("\r\n");
+      }
+      continue;
+    }
     if (http::isHopByHop(h.name, connection)) {
       continue;
     }
     if (isHeader(h.name, "x-forwarded-for")) {
-      xff = h.value;
+      // Several X-Forwarded-For fields form one list (RFC 9110 §5.3).
+      if (!xff.empty()) {
+        xff_scratch_.assign(xff).append(", ").append(h.value);
+        xff = xff_scratch_;
+      } else {
+        xff = h.value;
+      }
       continue;
     }
     if (isHeader(h.name, "x-forwarded-proto") || isHeader(h.name, "x-forwarded-host") ||
-        isHeader(h.name, "expect") || (!req_.authority.empty() && isHeader(h.name, "host"))) {
+        isHeader(h.name, "expect")) {
       continue;
     }
     out_.append(h.name).append(": ").append(h.value).append("\r\n");
@@ -318,6 +343,10 @@ void Session::buildUpstreamHead(std::string_view path) {
   }
   if (req_.body == http::BodyKind::kChunked) {
     out_.append("Transfer-Encoding: chunked\r\n");
+  } else if (req_.body == http::BodyKind::kContentLength) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req_.content_length);
+    out_.append("Content-Length: ").append(digits, end).append("\r\n");
   }
   if (req_.upgrade) {
     out_.append("Connection: upgrade\r\nUpgrade: ")
@@ -343,10 +372,12 @@ asio::awaitable<bool> Session::connectUpstream(const Snapshot& snap, std::uint32
   auto& g = globalStats();
   const ProxyConfig& cfg = worker_.config();
   // One retry on another endpoint after a failed connect; the failed one is ejected.
+  bool last_timed_out = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto now = Clock::now();
     lb::EndpointState* ep = balancer.pick(nowNs(now), exclude_id, worker_.rng());
     if (ep == nullptr) {
+      timed_out_ = last_timed_out;  // no other endpoint: report how the last attempt failed
       co_return false;
     }
     if (!fresh_only) {
@@ -387,10 +418,9 @@ asio::awaitable<bool> Session::connectUpstream(const Snapshot& snap, std::uint32
     if (attempt == 0) {
       bump(stats->retries);
     }
-    if (was_timeout && attempt == 1) {
-      timed_out_ = true;  // tell the caller it was a timeout (504), not a refusal (502)
-    }
+    last_timed_out = was_timeout;
   }
+  timed_out_ = last_timed_out;  // tell the caller: timeout (504) or refusal (502)
   co_return false;
 }
 
@@ -507,7 +537,7 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
     if (rec || rn == 0) {
       const bool timeout = timed_out_;
       timed_out_ = false;
-      const bool stale = upstream_reused_ && !any_response_byte && !timeout &&
+      const bool stale = upstream_reused_ && !any_response_byte && !timeout && idempotent_ &&
                          req_body == http::BodyKind::kNone && !request_upgrade;
       releaseUpstream(false);
       if (stale) {
@@ -520,6 +550,9 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
           timed_out_ = false;
           co_return co_await sendLocal(t ? LocalReply::k504 : LocalReply::k502, false, route);
         }
+        end_guard.ep->endRequest();
+        end_guard.ep = endpoint_;
+        endpoint_->beginRequest();
         auto [wec, wn] = co_await asio::async_write(up_->socket, asio::buffer(out_), kNoThrow);
         if (wec) {
           releaseUpstream(false);
@@ -637,10 +670,17 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
     }
   }
   // A 204/304 that announces a body anyway may still send it: never reuse that connection.
+  // (resp_ views are intact here: a bodyless response read nothing after its head.)
   const bool bodyless_with_length =
       (status == 204 || status == 304) &&
-      !http::findHeader(resp_.headers, resp_.header_count, "content-length").empty() &&
-      http::findHeader(resp_.headers, resp_.header_count, "content-length") != "0";
+      ((!http::findHeader(resp_.headers, resp_.header_count, "content-length").empty() &&
+        http::findHeader(resp_.headers, resp_.header_count, "content-length") != "0") ||
+       !http::findHeader(resp_.headers, resp_.header_count, "transfer-encoding").empty());
+  if (up_) {
+    // Bytes a misbehaving upstream sends after a response that has no body by rule (HEAD, 204,
+    // 304) would be read as the next request's response: probe such a connection before reuse.
+    up_->probe_before_reuse = resp_body == http::BodyKind::kNone;
+  }
   const bool reusable = upstream_ok && client_ok && resp_.keep_alive && !bodyless_with_length &&
                         resp_body != http::BodyKind::kUntilClose && ub.empty();
   releaseUpstream(reusable);
@@ -752,13 +792,23 @@ void Session::buildResponseHead(bool close) {
   out_.append(status, 3).append(" ").append(resp_.reason).append("\r\n");
   for (std::size_t i = 0; i < resp_.header_count; ++i) {
     const http::Header& h = resp_.headers[i];
+    // Framing fields cannot be removed through Connection: the body we forward is delimited
+    // exactly as the upstream announced it. Transfer-Encoding keeps its full coding list.
+    if (isHeader(h.name, "transfer-encoding")) {
+      out_.append(h.name).append(": ").append(h.value).append("\r\n");
+      continue;
+    }
+    if (isHeader(h.name, "content-length")) {
+      // Kept for a delimited body, and for HEAD/304 where it describes the entity.
+      if (resp_.body == http::BodyKind::kContentLength || resp_.body == http::BodyKind::kNone) {
+        out_.append(h.name).append(": ").append(h.value).append("\r\n");
+      }
+      continue;
+    }
     if (http::isHopByHop(h.name, connection)) {
       continue;
     }
     out_.append(h.name).append(": ").append(h.value).append("\r\n");
-  }
-  if (resp_.body == http::BodyKind::kChunked) {
-    out_.append("Transfer-Encoding: chunked\r\n");
   }
   if (close) {
     out_.append("Connection: close\r\n");
@@ -786,7 +836,10 @@ asio::awaitable<Session::Outcome> Session::sendLocal(LocalReply reply, bool clos
                                                      RouteStats* route) {
   globalStats().localReply(reply);
   const bool closing = close || close_after_ || worker_.draining() || !req_.keep_alive;
-  const std::string_view bytes = localReply(reply, closing);
+  std::string_view bytes = localReply(reply, closing);
+  if (head_request_) {
+    bytes = bytes.substr(0, bytes.find("\r\n\r\n") + 4);  // HEAD: same head, no body
+  }
   setDeadline(worker_.config().header_timeout);
   phase_ = Phase::kResponse;
   auto [ec, n] = co_await asio::async_write(client_, asio::buffer(bytes), kNoThrow);

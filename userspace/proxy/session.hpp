@@ -69,6 +69,7 @@ private:
   std::string client_ip_;
   Buffer in_;
   std::string out_;
+  std::string xff_scratch_;
   std::string path_buf_;  // normalized routing path and host; capacity reused per request
   std::string host_buf_;
   std::string_view path_;
@@ -88,6 +89,7 @@ private:
   bool close_after_ = false;
   bool linger_ = false;
   bool head_request_ = false;
+  bool idempotent_ = false;
   bool upstream_reused_ = false;
   std::uint64_t body_left_ = 0;
 };

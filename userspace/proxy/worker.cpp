@@ -31,6 +31,7 @@ Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapsh
       config_(config),
       snapshots_(snapshots),
       sweep_timer_(io_),
+      accept_backoff_(io_),
       pool_(config.max_idle_per_endpoint),
       rng_(0x5eed0000ULL + index * 7919ULL +
            static_cast<std::uint64_t>(
@@ -81,9 +82,17 @@ void Worker::accept() {
       if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open()) {
         return;
       }
-      // EMFILE and friends: keep accepting rather than going deaf; the log is rate-limited by
-      // the nature of the error (it clears as connections close).
-      SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} accept: {}", index_, ec.message());
+      // EMFILE and friends: the pending connection stays queued, so retrying at once would
+      // spin. Back off briefly and try again; connections closing meanwhile free descriptors.
+      SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} accept: {} (retrying in 50 ms)", index_,
+                         ec.message());
+      accept_backoff_.expires_after(std::chrono::milliseconds(50));
+      accept_backoff_.async_wait([this](error_code wec) {
+        if (!wec && !draining_) {
+          accept();
+        }
+      });
+      return;
     } else {
       Session::start(*this, std::move(socket));
     }
@@ -114,6 +123,7 @@ void Worker::drain() {
       acceptor_->close(ignored);
     }
     sweep_timer_.cancel();
+    accept_backoff_.cancel();
     pool_.clear();
     for (Session* s = sessions_; s != nullptr;) {
       Session* next = s->next;  // closeIfIdle only cancels; the session unlinks later

@@ -74,6 +74,7 @@ private:
   boost::asio::io_context io_{1};
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   boost::asio::steady_timer sweep_timer_;
+  boost::asio::steady_timer accept_backoff_;
   upstream::Pool pool_;
   lb::Rng rng_;
   std::shared_ptr<const Snapshot> cached_;

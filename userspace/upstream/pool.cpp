@@ -29,7 +29,7 @@ ConnectionPtr Pool::acquire(std::uint32_t endpoint_id, Clock::time_point now) {
   while (!stack.empty()) {
     ConnectionPtr conn = std::move(stack.back());
     stack.pop_back();
-    if (now - conn->idle_since < kProbeAfter || stillOpen(*conn)) {
+    if ((now - conn->idle_since < kProbeAfter && !conn->probe_before_reuse) || stillOpen(*conn)) {
       return conn;
     }
     boost::system::error_code ignored;

@@ -25,6 +25,7 @@ struct Connection {
   std::uint32_t endpoint_id;
   Clock::time_point idle_since{};
   std::uint64_t requests = 0;  // served on this connection, for reuse statistics
+  bool probe_before_reuse = false;  // last response had no body by rule: check for stray bytes
 };
 using ConnectionPtr = std::unique_ptr<Connection>;
 
