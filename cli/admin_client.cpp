@@ -1,0 +1,275 @@
+#include "admin_client.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace sluice::cli {
+namespace {
+
+using bpf::Error;
+using bpf::Result;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxReply = 8 << 20; // /debug/state of a big cluster is well below this
+
+class Socket {
+public:
+  explicit Socket(int fd) : fd_(fd) {}
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  int get() const { return fd_; }
+
+private:
+  int fd_;
+};
+
+// Waits for `events` on fd until `deadline`; ETIMEDOUT when it passes.
+Result<void> waitFor(int fd, short events, Clock::time_point deadline, const char* what) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      return Error(ETIMEDOUT, what);
+    }
+    pollfd p{fd, events, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left));
+    if (ready > 0) {
+      return bpf::success();
+    }
+    if (ready < 0 && errno != EINTR) {
+      return bpf::errnoError(what);
+    }
+  }
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Value of header `name` (lower case) in a raw header block, or nullopt.
+std::optional<std::string> headerValue(std::string_view head, std::string_view name) {
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos && pos + 2 < head.size()) {
+    const std::size_t start = pos + 2;
+    const std::size_t end = std::min(head.find("\r\n", start), head.size());
+    const std::string_view line = head.substr(start, end - start);
+    const std::size_t colon = line.find(':');
+    if (colon != std::string_view::npos && lower(line.substr(0, colon)) == name) {
+      std::string_view value = line.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+      }
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+      }
+      return std::string(value);
+    }
+    pos = end < head.size() ? end : std::string_view::npos;
+  }
+  return std::nullopt;
+}
+
+// Decodes a complete chunked body; nullopt if it is not complete or malformed.
+std::optional<std::string> dechunk(std::string_view raw) {
+  std::string out;
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t eol = raw.find("\r\n", pos);
+    if (eol == std::string_view::npos) {
+      return std::nullopt;
+    }
+    std::size_t size = 0;
+    const auto parsed = std::from_chars(raw.data() + pos, raw.data() + eol, size, 16);
+    if (parsed.ec != std::errc() || parsed.ptr == raw.data() + pos) {
+      return std::nullopt;
+    }
+    if (size == 0) {
+      return out;
+    }
+    if (eol + 2 + size + 2 > raw.size()) {
+      return std::nullopt;
+    }
+    out.append(raw.substr(eol + 2, size));
+    pos = eol + 2 + size + 2;
+  }
+}
+
+} // namespace
+
+std::optional<AdminEndpoint> parseAdminEndpoint(const std::string& text, std::string* error) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    *error = "'" + text + "' is not ADDR:PORT";
+    return std::nullopt;
+  }
+  std::string host = text.substr(0, colon);
+  const std::string port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  const auto parsed =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || parsed.ec != std::errc() ||
+      parsed.ptr != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+    *error = "'" + text + "': port must be a number from 1 to 65535";
+    return std::nullopt;
+  }
+  AdminEndpoint out;
+  out.text = text;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(static_cast<std::uint16_t>(port));
+    if (::inet_pton(AF_INET6, host.c_str(), &a6.sin6_addr) == 1) {
+      std::memcpy(&out.address, &a6, sizeof(a6));
+      out.length = sizeof(a6);
+      return out;
+    }
+  } else {
+    sockaddr_in a4{};
+    a4.sin_family = AF_INET;
+    a4.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (::inet_pton(AF_INET, host.c_str(), &a4.sin_addr) == 1) {
+      std::memcpy(&out.address, &a4, sizeof(a4));
+      out.length = sizeof(a4);
+      return out;
+    }
+  }
+  *error = "'" + text + "': '" + host + "' is not an IPv4 address or a bracketed IPv6 address";
+  return std::nullopt;
+}
+
+Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
+                           std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  const std::string what = "GET http://" + endpoint.text + std::string(path);
+  Socket sock(::socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (sock.get() < 0) {
+    return bpf::errnoError(what);
+  }
+  if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&endpoint.address),
+                endpoint.length) != 0) {
+    if (errno != EINPROGRESS) {
+      return bpf::errnoError(what);
+    }
+    if (auto ready = waitFor(sock.get(), POLLOUT, deadline, what.c_str()); !ready) {
+      return ready.error();
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      return Error(err, what);
+    }
+  }
+
+  const std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + endpoint.text +
+                              "\r\nAccept: application/json\r\nUser-Agent: ingressctl\r\n"
+                              "Connection: close\r\n\r\n";
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n =
+        ::send(sock.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (auto ready = waitFor(sock.get(), POLLOUT, deadline, what.c_str()); !ready) {
+        return ready.error();
+      }
+    } else {
+      return bpf::errnoError(what);
+    }
+  }
+
+  std::string raw;
+  char buf[16384];
+  std::optional<std::size_t> body_start;
+  std::optional<std::size_t> content_length;
+  bool chunked = false;
+  for (;;) {
+    if (body_start && content_length && raw.size() >= *body_start + *content_length) {
+      break;
+    }
+    if (body_start && chunked && dechunk(std::string_view(raw).substr(*body_start))) {
+      break;
+    }
+    if (auto ready = waitFor(sock.get(), POLLIN, deadline, what.c_str()); !ready) {
+      return ready.error();
+    }
+    const ssize_t n = ::recv(sock.get(), buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) {
+        continue;
+      }
+      return bpf::errnoError(what);
+    }
+    if (n == 0) {
+      break;
+    }
+    raw.append(buf, static_cast<std::size_t>(n));
+    if (raw.size() > kMaxReply) {
+      return Error(EMSGSIZE, what + ": reply larger than " + std::to_string(kMaxReply) + " bytes");
+    }
+    if (!body_start) {
+      if (const std::size_t end = raw.find("\r\n\r\n"); end != std::string::npos) {
+        body_start = end + 4;
+        const std::string_view head = std::string_view(raw).substr(0, end);
+        if (auto length = headerValue(head, "content-length")) {
+          std::size_t value = 0;
+          const char* end_of_value = length->data() + length->size();
+          const auto parsed = std::from_chars(length->data(), end_of_value, value);
+          if (parsed.ec == std::errc() && parsed.ptr == end_of_value) {
+            content_length = value;
+          }
+        }
+        if (auto te = headerValue(head, "transfer-encoding")) {
+          chunked = lower(*te).find("chunked") != std::string::npos;
+        }
+      }
+    }
+  }
+
+  if (raw.compare(0, 7, "HTTP/1.") != 0 || raw.size() < 12 || !body_start) {
+    return Error(EPROTO, what + ": not an HTTP/1.x reply");
+  }
+  HttpReply reply;
+  const auto parsed = std::from_chars(raw.data() + 9, raw.data() + 12, reply.status);
+  if (parsed.ec != std::errc()) {
+    return Error(EPROTO, what + ": bad status line");
+  }
+  std::string_view body = std::string_view(raw).substr(*body_start);
+  if (chunked) {
+    auto decoded = dechunk(body);
+    if (!decoded) {
+      return Error(EPROTO, what + ": truncated chunked body");
+    }
+    reply.body = std::move(*decoded);
+  } else {
+    if (content_length) {
+      if (body.size() < *content_length) {
+        return Error(EPROTO, what + ": truncated body");
+      }
+      body = body.substr(0, *content_length);
+    }
+    reply.body = std::string(body);
+  }
+  return reply;
+}
+
+} // namespace sluice::cli
