@@ -52,18 +52,6 @@ std::string label(std::string_view v) {
   return out;
 }
 
-const char* pathTypeName(model::PathType t) {
-  switch (t) {
-    case model::PathType::kExact:
-      return "Exact";
-    case model::PathType::kPrefix:
-      return "Prefix";
-    case model::PathType::kImplementationSpecific:
-      return "ImplementationSpecific";
-  }
-  return "?";
-}
-
 bool sameRouting(const model::DesiredState& a, const model::DesiredState& b) {
   return a.hosts == b.hosts && a.default_cluster == b.default_cluster && a.clusters == b.clusters;
 }
@@ -435,7 +423,7 @@ std::string Agent::renderState() const {
     json::array paths;
     for (const auto& p : h.paths) {
       paths.push_back(json::object{{"path", p.path},
-                                   {"type", pathTypeName(p.type)},
+                                   {"type", model::pathTypeName(p.type)},
                                    {"cluster", p.cluster},
                                    {"ingress", p.ingress}});
     }

@@ -6,12 +6,36 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::model {
 
 enum class PathType : std::uint8_t { kExact, kPrefix, kImplementationSpecific };
 enum class LbPolicy : std::uint8_t { kRoundRobin, kLeastRequest };
+
+// "Exact", "Prefix" or "ImplementationSpecific", as the Ingress API spells them.
+constexpr std::string_view pathTypeName(PathType type) {
+  switch (type) {
+    case PathType::kExact:
+      return "Exact";
+    case PathType::kPrefix:
+      return "Prefix";
+    case PathType::kImplementationSpecific:
+      return "ImplementationSpecific";
+  }
+  return "Prefix";
+}
+
+// ASCII lower-casing for host names (DNS names are ASCII; no locale involved).
+inline std::string lowerAscii(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return s;
+}
 
 struct Endpoint {
   std::string address;  // IP literal (v4 dotted, v6 without brackets)

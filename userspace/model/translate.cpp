@@ -10,15 +10,6 @@
 namespace sluice::model {
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return s;
-}
-
 std::string_view typeName(k8s::PathType type) {
   switch (type) {
     case k8s::PathType::kExact:
@@ -149,7 +140,7 @@ private:
     }
     for (std::size_t i = 0; i < ing.rules.size(); ++i) {
       const k8s::IngressRule& rule = ing.rules[i];
-      const std::string host = lower(rule.host);
+      const std::string host = lowerAscii(rule.host);
       HostBuild& build = hosts_[host];
       if (own_default != nullptr && !build.default_cluster) {
         build.default_cluster = useCluster(ing, *own_default);

@@ -6,27 +6,6 @@
 namespace sluice::router {
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return s;
-}
-
-std::string_view typeName(model::PathType type) {
-  switch (type) {
-    case model::PathType::kExact:
-      return "Exact";
-    case model::PathType::kPrefix:
-      return "Prefix";
-    case model::PathType::kImplementationSpecific:
-      return "ImplementationSpecific";
-  }
-  return "Prefix";
-}
-
 // Prefix matching is element-wise, so a rule's trailing slash carries no meaning: "/foo/" is
 // stored as "/foo", which also makes it tie with an Exact "/foo" when ordering.
 std::string normalizedPath(const std::string& path, bool exact) {
@@ -77,7 +56,7 @@ std::shared_ptr<const RouteTable> RouteTable::compile(const model::DesiredState&
 
   std::set<const Host*> has_own_default;
   for (const model::VirtualHost& vh : desired.hosts) {
-    const std::string host = lower(vh.host);
+    const std::string host = model::lowerAscii(vh.host);
     Host* target = nullptr;
     if (host.empty()) {
       target = &table->any_host_;
@@ -93,7 +72,8 @@ std::shared_ptr<const RouteTable> RouteTable::compile(const model::DesiredState&
       entry.exact = rule.type == model::PathType::kExact;
       entry.path = normalizedPath(rule.path, entry.exact);
       entry.cluster = indexOf(rule.cluster);
-      entry.route = addLabel(host_label + "|" + rule.path + "|" + std::string(typeName(rule.type)));
+      entry.route = addLabel(host_label + "|" + rule.path + "|" +
+                             std::string(model::pathTypeName(rule.type)));
       target->paths.push_back(std::move(entry));
     }
     if (vh.default_cluster && has_own_default.insert(target).second) {
