@@ -40,6 +40,7 @@
 #include "admin_client.hpp"
 #include "bpf/abi.hpp"
 #include "bpf/splice_datapath.hpp"
+#include "../bpf/loopback_pair.hpp"
 #include "render.hpp"
 #include "status.hpp"
 
@@ -49,36 +50,7 @@ namespace {
 namespace json = boost::json;
 using bpf::SpliceDatapath;
 
-#define ASSERT_OK(expr)                                                                            \
-  do {                                                                                             \
-    const auto& result_ = (expr);                                                                  \
-    ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().message();                       \
-  } while (0)
-
-constexpr int kIoTimeoutSeconds = 20;
-
-class Fd {
-public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = fd;
-  }
-
-private:
-  int fd_ = -1;
-};
-
+using namespace sluice::testing;
 // ---- ingressctl as a child process ----------------------------------------------------------
 
 struct CtlRun {
@@ -196,73 +168,6 @@ std::vector<std::string> rowStartingWith(const std::string& text, const std::str
 
 // ---- sockets ----------------------------------------------------------------------------------
 
-void setTimeouts(int fd) {
-  timeval tv{kIoTimeoutSeconds, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-Fd listenLoopback(std::uint16_t* port) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (fd.get() < 0 || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      ::listen(fd.get(), 8) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return Fd();
-  }
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
-Fd connectLoopback(std::uint16_t port) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (fd.get() < 0 ||
-      ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return Fd();
-  }
-  setTimeouts(fd.get());
-  return fd;
-}
-
-Fd acceptOne(int listener) {
-  Fd fd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  if (fd.get() >= 0) {
-    setTimeouts(fd.get());
-  }
-  return fd;
-}
-
-// client A <-> PA (agent) ... PB (agent) <-> server B, all connected.
-struct Topology {
-  Fd a, pa, pb, b;
-};
-
-Topology makeTopology() {
-  Topology t;
-  std::uint16_t proxy_port = 0;
-  std::uint16_t server_port = 0;
-  Fd proxy = listenLoopback(&proxy_port);
-  Fd server = listenLoopback(&server_port);
-  if (proxy.get() < 0 || server.get() < 0) {
-    return t;
-  }
-  t.a = connectLoopback(proxy_port);
-  t.pa = acceptOne(proxy.get());
-  t.pb = connectLoopback(server_port);
-  t.b = acceptOne(server.get());
-  return t;
-}
-
-bool complete(const Topology& t) {
-  return t.a.get() >= 0 && t.pa.get() >= 0 && t.pb.get() >= 0 && t.b.get() >= 0;
-}
 
 std::string endpointText(int fd, bool peer) {
   sockaddr_in addr{};
@@ -311,11 +216,6 @@ std::uint32_t progId(int fd) {
   bpf_prog_info info{};
   std::uint32_t len = sizeof(info);
   return ::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
-}
-
-bool onBpffs(const char* path) {
-  struct statfs fs {};
-  return ::statfs(path, &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
 }
 
 // ---- fixture ---------------------------------------------------------------------------------

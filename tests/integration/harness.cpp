@@ -445,6 +445,17 @@ std::string httpGet(std::uint16_t port, const std::string& path) {
   return r ? r->body : "";
 }
 
+std::string served(const std::optional<Response>& r) {
+  if (!r) {
+    return "<no response>";
+  }
+  auto v = r->json();
+  if (!v.is_object() || !v.as_object().contains("service")) {
+    return "<" + std::to_string(r->status) + ">";
+  }
+  return std::string(v.as_object().at("service").as_string());
+}
+
 std::string ingressYaml(const std::string& name, const std::vector<Rule>& rules,
                         const std::string& default_service, const std::string& default_port,
                         const std::string& class_name, const std::string& ns,

@@ -137,7 +137,11 @@ std::optional<Response> request(std::uint16_t port, const std::string& method,
                                 const std::string& extra_headers = "",
                                 const std::string& body = "");
 
-std::string httpGet(std::uint16_t port, const std::string& path);  // admin helper: body or ""
+std::string httpGet(std::uint16_t port, const std::string& path);
+
+// The echo backend's "service" field of a reply, or "<status>" for a reply that is not the
+// backend's (an agent 404/503), or "<no response>".
+std::string served(const std::optional<Response>& r);  // admin helper: body or ""
 
 // Manifest builders (YAML as `kubectl get -o yaml` writes it, minus noise).
 struct Path {

@@ -10,13 +10,6 @@
 namespace sluice::test {
 namespace {
 
-std::string served(const std::optional<Response>& r) {
-  if (!r || r->status != 200) {
-    return r ? "<" + std::to_string(r->status) + ">" : "<none>";
-  }
-  return std::string(r->json().as_object().at("service").as_string());
-}
-
 // Polls until `host`/`path` is served by `service` or the time runs out; returns the time taken.
 std::chrono::milliseconds waitServed(std::uint16_t port, const std::string& host,
                                      const std::string& path, const std::string& service,

@@ -19,17 +19,6 @@ struct Backends {
   }
 };
 
-std::string served(const std::optional<Response>& r) {
-  if (!r) {
-    return "<no response>";
-  }
-  auto v = r->json();
-  if (!v.is_object() || !v.as_object().contains("service")) {
-    return "<" + std::to_string(r->status) + ">";
-  }
-  return std::string(v.as_object().at("service").as_string());
-}
-
 class ConformancePaths : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {

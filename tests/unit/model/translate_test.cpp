@@ -33,18 +33,6 @@ k8s::Store storeFrom(const std::string& yaml) {
   return store;
 }
 
-std::string_view typeName(PathType t) {
-  switch (t) {
-    case PathType::kExact:
-      return "Exact";
-    case PathType::kPrefix:
-      return "Prefix";
-    case PathType::kImplementationSpecific:
-      return "ImplementationSpecific";
-  }
-  return "?";
-}
-
 // A readable rendering of a whole state, so expectations read like the state and failures diff.
 std::string dump(const DesiredState& s, bool with_warnings = true) {
   std::ostringstream out;
@@ -58,7 +46,7 @@ std::string dump(const DesiredState& s, bool with_warnings = true) {
     }
     out << "\n";
     for (const PathRule& p : h.paths) {
-      out << "  " << typeName(p.type) << " " << p.path << " -> " << p.cluster << " (" << p.ingress
+      out << "  " << pathTypeName(p.type) << " " << p.path << " -> " << p.cluster << " (" << p.ingress
           << ")\n";
     }
   }
