@@ -19,10 +19,18 @@
  *    (older kernels report FIONREAD 0 for them, 6.18 counts them; splice(2) did not see them
  *    before 2025). A socket in the map without a peer entry is therefore left to userspace,
  *    which reads it with recv.
+ *  - Redirect budget (sluice_flow.budget): the verdict reads the peer's tcp write_seq to learn how
+ *    many redirected bytes the peer's TCP has taken; once the untaken rest would exceed the
+ *    budget it holds the flow (SLUICE_FLOW_F_HELD) and passes this and every later skb to this
+ *    socket's own receive path. Held bytes are charged to this socket's receive buffer, so TCP
+ *    closes the window towards the sender: a peer that stops reading costs at most budget +
+ *    socket buffers per direction. The agent relays a held direction itself, in order, after
+ *    the peer has taken the redirected bytes (sluice_flow_stats.bytes).
  *  - Sockets leave sluice_socks by themselves when closed; sluice_peers and sluice_flow_stats
  *    entries do not, so the agent removes them (SpliceDatapath::removePair/clearStale).
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "sluice_abi.h"
@@ -46,7 +54,7 @@ struct {
 	__type(key, struct sluice_flow_key);
 	__type(value, struct sluice_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_peers SEC(".maps");
+} sluice_peers_v2 SEC(".maps");
 
 /* Per-socket byte/skb counters; the agent creates the entry, the verdict only adds to it. */
 struct {
@@ -76,6 +84,38 @@ static __always_inline void count_reason(__u32 reason)
 		__sync_fetch_and_add(n, 1);
 }
 
+/*
+ * True when redirecting `len` more bytes would leave more than flow->budget bytes queued for the
+ * peer outside its TCP send queue. Redirected bytes are st->bytes; the peer's TCP has taken
+ * write_seq - seq_base of them (after the base, only redirects write to the peer socket: the
+ * agent writes its own bytes before arming). 32-bit sequence arithmetic is exact while the
+ * backlog stays below 2 GiB, which the budget guarantees.
+ */
+static __always_inline bool over_budget(struct sluice_flow *flow, struct sluice_flow_stats *st,
+					struct sluice_flow_key *peer, __u64 len)
+{
+	struct bpf_sock *psk;
+	struct tcp_sock *tp;
+	__u32 write_seq, taken, backlog;
+
+	psk = bpf_map_lookup_elem(&sluice_socks, peer);
+	if (!psk)
+		return false; /* the redirect below finds no peer either and parks the bytes */
+	tp = bpf_skc_to_tcp_sock(psk);
+	write_seq = tp ? BPF_CORE_READ(tp, write_seq) : 0;
+	bpf_sk_release(psk);
+	if (!tp)
+		return false;
+
+	if (!(flow->flags & SLUICE_FLOW_F_SEQ_BASE)) {
+		flow->seq_base = write_seq - (__u32)st->bytes;
+		flow->flags |= SLUICE_FLOW_F_SEQ_BASE;
+	}
+	taken = write_seq - flow->seq_base;
+	backlog = (__u32)st->bytes - taken;
+	return (__u64)backlog + len > flow->budget;
+}
+
 SEC("sk_skb/stream_verdict")
 int sluice_splice_verdict(struct __sk_buff *skb)
 {
@@ -85,7 +125,7 @@ int sluice_splice_verdict(struct __sk_buff *skb)
 	struct sluice_flow *flow;
 	__u64 len = skb->len;
 
-	flow = bpf_map_lookup_elem(&sluice_peers, &self);
+	flow = bpf_map_lookup_elem(&sluice_peers_v2, &self);
 	if (!flow) {
 		count_reason(SLUICE_REASON_NO_PEER);
 		return SK_PASS;
@@ -99,6 +139,22 @@ int sluice_splice_verdict(struct __sk_buff *skb)
 	st = bpf_map_lookup_elem(&sluice_flow_stats, &self);
 	if (st)
 		st->last_seen_ns = bpf_ktime_get_ns();
+
+	if (flow->flags & SLUICE_FLOW_F_HELD) {
+		if (st)
+			__sync_fetch_and_add(&st->passed_bytes, len);
+		count_reason(SLUICE_REASON_HELD);
+		return SK_PASS;
+	}
+	if (flow->budget != 0 && st && over_budget(flow, st, &peer, len)) {
+		/* Verdicts of one socket run one at a time, in stream order (so a plain store is
+		 * enough; the agent writes the entry only before arming): from this skb on, every
+		 * byte of this direction goes to userspace and none is redirected. */
+		flow->flags |= SLUICE_FLOW_F_HELD;
+		__sync_fetch_and_add(&st->passed_bytes, len);
+		count_reason(SLUICE_REASON_OVER_BUDGET);
+		return SK_PASS;
+	}
 
 	if (bpf_sk_redirect_hash(skb, &sluice_socks, &peer, 0) != SK_PASS) {
 		/*

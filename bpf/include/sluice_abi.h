@@ -21,7 +21,7 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_ABI_VERSION 1
+#define SLUICE_ABI_VERSION 2
 
 /* bpffs directory holding every pinned Sluice map (libbpf pin_root_path). */
 #define SLUICE_PIN_DIR "/sys/fs/bpf/sluice"
@@ -33,7 +33,7 @@
  * path, never by kernel name.
  */
 #define SLUICE_MAP_SOCKS "sluice_socks"
-#define SLUICE_MAP_PEERS "sluice_peers"
+#define SLUICE_MAP_PEERS "sluice_peers_v2" /* v2: budget, seq_base */
 #define SLUICE_MAP_FLOW_STATS "sluice_flow_stats"
 #define SLUICE_MAP_VERDICTS "sluice_verdicts"
 
@@ -51,6 +51,8 @@ struct sluice_flow_key {
 /* sluice_flow.flags: which side of the proxied pair this socket is. */
 #define SLUICE_FLOW_F_CLIENT (1U << 0)	/* faces the downstream client */
 #define SLUICE_FLOW_F_BACKEND (1U << 1) /* faces the upstream backend */
+#define SLUICE_FLOW_F_SEQ_BASE (1U << 2) /* set by the verdict: seq_base holds the peer's base */
+#define SLUICE_FLOW_F_HELD (1U << 3)	 /* set by the verdict: over budget, bytes go to userspace */
 
 /* sluice_flow.strategy: what the verdict program does with bytes received on this socket. */
 enum sluice_strategy {
@@ -66,6 +68,15 @@ struct sluice_flow {
 	__u32 flags;	   /* SLUICE_FLOW_F_* */
 	__u8 strategy;	   /* enum sluice_strategy */
 	__u8 pad[3];	   /* zero */
+	/*
+	 * Redirect budget: bytes this socket may have redirected that the peer's TCP send queue
+	 * has not taken yet (they sit in the peer's psock queue, charged to no socket buffer).
+	 * Past it the verdict sets SLUICE_FLOW_F_HELD and passes this and every later skb to this
+	 * socket's own receive path, where socket-buffer accounting closes the TCP window and the
+	 * agent relays the direction itself. 0 = unlimited.
+	 */
+	__u32 budget;
+	__u32 seq_base; /* peer's tcp write_seq when this socket first redirected (verdict-owned) */
 };
 
 /* Value of sluice_flow_stats: counters the verdict program keeps for each socket it receives on. */
@@ -84,6 +95,8 @@ struct sluice_flow_stats {
  *   no_peer       socket in sluice_socks without a sluice_peers entry: SK_PASS
  *   userspace     the entry's strategy is SLUICE_STRATEGY_PASS: SK_PASS
  *   peer_missing  the peer's cookie is not in sluice_socks (not yet inserted, or closed): SK_PASS
+ *   over_budget   the peer has not taken `budget` redirected bytes: flow held, SK_PASS
+ *   held          the flow was held earlier: SK_PASS (the agent relays this direction)
  * SK_PASS bytes land in the socket's psock ingress queue, readable only with recv/recvmsg
  * (older kernels report FIONREAD 0 for them; splice(2) did not see them before 2025).
  */
@@ -91,7 +104,9 @@ struct sluice_flow_stats {
 	X(SLUICE_REASON_REDIRECT, 0, "redirect")          \
 	X(SLUICE_REASON_NO_PEER, 1, "no_peer")            \
 	X(SLUICE_REASON_USERSPACE, 2, "userspace")        \
-	X(SLUICE_REASON_PEER_MISSING, 3, "peer_missing")
+	X(SLUICE_REASON_PEER_MISSING, 3, "peer_missing")  \
+	X(SLUICE_REASON_OVER_BUDGET, 4, "over_budget")    \
+	X(SLUICE_REASON_HELD, 5, "held")
 
 enum sluice_reason {
 #define SLUICE_REASON_ENUM_(name, value, label) name = value,
@@ -102,7 +117,7 @@ enum sluice_reason {
 
 #ifndef __cplusplus
 _Static_assert(sizeof(struct sluice_flow_key) == 8, "sluice_flow_key layout");
-_Static_assert(sizeof(struct sluice_flow) == 32, "sluice_flow layout");
+_Static_assert(sizeof(struct sluice_flow) == 40, "sluice_flow layout");
 _Static_assert(sizeof(struct sluice_flow_stats) == 32, "sluice_flow_stats layout");
 _Static_assert(SLUICE_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many verdict reasons");
 #endif

@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
@@ -84,6 +85,14 @@ std::vector<std::uint8_t> randomBytes(std::size_t n, std::uint64_t seed) {
     std::memcpy(out.data() + i, &v, std::min<std::size_t>(8, n - i));
   }
   return out;
+}
+
+// The third (max) value of net.ipv4.tcp_rmem / tcp_wmem.
+std::size_t tcpBufferMax(const std::string& name) {
+  std::ifstream in("/proc/sys/net/ipv4/" + name);
+  std::size_t min = 0, def = 0, max = 0;
+  in >> min >> def >> max;
+  return max;
 }
 
 std::vector<std::uint8_t> bytesOf(const std::string& s) { return {s.begin(), s.end()}; }
@@ -488,28 +497,82 @@ TEST_F(SpliceTest, BytesForAClosedPeerAreParkedNotDropped) {
 
 // The handoff protocol depends on this: bytes already in a receive queue when the pair is armed
 // are not lost and not reordered, but wait for the next arrival to be spliced.
-TEST_F(SpliceTest, BytesQueuedBeforeArmingGoOutInOrderWithTheNextArrival) {
+// Without the SO_RCVLOWAT kick in addPair these bytes waited for the next arrival (a request
+// that waits for its reply would deadlock); now arming runs the verdict over them.
+TEST_F(SpliceTest, BytesQueuedBeforeArmingGoOutWhenArmed) {
   openDatapath();
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_TRUE(writeAll(t.a.get(), bytesOf("early ")));
-  ::usleep(50'000); // let it land in PA's receive queue
+  ASSERT_TRUE(writeAll(t.b.get(), bytesOf("reply ")));
+  ::usleep(50'000); // let them land in the receive queues
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
-  const std::string before_next = drain(t.b.get(), 300);
-  std::cout << "queued before arming, seen at B before the next write: '" << before_next
-            << "'\n";
+  EXPECT_EQ(drain(t.b.get(), 2000), "early ");
+  EXPECT_EQ(drain(t.a.get(), 2000), "reply ");
 
   ASSERT_TRUE(writeAll(t.a.get(), bytesOf("late")));
-  std::string at_b = before_next;
-  while (at_b.size() < 10) {
-    std::string more = drain(t.b.get(), 2000);
-    if (more.empty()) {
-      break;
-    }
-    at_b += more;
-  }
-  EXPECT_EQ(at_b, "early late");
+  EXPECT_EQ(drain(t.b.get(), 2000), "late");
   EXPECT_EQ(drain(t.pa.get(), 0), "");
+  EXPECT_EQ(drain(t.pb.get(), 0), "");
+}
+
+// A peer that stops reading: the verdict stops redirecting once `budget` bytes are queued for it
+// outside its TCP send queue, holds the direction, and the held bytes stay on the sending socket
+// where TCP flow control applies. Everything arrives, in order, when the agent relays the rest.
+TEST_F(SpliceTest, BudgetHoldsADirectionWhoseReaderStalls) {
+  openDatapath();
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  constexpr std::uint32_t kBudget = 256 * 1024;
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get(), 0, kBudget));
+  const std::uint64_t ca = cookieOf(t.pa.get());
+
+  // A pushes until its send buffer is full; B reads nothing.
+  constexpr std::size_t kPush = 64 << 20;
+  const auto payload = randomBytes(kPush, 7);
+  std::size_t pushed = 0;
+  for (int idle = 0; pushed < kPush && idle < 20;) {
+    ssize_t n = ::send(t.a.get(), payload.data() + pushed, kPush - pushed, MSG_DONTWAIT);
+    if (n > 0) {
+      pushed += static_cast<std::size_t>(n);
+      idle = 0;
+    } else {
+      ::usleep(10'000);
+      ++idle;
+    }
+  }
+  // What the stream may hold: the budget, plus ordinary TCP buffering, charged and bounded by
+  // sysctl: A's send buffer, PA's receive buffer (the held bytes), PB's send buffer and B's
+  // receive buffer. Without the budget this grew until the push ended (512 MiB in a hand test).
+  const std::size_t bound = kBudget + 2 * tcpBufferMax("tcp_rmem") + 2 * tcpBufferMax("tcp_wmem");
+  std::cout << "pushed " << pushed << " bytes into a pair whose reader stalls (bound " << bound
+            << ")\n";
+  EXPECT_LT(pushed, bound) << "no backpressure: the budget did not hold";
+
+  auto flow = datapath_->flow(ca);
+  ASSERT_TRUE(flow.ok());
+  EXPECT_NE(flow->flags & SLUICE_FLOW_F_HELD, 0U);
+  auto st = datapath_->stats(ca);
+  ASSERT_TRUE(st.ok());
+  EXPECT_LE(st->bytes, kBudget + std::uint64_t{4} * 1024 * 1024)
+      << "redirected far past the budget";
+  EXPECT_GT(st->passed_bytes, 0U);
+  std::cout << "redirected " << st->bytes << ", held " << st->passed_bytes << "\n";
+
+  // The agent's part: relay the held bytes, after the redirected ones, and B gets the stream.
+  std::vector<std::uint8_t> at_b;
+  std::jthread reader([&] { at_b = readExactly(t.b.get(), pushed); });
+  std::vector<std::uint8_t> buf(1 << 16);
+  std::size_t relayed = st->bytes;
+  while (relayed < pushed) {
+    ssize_t n = ::recv(t.pa.get(), buf.data(), buf.size(), 0);
+    ASSERT_GT(n, 0);
+    ASSERT_TRUE(writeAll(t.pb.get(), {buf.begin(), buf.begin() + n}));
+    relayed += static_cast<std::size_t>(n);
+  }
+  reader.join();
+  ASSERT_EQ(at_b.size(), pushed);
+  EXPECT_TRUE(std::equal(at_b.begin(), at_b.end(), payload.begin())) << "bytes out of order";
 }
 
 TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {

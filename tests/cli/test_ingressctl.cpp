@@ -559,9 +559,9 @@ TEST_F(IngressctlTest, FlowsShowUnresolvableSocketsByCookie) {
     std::uint64_t cookie;
     sluice_flow flow;
   } entries[] = {
-      {kBackend, {kClient, 7, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_PASS, {}}},
-      {kClient, {kBackend, 7, 0, SLUICE_FLOW_F_CLIENT, SLUICE_STRATEGY_PASS, {}}},
-      {kOrphanBackend, {kGoneClient, 8, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_REDIRECT, {}}},
+      {kBackend, {kClient, 7, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_PASS, {}, 0, 0}},
+      {kClient, {kBackend, 7, 0, SLUICE_FLOW_F_CLIENT, SLUICE_STRATEGY_PASS, {}, 0, 0}},
+      {kOrphanBackend, {kGoneClient, 8, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_REDIRECT, {}, 0, 0}},
   };
   for (const auto& e : entries) {
     sluice_flow_key key{e.cookie};

@@ -17,7 +17,7 @@ namespace sluice::bpf {
 static_assert(sizeof(sluice_flow_key) == 8);
 static_assert(offsetof(sluice_flow_key, cookie) == 0);
 
-static_assert(sizeof(sluice_flow) == 32);
+static_assert(sizeof(sluice_flow) == 40);
 static_assert(alignof(sluice_flow) == 8);
 static_assert(offsetof(sluice_flow, peer_cookie) == 0);
 static_assert(offsetof(sluice_flow, flow_id) == 8);
@@ -25,6 +25,8 @@ static_assert(offsetof(sluice_flow, created_ns) == 16);
 static_assert(offsetof(sluice_flow, flags) == 24);
 static_assert(offsetof(sluice_flow, strategy) == 28);
 static_assert(offsetof(sluice_flow, pad) == 29);
+static_assert(offsetof(sluice_flow, budget) == 32);
+static_assert(offsetof(sluice_flow, seq_base) == 36);
 
 static_assert(sizeof(sluice_flow_stats) == 32);
 static_assert(offsetof(sluice_flow_stats, bytes) == 0);

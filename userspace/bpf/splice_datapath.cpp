@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -227,7 +228,7 @@ int SpliceDatapath::socksMapFd() const noexcept {
   return ::bpf_map__fd(skel_->maps.sluice_socks);
 }
 int SpliceDatapath::peersMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_peers);
+  return ::bpf_map__fd(skel_->maps.sluice_peers_v2);
 }
 int SpliceDatapath::flowStatsMapFd() const noexcept {
   return ::bpf_map__fd(skel_->maps.sluice_flow_stats);
@@ -239,7 +240,20 @@ int SpliceDatapath::verdictProgFd() const noexcept {
   return ::bpf_program__fd(skel_->progs.sluice_splice_verdict);
 }
 
-Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_t flow_id) {
+namespace {
+
+// SO_RCVLOWAT gates the verdict: TCP wakes a socket's data_ready (the verdict, once the socket is
+// in the sockhash) only when at least rcvlowat bytes are queued, and setting it wakes data_ready
+// at once if that many are. Raising it while the pair is half inserted keeps arriving bytes in
+// the receive queue; lowering it to 1 afterwards runs the verdict over them, in order.
+void setRcvLowat(int fd, int value) {
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
+}
+
+} // namespace
+
+Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_t flow_id,
+                                     std::uint32_t budget) {
   auto client = socketCookie(client_fd);
   if (!client) {
     return client.error().wrap("splice client socket");
@@ -258,6 +272,7 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
   client_flow.created_ns = monotonicNs();
   client_flow.flags = SLUICE_FLOW_F_CLIENT;
   client_flow.strategy = SLUICE_STRATEGY_REDIRECT;
+  client_flow.budget = budget;
   sluice_flow backend_flow = client_flow;
   backend_flow.peer_cookie = *client;
   backend_flow.flags = SLUICE_FLOW_F_BACKEND;
@@ -282,14 +297,32 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
       {socksMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_SOCKS},
       {socksMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_SOCKS},
   };
+  // The kernel caps the value at half the receive buffer limit; INT_MAX asks for that cap.
+  setRcvLowat(client_fd, INT_MAX);
+  setRcvLowat(backend_fd, INT_MAX);
   for (const auto& step : steps) {
     if (auto inserted = insert(rollback, step.map_fd, step.cookie, step.value, step.what);
         !inserted) {
+      setRcvLowat(client_fd, 1);
+      setRcvLowat(backend_fd, 1);
       return inserted.error();
     }
   }
   rollback.commit();
+  // Runs the verdict over bytes that arrived before or during the inserts (would otherwise wait
+  // for the next arrival).
+  setRcvLowat(client_fd, 1);
+  setRcvLowat(backend_fd, 1);
   return success();
+}
+
+Result<sluice_flow> SpliceDatapath::flow(std::uint64_t cookie) const {
+  sluice_flow_key key{cookie};
+  sluice_flow value{};
+  if (::bpf_map_lookup_elem(peersMapFd(), &key, &value) != 0) {
+    return errnoError("lookup " SLUICE_MAP_PEERS);
+  }
+  return value;
 }
 
 Result<void> SpliceDatapath::removePair(int fd) {

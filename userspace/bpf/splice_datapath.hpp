@@ -6,17 +6,19 @@
 // concurrently; stats() and verdictCounters() read maps without locking.
 //
 // Kernel interactions worth knowing before using it (details in bpf/splice.bpf.c):
-//  - Arm a pair only after userspace has drained both sockets: bytes already queued in a receive
-//    queue are not seen by the verdict until more data arrives. Bytes the agent read but has not
-//    forwarded must be written to the peer by the agent itself.
+//  - Bytes the agent read but has not forwarded must be written to the peer by the agent before
+//    addPair. Bytes still in a receive queue need nothing: addPair holds the verdict back with
+//    SO_RCVLOWAT while it inserts and then runs it over them in order (without that they would
+//    wait for the next arrival).
 //  - addPair inserts the client socket into the sockhash before the backend socket. Bytes that
 //    arrive in between, or after the peer closed, are not dropped: the verdict passes them to the
 //    receiving socket's ingress queue (recvmsg only) and counts them in passed_bytes.
 //  - A verdict program is copied into a socket's psock when the socket is inserted; detaching it
 //    from the map (destructor) affects only sockets inserted afterwards.
-//  - No backpressure: bytes queued for a peer that does not drain are not charged to any socket
-//    buffer (on 6.18 a client pushed 512 MiB into a pair whose backend never read). Bound it
-//    from the agent (watch stats(), close pairs whose peer stops draining).
+//  - No backpressure of its own: bytes queued for a peer that does not drain are not charged to
+//    any socket buffer (on 6.18 a client pushed 512 MiB into a pair whose backend never read).
+//    The budget argument of addPair bounds it in the verdict; a held direction must then be
+//    relayed by the agent (read the held socket with recv, write to the peer).
 //  - Removing a pair while bytes are still queued for the peer can discard them; un-splicing a
 //    busy flow is not safe. Close the sockets instead (they leave the sockhash by themselves),
 //    then removePair or clearStale the metadata.
@@ -85,7 +87,14 @@ public:
   // Splices two connected TCP sockets: bytes received on either are sent on the other by the
   // kernel. flow_id 0 means "use the client socket's cookie". Fails with EEXIST if either socket
   // is already spliced; on any failure, undoes exactly the entries this call inserted.
-  Result<void> addPair(int client_fd, int backend_fd, std::uint64_t flow_id = 0);
+  // `budget` (bytes, 0 = unlimited) bounds what either socket may have redirected that the
+  // other's TCP has not taken; past it that direction is held for userspace (SLUICE_FLOW_F_HELD).
+  // Bytes already in either receive queue are redirected in order once the pair is armed.
+  Result<void> addPair(int client_fd, int backend_fd, std::uint64_t flow_id = 0,
+                       std::uint32_t budget = 0);
+
+  // The sluice_peers entry of the socket with this cookie (flags show a held direction).
+  Result<sluice_flow> flow(std::uint64_t cookie) const;
 
   // Unsplices the pair `fd` belongs to (either side) and deletes its metadata and counters.
   Result<void> removePair(int fd);
