@@ -53,7 +53,8 @@ std::string label(std::string_view v) {
 }
 
 bool sameRouting(const model::DesiredState& a, const model::DesiredState& b) {
-  return a.hosts == b.hosts && a.default_cluster == b.default_cluster && a.clusters == b.clusters;
+  return a.hosts == b.hosts && a.default_cluster == b.default_cluster && a.clusters == b.clusters &&
+         a.tcp_routes == b.tcp_routes;
 }
 
 }  // namespace
@@ -63,6 +64,7 @@ Agent::Agent(AgentConfig config)
       signals_(control_, SIGTERM, SIGINT),
       poll_timer_(control_),
       drain_timer_(control_),
+      stale_timer_(control_),
       admin_(control_, [this](std::string_view m, std::string_view p) { return handleAdmin(m, p); }),
       manifests_(config_.manifests_dir) {}
 
@@ -90,10 +92,7 @@ int Agent::run() {
     }
   }
 
-  // BPF is an accelerator, never a requirement: report what the kernel offers once.
-  bpf_status_ = bpf::SpliceDatapath::probe();
-  log->info("kernel datapath: {}", bpf_status_);
-
+  setupSplice();
   reload(true);
 
   for (unsigned i = 0; i < config_.workers; ++i) {
@@ -103,6 +102,7 @@ int Agent::run() {
       return 1;
     }
   }
+  applyTcpPorts();
   if (std::string err = admin_.start(config_.admin); !err.empty()) {
     log->error("{}", err);
     return 1;
@@ -126,6 +126,7 @@ int Agent::run() {
     }
   });
   schedulePoll();
+  scheduleStaleSweep();
   control_.run();
 
   for (auto& w : workers_) {
@@ -141,6 +142,96 @@ int Agent::run() {
   // Sessions cut at the deadline still own coroutine frames inside the workers' io_contexts;
   // tearing those down buys nothing at exit.
   std::quick_exit(0);
+}
+
+void Agent::setupSplice() {
+  auto log = log::get("splice");
+  // BPF is an accelerator, never a requirement: report what the kernel offers once.
+  bpf_status_ = bpf::SpliceDatapath::probe();
+  log->info("kernel datapath: {}", bpf_status_);
+  using proxy::SpliceStrategy;
+  auto& sc = config_.proxy.splice;
+  const std::string& requested = config_.splice;
+  if (requested == "auto" || requested == "sockmap") {
+    auto opened = bpf::SpliceDatapath::open({config_.bpf_pin_dir});
+    if (opened) {
+      datapath_ = std::move(*opened);
+      // A previous agent's flows died with it; their metadata did not.
+      if (auto cleared = datapath_->clearStale(); cleared && *cleared > 0) {
+        log->info("removed {} stale splice map entries left by a previous agent", *cleared);
+      }
+    } else {
+      bpf_error_ = opened.error().message();
+    }
+  }
+  sc.datapath = datapath_.get();
+  if (requested == "copy") {
+    sc.connection = sc.body = SpliceStrategy::kCopy;
+    splice_reason_ = "requested: userspace copy for everything";
+  } else if (requested == "pipe") {
+    sc.connection = sc.body = SpliceStrategy::kPipe;
+    splice_reason_ = "requested: splice(2) for connections and bodies";
+  } else if (!datapath_) {
+    sc.connection = sc.body = SpliceStrategy::kPipe;
+    splice_reason_ = "sockmap unavailable (" + bpf_error_ + "); splice(2) for connections and "
+                     "bodies, which needs no privilege";
+  } else if (requested == "sockmap") {
+    sc.connection = SpliceStrategy::kSockmap;
+    sc.body = SpliceStrategy::kPipe;
+    splice_reason_ = "requested: sockmap for whole connections, splice(2) for bodies";
+  } else {
+    sc.connection = SpliceStrategy::kSockmap;
+    sc.body = SpliceStrategy::kPipe;
+    splice_reason_ =
+        "auto: sockmap for whole connections (long-lived flows: no agent wake-up per message; "
+        "a direction whose peer falls behind by the flow budget moves to userspace), splice(2) "
+        "for bodies over the threshold (exact lengths)";
+  }
+  if (!bpf_error_.empty() && requested == "sockmap") {
+    log->warn("--splice=sockmap: BPF unavailable ({}); serving with splice(2) instead",
+              bpf_error_);
+  }
+  log->info("splice: connections by {}, bodies by {} over {} bytes; {}",
+            proxy::strategyName(sc.connection), proxy::strategyName(sc.body), sc.body_threshold,
+            splice_reason_);
+}
+
+void Agent::scheduleStaleSweep() {
+  if (!datapath_) {
+    return;
+  }
+  // Flows remove their own entries; this catches what a crash or a kernel-side close left.
+  stale_timer_.expires_after(std::chrono::seconds(30));
+  stale_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || draining_) {
+      return;
+    }
+    if (auto cleared = datapath_->clearStale(); !cleared) {
+      log::get("splice")->warn("stale entry sweep: {}", cleared.error().message());
+    }
+    scheduleStaleSweep();
+  });
+}
+
+void Agent::applyTcpPorts() {
+  if (workers_.empty() || !current_) {
+    return;
+  }
+  std::vector<std::uint16_t> ports;
+  for (const auto& route : current_->desired->tcp_routes) {
+    ports.push_back(route.port);
+  }
+  if (ports == tcp_ports_) {
+    return;
+  }
+  tcp_ports_ = ports;
+  for (auto& w : workers_) {
+    w->setTcpPorts(config_.listen_http.address(), ports);
+  }
+  if (!ports.empty()) {
+    log::get("control")->info("TCP routes on {} port(s) of {}", ports.size(),
+                              config_.listen_http.address().to_string());
+  }
 }
 
 void Agent::schedulePoll() {
@@ -170,7 +261,9 @@ void Agent::reload(bool force) {
     log->warn("{}: {}", w.object, w.message);
   }
   auto desired = std::make_shared<model::DesiredState>(
-      model::translate(manifests_.store(), {config_.ingress_class, config_.controller}));
+      model::translate(manifests_.store(),
+                       {config_.ingress_class, config_.controller, config_.tcp_services,
+                        {config_.listen_http.port(), config_.admin.port()}}));
   ++reloads_;
   for (const auto& w : desired->warnings) {
     log->warn("{}: {}", w.object, w.message);
@@ -187,6 +280,7 @@ void Agent::reload(bool force) {
   desired->generation = ++generation_;
   current_ = build(desired);
   snapshots_.publish(current_);
+  applyTcpPorts();
   endpoints_.prune();
   route_stats_.prune();
   cluster_stats_.prune();
@@ -235,6 +329,12 @@ std::shared_ptr<const proxy::Snapshot> Agent::build(std::shared_ptr<model::Desir
   }
   for (const std::string& l : snap->routes->routeLabels()) {
     snap->route_stats.push_back(route_stats_.get(l));
+  }
+  for (const auto& route : desired->tcp_routes) {
+    auto it = std::find(names.begin(), names.end(), route.cluster);
+    if (it != names.end()) {
+      snap->tcp_routes.emplace_back(route.port, static_cast<std::uint32_t>(it - names.begin()));
+    }
   }
   snap->desired = std::move(desired);
   return snap;
@@ -386,6 +486,36 @@ std::string Agent::renderMetrics() const {
   line("sluice_upstream_reused_total", "", g.upstream_reused.load());
   help("sluice_upgrades_total", "counter", "Connections switched to a tunnel (101).");
   line("sluice_upgrades_total", "", g.upgrades.load());
+  const auto& sp = proxy::spliceStats();
+  help("sluice_splice_flows_total", "counter",
+       "Connections handed off after routing (Upgrade tunnels, TCP routes), by strategy.");
+  for (auto s : {proxy::SpliceStrategy::kSockmap, proxy::SpliceStrategy::kPipe,
+                 proxy::SpliceStrategy::kCopy}) {
+    line("sluice_splice_flows_total", "strategy=\"" + std::string(proxy::strategyName(s)) + "\"",
+         sp.flows_total[static_cast<std::size_t>(s)].load());
+  }
+  help("sluice_splice_active_flows", "gauge", "Handed-off connections open now.");
+  line("sluice_splice_active_flows", "", sp.active_flows.load());
+  help("sluice_splice_fallbacks_total", "counter",
+       "sockmap pairs that could not be armed and were relayed with splice(2).");
+  line("sluice_splice_fallbacks_total", "", sp.fallbacks.load());
+  help("sluice_splice_held_total", "counter",
+       "sockmap flow directions whose peer fell behind by the budget, relayed in userspace.");
+  line("sluice_splice_held_total", "", sp.held.load());
+  help("sluice_splice_bodies_total", "counter", "HTTP bodies moved with splice(2).");
+  line("sluice_splice_bodies_total", "", sp.body_splices.load());
+  help("sluice_splice_body_bytes_total", "counter", "Bytes of HTTP bodies moved with splice(2).");
+  line("sluice_splice_body_bytes_total", "", sp.body_bytes.load());
+  if (datapath_) {
+    if (auto verdicts = datapath_->verdictCounters(); verdicts) {
+      help("sluice_splice_verdicts_total", "counter",
+           "sk_skb verdicts of the splice program, by outcome.");
+      for (std::size_t i = 0; i < verdicts->size(); ++i) {
+        line("sluice_splice_verdicts_total",
+             "outcome=\"" + std::string(bpf::kReasonLabels[i]) + "\"", (*verdicts)[i]);
+      }
+    }
+  }
   help("sluice_config_generation", "gauge", "Generation of the routing snapshot served.");
   line("sluice_config_generation", "", generation_);
   help("sluice_config_reloads_total", "counter", "Manifest changes translated.");
@@ -405,6 +535,24 @@ std::string Agent::renderState() const {
   root["manifests"] = config_.manifests_dir;
   root["ingress_class"] = config_.ingress_class;
   root["kernel_datapath"] = bpf_status_;
+  const auto& sc = config_.proxy.splice;
+  const auto& sp = proxy::spliceStats();
+  json::object splice{{"requested", config_.splice},
+                      {"strategy", proxy::strategyName(sc.connection)},
+                      {"body_strategy", proxy::strategyName(sc.body)},
+                      {"body_threshold", sc.body_threshold},
+                      {"flow_budget", sc.flow_budget},
+                      {"reason", splice_reason_},
+                      {"pin_dir", datapath_ ? datapath_->pinRoot() : std::string()},
+                      {"active_flows", sp.active_flows.load()},
+                      {"fallbacks", sp.fallbacks.load()},
+                      {"held", sp.held.load()}};
+  if (!bpf_error_.empty()) {
+    splice["bpf_error"] = bpf_error_;
+  }
+  root["splice"] = std::move(splice);
+  // ingressctl status reads this field.
+  root["splice_strategy"] = proxy::strategyName(sc.connection);
   json::array warnings;
   auto add_warnings = [&warnings](const std::vector<model::Warning>& ws) {
     for (const auto& w : ws) {
@@ -459,6 +607,11 @@ std::string Agent::renderState() const {
         {"endpoints", std::move(eps)}});
   }
   root["clusters"] = std::move(clusters);
+  json::array tcp_routes;
+  for (const auto& r : d.tcp_routes) {
+    tcp_routes.push_back(json::object{{"port", r.port}, {"cluster", r.cluster}});
+  }
+  root["tcp_routes"] = std::move(tcp_routes);
   root["warnings"] = std::move(warnings);
   return json::serialize(root);
 }

@@ -18,6 +18,10 @@
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
 
+namespace sluice::bpf {
+class SpliceDatapath;
+}
+
 namespace sluice::app {
 
 class Agent {
@@ -32,6 +36,10 @@ private:
   void reload(bool force);
   std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
   void schedulePoll();
+  // Resolves --splice against what the kernel offers; logs the choice and why, once.
+  void setupSplice();
+  void scheduleStaleSweep();
+  void applyTcpPorts();
   void beginDrain();
   void waitDrained();
   admin::Response handleAdmin(std::string_view method, std::string_view path);
@@ -43,6 +51,7 @@ private:
   boost::asio::signal_set signals_;
   boost::asio::steady_timer poll_timer_;
   boost::asio::steady_timer drain_timer_;
+  boost::asio::steady_timer stale_timer_;
   admin::Server admin_;
   k8s::ManifestSource manifests_;
   proxy::SnapshotHolder snapshots_;
@@ -55,6 +64,10 @@ private:
   std::uint64_t reloads_ = 0;
   std::uint64_t reload_failures_ = 0;
   std::string bpf_status_;
+  std::unique_ptr<bpf::SpliceDatapath> datapath_;
+  std::string splice_reason_;
+  std::string bpf_error_;
+  std::vector<std::uint16_t> tcp_ports_;
   std::chrono::steady_clock::time_point drain_deadline_{};
   bool ready_ = false;
   bool draining_ = false;

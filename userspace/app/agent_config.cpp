@@ -128,6 +128,26 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
   cli.add_option("--max-header-bytes", max_head, "Request head limit in bytes")
       ->check(CLI::Range(1024ul, 1024ul * 1024ul))
       ->capture_default_str();
+  cli.add_option("--splice", out.splice,
+                 "How routed connections move bytes: auto, sockmap (in-kernel redirect), pipe "
+                 "(splice(2)) or copy (userspace); see docs/splice.md")
+      ->check(CLI::IsMember({"auto", "sockmap", "pipe", "copy"}))
+      ->capture_default_str();
+  cli.add_option("--splice-body-threshold", out.proxy.splice.body_threshold,
+                 "Content-Length above which HTTP bodies move with splice(2)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 62))
+      ->capture_default_str();
+  cli.add_option("--splice-flow-budget", out.proxy.splice.flow_budget,
+                 "sockmap: bytes the kernel may queue for a peer that is not reading, per flow "
+                 "direction, before that direction is relayed in userspace")
+      ->check(CLI::Range(std::uint32_t{64 * 1024}, std::uint32_t{1} << 30))
+      ->capture_default_str();
+  cli.add_option("--bpf-pin-dir", out.bpf_pin_dir, "bpffs directory of the pinned maps")
+      ->capture_default_str();
+  cli.add_option("--tcp-services", out.tcp_services,
+                 "ConfigMap NAMESPACE/NAME mapping listener ports to 'namespace/service:port' "
+                 "(plain TCP routes); '' disables")
+      ->capture_default_str();
 
   try {
     cli.parse(argc, argv);

@@ -22,6 +22,9 @@ struct AgentConfig {
   std::string access_log;  // "" = off, "stdout", or a file path
   std::chrono::milliseconds drain_timeout{30'000};
   std::chrono::milliseconds manifest_poll{250};
+  std::string splice = "auto";  // auto | sockmap | pipe | copy (resolved at startup)
+  std::string bpf_pin_dir = "/sys/fs/bpf/sluice";
+  std::string tcp_services = "sluice-system/sluice-tcp-services";  // ConfigMap ns/name, "" = off
   proxy::ProxyConfig proxy;
 };
 

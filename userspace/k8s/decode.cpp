@@ -764,6 +764,13 @@ Secret decodeSecret(Decoder& dec, const json::object& o) {
   return secret;
 }
 
+ConfigMap decodeConfigMap(Decoder& dec, const json::object& o) {
+  ConfigMap cm;
+  cm.metadata = decodeMeta(dec, o, true);
+  cm.data = dec.stringMap(o, "data", "");
+  return cm;
+}
+
 // "ns/name" for error messages, read leniently so a broken object can still be named.
 std::string label(const json::object& o, std::string_view kind) {
   std::string name, ns;
@@ -797,6 +804,7 @@ constexpr KindInfo kKinds[] = {
     {"Service", {"v1", ""}},
     {"EndpointSlice", {"discovery.k8s.io/v1", "discovery.k8s.io/v1beta1"}},
     {"Secret", {"v1", ""}},
+    {"ConfigMap", {"v1", ""}},
 };
 
 DecodeResult decodeChecked(const json::value& value) {
@@ -847,8 +855,10 @@ DecodeResult decodeChecked(const json::value& value) {
     object = decodeService(dec, *o);
   } else if (kind == "EndpointSlice") {
     object = decodeEndpointSlice(dec, *o, api_version);
-  } else {
+  } else if (kind == "Secret") {
     object = decodeSecret(dec, *o);
+  } else {
+    object = decodeConfigMap(dec, *o);
   }
   if (!dec.ok()) {
     result.error = prefix + dec.joined();

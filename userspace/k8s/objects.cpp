@@ -27,6 +27,7 @@ std::string_view kindOf(const Object& object) {
     std::string_view operator()(const Service&) const { return "Service"; }
     std::string_view operator()(const EndpointSlice&) const { return "EndpointSlice"; }
     std::string_view operator()(const Secret&) const { return "Secret"; }
+    std::string_view operator()(const ConfigMap&) const { return "ConfigMap"; }
   };
   return std::visit(Visitor{}, object);
 }

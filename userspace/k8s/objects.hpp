@@ -174,7 +174,15 @@ struct Secret {
   bool operator==(const Secret&) const = default;
 };
 
-using Object = std::variant<Ingress, IngressClass, Service, EndpointSlice, Secret>;
+// ---- v1 ConfigMap (only the one named by --tcp-services is used: TCP routes) ----
+
+struct ConfigMap {
+  ObjectMeta metadata;
+  std::map<std::string, std::string> data;
+  bool operator==(const ConfigMap&) const = default;
+};
+
+using Object = std::variant<Ingress, IngressClass, Service, EndpointSlice, Secret, ConfigMap>;
 
 // Identity of an object: kind plus namespace/name. Versions of one kind are the same object.
 struct ObjectRef {

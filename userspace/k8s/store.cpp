@@ -34,9 +34,11 @@ bool Store::upsert(Object object) {
           return put(services_, std::move(key), std::move(o));
         } else if constexpr (std::is_same_v<T, EndpointSlice>) {
           return put(endpoint_slices_, std::move(key), std::move(o));
-        } else {
-          static_assert(std::is_same_v<T, Secret>);
+        } else if constexpr (std::is_same_v<T, Secret>) {
           return put(secrets_, std::move(key), std::move(o));
+        } else {
+          static_assert(std::is_same_v<T, ConfigMap>);
+          return put(config_maps_, std::move(key), std::move(o));
         }
       },
       std::move(object));
@@ -59,6 +61,9 @@ bool Store::remove(const ObjectRef& ref) {
   if (ref.kind == "Secret") {
     return secrets_.erase(key) > 0;
   }
+  if (ref.kind == "ConfigMap") {
+    return config_maps_.erase(key) > 0;
+  }
   return false;
 }
 
@@ -79,6 +84,9 @@ bool Store::contains(const ObjectRef& ref) const {
   if (ref.kind == "Secret") {
     return secrets_.contains(key);
   }
+  if (ref.kind == "ConfigMap") {
+    return config_maps_.contains(key);
+  }
   return false;
 }
 
@@ -86,7 +94,7 @@ void Store::clear() { *this = Store(); }
 
 std::size_t Store::size() const {
   return ingresses_.size() + ingress_classes_.size() + services_.size() + endpoint_slices_.size() +
-         secrets_.size();
+         secrets_.size() + config_maps_.size();
 }
 
 }  // namespace sluice::k8s

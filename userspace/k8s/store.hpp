@@ -28,6 +28,7 @@ public:
   const std::map<std::string, Service>& services() const { return services_; }
   const std::map<std::string, EndpointSlice>& endpointSlices() const { return endpoint_slices_; }
   const std::map<std::string, Secret>& secrets() const { return secrets_; }
+  const std::map<std::string, ConfigMap>& configMaps() const { return config_maps_; }
 
   bool operator==(const Store&) const = default;
 
@@ -37,6 +38,7 @@ private:
   std::map<std::string, Service> services_;
   std::map<std::string, EndpointSlice> endpoint_slices_;
   std::map<std::string, Secret> secrets_;
+  std::map<std::string, ConfigMap> config_maps_;
 };
 
 }  // namespace sluice::k8s

@@ -67,6 +67,14 @@ struct VirtualHost {
   bool operator==(const VirtualHost&) const = default;
 };
 
+// A plain TCP route: connections to `port` on the agent's listen address are relayed, bytes
+// untouched, to an endpoint of `cluster` (from the --tcp-services ConfigMap).
+struct TcpRoute {
+  std::uint16_t port = 0;
+  std::string cluster;  // Cluster::name
+  bool operator==(const TcpRoute&) const = default;
+};
+
 struct Warning {
   std::string object;  // "Kind namespace/name" or a file name
   std::string message;
@@ -77,6 +85,7 @@ struct DesiredState {
   std::uint64_t generation = 0;
   std::vector<VirtualHost> hosts;                  // sorted by host
   std::optional<std::string> default_cluster;      // oldest Ingress defaultBackend of our class
+  std::vector<TcpRoute> tcp_routes;                // sorted by port
   std::vector<Cluster> clusters;                   // sorted by name, every name referenced above
   std::vector<Warning> warnings;                   // objects skipped or partly ignored
 };

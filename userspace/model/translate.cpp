@@ -1,6 +1,7 @@
 #include "model/translate.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <optional>
 #include <set>
@@ -95,6 +96,7 @@ public:
     for (auto& [host, build] : hosts_) {
       out_.hosts.push_back(VirtualHost{host, std::move(build.paths), build.default_cluster});
     }
+    addTcpRoutes();
     for (const auto& [name, ref] : clusters_) {
       out_.clusters.push_back(resolve(name, ref));
     }
@@ -120,6 +122,67 @@ private:
                .first;
     }
     return it->first;
+  }
+
+  // One route per valid "port": "namespace/service:port" entry; a bad entry is skipped with a
+  // warning and never affects the others.
+  void addTcpRoutes() {
+    if (options_.tcp_services.empty()) {
+      return;
+    }
+    auto it = store_.configMaps().find(options_.tcp_services);
+    if (it == store_.configMaps().end()) {
+      return;
+    }
+    const std::string object = "ConfigMap " + options_.tcp_services;
+    for (const auto& [key, value] : it->second.data) {
+      const std::string where = "data[\"" + key + "\"]";
+      std::uint16_t port = 0;
+      auto [pend, pec] = std::from_chars(key.data(), key.data() + key.size(), port);
+      if (pec != std::errc() || pend != key.data() + key.size() || port == 0 ||
+          key.front() == '0') {
+        warn(object, where + ": key must be a port number 1-65535; skipped");
+        continue;
+      }
+      if (std::find(options_.reserved_ports.begin(), options_.reserved_ports.end(), port) !=
+          options_.reserved_ports.end()) {
+        warn(object, where + ": port " + key + " is the agent's own listener; skipped");
+        continue;
+      }
+      // "namespace/service:port"; the port is a number or a Service port name.
+      const auto slash = value.find('/');
+      const auto colon = value.rfind(':');
+      if (slash == std::string::npos || colon == std::string::npos || colon < slash ||
+          slash == 0 || colon == slash + 1 || colon + 1 == value.size() ||
+          value.find('/', slash + 1) != std::string::npos) {
+        warn(object, where + ": value must be \"namespace/service:port\"; skipped");
+        continue;
+      }
+      k8s::IngressServiceBackend backend;
+      backend.name = value.substr(slash + 1, colon - slash - 1);
+      const std::string svc_port = value.substr(colon + 1);
+      std::int32_t number = 0;
+      auto [nend, nec] =
+          std::from_chars(svc_port.data(), svc_port.data() + svc_port.size(), number);
+      if (nec == std::errc() && nend == svc_port.data() + svc_port.size()) {
+        if (number < 1 || number > 65535) {
+          warn(object, where + ": service port " + svc_port + " out of range; skipped");
+          continue;
+        }
+        backend.port.number = number;
+      } else {
+        backend.port.name = svc_port;
+      }
+      const std::string ns = value.substr(0, slash);
+      std::string name = clusterName(ns, backend);
+      auto cit = clusters_.find(name);
+      if (cit == clusters_.end()) {
+        cit = clusters_.emplace(std::move(name), ClusterRef{ns, backend, object}).first;
+      }
+      out_.tcp_routes.push_back(TcpRoute{port, cit->first});
+    }
+    std::sort(out_.tcp_routes.begin(), out_.tcp_routes.end(),
+              [](const TcpRoute& a, const TcpRoute& b) { return a.port < b.port; });
   }
 
   void addIngress(const k8s::Ingress& ing) {

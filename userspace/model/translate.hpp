@@ -26,6 +26,11 @@ inline constexpr std::string_view kLoadBalanceAnnotation = "sluice.dev/load-bala
 struct TranslateOptions {
   std::string ingress_class = "sluice";           // for the legacy kubernetes.io/ingress.class
   std::string controller = "sluice.dev/ingress";  // IngressClass spec.controller that is ours
+  // ConfigMap "namespace/name" whose data maps a listener port to "namespace/service:port"
+  // (the ingress-nginx tcp-services format); "" = no TCP routes.
+  std::string tcp_services = "sluice-system/sluice-tcp-services";
+  // Ports the agent serves otherwise (HTTP, admin): a TCP route cannot take them.
+  std::vector<std::uint16_t> reserved_ports;
 };
 
 // Whether we serve `ingress`. Every IngressClass whose spec.controller is ours counts (so two

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "http/parser.hpp"
+#include "proxy/handoff.hpp"
 
 namespace sluice::proxy {
 
@@ -27,6 +28,7 @@ struct ProxyConfig {
   std::size_t max_idle_per_endpoint = 4096;
   http::Limits limits;
   bool access_log = false;
+  SpliceConfig splice;
 };
 
 }  // namespace sluice::proxy

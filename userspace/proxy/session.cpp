@@ -656,6 +656,18 @@ asio::awaitable<Session::Outcome> Session::forward(const Snapshot& snap, std::ui
         break;
       }
       setDeadline(cfg.upstream_response_timeout);
+      if (resp_body == http::BodyKind::kContentLength && ub.empty() &&
+          cfg.splice.body == SpliceStrategy::kPipe &&
+          resp_.content_length > cfg.splice.body_threshold) {
+        // The head is out; the rest of a large delimited body moves with splice(2). On failure
+        // either side may be at fault: close both (the response is cut short either way).
+        const std::uint64_t left = resp_left;
+        resp_left = 0;
+        upstream_ok = co_await spliceExactly(up_->socket, client_, left, cfg.splice.pipe_bytes,
+                                             &Session::touchBody, this);
+        client_ok = upstream_ok;
+        break;
+      }
       auto [rec, rn] = co_await up_->socket.async_read_some(ub.prepare(), kNoThrow);
       if (rec || rn == 0) {
         // EOF ends a close-delimited body; anywhere else the response was cut short.
@@ -730,6 +742,15 @@ asio::awaitable<bool> Session::streamRequestBody() {
     }
     phase_ = Phase::kBody;
     setDeadline(cfg.body_timeout);
+    if (!chunked && in_.empty() && cfg.splice.body == SpliceStrategy::kPipe &&
+        req_.content_length > cfg.splice.body_threshold) {
+      // A large delimited body: the rest moves socket to socket with splice(2), exactly
+      // body_left_ bytes, and the client connection is back in the parser afterwards.
+      const std::uint64_t left = body_left_;
+      body_left_ = 0;
+      co_return co_await spliceExactly(client_, up_->socket, left, cfg.splice.pipe_bytes,
+                                       &Session::touchBody, this);
+    }
     auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
     if (ec || n == 0) {
       co_return false;
@@ -738,48 +759,21 @@ asio::awaitable<bool> Session::streamRequestBody() {
   }
 }
 
-asio::awaitable<bool> Session::pump(tcp::socket& from, tcp::socket& to, Buffer& buf) {
-  const auto idle = worker_.config().tunnel_idle_timeout;
-  for (;;) {
-    if (!buf.empty()) {
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.readable()), kNoThrow);
-      if (wec) {
-        co_return false;
-      }
-      buf.clear();
-    }
-    setDeadline(idle);
-    auto [ec, n] = co_await from.async_read_some(buf.prepare(), kNoThrow);
-    if (ec == asio::error::eof) {
-      // Half-close: pass the FIN on and keep the other direction running.
-      error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
-      co_return true;
-    }
-    if (ec) {
-      co_return false;
-    }
-    buf.commit(n);
-  }
+asio::awaitable<void> Session::tunnel() {
+  // The connection is now an opaque byte stream both ways, pinned to this backend for life: hand
+  // it to the relay. Bytes that arrived behind the heads (in_, the upstream buffer) go first.
+  phase_ = Phase::kTunnel;
+  deadline_ = Clock::time_point::max();  // the relay enforces the tunnel idle timeout itself
+  const ProxyConfig& cfg = worker_.config();
+  Relay relay(client_, up_->socket, cfg.splice, cfg.tunnel_idle_timeout);
+  co_await relay.run(cfg.splice.connection, in_, up_->buffer, 0);
+  releaseUpstream(false);
 }
 
-asio::awaitable<void> Session::tunnel() {
-  using namespace asio::experimental::awaitable_operators;
-  phase_ = Phase::kTunnel;
-  // Bytes that arrived behind the heads belong to the new protocol; pump() writes them first.
-  auto fail_both = [this](bool ok) {
-    if (!ok) {
-      error_code ignored;
-      client_.close(ignored);
-      up_->socket.close(ignored);
-    }
-  };
-  co_await (
-      [&]() -> asio::awaitable<void> { fail_both(co_await pump(client_, up_->socket, in_)); }() &&
-      [&]() -> asio::awaitable<void> {
-        fail_both(co_await pump(up_->socket, client_, up_->buffer));
-      }());
-  releaseUpstream(false);
+void Session::touchBody(void* self) {
+  auto* s = static_cast<Session*>(self);
+  s->setDeadline(s->phase_ == Phase::kResponse ? s->worker_.config().upstream_response_timeout
+                                               : s->worker_.config().body_timeout);
 }
 
 void Session::buildResponseHead(bool close) {

@@ -15,6 +15,7 @@
 #include "common/buffer.hpp"
 #include "http/parser.hpp"
 #include "lb/balancer.hpp"
+#include "proxy/handoff.hpp"
 #include "proxy/stats.hpp"
 #include "upstream/pool.hpp"
 
@@ -52,8 +53,8 @@ private:
   boost::asio::awaitable<Outcome> sendLocal(LocalReply reply, bool close, RouteStats* route);
   boost::asio::awaitable<bool> streamRequestBody();
   boost::asio::awaitable<void> tunnel();
-  boost::asio::awaitable<bool> pump(boost::asio::ip::tcp::socket& from,
-                                    boost::asio::ip::tcp::socket& to, Buffer& buf);
+  // splice(2) progress callback: re-arms the body (or response) inactivity deadline.
+  static void touchBody(void* self);
 
   void buildUpstreamHead(std::string_view path);
   void buildResponseHead(bool close);

@@ -15,6 +15,8 @@
 
 namespace sluice::proxy {
 
+inline constexpr std::uint32_t kNoTcpRoute = UINT32_MAX;
+
 struct Snapshot {
   std::uint64_t generation = 0;
   std::shared_ptr<const model::DesiredState> desired;
@@ -22,6 +24,16 @@ struct Snapshot {
   std::vector<std::shared_ptr<lb::Balancer>> balancers;        // by cluster index
   std::vector<std::shared_ptr<ClusterStats>> cluster_stats;    // by cluster index
   std::vector<std::shared_ptr<RouteStats>> route_stats;        // by route index
+  std::vector<std::pair<std::uint16_t, std::uint32_t>> tcp_routes;  // port → cluster, by port
+
+  std::uint32_t tcpCluster(std::uint16_t port) const {
+    for (const auto& [p, cluster] : tcp_routes) {
+      if (p == port) {
+        return cluster;
+      }
+    }
+    return kNoTcpRoute;
+  }
 };
 
 // Single writer (control thread), many readers (workers). Readers keep a cached pointer and only

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 
@@ -11,6 +12,7 @@
 
 #include "common/log.hpp"
 #include "proxy/session.hpp"
+#include "proxy/tcp_session.hpp"
 
 namespace sluice::proxy {
 
@@ -39,35 +41,96 @@ Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapsh
 
 Worker::~Worker() { pool_.clear(); }
 
-std::string Worker::listen(const tcp::endpoint& endpoint) {
+std::string Worker::openListener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint) {
   error_code ec;
-  acceptor_.emplace(io_);
-  acceptor_->open(endpoint.protocol(), ec);
+  acceptor.open(endpoint.protocol(), ec);
   if (!ec) {
-    acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   }
   if (!ec) {
     // Every worker binds the same address; the kernel load-balances accepted connections.
     int one = 1;
-    if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
       ec = error_code(errno, boost::system::system_category());
     }
   }
   if (!ec && endpoint.protocol() == tcp::v6()) {
-    acceptor_->set_option(asio::ip::v6_only(false), ec);
+    acceptor.set_option(asio::ip::v6_only(false), ec);
   }
   if (!ec) {
-    acceptor_->bind(endpoint, ec);
+    acceptor.bind(endpoint, ec);
   }
   if (!ec) {
-    acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
   }
   if (ec) {
-    acceptor_.reset();
+    error_code ignored;
+    acceptor.close(ignored);
     return "listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
            ": " + ec.message();
   }
   return "";
+}
+
+std::string Worker::listen(const tcp::endpoint& endpoint) {
+  acceptor_.emplace(io_);
+  std::string err = openListener(*acceptor_, endpoint);
+  if (!err.empty()) {
+    acceptor_.reset();
+  }
+  return err;
+}
+
+void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint16_t> ports) {
+  asio::post(io_, [this, address, ports = std::move(ports)]() {
+    if (draining_) {
+      return;
+    }
+    for (auto it = tcp_acceptors_.begin(); it != tcp_acceptors_.end();) {
+      if (std::find(ports.begin(), ports.end(), it->first) == ports.end()) {
+        error_code ignored;
+        it->second->close(ignored);  // its pending accept completes with operation_aborted
+        it = tcp_acceptors_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (std::uint16_t port : ports) {
+      if (tcp_acceptors_.contains(port)) {
+        continue;
+      }
+      auto acceptor = std::make_unique<tcp::acceptor>(io_);
+      if (std::string err = openListener(*acceptor, tcp::endpoint(address, port)); !err.empty()) {
+        // Retried at the next configuration change; the route stays configured.
+        SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} TCP route: {}", index_, err);
+        continue;
+      }
+      acceptTcp(port, *acceptor);
+      tcp_acceptors_.emplace(port, std::move(acceptor));
+    }
+  });
+}
+
+void Worker::acceptTcp(std::uint16_t port, tcp::acceptor& acceptor) {
+  acceptor.async_accept([this, port, &acceptor](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open() || draining_) {
+      return;  // closed (route removed or drain): the acceptor may already be destroyed
+    }
+    if (!ec) {
+      startTcpSession(*this, std::move(socket), port);
+      acceptTcp(port, acceptor);
+      return;
+    }
+    SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} accept on TCP route {}: {}", index_, port,
+                       ec.message());
+    auto backoff = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
+    backoff->async_wait([this, port, backoff](error_code wec) {
+      auto it = tcp_acceptors_.find(port);
+      if (!wec && !draining_ && it != tcp_acceptors_.end()) {
+        acceptTcp(port, *it->second);
+      }
+    });
+  });
 }
 
 void Worker::run() {
@@ -121,6 +184,10 @@ void Worker::drain() {
     if (acceptor_) {
       error_code ignored;
       acceptor_->close(ignored);
+    }
+    for (auto& [port, acceptor] : tcp_acceptors_) {
+      error_code ignored;
+      acceptor->close(ignored);
     }
     sweep_timer_.cancel();
     accept_backoff_.cancel();

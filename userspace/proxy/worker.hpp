@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +36,9 @@ public:
 
   // Opens this worker's listener (SO_REUSEPORT) on `endpoint`. Returns an error text or "".
   std::string listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Thread-safe: makes this worker listen on exactly these TCP-route ports of `address` (opening
+  // and closing listeners; established flows are never touched). Bind failures are logged.
+  void setTcpPorts(const boost::asio::ip::address& address, std::vector<std::uint16_t> ports);
   // Thread body: accepts and serves until stop(). Call from the worker's own thread.
   void run();
   // Thread-safe: stop accepting, close idle keep-alive connections, and let in-flight requests
@@ -66,6 +71,9 @@ public:
 
 private:
   void accept();
+  void acceptTcp(std::uint16_t port, boost::asio::ip::tcp::acceptor& acceptor);
+  static std::string openListener(boost::asio::ip::tcp::acceptor& acceptor,
+                                  const boost::asio::ip::tcp::endpoint& endpoint);
   void sweepPool();
 
   const unsigned index_;
@@ -73,6 +81,7 @@ private:
   SnapshotHolder& snapshots_;
   boost::asio::io_context io_{1};
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::map<std::uint16_t, std::unique_ptr<boost::asio::ip::tcp::acceptor>> tcp_acceptors_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer accept_backoff_;
   upstream::Pool pool_;

@@ -1,0 +1,16 @@
+// One connection on a plain TCP route: pick an endpoint of the route's cluster, connect (one retry
+// on another endpoint), then hand both sockets to a Relay with the configured strategy. No byte
+// is looked at; the route is fixed for the connection's life, which is what sockmap needs.
+#pragma once
+
+#include <cstdint>
+
+#include <boost/asio/ip/tcp.hpp>
+
+namespace sluice::proxy {
+
+class Worker;
+
+void startTcpSession(Worker& worker, boost::asio::ip::tcp::socket socket, std::uint16_t port);
+
+}  // namespace sluice::proxy
