@@ -184,6 +184,20 @@ TEST(DecodeFixture, Secret) {
   EXPECT_THAT(secret.data.at("tls.crt"), HasSubstr("LS0tLS1CRUdJTi"));
 }
 
+TEST(Decode, ConfigMapData) {
+  ConfigMap cm = decodeOne<ConfigMap>(R"(
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: sluice-tcp-services, namespace: sluice-system}
+data:
+  "9000": default/web:80
+  "5432": "db/postgres:5432"
+)");
+  EXPECT_EQ(cm.metadata.ns, "sluice-system");
+  EXPECT_EQ(cm.data.size(), 2u);
+  EXPECT_EQ(cm.data.at("9000"), "default/web:80");
+}
+
 // ---- decoding details ----
 
 TEST(Decode, NamespaceDefaultsAndSlicePortNameNil) {
@@ -551,6 +565,10 @@ INSTANTIATE_TEST_SUITE_P(
                        "{name: web}\n",
                        "unsupported kind Deployment"},
         ValidationCase{"NoKind", "apiVersion: v1\nmetadata: {name: web}\n", "kind: required"},
+        ValidationCase{"ConfigMapNonStringData",
+                       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {\"9000\": "
+                       "[1]}\n",
+                       "ConfigMap default/c: data.9000: must be a string"},
         ValidationCase{"NoApiVersion", "kind: Secret\nmetadata: {name: s}\n",
                        "Secret default/s: apiVersion: required"},
         ValidationCase{"OldIngressApi",

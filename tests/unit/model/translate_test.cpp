@@ -744,5 +744,98 @@ cluster shop/web:80: 10.244.1.20:8080 10.244.2.21:8080
 )");
 }
 
+
+// ---- TCP routes (the --tcp-services ConfigMap) ----
+
+std::string tcpServices(const std::string& data, const std::string& name = "sluice-tcp-services",
+                        const std::string& ns = "sluice-system") {
+  return "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name +
+         ", namespace: " + ns + "}\ndata:\n" + data;
+}
+
+std::string tcpDump(const DesiredState& s) {
+  std::ostringstream out;
+  for (const TcpRoute& r : s.tcp_routes) {
+    out << r.port << " -> " << r.cluster << "\n";
+  }
+  for (const Warning& w : s.warnings) {
+    out << "warning " << w.object << ": " << w.message << "\n";
+  }
+  return out.str();
+}
+
+TEST(TranslateTcp, PortsMapToServicePortsWithEndpoints) {
+  const auto store = storeFrom(webService() + tcpServices(R"(
+  "9000": "t/web:80"
+  "5432": t/web:http
+)"));
+  const DesiredState s = translate(store, {});
+  EXPECT_EQ(tcpDump(s),
+            "5432 -> t/web:http\n"
+            "9000 -> t/web:80\n"
+            "warning ConfigMap sluice-system/sluice-tcp-services: backend t/web:http: Service "
+            "t/web has no port named \"http\"\n");
+  ASSERT_EQ(s.clusters.size(), 2U);
+  EXPECT_EQ(s.clusters[0].name, "t/web:80");
+  ASSERT_EQ(s.clusters[0].endpoints.size(), 1U);
+  EXPECT_EQ(s.clusters[0].endpoints[0].address, "10.0.0.1");
+  EXPECT_EQ(s.clusters[0].endpoints[0].port, 8080);
+  EXPECT_THAT(s.clusters[1].endpoints, IsEmpty());
+  EXPECT_THAT(s.hosts, IsEmpty());
+}
+
+TEST(TranslateTcp, BadEntriesAreSkippedAndGoodOnesKept) {
+  const auto store = storeFrom(webService() + tcpServices(R"(
+  "0": t/web:80
+  "080": t/web:80
+  "70000": t/web:80
+  "http": t/web:80
+  "8080": t/web:80
+  "9001": web:80
+  "9002": "t/web"
+  "9003": "t/a/web:80"
+  "9004": "t/web:0"
+  "9005": "/web:80"
+  "9006": "t/web:80"
+)"));
+  TranslateOptions options;
+  options.reserved_ports = {8080, 10254};
+  const DesiredState s = translate(store, options);
+  const std::string w = "warning ConfigMap sluice-system/sluice-tcp-services: ";
+  EXPECT_EQ(tcpDump(s), "9006 -> t/web:80\n" +
+                            w + "data[\"0\"]: key must be a port number 1-65535; skipped\n" +
+                            w + "data[\"080\"]: key must be a port number 1-65535; skipped\n" +
+                            w + "data[\"70000\"]: key must be a port number 1-65535; skipped\n" +
+                            w + "data[\"8080\"]: port 8080 is the agent's own listener; skipped\n" +
+                            w + "data[\"9001\"]: value must be \"namespace/service:port\"; skipped\n" +
+                            w + "data[\"9002\"]: value must be \"namespace/service:port\"; skipped\n" +
+                            w + "data[\"9003\"]: value must be \"namespace/service:port\"; skipped\n" +
+                            w + "data[\"9004\"]: service port 0 out of range; skipped\n" +
+                            w + "data[\"9005\"]: value must be \"namespace/service:port\"; skipped\n" +
+                            w + "data[\"http\"]: key must be a port number 1-65535; skipped\n");
+}
+
+TEST(TranslateTcp, OnlyTheNamedConfigMapCounts) {
+  const auto store = storeFrom(webService() + tcpServices("  \"9000\": t/web:80\n", "other") +
+                               tcpServices("  \"9001\": t/web:80\n", "tcp", "t"));
+  EXPECT_EQ(tcpDump(translate(store, {})), "");
+  TranslateOptions options;
+  options.tcp_services = "t/tcp";
+  EXPECT_EQ(tcpDump(translate(store, options)), "9001 -> t/web:80\n");
+  options.tcp_services = "";
+  EXPECT_EQ(tcpDump(translate(store, options)), "");
+}
+
+TEST(TranslateTcp, SharesClustersWithIngressBackends) {
+  const auto store = storeFrom(std::string(kOurClass) + webService() +
+                               simpleIngress("a", "a.example") +
+                               tcpServices("  \"9000\": t/web:80\n"));
+  const DesiredState s = translate(store, {});
+  ASSERT_EQ(s.clusters.size(), 1U);
+  EXPECT_EQ(s.clusters[0].name, "t/web:80");
+  ASSERT_EQ(s.tcp_routes.size(), 1U);
+  EXPECT_EQ(s.tcp_routes[0].cluster, "t/web:80");
+}
+
 }  // namespace
 }  // namespace sluice::model
