@@ -27,6 +27,7 @@ live). Try:
   curl -s -H 'Host: demo.local' http://127.0.0.1:8080/
   curl -s -H 'Host: x.apps.demo.local' http://127.0.0.1:8080/anything
   curl -s http://127.0.0.1:10254/debug/state
+  curl -s http://127.0.0.1:9000/       # a plain TCP route (examples/demo/tcp-services.yaml)
 
 MSG
 ./build/userspace/app/ingress-agent --manifests examples/demo "$@" &

@@ -191,7 +191,7 @@ void Agent::setupSplice() {
     log->warn("--splice=sockmap: BPF unavailable ({}); serving with splice(2) instead",
               bpf_error_);
   }
-  log->info("splice: connections by {}, bodies by {} over {} bytes; {}",
+  log->info("connections by {}, bodies by {} over {} bytes; {}",
             proxy::strategyName(sc.connection), proxy::strategyName(sc.body), sc.body_threshold,
             splice_reason_);
 }
