@@ -135,6 +135,17 @@ int sluice_splice_verdict(struct __sk_buff *skb)
 		return SK_PASS;
 	}
 
+	if (len == 0) {
+		/*
+		 * A FIN without payload. Redirected, the peer's psock worker "sends" 0 bytes, which it
+		 * treats as a broken pipe: it sets EPIPE on the peer and stops all its redirects (seen
+		 * on 6.18 as half-closes turning into resets). Passed, it reaches this socket's reader
+		 * as EOF, and the agent shuts the peer down after the redirected bytes are out.
+		 */
+		count_reason(SLUICE_REASON_EMPTY);
+		return SK_PASS;
+	}
+
 	peer.cookie = flow->peer_cookie;
 	st = bpf_map_lookup_elem(&sluice_flow_stats, &self);
 	if (st)

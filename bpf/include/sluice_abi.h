@@ -97,6 +97,7 @@ struct sluice_flow_stats {
  *   peer_missing  the peer's cookie is not in sluice_socks (not yet inserted, or closed): SK_PASS
  *   over_budget   the peer has not taken `budget` redirected bytes: flow held, SK_PASS
  *   held          the flow was held earlier: SK_PASS (the agent relays this direction)
+ *   empty         an skb without payload (a FIN): SK_PASS, so the reader sees EOF
  * SK_PASS bytes land in the socket's psock ingress queue, readable only with recv/recvmsg
  * (older kernels report FIONREAD 0 for them; splice(2) did not see them before 2025).
  */
@@ -106,7 +107,8 @@ struct sluice_flow_stats {
 	X(SLUICE_REASON_USERSPACE, 2, "userspace")        \
 	X(SLUICE_REASON_PEER_MISSING, 3, "peer_missing")  \
 	X(SLUICE_REASON_OVER_BUDGET, 4, "over_budget")    \
-	X(SLUICE_REASON_HELD, 5, "held")
+	X(SLUICE_REASON_HELD, 5, "held")                  \
+	X(SLUICE_REASON_EMPTY, 6, "empty")
 
 enum sluice_reason {
 #define SLUICE_REASON_ENUM_(name, value, label) name = value,

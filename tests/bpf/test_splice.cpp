@@ -518,7 +518,7 @@ TEST_F(SpliceTest, BytesQueuedBeforeArmingGoOutWhenArmed) {
 
 // A peer that stops reading: the verdict stops redirecting once `budget` bytes are queued for it
 // outside its TCP send queue, holds the direction, and the held bytes stay on the sending socket
-// where TCP flow control applies. Everything arrives, in order, when the agent relays the rest.
+// where TCP flow control applies.
 TEST_F(SpliceTest, BudgetHoldsADirectionWhoseReaderStalls) {
   openDatapath();
   Topology t = makeTopology();
@@ -559,20 +559,13 @@ TEST_F(SpliceTest, BudgetHoldsADirectionWhoseReaderStalls) {
   EXPECT_GT(st->passed_bytes, 0U);
   std::cout << "redirected " << st->bytes << ", held " << st->passed_bytes << "\n";
 
-  // The agent's part: relay the held bytes, after the redirected ones, and B gets the stream.
-  std::vector<std::uint8_t> at_b;
-  std::jthread reader([&] { at_b = readExactly(t.b.get(), pushed); });
-  std::vector<std::uint8_t> buf(1 << 16);
-  std::size_t relayed = st->bytes;
-  while (relayed < pushed) {
-    ssize_t n = ::recv(t.pa.get(), buf.data(), buf.size(), 0);
-    ASSERT_GT(n, 0);
-    ASSERT_TRUE(writeAll(t.pb.get(), {buf.begin(), buf.begin() + n}));
-    relayed += static_cast<std::size_t>(n);
-  }
-  reader.join();
-  ASSERT_EQ(at_b.size(), pushed);
-  EXPECT_TRUE(std::equal(at_b.begin(), at_b.end(), payload.begin())) << "bytes out of order";
+  // What B can read is exactly the redirected prefix; the held rest waits on PA, readable there
+  // (the agent resets such a flow: see docs/splice.md on why it does not relay held bytes).
+  EXPECT_EQ(readExactly(t.b.get(), st->bytes),
+            std::vector<std::uint8_t>(payload.begin(), payload.begin() + st->bytes));
+  EXPECT_EQ(drain(t.b.get(), 100), "");
+  pollfd p{t.pa.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 1000), 1) << "held bytes do not make the socket readable";
 }
 
 TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {

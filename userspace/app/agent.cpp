@@ -171,21 +171,27 @@ void Agent::setupSplice() {
   } else if (requested == "pipe") {
     sc.connection = sc.body = SpliceStrategy::kPipe;
     splice_reason_ = "requested: splice(2) for connections and bodies";
-  } else if (!datapath_) {
-    sc.connection = sc.body = SpliceStrategy::kPipe;
-    splice_reason_ = "sockmap unavailable (" + bpf_error_ + "); splice(2) for connections and "
-                     "bodies, which needs no privilege";
+  } else if (requested == "sockmap" && datapath_) {
+    sc.connection = SpliceStrategy::kSockmap;
+    sc.body = SpliceStrategy::kPipe;
+    splice_reason_ = "requested: sockmap for whole connections (a flow whose reader falls behind "
+                     "by --splice-flow-budget is reset), splice(2) for bodies";
   } else if (requested == "sockmap") {
-    sc.connection = SpliceStrategy::kSockmap;
-    sc.body = SpliceStrategy::kPipe;
-    splice_reason_ = "requested: sockmap for whole connections, splice(2) for bodies";
+    sc.connection = sc.body = SpliceStrategy::kPipe;
+    splice_reason_ = "sockmap requested but unavailable (" + bpf_error_ +
+                     "); splice(2) for connections and bodies, which needs no privilege";
   } else {
-    sc.connection = SpliceStrategy::kSockmap;
+    // Measured on 6.18 (docs/benchmarks.md, bench/splice.sh): sockmap's redirect runs through a
+    // kernel work queue, so it lost to copy for small messages (0.8x messages per CPU-second)
+    // and to pipe for bulk; its only bounded-memory mode (hold) cannot be relayed safely. So
+    // auto does not use it whatever the probe says; the probe result is still reported.
+    sc.connection = SpliceStrategy::kAdaptive;
     sc.body = SpliceStrategy::kPipe;
-    splice_reason_ =
-        "auto: sockmap for whole connections (long-lived flows: no agent wake-up per message; "
-        "a direction whose peer falls behind by the flow budget moves to userspace), splice(2) "
-        "for bodies over the threshold (exact lengths)";
+    splice_reason_ = std::string("auto: copy for message-sized traffic, moving a direction to "
+                                 "splice(2) once it streams, and splice(2) for bodies over the "
+                                 "threshold; sockmap ") +
+                     (datapath_ ? "is available but measured slower on this kernel"
+                                : "is unavailable (" + bpf_error_ + ")");
   }
   if (!bpf_error_.empty() && requested == "sockmap") {
     log->warn("--splice=sockmap: BPF unavailable ({}); serving with splice(2) instead",
@@ -490,7 +496,7 @@ std::string Agent::renderMetrics() const {
   help("sluice_splice_flows_total", "counter",
        "Connections handed off after routing (Upgrade tunnels, TCP routes), by strategy.");
   for (auto s : {proxy::SpliceStrategy::kSockmap, proxy::SpliceStrategy::kPipe,
-                 proxy::SpliceStrategy::kCopy}) {
+                 proxy::SpliceStrategy::kCopy, proxy::SpliceStrategy::kAdaptive}) {
     line("sluice_splice_flows_total", "strategy=\"" + std::string(proxy::strategyName(s)) + "\"",
          sp.flows_total[static_cast<std::size_t>(s)].load());
   }
@@ -500,8 +506,11 @@ std::string Agent::renderMetrics() const {
        "sockmap pairs that could not be armed and were relayed with splice(2).");
   line("sluice_splice_fallbacks_total", "", sp.fallbacks.load());
   help("sluice_splice_held_total", "counter",
-       "sockmap flow directions whose peer fell behind by the budget, relayed in userspace.");
+       "sockmap flows reset because a reader fell behind by the flow budget.");
   line("sluice_splice_held_total", "", sp.held.load());
+  help("sluice_splice_upgraded_total", "counter",
+       "adaptive flow directions moved from copy to splice(2) once they streamed.");
+  line("sluice_splice_upgraded_total", "", sp.upgraded.load());
   help("sluice_splice_bodies_total", "counter", "HTTP bodies moved with splice(2).");
   line("sluice_splice_bodies_total", "", sp.body_splices.load());
   help("sluice_splice_body_bytes_total", "counter", "Bytes of HTTP bodies moved with splice(2).");
@@ -546,7 +555,8 @@ std::string Agent::renderState() const {
                       {"pin_dir", datapath_ ? datapath_->pinRoot() : std::string()},
                       {"active_flows", sp.active_flows.load()},
                       {"fallbacks", sp.fallbacks.load()},
-                      {"held", sp.held.load()}};
+                      {"held", sp.held.load()},
+                      {"upgraded", sp.upgraded.load()}};
   if (!bpf_error_.empty()) {
     splice["bpf_error"] = bpf_error_;
   }

@@ -7,6 +7,8 @@
 //   pipe     splice(2) socket → pipe → socket: no copy into userspace, exact byte counts, so it
 //            also serves bounded HTTP bodies, after which the connection is parsed again.
 //   copy     read/write through the session's buffer: the fallback that always works.
+//   adaptive copy per direction until it streams (fills the buffer read after read), then pipe:
+//            the cheapest of the two for small messages and for bulk (bench/splice.sh).
 //
 // Every strategy propagates half-close (FIN) each way and a reset as a reset, enforces the tunnel
 // idle timeout, and holds at most a bounded number of bytes per direction (see docs/splice.md).
@@ -29,7 +31,9 @@ class SpliceDatapath;
 
 namespace sluice::proxy {
 
-enum class SpliceStrategy : std::uint8_t { kSockmap, kPipe, kCopy };
+// kAdaptive: copy, moving a direction to pipe once it streams (kFullReadsForPipe full reads).
+enum class SpliceStrategy : std::uint8_t { kSockmap, kPipe, kCopy, kAdaptive };
+inline constexpr int kFullReadsForPipe = 4;
 
 constexpr std::string_view strategyName(SpliceStrategy s) {
   switch (s) {
@@ -39,6 +43,8 @@ constexpr std::string_view strategyName(SpliceStrategy s) {
       return "pipe";
     case SpliceStrategy::kCopy:
       return "copy";
+    case SpliceStrategy::kAdaptive:
+      return "adaptive";
   }
   return "copy";
 }
@@ -50,19 +56,20 @@ struct SpliceConfig {
   SpliceStrategy connection = SpliceStrategy::kCopy;  // whole connections after the decision
   SpliceStrategy body = SpliceStrategy::kCopy;        // bounded bodies: kPipe or kCopy
   std::uint64_t body_threshold = 64 * 1024;  // Content-Length above which bodies are spliced
-  // sockmap: bytes the kernel may queue for a peer that does not take them before the direction
-  // is held for userspace (bpf/splice.bpf.c). 0 = unlimited (unsafe).
-  std::uint32_t flow_budget = 1024 * 1024;
+  // sockmap: bytes the kernel may queue for a peer that does not take them; past it the verdict
+  // holds the direction and the agent resets the flow (bpf/splice.bpf.c, docs/splice.md).
+  std::uint32_t flow_budget = 4 * 1024 * 1024;
   std::size_t pipe_bytes = 256 * 1024;  // F_SETPIPE_SZ of each relay pipe (rounded by the kernel)
   bpf::SpliceDatapath* datapath = nullptr;  // loaded and attached, or null (sockmap unavailable)
 };
 
 // Process-wide counters (relaxed atomics), rendered by the admin port.
 struct SpliceStats {
-  std::atomic<std::uint64_t> flows_total[3] = {};  // by SpliceStrategy
+  std::atomic<std::uint64_t> flows_total[4] = {};  // by SpliceStrategy
   std::atomic<std::int64_t> active_flows{0};
   std::atomic<std::uint64_t> fallbacks{0};    // sockmap pairs that could not be armed
-  std::atomic<std::uint64_t> held{0};         // sockmap directions held over budget
+  std::atomic<std::uint64_t> held{0};         // sockmap flows reset: a peer fell behind by the budget
+  std::atomic<std::uint64_t> upgraded{0};     // adaptive directions moved from copy to pipe
   std::atomic<std::uint64_t> body_splices{0};  // bounded bodies moved with splice(2)
   std::atomic<std::uint64_t> body_bytes{0};
 };
@@ -86,7 +93,8 @@ private:
   using tcp = boost::asio::ip::tcp;
 
   boost::asio::awaitable<void> idleWatch();
-  boost::asio::awaitable<bool> copyDirection(tcp::socket& from, tcp::socket& to, Buffer& buf);
+  boost::asio::awaitable<bool> copyDirection(tcp::socket& from, tcp::socket& to, Buffer& buf,
+                                             bool adaptive);
   boost::asio::awaitable<bool> pipeDirection(tcp::socket& from, tcp::socket& to);
   boost::asio::awaitable<bool> sockmapDirection(tcp::socket& from, tcp::socket& to,
                                                 std::uint64_t from_cookie,
