@@ -15,7 +15,7 @@ packages=(
   curl python3 procps
 )
 if [[ "${SLUICE_BENCH:-0}" == 1 ]]; then
-  packages+=(nginx-light haproxy caddy wrk)
+  packages+=(nginx-light haproxy caddy wrk jq)
 fi
 
 missing=()
