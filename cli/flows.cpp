@@ -3,11 +3,14 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ostream>
 #include <set>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
+
+#include <boost/json.hpp>
 
 #include "bpf/abi.hpp"
 #include "sock_diag.hpp"
@@ -59,15 +62,71 @@ Records flowRecords(const FlowsModel& model) {
 std::string strategyLabel(std::uint8_t strategy) {
   switch (strategy) {
   case SLUICE_STRATEGY_PASS:
-    return "pass";
+    return "sockmap(pass)";
   case SLUICE_STRATEGY_REDIRECT:
-    return "redirect";
+    return "sockmap";
   default:
     return "unknown(" + std::to_string(strategy) + ")";
   }
 }
 
-bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir) {
+namespace {
+
+constexpr std::chrono::milliseconds kAdminFlowsTimeout{2000};
+
+// Flows the agent relays without sockmap (pipe, copy, adaptive) exist only in the agent: ask it.
+void addAgentFlows(const AdminEndpoint& admin, FlowsModel& model) {
+  auto reply = adminGet(admin, "/debug/flows", kAdminFlowsTimeout);
+  const std::string missing = "; only sockmap flows (from the pinned maps) are shown";
+  if (!reply) {
+    model.warnings.push_back("agent admin " + admin.text + " not reachable" + missing);
+    return;
+  }
+  if (reply->status != 200) {
+    model.warnings.push_back("agent admin " + admin.text + " answered HTTP " +
+                             std::to_string(reply->status) + " for /debug/flows" + missing);
+    return;
+  }
+  boost::system::error_code ec;
+  const boost::json::value flows = boost::json::parse(reply->body, ec);
+  if (ec || !flows.is_array()) {
+    model.warnings.push_back("agent admin " + admin.text + " sent invalid JSON" + missing);
+    return;
+  }
+  for (const boost::json::value& v : flows.as_array()) {
+    const auto* o = v.if_object();
+    if (o == nullptr) {
+      continue;
+    }
+    auto text = [o](const char* key) {
+      const auto* f = o->if_contains(key);
+      return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string();
+    };
+    auto number = [o](const char* key) -> std::optional<std::uint64_t> {
+      const auto* f = o->if_contains(key);
+      if (f == nullptr || !(f->is_uint64() || f->is_int64())) {
+        return std::nullopt;
+      }
+      return f->is_uint64() ? f->as_uint64() : static_cast<std::uint64_t>(f->as_int64());
+    };
+    FlowRow row;
+    row.strategy = text("strategy");
+    if (row.strategy.starts_with("sockmap")) {
+      continue;  // listed from the maps already, with the kernel's own counters
+    }
+    row.flow_id = number("flow_id").value_or(0);
+    row.client = text("client");
+    row.backend = text("backend");
+    row.bytes_in = number("bytes_in").value_or(0);
+    row.bytes_out = number("bytes_out").value_or(0);
+    row.age_seconds = number("age_seconds");
+    model.flows.push_back(std::move(row));
+  }
+}
+
+}  // namespace
+
+bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin) {
   auto maps = openSpliceMaps(pin_dir);
   if (!maps) {
     return maps.error();
@@ -165,6 +224,7 @@ bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir) {
                              " spliced socket(s) not found in this network namespace (closed, "
                              "or ingress-agent runs in another one); shown as cookie:N");
   }
+  addAgentFlows(admin, model);
   return model;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bpf/result.hpp"
+#include "admin_client.hpp"
 #include "render.hpp"
 
 namespace sluice::cli {
@@ -20,7 +21,8 @@ struct FlowRow {
   std::uint64_t flow_id = 0; // the agent's id, the same in both halves' entries
   std::string client;        // client's address as the agent's client-side socket sees it
   std::string backend;       // backend's address as the agent's backend-side socket sees it
-  std::string strategy;      // "redirect", "pass" (enum sluice_strategy)
+  std::string strategy;      // "sockmap", "sockmap(pass)", or the agent's: "pipe", "copy",
+                             // "adaptive(up:copy,down:pipe)"
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t pkts_in = 0;
@@ -36,7 +38,9 @@ struct FlowsModel {
 // Label of a sluice_flow.strategy value; "unknown(N)" for values newer than this build.
 std::string strategyLabel(std::uint8_t strategy);
 
-bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir);
+// Sockmap flows from the pinned maps, plus the agent's other relayed flows (pipe, copy,
+// adaptive) from its admin port's /debug/flows; a warning says when the agent cannot be asked.
+bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin);
 
 // Table or JSON array of flows. Warnings go to `err` (JSON output stays a bare array).
 void renderFlows(const FlowsModel& model, Output output, std::ostream& out, std::ostream& err);

@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
     }
     sluice::cli::renderStatus(*model, output, std::cout);
   } else if (flows->parsed()) {
-    auto model = sluice::cli::collectFlows(pin_dir);
+    auto model = sluice::cli::collectFlows(pin_dir, *admin);
     if (!model) {
       return fail(output, kExitRuntime, model.error().context());
     }

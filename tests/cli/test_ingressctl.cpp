@@ -422,6 +422,32 @@ TEST_F(IngressctlTest, StatusTakesTheSpliceStrategyFromTheAgentAdmin) {
   EXPECT_EQ(v.at("agent_admin").as_string(), admin.address());
 }
 
+// Flows relayed without sockmap live only in the agent; flows lists them from /debug/flows, and
+// skips the agent's sockmap rows, which the maps already gave with the kernel's counters.
+TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
+  openDatapath();
+  FakeAdmin admin(R"j([{"flow_id":9,"client":"10.0.0.1:5000","backend":"10.1.0.1:80",)j"
+                  R"j("strategy":"adaptive(up:pipe,down:copy)","bytes_in":123,"bytes_out":45,)j"
+                  R"j("age_seconds":7},{"flow_id":10,"client":"a","backend":"b",)j"
+                  R"j("strategy":"sockmap","bytes_in":1,"bytes_out":1,"age_seconds":1}])j");
+  const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
+                          "json"});
+  ASSERT_EQ(run.exit_code, 0) << run;
+  EXPECT_EQ(admin.requestLine(), "GET /debug/flows HTTP/1.1");
+  EXPECT_EQ(run.err, "");
+  const json::value v = parseJson(run.out);
+  ASSERT_TRUE(v.is_array()) << run;
+  ASSERT_EQ(v.as_array().size(), 1U) << run;
+  const auto& f = v.as_array()[0].as_object();
+  EXPECT_EQ(f.at("flow_id").to_number<std::uint64_t>(), 9U);
+  EXPECT_EQ(f.at("client").as_string(), "10.0.0.1:5000");
+  EXPECT_EQ(f.at("backend").as_string(), "10.1.0.1:80");
+  EXPECT_EQ(f.at("strategy").as_string(), "adaptive(up:pipe,down:copy)");
+  EXPECT_EQ(f.at("bytes_in").to_number<std::uint64_t>(), 123U);
+  EXPECT_EQ(f.at("bytes_out").to_number<std::uint64_t>(), 45U);
+  EXPECT_EQ(f.at("age").to_number<std::uint64_t>(), 7U);
+}
+
 TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
   openDatapath();
   FakeAdmin admin(R"({"generation":3})");
@@ -467,13 +493,15 @@ TEST_F(IngressctlTest, FlowsShowsOneFlowWithItsAddressesAndGrowingCounters) {
   EXPECT_EQ(f1.at("flow_id").to_number<std::uint64_t>(), flow_id);
   EXPECT_EQ(f1.at("client").as_string(), client);
   EXPECT_EQ(f1.at("backend").as_string(), backend);
-  EXPECT_EQ(f1.at("strategy").as_string(), "redirect");
+  EXPECT_EQ(f1.at("strategy").as_string(), "sockmap");
   EXPECT_EQ(f1.at("bytes_in").to_number<std::uint64_t>(), 1000U);
   EXPECT_EQ(f1.at("bytes_out").to_number<std::uint64_t>(), 0U);
   EXPECT_GE(f1.at("pkts_in").to_number<std::uint64_t>(), 1U);
   EXPECT_EQ(f1.at("pkts_out").to_number<std::uint64_t>(), 0U);
   EXPECT_LT(f1.at("age").to_number<std::uint64_t>(), 60U);
-  EXPECT_EQ(first.err, "");
+  // No agent answers on --admin: its pipe/copy flows cannot be listed, and the CLI says so.
+  EXPECT_EQ(first.err, "ingressctl: warning: agent admin " + admin_ +
+                           " not reachable; only sockmap flows (from the pinned maps) are shown\n");
 
   // More traffic both ways between the two invocations.
   ASSERT_TRUE(push(t.a.get(), t.b.get(), 64 * 1024));
@@ -505,7 +533,7 @@ TEST_F(IngressctlTest, FlowsShowsOneFlowWithItsAddressesAndGrowingCounters) {
   EXPECT_EQ(row[0], std::to_string(flow_id));
   EXPECT_EQ(row[1], client);
   EXPECT_EQ(row[2], backend);
-  EXPECT_EQ(row[3], "redirect");
+  EXPECT_EQ(row[3], "sockmap");
   EXPECT_EQ(row[4], std::to_string(1000 + 64 * 1024));
   EXPECT_EQ(row[5], "5000");
   // Columns line up under their headers.
@@ -576,7 +604,7 @@ TEST_F(IngressctlTest, FlowsShowUnresolvableSocketsByCookie) {
   EXPECT_EQ(pair.at("flow_id").to_number<int>(), 7);
   EXPECT_EQ(pair.at("client").as_string(), "cookie:" + std::to_string(kClient));
   EXPECT_EQ(pair.at("backend").as_string(), "cookie:" + std::to_string(kBackend));
-  EXPECT_EQ(pair.at("strategy").as_string(), "pass");
+  EXPECT_EQ(pair.at("strategy").as_string(), "sockmap(pass)");
   EXPECT_TRUE(pair.at("age").is_null()); // created_ns 0: unknown
   const json::object& orphan = v.as_array()[1].as_object();
   EXPECT_EQ(orphan.at("client").as_string(), "cookie:" + std::to_string(kGoneClient));

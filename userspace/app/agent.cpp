@@ -12,6 +12,7 @@
 #include "bpf/splice_datapath.hpp"
 #include "common/log.hpp"
 #include "model/translate.hpp"
+#include "proxy/flow_registry.hpp"
 #include "router/route_table.hpp"
 
 namespace sluice::app {
@@ -396,6 +397,9 @@ admin::Response Agent::handleAdmin(std::string_view method, std::string_view pat
   if (path == "/debug/state") {
     return {200, "application/json", renderState()};
   }
+  if (path == "/debug/flows") {
+    return {200, "application/json", renderFlows()};
+  }
   return {404, "text/plain; charset=utf-8", "not found\n"};
 }
 
@@ -534,6 +538,43 @@ std::string Agent::renderMetrics() const {
   line("sluice_rejected_objects", "",
        manifests_.warnings().size() + (current_ ? current_->desired->warnings.size() : 0));
   return out;
+}
+
+std::string Agent::renderFlows() const {
+  using proxy::SpliceStrategy;
+  json::array flows;
+  for (const auto& f : proxy::flowRegistry().snapshot()) {
+    const auto strategy = static_cast<SpliceStrategy>(f.strategy);
+    std::string name(proxy::strategyName(strategy));
+    std::uint64_t in = f.bytes_in;
+    std::uint64_t out = f.bytes_out;
+    if (strategy == SpliceStrategy::kAdaptive) {
+      // Which relay each direction uses now: "adaptive(up:pipe,down:copy)".
+      name += std::string("(up:") + ((f.piped & 1) != 0 ? "pipe" : "copy") +
+              ",down:" + ((f.piped & 2) != 0 ? "pipe" : "copy") + ")";
+    } else if (strategy == SpliceStrategy::kSockmap && datapath_) {
+      // The kernel moved these bytes; the agent only wrote what it held before arming.
+      if (auto st = datapath_->stats(f.client_cookie); st) {
+        in += st->bytes;
+      }
+      if (auto st = datapath_->stats(f.backend_cookie); st) {
+        out += st->bytes;
+      }
+    }
+    json::object o{{"flow_id", f.id},
+                   {"client", f.client},
+                   {"backend", f.backend},
+                   {"strategy", name},
+                   {"bytes_in", in},
+                   {"bytes_out", out},
+                   {"age_seconds",
+                    std::chrono::duration_cast<std::chrono::seconds>(f.age).count()}};
+    if (f.client_cookie != 0) {
+      o["client_cookie"] = f.client_cookie;
+    }
+    flows.push_back(std::move(o));
+  }
+  return json::serialize(flows);
 }
 
 std::string Agent::renderState() const {

@@ -45,6 +45,7 @@ private:
   admin::Response handleAdmin(std::string_view method, std::string_view path);
   std::string renderMetrics() const;
   std::string renderState() const;
+  std::string renderFlows() const;
 
   AgentConfig config_;
   boost::asio::io_context control_{1};

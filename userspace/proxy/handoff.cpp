@@ -21,6 +21,7 @@
 
 #include "bpf/splice_datapath.hpp"
 #include "common/log.hpp"
+#include "proxy/flow_registry.hpp"
 
 namespace sluice::proxy {
 
@@ -111,7 +112,7 @@ private:
 enum class SpliceEnd : std::uint8_t { kDone, kEof, kError };
 
 // splice(2) from `from` into a pipe and from the pipe into `to` until `limit` bytes moved or EOF.
-// Both sockets must be non-blocking. `touch` runs whenever bytes move.
+// Both sockets must be non-blocking. `touch(n)` runs whenever bytes move (n: bytes sent on).
 template <typename Touch>
 asio::awaitable<SpliceEnd> spliceLoop(tcp::socket& from, tcp::socket& to, std::uint64_t limit,
                                       std::size_t pipe_bytes, Touch touch) {
@@ -131,7 +132,7 @@ asio::awaitable<SpliceEnd> spliceLoop(tcp::socket& from, tcp::socket& to, std::u
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         in_pipe += static_cast<std::size_t>(n);
-        touch();
+        touch(0);
       } else if (n == 0) {
         eof = true;
       } else if (errno == EAGAIN) {
@@ -152,7 +153,7 @@ asio::awaitable<SpliceEnd> spliceLoop(tcp::socket& from, tcp::socket& to, std::u
       if (n > 0) {
         in_pipe -= static_cast<std::size_t>(n);
         moved += static_cast<std::uint64_t>(n);
-        touch();
+        touch(static_cast<std::size_t>(n));
       } else if (n < 0 && errno == EAGAIN) {
         auto [ec] = co_await to.async_wait(tcp::socket::wait_write, kNoThrow);
         if (ec) {
@@ -180,7 +181,7 @@ asio::awaitable<bool> spliceExactly(tcp::socket& from, tcp::socket& to, std::uin
   from.native_non_blocking(true, ignored);
   to.native_non_blocking(true, ignored);
   auto end = co_await spliceLoop(from, to, length, pipe_bytes,
-                                 [&] { touch(touch_arg); });
+                                 [&](std::size_t) { touch(touch_arg); });
   if (end == SpliceEnd::kDone) {
     auto& stats = spliceStats();
     stats.body_splices.fetch_add(1, std::memory_order_relaxed);
@@ -213,6 +214,7 @@ asio::awaitable<bool> Relay::writeAll(tcp::socket& to, Buffer& buf) {
     }
     buf.consume(n);
     last_activity_ = Clock::now();
+    counterTo(to).fetch_add(n, std::memory_order_relaxed);
   }
   co_return true;
 }
@@ -245,14 +247,19 @@ asio::awaitable<bool> Relay::copyDirection(tcp::socket& from, tcp::socket& to, B
         co_return false;
       }
       spliceStats().upgraded.fetch_add(1, std::memory_order_relaxed);
+      info_.piped.fetch_or(&to == &backend_ ? 1 : 2, std::memory_order_relaxed);
       co_return co_await pipeDirection(from, to);
     }
   }
 }
 
 asio::awaitable<bool> Relay::pipeDirection(tcp::socket& from, tcp::socket& to) {
+  auto& counter = counterTo(to);
   auto end = co_await spliceLoop(from, to, UINT64_MAX, config_.pipe_bytes,
-                                 [this] { last_activity_ = Clock::now(); });
+                                 [this, &counter](std::size_t n) {
+                                   last_activity_ = Clock::now();
+                                   counter.fetch_add(n, std::memory_order_relaxed);
+                                 });
   if (end == SpliceEnd::kError) {
     co_return false;
   }
@@ -357,6 +364,37 @@ asio::awaitable<void> Relay::idleWatch() {
   }
 }
 
+std::atomic<std::uint64_t>& Relay::counterTo(const tcp::socket& to) {
+  return &to == &backend_ ? info_.bytes_in : info_.bytes_out;
+}
+
+void Relay::registerFlow(SpliceStrategy strategy, std::uint64_t flow_id) {
+  static std::atomic<std::uint64_t> next_id{1};
+  auto name = [](const tcp::socket& s) {
+    error_code ec;
+    auto ep = s.remote_endpoint(ec);
+    if (ec) {
+      return std::string("?");
+    }
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    }
+    return addr.is_v6() ? "[" + addr.to_string() + "]:" + std::to_string(ep.port())
+                        : addr.to_string() + ":" + std::to_string(ep.port());
+  };
+  info_.id = flow_id != 0 ? flow_id : next_id.fetch_add(1, std::memory_order_relaxed);
+  info_.client = name(client_);
+  info_.backend = name(backend_);
+  info_.started = Clock::now();
+  info_.strategy.store(static_cast<std::uint8_t>(strategy), std::memory_order_relaxed);
+  if (sockmap_) {
+    info_.client_cookie = cookies_[0];
+    info_.backend_cookie = cookies_[1];
+  }
+  flowRegistry().add(&info_);
+}
+
 asio::awaitable<SpliceStrategy> Relay::run(SpliceStrategy strategy, Buffer& from_client,
                                            Buffer& from_backend, std::uint64_t flow_id) {
   using namespace asio::experimental::awaitable_operators;
@@ -403,6 +441,7 @@ asio::awaitable<SpliceStrategy> Relay::run(SpliceStrategy strategy, Buffer& from
 
   stats.flows_total[static_cast<std::size_t>(strategy)].fetch_add(1, std::memory_order_relaxed);
   stats.active_flows.fetch_add(1, std::memory_order_relaxed);
+  registerFlow(strategy, flow_id);
   last_activity_ = Clock::now();
   auto direction = [&](bool upstream) -> asio::awaitable<void> {
     tcp::socket& from = upstream ? client_ : backend_;
@@ -441,6 +480,7 @@ asio::awaitable<SpliceStrategy> Relay::run(SpliceStrategy strategy, Buffer& from
     }
   }
   stats.active_flows.fetch_sub(1, std::memory_order_relaxed);
+  flowRegistry().remove(&info_);
   client_.close(ignored);
   backend_.close(ignored);
   co_return strategy;

@@ -24,6 +24,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/buffer.hpp"
+#include "proxy/flow_registry.hpp"
 
 namespace sluice::bpf {
 class SpliceDatapath;
@@ -103,6 +104,8 @@ private:
                                               std::uint64_t to_written_base);
   boost::asio::awaitable<bool> writeAll(tcp::socket& to, Buffer& buf);
   void fail();  // resets both sides and wakes every pending operation
+  void registerFlow(SpliceStrategy strategy, std::uint64_t flow_id);
+  std::atomic<std::uint64_t>& counterTo(const tcp::socket& to);
 
   tcp::socket& client_;
   tcp::socket& backend_;
@@ -111,6 +114,7 @@ private:
   boost::asio::steady_timer timer_;
   Clock::time_point last_activity_;
   std::uint64_t cookies_[2] = {0, 0};  // sockmap: client, backend
+  FlowInfo info_;
   bool sockmap_ = false;
   bool done_ = false;
   bool failed_ = false;

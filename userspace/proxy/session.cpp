@@ -766,7 +766,7 @@ asio::awaitable<void> Session::tunnel() {
   deadline_ = Clock::time_point::max();  // the relay enforces the tunnel idle timeout itself
   const ProxyConfig& cfg = worker_.config();
   Relay relay(client_, up_->socket, cfg.splice, cfg.tunnel_idle_timeout);
-  co_await relay.run(cfg.splice.connection, in_, up_->buffer, 0);
+  co_await relay.run(cfg.splice.connection, in_, up_->buffer, id_);
   releaseUpstream(false);
 }
 
