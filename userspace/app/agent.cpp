@@ -512,6 +512,9 @@ std::string Agent::renderMetrics() const {
   help("sluice_splice_held_total", "counter",
        "sockmap flows reset because a reader fell behind by the flow budget.");
   line("sluice_splice_held_total", "", sp.held.load());
+  help("sluice_splice_integrity_resets_total", "counter",
+       "sockmap flows reset because the kernel handled more bytes than the socket received.");
+  line("sluice_splice_integrity_resets_total", "", sp.integrity.load());
   help("sluice_splice_upgraded_total", "counter",
        "adaptive flow directions moved from copy to splice(2) once they streamed.");
   line("sluice_splice_upgraded_total", "", sp.upgraded.load());
@@ -597,7 +600,8 @@ std::string Agent::renderState() const {
                       {"active_flows", sp.active_flows.load()},
                       {"fallbacks", sp.fallbacks.load()},
                       {"held", sp.held.load()},
-                      {"upgraded", sp.upgraded.load()}};
+                      {"upgraded", sp.upgraded.load()},
+                      {"integrity_resets", sp.integrity.load()}};
   if (!bpf_error_.empty()) {
     splice["bpf_error"] = bpf_error_;
   }

@@ -71,6 +71,7 @@ struct SpliceStats {
   std::atomic<std::uint64_t> fallbacks{0};    // sockmap pairs that could not be armed
   std::atomic<std::uint64_t> held{0};         // sockmap flows reset: a peer fell behind by the budget
   std::atomic<std::uint64_t> upgraded{0};     // adaptive directions moved from copy to pipe
+  std::atomic<std::uint64_t> integrity{0};    // sockmap flows reset: kernel duplicated bytes
   std::atomic<std::uint64_t> body_splices{0};  // bounded bodies moved with splice(2)
   std::atomic<std::uint64_t> body_bytes{0};
 };
@@ -114,6 +115,8 @@ private:
   boost::asio::steady_timer timer_;
   Clock::time_point last_activity_;
   std::uint64_t cookies_[2] = {0, 0};  // sockmap: client, backend
+  std::uint64_t received_base_[2] = {0, 0};  // sockmap: tcpi_bytes_received at arming
+  bool intact();  // sockmap: the verdict handled no more bytes than each socket received
   FlowInfo info_;
   bool sockmap_ = false;
   bool done_ = false;

@@ -1,0 +1,107 @@
+// A small HTTPS client for the Kubernetes API: one coroutine per request on the caller's
+// executor, one TLS connection per request (no pooling: the agent makes a handful of long watches
+// and rare lists), errors as values, every wait bounded.
+//
+// Not thread-safe: all calls must come from the executor's thread (the agent's control thread).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "k8s/api/kubeconfig.hpp"
+
+namespace sluice::k8s::api {
+
+struct ClientOptions {
+  std::chrono::milliseconds connect_timeout{10'000};  // TCP connect + TLS handshake
+  std::chrono::milliseconds request_timeout{60'000};  // a whole GET/PUT; a watch's headers
+  std::size_t max_body = 128u << 20;                  // GET/PUT response body
+  std::size_t max_line = 16u << 20;                   // one watch event
+  std::string user_agent = "sluice-ingress/0.1";
+};
+
+struct Response {
+  unsigned status = 0;  // 0: no HTTP response (connect, TLS, timeout, too large); see error
+  std::string body;
+  std::string error;
+  bool ok() const { return status >= 200 && status < 300; }
+  // "GET /x: 403 Forbidden: <message>" style text for logs and warnings.
+  std::string describe() const;
+};
+
+struct WatchEnd {
+  unsigned status = 0;  // HTTP status of the watch response; 0 if none arrived
+  std::string body;     // the response body when status != 200 (bounded)
+  std::string error;    // "" = the server ended the stream cleanly (e.g. timeoutSeconds)
+  bool idle_timeout = false;
+  bool stopped = false;  // the line handler asked to stop
+  std::uint64_t lines = 0;
+};
+
+struct ClientStats {
+  std::uint64_t requests = 0;
+  std::uint64_t failures = 0;      // transport failures (status 0)
+  std::uint64_t unauthorized = 0;  // 401 responses
+};
+
+class Client : public std::enable_shared_from_this<Client> {
+public:
+  struct Created {
+    std::shared_ptr<Client> client;
+    std::string error;  // bad CA or client certificate/key
+  };
+  static Created create(boost::asio::any_io_executor executor, ConnectionConfig config,
+                        ClientOptions options = {});
+
+  // GET target ("/api/v1/services?limit=500"); the body is bounded by max_body.
+  boost::asio::awaitable<Response> get(std::string target);
+  // PUT with a JSON body, e.g. an Ingress's /status subresource.
+  boost::asio::awaitable<Response> put(std::string target, std::string body);
+
+  // Called with each complete line of a watch stream (one event each, without the newline).
+  // Return false to end the watch.
+  using LineHandler = std::function<bool(std::string_view line)>;
+  // Streams a watch response line by line as the chunks arrive. Ends when the server ends the
+  // response, the connection fails, nothing arrives for `idle_timeout`, or the handler says stop.
+  boost::asio::awaitable<WatchEnd> watch(std::string target, std::chrono::milliseconds idle_timeout,
+                                         LineHandler on_line);
+
+  // Closes every open connection (their requests fail at once) and fails all later requests.
+  void shutdown();
+
+  const ClientStats& stats() const { return stats_; }
+  const ConnectionConfig& config() const { return config_; }
+  TokenSource& token() { return config_.token; }
+
+  Client(boost::asio::any_io_executor executor, ConnectionConfig config, ClientOptions options,
+         boost::asio::ssl::context ctx);
+  ~Client();
+
+private:
+  struct Conn;
+  boost::asio::awaitable<std::string> connect(Conn& conn);
+  void noteStatus(unsigned status);
+
+  boost::asio::any_io_executor executor_;
+  ConnectionConfig config_;
+  ClientOptions options_;
+  boost::asio::ssl::context ctx_;
+  std::list<Conn*> open_;  // for shutdown()
+  bool shut_down_ = false;
+  ClientStats stats_;
+};
+
+// Percent-encodes a query parameter value.
+std::string urlEncode(std::string_view value);
+
+}  // namespace sluice::k8s::api
