@@ -1831,3 +1831,38 @@ TEST(SpliceAuto, ResolvesToAdaptiveAndReportsSockmap) {
 
 }  // namespace
 }  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// BPF is an accelerator: when the datapath cannot load (here: a pin directory that is not on
+// bpffs), --splice=sockmap says so once, falls back to splice(2) and keeps serving.
+TEST(SpliceFallback, SockmapWithoutBpfServesWithPipeAndSaysSoOnce) {
+  EchoBackend backend("web");
+  TempDir manifests;
+  TempDir not_bpffs;
+  manifests.write("a.yaml", ingressClassYaml() + "---\n" +
+                                serviceYaml("web", 80, "http", {{"127.0.0.1", backend.port()}}) +
+                                "---\n" +
+                                ingressYaml("web", {{"", {{"/", "Prefix", "web", "http"}}}}));
+  Agent agent(manifests.path(),
+              {{"--splice=sockmap", "--bpf-pin-dir", (not_bpffs.path() / "sluice").string()}, 1});
+  auto state = spliceState(agent.adminPort());
+  ASSERT_TRUE(state) << httpGet(agent.adminPort(), "/debug/state");
+  const std::string text = json::serialize(*state);
+  EXPECT_EQ(stateString(*state, "requested"), "sockmap") << text;
+  EXPECT_EQ(stateString(*state, "strategy"), "pipe") << text;
+  EXPECT_NE(stateString(*state, "bpf_error").find("bpffs"), std::string::npos) << text;
+  EXPECT_EQ(served(request(agent.port(), "GET", "x", "/")), "web");
+
+  const std::string log = agent.output();
+  std::size_t warnings = 0;
+  for (std::size_t at = log.find("--splice=sockmap: BPF unavailable"); at != std::string::npos;
+       at = log.find("--splice=sockmap: BPF unavailable", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1U) << log;
+}
+
+}  // namespace
+}  // namespace sluice::test
