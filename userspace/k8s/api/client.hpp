@@ -79,6 +79,7 @@ public:
   // Closes every open connection (their requests fail at once) and fails all later requests.
   void shutdown();
 
+  const boost::asio::any_io_executor& executor() const { return executor_; }
   const ClientStats& stats() const { return stats_; }
   const ConnectionConfig& config() const { return config_; }
   TokenSource& token() { return config_.token; }
@@ -87,8 +88,9 @@ public:
          boost::asio::ssl::context ctx);
   ~Client();
 
+  struct Conn;  // one TLS connection (defined in client.cpp)
+
 private:
-  struct Conn;
   boost::asio::awaitable<std::string> connect(Conn& conn);
   void noteStatus(unsigned status);
 

@@ -1,0 +1,306 @@
+// Kubeconfig and in-cluster loading (bad inputs included), token rotation, and the TLS/auth
+// options of a kubeconfig exercised against the fake API server.
+#include "k8s/api/kubeconfig.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <random>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fake.hpp"
+#include "k8s/api/client.hpp"
+
+namespace sluice::k8s::api {
+namespace {
+
+namespace fs = std::filesystem;
+using test::FakeApiServer;
+using test::readFile;
+using test::writeFileAtomic;
+using ::testing::HasSubstr;
+
+std::string b64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += {k[n >> 18], k[(n >> 12) & 63], k[(n >> 6) & 63], k[n & 63]};
+  }
+  if (i + 1 == in.size()) {
+    const unsigned n = static_cast<unsigned char>(in[i]) << 16;
+    out += {k[n >> 18], k[(n >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += {k[n >> 18], k[(n >> 12) & 63], k[(n >> 6) & 63], '='};
+  }
+  return out;
+}
+
+class TempDir {
+public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("sluice-kubeconfig-" + std::to_string(::getpid()) + "-" +
+             std::to_string(std::random_device{}()));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+private:
+  fs::path path_;
+};
+
+std::string kubeconfig(const std::string& cluster, const std::string& user,
+                       const std::string& current = "ctx") {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: " + current +
+         "\ncontexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\n    namespace: team\n"
+         "clusters:\n- name: c\n  cluster:\n" +
+         cluster + "users:\n- name: u\n  user:\n" + user;
+}
+
+TEST(Base64, DecodesAndRejects) {
+  EXPECT_EQ(decodeBase64("aGVsbG8="), "hello");
+  EXPECT_EQ(decodeBase64("aGVs\nbG8"), "hello");
+  EXPECT_EQ(decodeBase64(""), "");
+  EXPECT_FALSE(decodeBase64("aGVsbG8*"));
+  EXPECT_FALSE(decodeBase64("a"));
+  EXPECT_FALSE(decodeBase64("aGVsbG8=x"));
+}
+
+TEST(ServerUrl, Parses) {
+  std::string h, p;
+  EXPECT_EQ(parseServerUrl("https://10.0.0.1:6443", h, p), "");
+  EXPECT_EQ(h, "10.0.0.1");
+  EXPECT_EQ(p, "6443");
+  EXPECT_EQ(parseServerUrl("https://[fd00::1]/", h, p), "");
+  EXPECT_EQ(h, "fd00::1");
+  EXPECT_EQ(p, "443");
+  EXPECT_THAT(parseServerUrl("http://x:80", h, p), HasSubstr("only https"));
+  EXPECT_THAT(parseServerUrl("https://x:99999", h, p), HasSubstr("bad port"));
+  EXPECT_THAT(parseServerUrl("https://x/prefix", h, p), HasSubstr("path prefix"));
+}
+
+TEST(Kubeconfig, TokenAndCaData) {
+  auto r = parseKubeconfig(kubeconfig("    server: https://127.0.0.1:6443\n"
+                                      "    certificate-authority-data: " +
+                                          b64("-----BEGIN CERT-----") + "\n",
+                                      "    token: abc\n"),
+                           "/nonexistent");
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->host, "127.0.0.1");
+  EXPECT_EQ(r.config->port, "6443");
+  EXPECT_EQ(r.config->ca_pem, "-----BEGIN CERT-----");
+  EXPECT_EQ(r.config->token.current(), "abc");
+  EXPECT_EQ(r.config->ns, "team");
+  EXPECT_FALSE(r.config->insecure_skip_tls_verify);
+}
+
+TEST(Kubeconfig, FilesRelativeToKubeconfigAndInsecure) {
+  TempDir dir;
+  writeFileAtomic(dir.path() / "ca.pem", "CA");
+  writeFileAtomic(dir.path() / "c.pem", "CERT");
+  writeFileAtomic(dir.path() / "k.pem", "KEY");
+  writeFileAtomic(dir.path() / "tok", "t1\n");
+  writeFileAtomic(dir.path() / "config",
+                  kubeconfig("    server: https://h.example\n    certificate-authority: ca.pem\n"
+                             "    insecure-skip-tls-verify: true\n",
+                             "    client-certificate: c.pem\n    client-key: " +
+                                 (dir.path() / "k.pem").string() + "\n    tokenFile: tok\n"));
+  auto r = loadKubeconfig(dir.path() / "config");
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->ca_pem, "CA");
+  EXPECT_EQ(r.config->client_cert_pem, "CERT");
+  EXPECT_EQ(r.config->client_key_pem, "KEY");
+  EXPECT_TRUE(r.config->insecure_skip_tls_verify);
+  EXPECT_EQ(r.config->port, "443");
+  EXPECT_EQ(r.config->token.current(), "t1");
+  EXPECT_TRUE(r.config->token.fromFile());
+}
+
+TEST(Kubeconfig, BadInputsGiveClearErrors) {
+  const std::string good_cluster = "    server: https://127.0.0.1:6443\n";
+  struct Case {
+    std::string text;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"a: [unclosed", "not valid YAML"},
+      {"- a\n- b\n", "not a mapping"},
+      {kubeconfig(good_cluster, "    token: x\n", "missing"), "context \"missing\" not found"},
+      {"contexts: []\nclusters: []\nusers: []\n", "current-context is not set"},
+      {kubeconfig("    server: https://h\n    certificate-authority-data: '!!notbase64'\n",
+                  "    token: x\n"),
+       "certificate-authority-data: invalid base64"},
+      {kubeconfig("    server: https://h\n    certificate-authority: /nonexistent/ca.pem\n",
+                  "    token: x\n"),
+       "cannot read /nonexistent/ca.pem"},
+      {kubeconfig(good_cluster, "    tokenFile: /nonexistent/token\n"), "tokenFile"},
+      {kubeconfig(good_cluster, "    client-certificate-data: " + b64("C") + "\n"),
+       "needs both certificate and key"},
+      {kubeconfig(good_cluster, "    exec:\n      command: aws\n"), "not supported"},
+      {kubeconfig("    server: http://127.0.0.1\n", "    token: x\n"), "only https"},
+      {kubeconfig("    certificate-authority-data: " + b64("x") + "\n", "    token: x\n"),
+       "server: required"},
+      {kubeconfig(good_cluster + "    insecure-skip-tls-verify: maybe\n", "    token: x\n"),
+       "not a boolean"},
+      {kubeconfig(good_cluster, "    token: [a, b]\n"), "must be a string"},
+  };
+  for (const Case& c : cases) {
+    auto r = parseKubeconfig(c.text, "/", "", "kubeconfig test");
+    EXPECT_FALSE(r.config) << c.text;
+    EXPECT_THAT(r.error, HasSubstr(c.want)) << c.text;
+    EXPECT_THAT(r.error, HasSubstr("kubeconfig test")) << c.text;
+  }
+  auto missing = loadKubeconfig("/nonexistent/kubeconfig");
+  EXPECT_FALSE(missing.config);
+  EXPECT_THAT(missing.error, HasSubstr("cannot read /nonexistent/kubeconfig"));
+}
+
+TEST(InCluster, ReadsEnvAndMount) {
+  TempDir dir;
+  writeFileAtomic(dir.path() / "token", "sa-token\n");
+  writeFileAtomic(dir.path() / "ca.crt", "CA");
+  writeFileAtomic(dir.path() / "namespace", "sluice-system");
+  ::setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto r = inCluster({dir.path()});
+  ASSERT_TRUE(r.config) << r.error;
+  EXPECT_EQ(r.config->server, "https://[fd00::1]:443");
+  EXPECT_EQ(r.config->host, "fd00::1");
+  EXPECT_EQ(r.config->token.current(), "sa-token");
+  EXPECT_EQ(r.config->ns, "sluice-system");
+
+  fs::remove(dir.path() / "ca.crt");
+  r = inCluster({dir.path()});
+  EXPECT_FALSE(r.config);
+  EXPECT_THAT(r.error, HasSubstr("ca.crt"));
+
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  r = inCluster({dir.path()});
+  EXPECT_FALSE(r.config);
+  EXPECT_THAT(r.error, HasSubstr("KUBERNETES_SERVICE_HOST"));
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+TEST(TokenSource, RereadsWhenTheFileChanges) {
+  TempDir dir;
+  const fs::path file = dir.path() / "token";
+  writeFileAtomic(file, "one\n");
+  TokenSource t = TokenSource::file(file);
+  EXPECT_EQ(t.current(), "one");
+  writeFileAtomic(file, "two\n");  // rename: new inode, as kubelet's symlink swap
+  EXPECT_EQ(t.current(), "two");
+  fs::remove(file);
+  EXPECT_EQ(t.current(), "two");  // keeps the last good token
+  EXPECT_THAT(t.error(), HasSubstr("cannot stat"));
+  writeFileAtomic(file, "");
+  EXPECT_EQ(t.current(), "two");
+  EXPECT_THAT(t.error(), HasSubstr("empty"));
+  writeFileAtomic(file, "three");
+  EXPECT_EQ(t.current(), "three");
+  EXPECT_EQ(t.error(), "");
+}
+
+// ---- against the fake API server ----
+
+Response runGet(ConnectionConfig cfg, const std::string& target, std::string* create_error = nullptr) {
+  boost::asio::io_context ioc;
+  ClientOptions opts;
+  opts.connect_timeout = std::chrono::seconds(10);
+  opts.request_timeout = std::chrono::seconds(10);
+  auto made = Client::create(ioc.get_executor(), std::move(cfg), opts);
+  if (!made.client) {
+    if (create_error != nullptr) {
+      *create_error = made.error;
+    }
+    return Response{0, "", made.error};
+  }
+  auto fut = boost::asio::co_spawn(ioc, made.client->get(target), boost::asio::use_future);
+  ioc.run();
+  return fut.get();
+}
+
+class KubeconfigLive : public ::testing::Test {
+protected:
+  FakeApiServer fake_;
+  ConnectionConfig load(const std::string& cluster, const std::string& user) {
+    writeFileAtomic(fake_.dir() / "kubeconfig",
+                    kubeconfig("    server: " + fake_.server() + "\n" + cluster, user));
+    auto r = loadKubeconfig(fake_.dir() / "kubeconfig");
+    EXPECT_TRUE(r.config) << r.error;
+    return r.config ? std::move(*r.config) : ConnectionConfig{};
+  }
+};
+
+TEST_F(KubeconfigLive, TokenWithCaFile) {
+  auto r = runGet(load("    certificate-authority: ca.crt\n", "    token: token-1\n"),
+                  "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 200u) << r.describe();
+  r = runGet(load("    certificate-authority: ca.crt\n", "    token: wrong\n"),
+             "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 401u) << r.describe();
+}
+
+TEST_F(KubeconfigLive, ClientCertificateWithCaData) {
+  auto r = runGet(load("    certificate-authority-data: " + b64(readFile(fake_.ca())) + "\n",
+                       "    client-certificate: client.crt\n    client-key: client.key\n"),
+                  "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 200u) << r.describe();
+}
+
+TEST_F(KubeconfigLive, VerificationFailsWithoutTheCaUnlessInsecure) {
+  auto r = runGet(load("", "    token: token-1\n"), "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 0u);
+  EXPECT_THAT(r.error, HasSubstr("TLS handshake"));
+  r = runGet(load("    insecure-skip-tls-verify: true\n", "    token: token-1\n"),
+             "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 200u) << r.describe();
+}
+
+TEST_F(KubeconfigLive, HostnameIsVerified) {
+  // The serving certificate names IP 127.0.0.1 and DNS localhost.
+  auto r = runGet(load("    certificate-authority: ca.crt\n    tls-server-name: localhost\n",
+                       "    token: token-1\n"),
+                  "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 200u) << r.describe();
+  r = runGet(load("    certificate-authority: ca.crt\n    tls-server-name: other.example\n",
+                  "    token: token-1\n"),
+             "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 0u);
+  EXPECT_THAT(r.error, HasSubstr("hostname mismatch"));
+  r = runGet(load("    certificate-authority: ca.crt\n    tls-server-name: 127.0.0.2\n",
+                  "    token: token-1\n"),
+             "/apis/discovery.k8s.io");
+  EXPECT_EQ(r.status, 0u);
+  EXPECT_THAT(r.error, HasSubstr("IP address mismatch"));
+}
+
+TEST_F(KubeconfigLive, BadCaOrKeyIsACreateError) {
+  std::string err;
+  ConnectionConfig cfg = load("    certificate-authority-data: " + b64("not a cert") + "\n",
+                              "    token: token-1\n");
+  runGet(cfg, "/", &err);
+  EXPECT_THAT(err, HasSubstr("certificate authority"));
+  cfg = load("    certificate-authority: ca.crt\n",
+             "    client-certificate: client.crt\n    client-key: ca.key\n");
+  err.clear();
+  runGet(cfg, "/", &err);
+  EXPECT_THAT(err, HasSubstr("client key"));
+}
+
+}  // namespace
+}  // namespace sluice::k8s::api

@@ -1,0 +1,418 @@
+#include "k8s/api/client.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <array>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json.hpp>
+
+#include "common/log.hpp"
+
+namespace sluice::k8s::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct Client::Conn {
+  Conn(asio::any_io_executor ex, asio::ssl::context& ctx) : stream(ex, ctx) {}
+  beast::ssl_stream<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+};
+
+namespace {
+
+// Keeps a connection in the client's open list for its lifetime.
+class OpenGuard {
+public:
+  OpenGuard(std::list<Client::Conn*>& list, Client::Conn* conn) : list_(list) {
+    it_ = list_.insert(list_.end(), conn);
+  }
+  ~OpenGuard() { list_.erase(it_); }
+  OpenGuard(const OpenGuard&) = delete;
+  OpenGuard& operator=(const OpenGuard&) = delete;
+
+private:
+  std::list<Client::Conn*>& list_;
+  std::list<Client::Conn*>::iterator it_;
+};
+
+bool isIpAddress(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+std::string hostHeader(const ConnectionConfig& c) {
+  const std::string host = c.host.find(':') != std::string::npos ? "[" + c.host + "]" : c.host;
+  return c.port == "443" ? host : host + ":" + c.port;
+}
+
+std::string errorText(const boost::system::error_code& ec) {
+  if (ec == beast::error::timeout) {
+    return "timed out";
+  }
+  if (ec.category() == asio::error::get_ssl_category()) {
+    char buf[256];
+    ERR_error_string_n(static_cast<unsigned long>(ec.value()), buf, sizeof buf);
+    return std::string("TLS: ") + buf;
+  }
+  return ec.message();
+}
+
+}  // namespace
+
+std::string Response::describe() const {
+  if (status == 0) {
+    return error;
+  }
+  std::string text = std::to_string(status);
+  // The API server answers errors with a Status object; its message is the useful part.
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(body, ec);
+  const boost::json::object* o = ec ? nullptr : v.if_object();
+  const boost::json::value* msg = o != nullptr ? o->if_contains("message") : nullptr;
+  if (msg != nullptr && msg->is_string()) {
+    text += ": " + std::string(msg->get_string().subview(0, std::min<std::size_t>(
+                                                                 msg->get_string().size(), 300)));
+  } else if (!body.empty()) {
+    text += ": " + body.substr(0, 200);
+  }
+  return text;
+}
+
+std::string urlEncode(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+Client::Created Client::create(asio::any_io_executor executor, ConnectionConfig config,
+                               ClientOptions options) {
+  Created out;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  boost::system::error_code ec;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1,
+                  ec);
+  if (!config.ca_pem.empty()) {
+    ctx.add_certificate_authority(asio::buffer(config.ca_pem), ec);
+    if (ec) {
+      out.error = config.source + ": certificate authority: not a PEM certificate (" +
+                  errorText(ec) + ")";
+      return out;
+    }
+  } else {
+    ctx.set_default_verify_paths(ec);
+  }
+  if (!config.client_cert_pem.empty()) {
+    ctx.use_certificate_chain(asio::buffer(config.client_cert_pem), ec);
+    if (ec) {
+      out.error = config.source + ": client certificate: " + errorText(ec);
+      return out;
+    }
+    ctx.use_private_key(asio::buffer(config.client_key_pem), asio::ssl::context::pem, ec);
+    if (ec) {
+      out.error = config.source + ": client key: " + errorText(ec);
+      return out;
+    }
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      out.error = config.source + ": client key does not match the client certificate";
+      return out;
+    }
+  }
+  ctx.set_verify_mode(
+      config.insecure_skip_tls_verify ? asio::ssl::verify_none : asio::ssl::verify_peer, ec);
+  out.client = std::make_shared<Client>(std::move(executor), std::move(config), std::move(options),
+                                        std::move(ctx));
+  return out;
+}
+
+Client::Client(asio::any_io_executor executor, ConnectionConfig config, ClientOptions options,
+               asio::ssl::context ctx)
+    : executor_(std::move(executor)),
+      config_(std::move(config)),
+      options_(std::move(options)),
+      ctx_(std::move(ctx)) {}
+
+Client::~Client() = default;
+
+void Client::shutdown() {
+  shut_down_ = true;
+  for (Conn* c : open_) {
+    boost::system::error_code ec;
+    beast::get_lowest_layer(c->stream).socket().close(ec);
+  }
+}
+
+void Client::noteStatus(unsigned status) {
+  if (status == 401) {
+    ++stats_.unauthorized;
+    // The token may have been rotated in place with the same stat identity: read it again now.
+    if (config_.token.fromFile()) {
+      config_.token.current(true);
+    }
+  }
+}
+
+awaitable<std::string> Client::connect(Conn& conn) {
+  if (shut_down_) {
+    co_return "client shut down";
+  }
+  asio::ip::tcp::resolver resolver(executor_);
+  auto [rec, results] = co_await resolver.async_resolve(config_.host, config_.port, kTuple);
+  if (rec) {
+    co_return "resolve " + config_.host + ": " + rec.message();
+  }
+  SSL* ssl = conn.stream.native_handle();
+  const std::string& verify_name =
+      config_.tls_server_name.empty() ? config_.host : config_.tls_server_name;
+  if (!isIpAddress(verify_name)) {
+    SSL_set_tlsext_host_name(ssl, verify_name.c_str());
+  }
+  if (!config_.insecure_skip_tls_verify) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    const int ok = isIpAddress(verify_name)
+                       ? X509_VERIFY_PARAM_set1_ip_asc(param, verify_name.c_str())
+                       : X509_VERIFY_PARAM_set1_host(param, verify_name.c_str(), 0);
+    if (ok != 1) {
+      co_return "cannot verify against " + verify_name;
+    }
+  }
+  auto& tcp = beast::get_lowest_layer(conn.stream);
+  tcp.expires_after(options_.connect_timeout);
+  auto [cec, ep] = co_await tcp.async_connect(results, kTuple);
+  if (cec) {
+    co_return "connect " + config_.server + ": " + errorText(cec);
+  }
+  if (shut_down_) {
+    co_return "client shut down";
+  }
+  auto [hec] = co_await conn.stream.async_handshake(asio::ssl::stream_base::client, kTuple);
+  if (hec) {
+    std::string text = "TLS handshake with " + config_.server + ": " + errorText(hec);
+    const long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+      text += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
+    }
+    co_return text;
+  }
+  co_return "";
+}
+
+awaitable<Response> Client::get(std::string target) {
+  auto self = shared_from_this();
+  Response r;
+  ++stats_.requests;
+  Conn conn(executor_, ctx_);
+  OpenGuard guard(open_, &conn);
+  r.error = co_await connect(conn);
+  if (!r.error.empty()) {
+    ++stats_.failures;
+    co_return r;
+  }
+  http::request<http::string_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, hostHeader(config_));
+  req.set(http::field::user_agent, options_.user_agent);
+  req.set(http::field::accept, "application/json");
+  req.set(http::field::connection, "close");
+  if (const std::string& token = config_.token.current(); !token.empty()) {
+    req.set(http::field::authorization, "Bearer " + token);
+  }
+  auto& tcp = beast::get_lowest_layer(conn.stream);
+  tcp.expires_after(options_.request_timeout);
+  auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
+  if (wec) {
+    ++stats_.failures;
+    r.error = "GET " + target + ": " + errorText(wec);
+    co_return r;
+  }
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options_.max_body);
+  auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
+  if (rec) {
+    ++stats_.failures;
+    r.error = "GET " + target + ": " + (rec == http::error::body_limit
+                                            ? "response larger than " +
+                                                  std::to_string(options_.max_body) + " bytes"
+                                            : errorText(rec));
+    co_return r;
+  }
+  r.status = parser.get().result_int();
+  r.body = std::move(parser.get().body());
+  noteStatus(r.status);
+  co_return r;
+}
+
+awaitable<Response> Client::put(std::string target, std::string body) {
+  auto self = shared_from_this();
+  Response r;
+  ++stats_.requests;
+  Conn conn(executor_, ctx_);
+  OpenGuard guard(open_, &conn);
+  r.error = co_await connect(conn);
+  if (!r.error.empty()) {
+    ++stats_.failures;
+    co_return r;
+  }
+  http::request<http::string_body> req{http::verb::put, target, 11};
+  req.set(http::field::host, hostHeader(config_));
+  req.set(http::field::user_agent, options_.user_agent);
+  req.set(http::field::accept, "application/json");
+  req.set(http::field::content_type, "application/json");
+  req.set(http::field::connection, "close");
+  if (const std::string& token = config_.token.current(); !token.empty()) {
+    req.set(http::field::authorization, "Bearer " + token);
+  }
+  req.body() = std::move(body);
+  req.prepare_payload();
+  auto& tcp = beast::get_lowest_layer(conn.stream);
+  tcp.expires_after(options_.request_timeout);
+  auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
+  if (wec) {
+    ++stats_.failures;
+    r.error = "PUT " + target + ": " + errorText(wec);
+    co_return r;
+  }
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(options_.max_body);
+  auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
+  if (rec) {
+    ++stats_.failures;
+    r.error = "PUT " + target + ": " + errorText(rec);
+    co_return r;
+  }
+  r.status = parser.get().result_int();
+  r.body = std::move(parser.get().body());
+  noteStatus(r.status);
+  co_return r;
+}
+
+awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds idle_timeout,
+                                  LineHandler on_line) {
+  auto self = shared_from_this();
+  WatchEnd end;
+  ++stats_.requests;
+  Conn conn(executor_, ctx_);
+  OpenGuard guard(open_, &conn);
+  end.error = co_await connect(conn);
+  if (!end.error.empty()) {
+    ++stats_.failures;
+    co_return end;
+  }
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, hostHeader(config_));
+  req.set(http::field::user_agent, options_.user_agent);
+  req.set(http::field::accept, "application/json");
+  req.set(http::field::connection, "close");
+  if (const std::string& token = config_.token.current(); !token.empty()) {
+    req.set(http::field::authorization, "Bearer " + token);
+  }
+  auto& tcp = beast::get_lowest_layer(conn.stream);
+  tcp.expires_after(options_.request_timeout);
+  auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
+  if (wec) {
+    ++stats_.failures;
+    end.error = "watch " + target + ": " + errorText(wec);
+    co_return end;
+  }
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  auto [hec, hn] = co_await http::async_read_header(conn.stream, conn.buffer, parser, kTuple);
+  if (hec) {
+    ++stats_.failures;
+    end.error = "watch " + target + ": " + errorText(hec);
+    co_return end;
+  }
+  end.status = parser.get().result_int();
+  noteStatus(end.status);
+  const bool streaming = end.status == 200;
+  const std::size_t limit = streaming ? options_.max_line : 64 * 1024;
+
+  std::array<char, 16 * 1024> chunk;
+  std::string pending;
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    tcp.expires_after(streaming ? idle_timeout : options_.request_timeout);
+    auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, kTuple);
+    if (ec == http::error::need_buffer) {
+      ec = {};
+    }
+    const std::size_t got = chunk.size() - parser.get().body().size;
+    pending.append(chunk.data(), got);
+    if (!streaming) {
+      if (pending.size() > limit) {
+        pending.resize(limit);
+        break;
+      }
+    } else {
+      std::size_t start = 0;
+      for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+        std::string_view line(pending.data() + start, nl - start);
+        if (!line.empty() && line.back() == '\r') {
+          line.remove_suffix(1);
+        }
+        if (line.empty()) {
+          continue;
+        }
+        ++end.lines;
+        if (!on_line(line)) {
+          end.stopped = true;
+          co_return end;
+        }
+      }
+      pending.erase(0, start);
+      if (pending.size() > limit) {
+        end.error = "watch event larger than " + std::to_string(limit) + " bytes";
+        co_return end;
+      }
+    }
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        end.idle_timeout = streaming;
+        end.error = streaming ? "no data for " + std::to_string(idle_timeout.count()) + " ms"
+                              : "timed out";
+      } else {
+        end.error = errorText(ec);
+      }
+      break;
+    }
+  }
+  if (!streaming) {
+    end.body = std::move(pending);
+  } else if (end.error.empty() && !pending.empty()) {
+    // A final event without a trailing newline.
+    ++end.lines;
+    if (!on_line(pending)) {
+      end.stopped = true;
+    }
+  }
+  co_return end;
+}
+
+}  // namespace sluice::k8s::api

@@ -1,0 +1,242 @@
+#include "k8s/api/source.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "common/log.hpp"
+
+namespace sluice::k8s::api {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using asio::awaitable;
+using Clock = std::chrono::steady_clock;
+
+struct ApiSource::State : std::enable_shared_from_this<State> {
+  State(std::shared_ptr<Client> c, ApiSourceOptions o, std::function<void()> cb)
+      : client(std::move(c)),
+        options(std::move(o)),
+        on_changed(std::move(cb)),
+        timer(client->executor()),
+        retry(client->executor()) {}
+
+  std::shared_ptr<Client> client;
+  ApiSourceOptions options;
+  std::function<void()> on_changed;
+  Store store;
+  std::vector<std::shared_ptr<Informer>> informers;
+  asio::steady_timer timer;  // coalescing
+  asio::steady_timer retry;  // discovery back-off
+  bool started = false;
+  bool stopped = false;
+  bool discovered = false;
+  std::string slice_version;
+  std::string discovery_error;
+  std::string option_error;
+  bool pending = false;
+  Clock::time_point first_change{};
+  std::uint64_t notifications = 0;
+  std::uint64_t changes = 0;
+
+  void notify() {
+    if (stopped) {
+      return;
+    }
+    ++changes;
+    const auto now = Clock::now();
+    if (!pending) {
+      pending = true;
+      first_change = now;
+    }
+    timer.expires_at(std::min(now + options.quiet, first_change + options.max_delay));
+    timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopped || !self->pending) {
+        return;
+      }
+      self->pending = false;
+      ++self->notifications;
+      if (self->on_changed) {
+        self->on_changed();
+      }
+    });
+  }
+
+  void addInformer(ResourceInfo info) {
+    auto inf = std::make_shared<Informer>(client, std::move(info), options.informer, store,
+                                          [weak = weak_from_this()] {
+                                            if (auto self = weak.lock()) {
+                                              self->notify();
+                                            }
+                                          });
+    informers.push_back(inf);
+    inf->start();
+  }
+
+  awaitable<void> discover() {
+    auto self = shared_from_this();
+    auto logger = log::get("k8s");
+    auto backoff = options.informer.backoff_initial;
+    while (!stopped) {
+      Response r = co_await client->get("/apis/discovery.k8s.io");
+      if (stopped) {
+        co_return;
+      }
+      if (r.status == 404) {
+        discovery_error =
+            "the API server does not serve discovery.k8s.io: EndpointSlices are not watched, no "
+            "Service has endpoints";
+        logger->warn("{}", discovery_error);
+        break;
+      }
+      if (r.ok()) {
+        json::error_code ec;
+        json::value doc = json::parse(r.body, ec);
+        std::vector<std::string> versions;
+        if (!ec && doc.is_object()) {
+          if (const json::value* vs = doc.get_object().if_contains("versions");
+              vs && vs->is_array()) {
+            for (const json::value& v : vs->get_array()) {
+              if (const json::object* vo = v.if_object()) {
+                if (const json::value* s = vo->if_contains("version"); s && s->is_string()) {
+                  versions.emplace_back(s->get_string());
+                }
+              }
+            }
+          }
+        }
+        for (const char* want : {"v1", "v1beta1"}) {
+          if (std::find(versions.begin(), versions.end(), want) != versions.end()) {
+            slice_version = want;
+            break;
+          }
+        }
+        if (!slice_version.empty()) {
+          discovery_error.clear();
+          break;
+        }
+        discovery_error = "discovery.k8s.io serves neither v1 nor v1beta1: " + r.body.substr(0, 200);
+      } else {
+        discovery_error = "discovery of discovery.k8s.io: " + r.describe();
+      }
+      logger->warn("{}; retrying", discovery_error);
+      notify();
+      retry.expires_after(backoff);
+      co_await retry.async_wait(asio::as_tuple(asio::use_awaitable));
+      backoff = std::min(backoff * 2, options.informer.backoff_max);
+    }
+    if (stopped) {
+      co_return;
+    }
+    discovered = true;
+    if (!slice_version.empty()) {
+      logger->info("EndpointSlices: discovery.k8s.io/{}", slice_version);
+      addInformer({"EndpointSlice", "discovery.k8s.io/" + slice_version, "endpointslices", false,
+                   options.ns, ""});
+    }
+    notify();
+  }
+};
+
+bool ApiSource::parseNamespacedName(const std::string& text, std::string& ns, std::string& name) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size() ||
+      text.find('/', slash + 1) != std::string::npos) {
+    return false;
+  }
+  ns = text.substr(0, slash);
+  name = text.substr(slash + 1);
+  return true;
+}
+
+ApiSource::ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options,
+                     std::function<void()> on_changed)
+    : state_(std::make_shared<State>(std::move(client), std::move(options),
+                                     std::move(on_changed))) {}
+
+ApiSource::~ApiSource() { stop(); }
+
+void ApiSource::start() {
+  State& s = *state_;
+  if (s.started) {
+    return;
+  }
+  s.started = true;
+  const std::string& ns = s.options.ns;
+  s.addInformer({"Ingress", "networking.k8s.io/v1", "ingresses", false, ns, ""});
+  s.addInformer({"IngressClass", "networking.k8s.io/v1", "ingressclasses", true, "", ""});
+  s.addInformer({"Service", "v1", "services", false, ns, ""});
+  s.addInformer({"Secret", "v1", "secrets", false, ns, "type=kubernetes.io/tls"});
+  if (!s.options.tcp_services.empty()) {
+    std::string cm_ns;
+    std::string cm_name;
+    if (parseNamespacedName(s.options.tcp_services, cm_ns, cm_name)) {
+      s.addInformer({"ConfigMap", "v1", "configmaps", false, cm_ns, "metadata.name=" + cm_name});
+    } else {
+      s.option_error = "tcp-services \"" + s.options.tcp_services +
+                       "\": expected namespace/name; TCP routes are off";
+    }
+  }
+  asio::co_spawn(s.client->executor(), s.discover(), asio::detached);
+}
+
+void ApiSource::stop() {
+  State& s = *state_;
+  if (s.stopped) {
+    return;
+  }
+  s.stopped = true;
+  s.timer.cancel();
+  s.retry.cancel();
+  for (auto& inf : s.informers) {
+    inf->stop();
+  }
+  s.client->shutdown();
+}
+
+const Store& ApiSource::store() const { return state_->store; }
+
+std::vector<model::Warning> ApiSource::warnings() const {
+  std::vector<model::Warning> out;
+  if (!state_->option_error.empty()) {
+    out.push_back({"kubernetes API", state_->option_error});
+  }
+  if (!state_->discovery_error.empty()) {
+    out.push_back({"kubernetes API endpointslices", state_->discovery_error});
+  }
+  for (const auto& inf : state_->informers) {
+    for (auto& w : inf->warnings()) {
+      out.push_back(std::move(w));
+    }
+  }
+  return out;
+}
+
+bool ApiSource::synced() const {
+  if (!state_->discovered) {
+    return false;
+  }
+  return std::all_of(state_->informers.begin(), state_->informers.end(),
+                     [](const auto& inf) { return inf->synced(); });
+}
+
+ApiSourceStats ApiSource::stats() const {
+  ApiSourceStats out;
+  for (const auto& inf : state_->informers) {
+    out.kinds.push_back({inf->resource().kind, inf->stats()});
+  }
+  out.endpoint_slice_version = state_->slice_version;
+  out.notifications = state_->notifications;
+  out.changes = state_->changes;
+  out.client = state_->client->stats();
+  return out;
+}
+
+}  // namespace sluice::k8s::api

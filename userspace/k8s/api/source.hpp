@@ -1,0 +1,81 @@
+// The Kubernetes API as a source: informers for every kind Sluice reads, feeding one Store (the
+// same Store and decoder the manifest source uses), with readiness, warnings, metrics and a
+// coalesced "changed" signal.
+//
+// Threading: everything (construction excepted) runs on the client's executor, normally the
+// agent's control thread; start(), stop() and every accessor must be called from there.
+//
+// Wiring in the agent (control thread owns an io_context `ioc`):
+//   auto cfg = kubeconfig.empty() ? api::inCluster() : api::loadKubeconfig(kubeconfig);
+//   auto made = api::Client::create(ioc.get_executor(), std::move(*cfg.config));
+//   api::ApiSource source(made.client, {.ns = flag_namespace, .tcp_services = flag_tcp},
+//                         [&] { rebuild(source.store(), source.warnings()); });
+//   source.start();
+//   /readyz: source.synced();  /metrics: source.stats();  shutdown: source.stop().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "k8s/api/client.hpp"
+#include "k8s/api/informer.hpp"
+#include "k8s/store.hpp"
+#include "model/desired_state.hpp"
+
+namespace sluice::k8s::api {
+
+struct ApiSourceOptions {
+  std::string ns;            // "" = all namespaces (IngressClass is always cluster-wide)
+  std::string tcp_services;  // "namespace/name" of the TCP services ConfigMap; "" = none
+  InformerOptions informer;
+  // A burst of events produces one on_changed call, `quiet` after the last event, but at most
+  // `max_delay` after the first.
+  std::chrono::milliseconds quiet{100};
+  std::chrono::milliseconds max_delay{1000};
+};
+
+struct KindStats {
+  std::string kind;  // "Ingress", ...
+  InformerStats stats;
+};
+
+struct ApiSourceStats {
+  std::vector<KindStats> kinds;
+  std::string endpoint_slice_version;  // "v1", "v1beta1", "" before discovery or if not served
+  std::uint64_t notifications = 0;     // coalesced on_changed calls
+  std::uint64_t changes = 0;           // raw changes before coalescing
+  ClientStats client;
+};
+
+class ApiSource {
+public:
+  // `on_changed` is called on the executor after the store, warnings or synced() changed.
+  ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options,
+            std::function<void()> on_changed);
+  ~ApiSource();  // stop()s
+  ApiSource(const ApiSource&) = delete;
+  ApiSource& operator=(const ApiSource&) = delete;
+
+  void start();  // discovery, then every informer; returns at once
+  void stop();   // no further store changes or on_changed calls; I/O ends promptly
+
+  const Store& store() const;
+  // Current problems: objects that did not decode, lists/watches failing, bad options.
+  std::vector<model::Warning> warnings() const;
+  // True once discovery finished and every informer listed successfully at least once.
+  bool synced() const;
+  ApiSourceStats stats() const;
+
+  // Parses "namespace/name"; false if malformed.
+  static bool parseNamespacedName(const std::string& text, std::string& ns, std::string& name);
+
+private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace sluice::k8s::api
