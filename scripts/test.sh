@@ -39,6 +39,7 @@ ninja -C build -j "$jobs"
 run_ctest unit build -L unit -j "$jobs"
 run_ctest bpf build -L bpf
 run_ctest integration build -L integration -j 2
+run_ctest apiserver build -L apiserver -j 2
 
 # 2. Sanitizers and fuzzing: the pure libraries (parser, k8s, model, router, lb) built with clang,
 #    ASan+UBSan, their unit tests, and a short libFuzzer run of the HTTP parser.

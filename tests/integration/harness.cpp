@@ -119,11 +119,12 @@ std::uint16_t freePort() {
   return ntohs(addr.sin_port);
 }
 
-EchoBackend::EchoBackend(const std::string& service, const std::string& address)
+EchoBackend::EchoBackend(const std::string& service, const std::string& address,
+                         std::uint16_t port)
     : address_(address), log_(dir_.path() / "requests.log") {
   const fs::path out = dir_.path() / "stdout";
   proc_.emplace(std::vector<std::string>{"/usr/bin/python3", SLUICE_ECHO_BACKEND, "--name",
-                                         service, "--listen", address + ":0", "--log",
+                                         service, "--listen", address + ":" + std::to_string(port), "--log",
                                          log_.string()},
                 out);
   const auto deadline = Clock::now() + 10s;
@@ -156,17 +157,18 @@ Agent::Agent(const fs::path& manifests, AgentOptions options) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = freePort();
     admin_port_ = freePort();
-    std::vector<std::string> argv{SLUICE_AGENT_BIN,
-                                  "--manifests",
-                                  manifests.string(),
-                                  "--listen-http",
+    std::vector<std::string> argv{SLUICE_AGENT_BIN};
+    if (!manifests.empty()) {  // empty: the source comes from extra_args (--kubeconfig)
+      argv.insert(argv.end(), {"--manifests", manifests.string()});
+    }
+    argv.insert(argv.end(), {"--listen-http",
                                   "127.0.0.1:" + std::to_string(port_),
                                   "--admin",
                                   "127.0.0.1:" + std::to_string(admin_port_),
                                   "--workers",
                                   std::to_string(options.workers),
                                   "--log-level",
-                                  "info"};
+                                  "info"});
     argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
     proc_.emplace(argv, dir_.path() / "agent.log");
     const auto deadline = Clock::now() + 10s;

@@ -57,7 +57,9 @@ std::uint16_t freePort();
 
 class EchoBackend {
 public:
-  explicit EchoBackend(const std::string& service, const std::string& address = "127.0.0.1");
+  // port 0: any free port.
+  explicit EchoBackend(const std::string& service, const std::string& address = "127.0.0.1",
+                       std::uint16_t port = 0);
   std::uint16_t port() const { return port_; }
   const std::string& address() const { return address_; }
   // Requests this backend received so far (one per line in its log).

@@ -94,6 +94,12 @@ int Agent::run() {
   }
 
   setupSplice();
+  if (config_.manifests_dir.empty()) {
+    if (std::string err = startApiSource(); !err.empty()) {
+      log->error("{}", err);
+      return 2;
+    }
+  }
   reload(true);
 
   for (unsigned i = 0; i < config_.workers; ++i) {
@@ -114,10 +120,11 @@ int Agent::run() {
     threads.emplace_back([&w]() { w->run(); });
   }
   ready_ = true;
-  log->info("serving HTTP on {}:{} with {} workers; admin on {}:{}; manifests from {}",
+  log->info("serving HTTP on {}:{} with {} workers; admin on {}:{}; source: {}",
             config_.listen_http.address().to_string(), config_.listen_http.port(),
             workers_.size(), config_.admin.address().to_string(), config_.admin.port(),
-            config_.manifests_dir);
+            config_.manifests_dir.empty() ? std::string("Kubernetes API")
+                                          : "manifests in " + config_.manifests_dir);
 
   signals_.async_wait([this](boost::system::error_code ec, int signo) {
     if (!ec) {
@@ -126,7 +133,9 @@ int Agent::run() {
       beginDrain();
     }
   });
-  schedulePoll();
+  if (!api_) {
+    schedulePoll();  // the API source pushes its changes instead
+  }
   scheduleStaleSweep();
   control_.run();
 
@@ -254,6 +263,13 @@ void Agent::schedulePoll() {
 
 void Agent::reload(bool force) {
   auto log = log::get("control");
+  if (api_) {
+    // Ready only once a snapshot built from a fully synced store is being served.
+    const bool synced = api_->synced();
+    apply(api_->store(), api_->warnings());
+    api_applied_synced_ = api_applied_synced_ || synced;
+    return;
+  }
   const std::size_t warnings_before = manifests_.warnings().size();
   const bool changed = manifests_.poll();
   if (!changed && !force) {
@@ -264,11 +280,52 @@ void Agent::reload(bool force) {
     }
     return;
   }
-  for (const auto& w : manifests_.warnings()) {
+  apply(manifests_.store(), manifests_.warnings());
+}
+
+std::vector<model::Warning> Agent::sourceWarnings() const {
+  return api_ ? api_->warnings() : manifests_.warnings();
+}
+
+bool Agent::sourceReady() const { return !api_ || api_applied_synced_; }
+
+std::string Agent::startApiSource() {
+  namespace api = k8s::api;
+  auto cfg = config_.kubeconfig.empty() ? api::inCluster() : api::loadKubeconfig(config_.kubeconfig);
+  if (!cfg.config) {
+    return (config_.kubeconfig.empty() ? "in-cluster config: " : "--kubeconfig " +
+                                                                   config_.kubeconfig + ": ") +
+           cfg.error;
+  }
+  const std::string where = cfg.config->source;
+  auto made = api::Client::create(control_.get_executor(), std::move(*cfg.config));
+  if (!made.client) {
+    return where + ": " + made.error;
+  }
+  api::ApiSourceOptions options;
+  options.ns = config_.watch_namespace;
+  options.tcp_services = config_.tcp_services;
+  // Every coalesced burst of API events becomes one translate + snapshot swap.
+  api_ = std::make_unique<api::ApiSource>(made.client, options, [this]() {
+    if (!draining_) {
+      reload(false);
+    }
+  });
+  api_->start();
+  log::get("control")->info("watching the Kubernetes API ({}{})", where,
+                            config_.watch_namespace.empty()
+                                ? std::string(", all namespaces")
+                                : ", namespace " + config_.watch_namespace);
+  return "";
+}
+
+void Agent::apply(const k8s::Store& store, const std::vector<model::Warning>& source_warnings) {
+  auto log = log::get("control");
+  for (const auto& w : source_warnings) {
     log->warn("{}: {}", w.object, w.message);
   }
   auto desired = std::make_shared<model::DesiredState>(
-      model::translate(manifests_.store(),
+      model::translate(store,
                        {config_.ingress_class, config_.controller, config_.tcp_services,
                         {config_.listen_http.port(), config_.admin.port()}}));
   ++reloads_;
@@ -293,7 +350,7 @@ void Agent::reload(bool force) {
   cluster_stats_.prune();
   log->info("config generation {}: {} hosts, {} clusters, {} warnings", generation_,
             desired->hosts.size(), desired->clusters.size(),
-            desired->warnings.size() + manifests_.warnings().size());
+            desired->warnings.size() + source_warnings.size());
 }
 
 std::shared_ptr<const proxy::Snapshot> Agent::build(std::shared_ptr<model::DesiredState> desired) {
@@ -353,6 +410,9 @@ void Agent::beginDrain() {
   }
   draining_ = true;
   poll_timer_.cancel();
+  if (api_) {
+    api_->stop();  // the snapshot being served stays as it is until exit
+  }
   admin_.stop();
   for (auto& w : workers_) {
     w->drain();
@@ -386,10 +446,11 @@ admin::Response Agent::handleAdmin(std::string_view method, std::string_view pat
     return {200, "text/plain; charset=utf-8", "ok\n"};
   }
   if (path == "/readyz") {
-    if (ready_ && !draining_) {
+    if (ready_ && !draining_ && sourceReady()) {
       return {200, "text/plain; charset=utf-8", "ready\n"};
     }
-    return {503, "text/plain; charset=utf-8", draining_ ? "draining\n" : "starting\n"};
+    return {503, "text/plain; charset=utf-8",
+            draining_ ? "draining\n" : (ready_ ? "syncing with the API server\n" : "starting\n")};
   }
   if (path == "/metrics") {
     return {200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics()};
@@ -539,7 +600,40 @@ std::string Agent::renderMetrics() const {
   help("sluice_rejected_objects", "gauge",
        "Objects or files skipped or partly ignored in the current state.");
   line("sluice_rejected_objects", "",
-       manifests_.warnings().size() + (current_ ? current_->desired->warnings.size() : 0));
+       sourceWarnings().size() + (current_ ? current_->desired->warnings.size() : 0));
+  if (api_) {
+    const auto stats = api_->stats();
+    help("sluice_k8s_events_total", "counter", "Watch events by kind and type.");
+    for (const auto& k : stats.kinds) {
+      const std::string kind = "kind=\"" + label(k.kind) + "\"";
+      line("sluice_k8s_events_total", kind + ",type=\"ADDED\"", k.stats.added);
+      line("sluice_k8s_events_total", kind + ",type=\"MODIFIED\"", k.stats.modified);
+      line("sluice_k8s_events_total", kind + ",type=\"DELETED\"", k.stats.deleted);
+      line("sluice_k8s_events_total", kind + ",type=\"BOOKMARK\"", k.stats.bookmarks);
+      line("sluice_k8s_events_total", kind + ",type=\"ERROR\"", k.stats.error_events);
+    }
+    help("sluice_k8s_relists_total", "counter", "Full lists after the first (410 Gone, errors).");
+    for (const auto& k : stats.kinds) {
+      line("sluice_k8s_relists_total", "kind=\"" + label(k.kind) + "\"", k.stats.relists);
+    }
+    help("sluice_k8s_watch_restarts_total", "counter", "Watches restarted after they ended.");
+    for (const auto& k : stats.kinds) {
+      line("sluice_k8s_watch_restarts_total", "kind=\"" + label(k.kind) + "\"",
+           k.stats.watch_restarts);
+    }
+    help("sluice_k8s_synced", "gauge", "1 once the kind was listed successfully.");
+    for (const auto& k : stats.kinds) {
+      line("sluice_k8s_synced", "kind=\"" + label(k.kind) + "\"", k.stats.synced ? 1 : 0);
+    }
+    help("sluice_k8s_last_sync_timestamp_seconds", "gauge",
+         "Unix time of the last successful list or event, by kind.");
+    for (const auto& k : stats.kinds) {
+      line("sluice_k8s_last_sync_timestamp_seconds", "kind=\"" + label(k.kind) + "\"",
+           std::chrono::duration_cast<std::chrono::seconds>(
+               k.stats.last_sync.time_since_epoch())
+               .count());
+    }
+  }
   return out;
 }
 
@@ -586,6 +680,13 @@ std::string Agent::renderState() const {
   root["ready"] = ready_;
   root["draining"] = draining_;
   root["manifests"] = config_.manifests_dir;
+  if (api_) {
+    root["source"] = "kubernetes-api";
+    root["synced"] = api_->synced();
+    root["endpoint_slice_version"] = api_->stats().endpoint_slice_version;
+  } else {
+    root["source"] = "manifests";
+  }
   root["ingress_class"] = config_.ingress_class;
   root["kernel_datapath"] = bpf_status_;
   const auto& sc = config_.proxy.splice;
@@ -614,7 +715,7 @@ std::string Agent::renderState() const {
       warnings.push_back(json::object{{"object", w.object}, {"message", w.message}});
     }
   };
-  add_warnings(manifests_.warnings());
+  add_warnings(sourceWarnings());
   if (!current_) {
     root["warnings"] = std::move(warnings);
     return json::serialize(root);

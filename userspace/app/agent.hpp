@@ -12,6 +12,7 @@
 
 #include "admin/server.hpp"
 #include "app/agent_config.hpp"
+#include "k8s/api/source.hpp"
 #include "k8s/manifest.hpp"
 #include "lb/balancer.hpp"
 #include "model/desired_state.hpp"
@@ -34,6 +35,12 @@ public:
 private:
   // Re-reads the manifests and, when the resulting state differs, publishes a new snapshot.
   void reload(bool force);
+  // Translates `store` and publishes a new snapshot when routing changed.
+  void apply(const k8s::Store& store, const std::vector<model::Warning>& source_warnings);
+  std::vector<model::Warning> sourceWarnings() const;
+  // Starts the API source; "" or an error text.
+  std::string startApiSource();
+  bool sourceReady() const;
   std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
   void schedulePoll();
   // Resolves --splice against what the kernel offers; logs the choice and why, once.
@@ -55,6 +62,8 @@ private:
   boost::asio::steady_timer stale_timer_;
   admin::Server admin_;
   k8s::ManifestSource manifests_;
+  std::unique_ptr<k8s::api::ApiSource> api_;  // set when the source is the Kubernetes API
+  bool api_applied_synced_ = false;            // a snapshot from a synced store is published
   proxy::SnapshotHolder snapshots_;
   std::shared_ptr<const proxy::Snapshot> current_;
   lb::Registry endpoints_;

@@ -1,5 +1,7 @@
 #include "app/agent_config.hpp"
 
+#include <cstdlib>
+
 #include <charconv>
 #include <iostream>
 #include <thread>
@@ -86,8 +88,12 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
   cli.add_option("--manifests", out.manifests_dir,
                  "Directory of Kubernetes YAML manifests (Ingress, IngressClass, Service, "
                  "EndpointSlice); changes apply live")
-      ->required()
       ->check(CLI::ExistingDirectory);
+  cli.add_option("--kubeconfig", out.kubeconfig,
+                 "Watch the Kubernetes API with this kubeconfig (current context) instead of "
+                 "--manifests; without either, in-cluster configuration is used");
+  cli.add_option("--namespace", out.watch_namespace,
+                 "API source: watch only this namespace (default: all)");
   cli.add_option("--listen-http", listen, "HTTP listener ADDR:PORT")->capture_default_str();
   cli.add_option("--admin", admin, "Admin listener ADDR:PORT (health, metrics, state)")
       ->capture_default_str();
@@ -164,6 +170,14 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
     return false;
   };
   std::string error;
+  if (!out.manifests_dir.empty() && !out.kubeconfig.empty()) {
+    return fail("--manifests and --kubeconfig are two sources; give one");
+  }
+  if (out.manifests_dir.empty() && out.kubeconfig.empty() &&
+      std::getenv("KUBERNETES_SERVICE_HOST") == nullptr) {
+    return fail("no source: give --manifests DIR, or --kubeconfig PATH, or run in a pod "
+                "(KUBERNETES_SERVICE_HOST)");
+  }
   if (!parseEndpoint(listen, out.listen_http, error)) {
     return fail("--listen-http " + error);
   }

@@ -12,7 +12,9 @@
 namespace sluice::app {
 
 struct AgentConfig {
-  std::string manifests_dir;
+  std::string manifests_dir;  // manifests source; "" = the Kubernetes API
+  std::string kubeconfig;     // API source: kubeconfig path; "" = in-cluster
+  std::string watch_namespace;  // API source: "" = all namespaces
   boost::asio::ip::tcp::endpoint listen_http;
   boost::asio::ip::tcp::endpoint admin;
   unsigned workers = 1;
