@@ -41,6 +41,22 @@ run_ctest bpf build -L bpf
 run_ctest integration build -L integration -j 2
 run_ctest apiserver build -L apiserver -j 2
 
+# 1b. End-to-end against a real kube-apiserver + etcd (built once from Debian's source package
+#     and cached in ~/.cache/sluice; about 10 minutes cold).
+e2e_log=build/e2e.log
+bash tests/e2e/run.sh build/userspace/app/ingress-agent 2>&1 | tee "$e2e_log" || true
+e2e_line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$e2e_log" | tail -1 || true)
+if [[ -z "$e2e_line" ]]; then
+  echo "e2e printed no summary" >&2
+  total_failed=$((total_failed + 1))
+else
+  e2e_passed=$(sed -E 's/e2e: ([0-9]+) passed.*/\1/' <<<"$e2e_line")
+  e2e_failed=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$e2e_line")
+  total_passed=$((total_passed + e2e_passed))
+  total_failed=$((total_failed + e2e_failed))
+  summary+=("$e2e_line")
+fi
+
 # 2. Sanitizers and fuzzing: the pure libraries (parser, k8s, model, router, lb) built with clang,
 #    ASan+UBSan, their unit tests, and a short libFuzzer run of the HTTP parser.
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# End-to-end tier against a real kube-apiserver + etcd on loopback (tests/e2e/kube-apiserver.sh):
+#   1. the deployment manifests pass `kubectl apply --dry-run=server -k k8s/`;
+#   2. the agent, given a kubeconfig, routes to a backend on loopback as Ingress, Service and
+#      EndpointSlice objects are created, changed (endpoint readiness, path) and deleted;
+#   3. killing the API server and etcd leaves the agent serving its last good state.
+# Prints "e2e: N passed, M failed" and exits non-zero on any failure.
+#   tests/e2e/run.sh AGENT_BINARY
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+AGENT=${1:?usage: run.sh AGENT_BINARY}
+WORK=$(mktemp -d /tmp/sluice-e2e.XXXXXX)
+passed=0 failed=0
+check() {  # name, command...
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "e2e: ok   $name"
+  else failed=$((failed + 1)); echo "e2e: FAIL $name"; fi
+}
+pids=()
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  [[ -n ${api_pgid:-} ]] && kill -- -"$api_pgid" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$ROOT/scripts/build-kube-apiserver.sh" >/dev/null || { echo "e2e: 0 passed, 1 failed"; exit 1; }
+setsid "$ROOT/tests/e2e/kube-apiserver.sh" "$WORK/kube" >"$WORK/kube.out" 2>&1 &
+api_pgid=$!
+for _ in $(seq 300); do grep -q '^KUBECTL=' "$WORK/kube.out" && break; sleep 0.2; done
+export KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$WORK/kube.out")
+KUBECTL=$(sed -n 's/^KUBECTL=//p' "$WORK/kube.out")
+if [[ -z $KUBECONFIG ]]; then
+  cat "$WORK/kube.out"; echo "e2e: 0 passed, 1 failed"; exit 1
+fi
+k() { "$KUBECTL" "$@" >>"$WORK/kubectl.log" 2>&1; }
+
+# 1. Manifests: the namespace must exist for a server-side dry run of what lives in it.
+check "kubectl apply --dry-run=server -k k8s/" \
+  bash -c "'$KUBECTL' apply -f '$ROOT/k8s/namespace.yaml' >/dev/null && '$KUBECTL' apply --dry-run=server -k '$ROOT/k8s/' >/dev/null"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BPORT=$(free_port); HPORT=$(free_port); APORT=$(free_port)
+python3 "$ROOT/tests/echo/echo_backend.py" --name web --listen "127.0.0.2:$BPORT" >/dev/null 2>&1 &
+pids+=($!)
+python3 "$ROOT/tests/echo/echo_backend.py" --name web2 --listen "127.0.0.3:$BPORT" >/dev/null 2>&1 &
+pids+=($!)
+"$AGENT" --kubeconfig "$KUBECONFIG" --listen-http "127.0.0.1:$HPORT" --admin "127.0.0.1:$APORT" \
+  --splice=copy >"$WORK/agent.log" 2>&1 &
+pids+=($!)
+
+get() { curl -s -m 2 -H 'Host: demo.local' "http://127.0.0.1:$HPORT$1" | python3 -c 'import json,sys
+try: print(json.load(sys.stdin)["service"])
+except Exception: print("<none>")'; }
+status() { curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Host: demo.local' "http://127.0.0.1:$HPORT$1"; }
+eventually() {  # expected, command...
+  local want=$1; shift
+  for _ in $(seq 100); do [[ $("$@") == "$want" ]] && return 0; sleep 0.1; done
+  echo "  wanted '$want', got '$("$@")'"; return 1
+}
+slice() {  # ready flags for 127.0.0.2 and 127.0.0.3
+  cat <<Y
+apiVersion: discovery.k8s.io/v1beta1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: $BPORT, protocol: TCP}]
+endpoints:
+- {addresses: ["127.0.0.2"], conditions: {ready: $1}}
+- {addresses: ["127.0.0.3"], conditions: {ready: $2}}
+Y
+}
+ingress() {
+  cat <<Y
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: default}
+spec:
+  ingressClassName: sluice
+  rules:
+  - host: demo.local
+    http: {paths: [{path: $1, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+Y
+}
+check "agent ready against the API server" eventually 200 \
+  curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APORT/readyz"
+k apply -f "$ROOT/k8s/ingressclass.yaml"
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]}\n' | k apply -f -
+slice true false | k apply -f -
+ingress / | k apply -f -
+check "route created" eventually web get /x
+slice false true | k apply -f -
+check "endpoint readiness flipped" eventually web2 get /x
+ingress /api | k apply -f -
+check "path edited: old path 404" eventually 404 status /x
+check "path edited: new path routes" eventually web2 get /api/x
+k apply -f - <<Y
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: extra, namespace: default}
+spec:
+  ingressClassName: sluice
+  rules:
+  - host: demo.local
+    http: {paths: [{path: /extra, pathType: Exact, backend: {service: {name: web, port: {name: http}}}}]}
+Y
+check "second Ingress created" eventually web2 get /extra
+k delete ingress extra
+check "Ingress deleted: 404" eventually 404 status /extra
+# 3. The API server and etcd die: the last good state keeps serving.
+kill -- -"$api_pgid" 2>/dev/null; api_pgid=
+sleep 2
+check "API server gone: still serving" eventually web2 get /api/x
+k delete ingress web --wait=false || true  # fails: the API server is down
+check "agent still alive" kill -0 "${pids[-1]}"
+
+echo "e2e: $passed passed, $failed failed"
+[[ $failed == 0 ]]
