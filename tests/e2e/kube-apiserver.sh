@@ -2,29 +2,39 @@
 # Starts a real kube-apiserver (scripts/build-kube-apiserver.sh) with etcd (Debian's etcd-server)
 # on loopback, for the end-to-end tier: self-signed serving cert, a static admin token, a
 # service-account key pair. Prints "KUBECONFIG=<path>" when the API server answers /readyz, then
-# waits; SIGTERM/SIGINT stops both and removes the state directory.
+# waits; SIGTERM/SIGINT stops both. Given an existing STATE_DIR it restarts on the same ports,
+# certificates, token and etcd data (a restart the agent must converge through); the directory
+# is removed on exit only when this run created it.
 #
 #   tests/e2e/kube-apiserver.sh [STATE_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$("$ROOT/scripts/build-kube-apiserver.sh")
 DIR=${1:-$(mktemp -d /tmp/sluice-kube.XXXXXX)}
-mkdir -p "$DIR"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ETCD_PORT=$(free_port)
-ETCD_PEER=$(free_port)
-API_PORT=$(free_port)
-
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-  -keyout "$DIR/serving.key" -out "$DIR/serving.crt" 2>/dev/null
-openssl genrsa -out "$DIR/sa.key" 2048 2>/dev/null
-openssl rsa -in "$DIR/sa.key" -pubout -out "$DIR/sa.pub" 2>/dev/null
-TOKEN=$(head -c 24 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')
-echo "$TOKEN,admin,admin,system:masters" >"$DIR/tokens.csv"
+owned=0
+if [[ ! -f $DIR/ports ]]; then
+  owned=1
+  mkdir -p "$DIR"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  echo "ETCD_PORT=$(free_port) ETCD_PEER=$(free_port) API_PORT=$(free_port)" >"$DIR/ports"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$DIR/serving.key" -out "$DIR/serving.crt" 2>/dev/null
+  openssl genrsa -out "$DIR/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$DIR/sa.key" -pubout -out "$DIR/sa.pub" 2>/dev/null
+  TOKEN=$(head -c 24 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')
+  echo "$TOKEN,admin,admin,system:masters" >"$DIR/tokens.csv"
+fi
+# shellcheck disable=SC1091
+source <(tr ' ' '\n' <"$DIR/ports")
+TOKEN=$(cut -d, -f1 "$DIR/tokens.csv")
 
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [[ $owned == 1 && -z ${SLUICE_KUBE_KEEP_STATE:-} ]]; then rm -rf "$DIR"; fi
+}
 trap cleanup EXIT INT TERM
 
 etcd --name e2e --data-dir "$DIR/etcd" \

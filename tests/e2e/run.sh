@@ -3,7 +3,8 @@
 #   1. the deployment manifests pass `kubectl apply --dry-run=server -k k8s/`;
 #   2. the agent, given a kubeconfig, routes to a backend on loopback as Ingress, Service and
 #      EndpointSlice objects are created, changed (endpoint readiness, path) and deleted;
-#   3. killing the API server and etcd leaves the agent serving its last good state.
+#   3. killing the API server and etcd leaves the agent serving its last good state, and after
+#      both restart (same data) the agent converges to changes made since.
 # Prints "e2e: N passed, M failed" and exits non-zero on any failure.
 #   tests/e2e/run.sh AGENT_BINARY
 set -uo pipefail
@@ -26,6 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$ROOT/scripts/build-kube-apiserver.sh" >/dev/null || { echo "e2e: 0 passed, 1 failed"; exit 1; }
+export SLUICE_KUBE_KEEP_STATE=1  # the restart below reuses the state; $WORK goes on exit
 setsid "$ROOT/tests/e2e/kube-apiserver.sh" "$WORK/kube" >"$WORK/kube.out" 2>&1 &
 api_pgid=$!
 for _ in $(seq 300); do grep -q '^KUBECTL=' "$WORK/kube.out" && break; sleep 0.2; done
@@ -114,6 +116,15 @@ sleep 2
 check "API server gone: still serving" eventually web2 get /api/x
 k delete ingress web --wait=false || true  # fails: the API server is down
 check "agent still alive" kill -0 "${pids[-1]}"
+# Both come back on the same data; a change made now must reach the agent.
+setsid "$ROOT/tests/e2e/kube-apiserver.sh" "$WORK/kube" >"$WORK/kube2.out" 2>&1 &
+api_pgid=$!
+for _ in $(seq 300); do grep -q '^KUBECTL=' "$WORK/kube2.out" && break; sleep 0.2; done
+check "API server restarted" grep -q '^KUBECTL=' "$WORK/kube2.out"
+ingress /back | k apply -f -
+for _ in $(seq 300); do [[ $(get /back/x) == web2 ]] && break; sleep 0.1; done
+check "converged after the restart" eventually web2 get /back/x
+check "old path gone after the restart" eventually 404 status /api/x
 
 echo "e2e: $passed passed, $failed failed"
 [[ $failed == 0 ]]
