@@ -224,52 +224,33 @@ awaitable<std::string> Client::connect(Conn& conn) {
   co_return "";
 }
 
-awaitable<Response> Client::get(std::string target) {
-  auto self = shared_from_this();
-  Response r;
-  ++stats_.requests;
-  Conn conn(executor_, ctx_);
-  OpenGuard guard(open_, &conn);
-  r.error = co_await connect(conn);
-  if (!r.error.empty()) {
-    ++stats_.failures;
-    co_return r;
-  }
-  http::request<http::string_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, hostHeader(config_));
-  req.set(http::field::user_agent, options_.user_agent);
+namespace {
+
+// Headers of every request: one JSON exchange per connection, with the bearer token if any.
+void setRequestHeaders(http::request_header<>& req, const std::string& host,
+                       const std::string& user_agent, const std::string& token) {
+  req.set(http::field::host, host);
+  req.set(http::field::user_agent, user_agent);
   req.set(http::field::accept, "application/json");
   req.set(http::field::connection, "close");
-  if (const std::string& token = config_.token.current(); !token.empty()) {
+  if (!token.empty()) {
     req.set(http::field::authorization, "Bearer " + token);
   }
-  auto& tcp = beast::get_lowest_layer(conn.stream);
-  tcp.expires_after(options_.request_timeout);
-  auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
-  if (wec) {
-    ++stats_.failures;
-    r.error = "GET " + target + ": " + errorText(wec);
-    co_return r;
-  }
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(options_.max_body);
-  auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
-  if (rec) {
-    ++stats_.failures;
-    r.error = "GET " + target + ": " + (rec == http::error::body_limit
-                                            ? "response larger than " +
-                                                  std::to_string(options_.max_body) + " bytes"
-                                            : errorText(rec));
-    co_return r;
-  }
-  r.status = parser.get().result_int();
-  r.body = std::move(parser.get().body());
-  noteStatus(r.status);
-  co_return r;
+}
+
+}  // namespace
+
+awaitable<Response> Client::get(std::string target) {
+  return exchange(false, std::move(target), {});
 }
 
 awaitable<Response> Client::put(std::string target, std::string body) {
+  return exchange(true, std::move(target), std::move(body));
+}
+
+awaitable<Response> Client::exchange(bool put, std::string target, std::string body) {
   auto self = shared_from_this();
+  const char* method = put ? "PUT " : "GET ";
   Response r;
   ++stats_.requests;
   Conn conn(executor_, ctx_);
@@ -279,23 +260,19 @@ awaitable<Response> Client::put(std::string target, std::string body) {
     ++stats_.failures;
     co_return r;
   }
-  http::request<http::string_body> req{http::verb::put, target, 11};
-  req.set(http::field::host, hostHeader(config_));
-  req.set(http::field::user_agent, options_.user_agent);
-  req.set(http::field::accept, "application/json");
-  req.set(http::field::content_type, "application/json");
-  req.set(http::field::connection, "close");
-  if (const std::string& token = config_.token.current(); !token.empty()) {
-    req.set(http::field::authorization, "Bearer " + token);
+  http::request<http::string_body> req{put ? http::verb::put : http::verb::get, target, 11};
+  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current());
+  if (put) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(body);
+    req.prepare_payload();
   }
-  req.body() = std::move(body);
-  req.prepare_payload();
   auto& tcp = beast::get_lowest_layer(conn.stream);
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
   if (wec) {
     ++stats_.failures;
-    r.error = "PUT " + target + ": " + errorText(wec);
+    r.error = method + target + ": " + errorText(wec);
     co_return r;
   }
   http::response_parser<http::string_body> parser;
@@ -303,7 +280,10 @@ awaitable<Response> Client::put(std::string target, std::string body) {
   auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
   if (rec) {
     ++stats_.failures;
-    r.error = "PUT " + target + ": " + errorText(rec);
+    r.error = method + target + ": " + (rec == http::error::body_limit
+                                            ? "response larger than " +
+                                                  std::to_string(options_.max_body) + " bytes"
+                                            : errorText(rec));
     co_return r;
   }
   r.status = parser.get().result_int();
@@ -325,13 +305,7 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
     co_return end;
   }
   http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, hostHeader(config_));
-  req.set(http::field::user_agent, options_.user_agent);
-  req.set(http::field::accept, "application/json");
-  req.set(http::field::connection, "close");
-  if (const std::string& token = config_.token.current(); !token.empty()) {
-    req.set(http::field::authorization, "Bearer " + token);
-  }
+  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current());
   auto& tcp = beast::get_lowest_layer(conn.stream);
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);

@@ -92,6 +92,8 @@ public:
 
 private:
   boost::asio::awaitable<std::string> connect(Conn& conn);
+  // GET (no body) or PUT (JSON body): one request on a new connection, bounded by max_body.
+  boost::asio::awaitable<Response> exchange(bool put, std::string target, std::string body);
   void noteStatus(unsigned status);
 
   boost::asio::any_io_executor executor_;
