@@ -13,7 +13,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 namespace sluice::testing {
@@ -45,6 +47,25 @@ private:
 bool onBpffs(const char* path) {
   struct statfs fs {};
   return ::statfs(path, &fs) == 0 && fs.f_type == BPF_FS_MAGIC;
+}
+
+// Why the splice tests cannot run here, or "" when they can: they load sk_skb programs and pin
+// maps, which needs root (CAP_BPF + CAP_NET_ADMIN) and bpffs at /sys/fs/bpf.
+std::string bpfUnavailableReason() {
+  if (::geteuid() != 0) {
+    return "needs root (CAP_BPF + CAP_NET_ADMIN) to load the splice program and its maps";
+  }
+  if (!onBpffs("/sys/fs/bpf")) {
+    return "/sys/fs/bpf is not bpffs; mount it: mount -t bpf bpf /sys/fs/bpf";
+  }
+  return "";
+}
+
+// A pin root no other test process or test uses: /sys/fs/bpf/<prefix>-<pid>-<n>.
+std::string uniquePinRoot(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return "/sys/fs/bpf/" + prefix + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter.fetch_add(1));
 }
 
 void setTimeouts(int fd) {

@@ -147,15 +147,10 @@ std::uint64_t cookieOf(int fd) {
 class SpliceTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    if (::geteuid() != 0) {
-      GTEST_SKIP() << "needs root (CAP_BPF + CAP_NET_ADMIN) to load sk_skb programs";
+    if (const std::string why = bpfUnavailableReason(); !why.empty()) {
+      GTEST_SKIP() << why;
     }
-    if (!onBpffs("/sys/fs/bpf")) {
-      GTEST_SKIP() << "/sys/fs/bpf is not bpffs; mount it: mount -t bpf bpf /sys/fs/bpf";
-    }
-    static std::atomic<int> counter{0};
-    pin_root_ = "/sys/fs/bpf/sluice-test-" + std::to_string(::getpid()) + "-" +
-                std::to_string(counter.fetch_add(1));
+    pin_root_ = uniquePinRoot("sluice-test");
     options_.pin_root = pin_root_;
   }
 
