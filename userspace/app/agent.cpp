@@ -565,24 +565,35 @@ std::string Agent::renderMetrics() const {
     line("sluice_splice_flows_total", "strategy=\"" + std::string(proxy::strategyName(s)) + "\"",
          sp.flows_total[static_cast<std::size_t>(s)].load());
   }
-  help("sluice_splice_active_flows", "gauge", "Handed-off connections open now.");
-  line("sluice_splice_active_flows", "", sp.active_flows.load());
-  help("sluice_splice_fallbacks_total", "counter",
-       "sockmap pairs that could not be armed and were relayed with splice(2).");
-  line("sluice_splice_fallbacks_total", "", sp.fallbacks.load());
-  help("sluice_splice_held_total", "counter",
-       "sockmap flows reset because a reader fell behind by the flow budget.");
-  line("sluice_splice_held_total", "", sp.held.load());
-  help("sluice_splice_integrity_resets_total", "counter",
-       "sockmap flows reset because the kernel handled more bytes than the socket received.");
-  line("sluice_splice_integrity_resets_total", "", sp.integrity.load());
-  help("sluice_splice_upgraded_total", "counter",
-       "adaptive flow directions moved from copy to splice(2) once they streamed.");
-  line("sluice_splice_upgraded_total", "", sp.upgraded.load());
-  help("sluice_splice_bodies_total", "counter", "HTTP bodies moved with splice(2).");
-  line("sluice_splice_bodies_total", "", sp.body_splices.load());
-  help("sluice_splice_body_bytes_total", "counter", "Bytes of HTTP bodies moved with splice(2).");
-  line("sluice_splice_body_bytes_total", "", sp.body_bytes.load());
+  const struct {
+    const char* name;
+    const char* type;
+    const char* text;
+    std::int64_t value;
+  } splice_scalars[] = {
+      {"sluice_splice_active_flows", "gauge", "Handed-off connections open now.",
+       sp.active_flows.load()},
+      {"sluice_splice_fallbacks_total", "counter",
+       "sockmap pairs that could not be armed and were relayed with splice(2).",
+       static_cast<std::int64_t>(sp.fallbacks.load())},
+      {"sluice_splice_held_total", "counter",
+       "sockmap flows reset because a reader fell behind by the flow budget.",
+       static_cast<std::int64_t>(sp.held.load())},
+      {"sluice_splice_integrity_resets_total", "counter",
+       "sockmap flows reset because the kernel handled more bytes than the socket received.",
+       static_cast<std::int64_t>(sp.integrity.load())},
+      {"sluice_splice_upgraded_total", "counter",
+       "adaptive flow directions moved from copy to splice(2) once they streamed.",
+       static_cast<std::int64_t>(sp.upgraded.load())},
+      {"sluice_splice_bodies_total", "counter", "HTTP bodies moved with splice(2).",
+       static_cast<std::int64_t>(sp.body_splices.load())},
+      {"sluice_splice_body_bytes_total", "counter", "Bytes of HTTP bodies moved with splice(2).",
+       static_cast<std::int64_t>(sp.body_bytes.load())},
+  };
+  for (const auto& m : splice_scalars) {
+    help(m.name, m.type, m.text);
+    line(m.name, "", m.value);
+  }
   if (datapath_) {
     if (auto verdicts = datapath_->verdictCounters(); verdicts) {
       help("sluice_splice_verdicts_total", "counter",
