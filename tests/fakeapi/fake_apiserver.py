@@ -129,6 +129,18 @@ def with_version(obj, api_version):
     return out
 
 
+def send_json_reply(handler, code, body):
+    """One JSON response, then the connection closes (both servers answer this way)."""
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(data)
+    handler.close_connection = True
+
+
 class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
@@ -137,14 +149,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         pass
 
     def send_json(self, code, body):
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-        self.close_connection = True
+        send_json_reply(self, code, body)
 
     def fault(self, name, default=None):
         with STATE.cond:
@@ -431,14 +436,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         pass
 
     def reply(self, code, body):
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-        self.close_connection = True
+        send_json_reply(self, code, body)
 
     def do_GET(self):
         with STATE.cond:
