@@ -143,6 +143,12 @@ TEST(Flags, BadArgumentsExitWithAClearError) {
       {"--manifests", dir.path().string(), "--log-level", "chatty"},
       {"--manifests", dir.path().string(), "--header-timeout", "soon"},
       {"--manifests", dir.path().string(), "--no-such-flag"},
+      {"--manifests", dir.path().string(), "--splice", "turbo"},
+      {"--manifests", dir.path().string(), "--splice-flow-budget", "10"},
+      {"--manifests", dir.path().string(), "--tcp-services", "no-namespace"},
+      {"--manifests", dir.path().string(), "--tcp-services", "a/b/c"},
+      {"--manifests", dir.path().string(), "--kubeconfig", "/nonexistent/kubeconfig"},
+      {"--kubeconfig", "/nonexistent/kubeconfig"},
   };
   for (const auto& args : bad) {
     std::vector<std::string> argv{SLUICE_AGENT_BIN};

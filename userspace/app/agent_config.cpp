@@ -178,6 +178,13 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
     return fail("no source: give --manifests DIR, or --kubeconfig PATH, or run in a pod "
                 "(KUBERNETES_SERVICE_HOST)");
   }
+  if (const auto slash = out.tcp_services.find('/');
+      !out.tcp_services.empty() &&
+      (slash == std::string::npos || slash == 0 || slash + 1 == out.tcp_services.size() ||
+       out.tcp_services.find('/', slash + 1) != std::string::npos)) {
+    return fail("--tcp-services '" + out.tcp_services +
+                "' must be NAMESPACE/NAME of a ConfigMap, or '' to disable TCP routes");
+  }
   if (!parseEndpoint(listen, out.listen_http, error)) {
     return fail("--listen-http " + error);
   }
