@@ -52,6 +52,32 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
   return pred();
 }
 
+k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake,
+                                          const fs::path& token_file) {
+  k8s::api::ConnectionConfig cfg;
+  cfg.server = fake.server();
+  k8s::api::parseServerUrl(cfg.server, cfg.host, cfg.port);
+  cfg.ca_pem = readFile(fake.ca());
+  cfg.token = k8s::api::TokenSource::file(token_file);
+  cfg.source = "test";
+  return cfg;
+}
+
+IoThread::IoThread() : guard_(ioc_.get_executor()), thread_([this] { ioc_.run(); }) {}
+
+IoThread::~IoThread() { windDown(std::chrono::seconds(10)); }
+
+bool IoThread::windDown(std::chrono::milliseconds timeout) {
+  if (!thread_.joinable()) {
+    return true;
+  }
+  guard_.reset();
+  const bool drained = eventually([&] { return ioc_.stopped(); }, timeout);
+  ioc_.stop();
+  thread_.join();
+  return drained;
+}
+
 FakeApiServer::FakeApiServer(const std::string& slice_versions) {
   std::random_device rd;
   dir_ = fs::temp_directory_path() /

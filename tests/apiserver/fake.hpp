@@ -6,9 +6,18 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <future>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json/value.hpp>
+
+#include "k8s/api/kubeconfig.hpp"
 
 namespace sluice::test {
 
@@ -45,6 +54,40 @@ private:
   pid_t pid_ = -1;
   int port_ = 0;
   int control_port_ = 0;
+};
+
+// Client configuration for the fake: its CA, and a bearer token read from `token_file`.
+k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake,
+                                          const std::filesystem::path& token_file);
+
+// An io_context on its own thread, like the agent's control thread.
+class IoThread {
+public:
+  IoThread();
+  ~IoThread();  // windDown() if still running
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
+
+  boost::asio::io_context& context() { return ioc_; }
+  boost::asio::any_io_executor executor() { return ioc_.get_executor(); }
+
+  // Runs `f` on the thread and returns its result.
+  template <class F>
+  auto run(F&& f) {
+    std::packaged_task<decltype(f())()> task(std::forward<F>(f));
+    auto fut = task.get_future();
+    boost::asio::post(ioc_, [&task] { task(); });
+    return fut.get();
+  }
+
+  // Drops the work guard and waits up to `timeout` for the loop to run out of work; then stops
+  // and joins it. False if the work did not end by itself (a coroutine that never finishes).
+  bool windDown(std::chrono::milliseconds timeout);
+
+private:
+  boost::asio::io_context ioc_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
+  std::thread thread_;
 };
 
 // Writes a file atomically (temp + rename), as kubelet and editors do.

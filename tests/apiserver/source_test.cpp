@@ -112,39 +112,25 @@ protected:
   // Runs `f` on the control thread and returns its result.
   template <class F>
   auto onIo(F&& f) {
-    std::packaged_task<decltype(f())()> task(std::forward<F>(f));
-    auto fut = task.get_future();
-    asio::post(ioc_, [&task] { task(); });
-    return fut.get();
+    return io_.run(std::forward<F>(f));
   }
 
   std::filesystem::path clientTokenFile() const { return fake_.dir() / "client-token"; }
 
   void startSource() {
-    ConnectionConfig cfg;
-    cfg.server = fake_.server();
-    parseServerUrl(cfg.server, cfg.host, cfg.port);
-    cfg.ca_pem = test::readFile(fake_.ca());
-    cfg.token = TokenSource::file(clientTokenFile());
-    cfg.source = "test";
-    auto made = Client::create(ioc_.get_executor(), std::move(cfg), client_options_);
+    auto made = Client::create(io_.executor(), test::fakeConnection(fake_, clientTokenFile()),
+                               client_options_);
     ASSERT_TRUE(made.client) << made.error;
     source_ = std::make_unique<ApiSource>(made.client, options_, [this] { ++notifications_; });
-    thread_ = std::thread([this] { ioc_.run(); });
     onIo([&] { source_->start(); });
   }
 
   void shutdown() {
-    if (!thread_.joinable()) {
-      return;
+    if (source_) {
+      onIo([&] { source_->stop(); });
     }
-    onIo([&] { source_->stop(); });
-    guard_.reset();
     // Everything ends by itself after stop(); the deadline only keeps a bug from hanging ctest.
-    const bool drained = eventually([&] { return ioc_.stopped(); }, 10s);
-    EXPECT_TRUE(drained) << "the source did not wind down after stop()";
-    ioc_.stop();
-    thread_.join();
+    EXPECT_TRUE(io_.windDown(10s)) << "the source did not wind down after stop()";
   }
 
   bool synced() {
@@ -267,10 +253,7 @@ protected:
   }
 
   FakeApiServer fake_;
-  asio::io_context ioc_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_{
-      ioc_.get_executor()};
-  std::thread thread_;
+  test::IoThread io_;
   ApiSourceOptions options_;
   ClientOptions client_options_;
   std::unique_ptr<ApiSource> source_;

@@ -13,8 +13,13 @@ inject faults:
   POST /apply    <object>                      create or update (bumps resourceVersion, events)
   POST /delete   {"apiVersion","kind","namespace","name"}
   POST /fault    {"page_size": n, "watch_status_410": n | {plural: n}, "watch_error_410": (same),
-                  "hang": ["list"|"watch"|"discovery"|"all"], "stall_watches": bool,
-                  "delay_ms": n, "watch_max_seconds": n, "list_status": {"plural": code}}
+                  "hang": ["list"|"watch"|"get"|"write"|"discovery"|"all"],
+                  "stall_watches": bool,
+                  "delay_ms": n, "watch_max_seconds": n, "list_status": {"plural": code},
+                  "write_conflict": n | {plural: n}}   (PUT/POST answered 409)
+The API port also takes PUT (optimistic concurrency on metadata.resourceVersion: 409 when stale;
+/status changes only the status, the main resource everything else) and POST (create; 409 when
+the object exists). "hang": ["write"] hangs both, ["get"] a GET of one object.
   POST /drop     drop every open watch mid-stream (no terminating chunk)
   POST /bookmark send a BOOKMARK at the current resourceVersion to every bookmark-enabled watch
   POST /malformed {"plural": p, "line": text}  send a raw line to the open watches of p
@@ -216,6 +221,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         group, version, ns, plural, name = route
         api_version = (group + "/" + version) if group else version
         if name is not None:
+            if self.hang_if("get"):
+                return
             with STATE.cond:
                 obj = STATE.objects.get(plural, {}).get((ns or "", name))
             if obj is None:
@@ -367,26 +374,83 @@ class ApiHandler(BaseHTTPRequestHandler):
         elif not isinstance(e["obj"], dict):
             self.event(e["type"], e["obj"])
 
-    def do_PUT(self):
+    def read_write(self, method):
+        """The common part of PUT and POST: log, auth, faults, body. Returns (path, route, obj)
+        or None after answering."""
         path, parts, query = self.parse()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         with STATE.cond:
-            STATE.requests.append({"method": "PUT", "path": path, "query": query,
+            STATE.requests.append({"method": method, "path": path, "query": query,
                                    "auth": self.headers.get("Authorization", "")})
         if not self.authorized():
             return self.send_json(401, status_obj(401, "Unauthorized", "Unauthorized"))
-        if parts and parts[-1] == "status":
-            parts = parts[:-1]
+        if self.hang_if("write"):
+            return None
+        subresource = None
+        if method == "PUT" and len(parts) >= 2 and parts[-1] == "status":
+            subresource, parts = "status", parts[:-1]
         route = self.route(parts)
-        if route is None or route[4] is None:
+        if route is None or (route[4] is None) != (method == "POST"):
             return self.send_json(404, status_obj(404, "NotFound", "not found: " + path))
+        with STATE.cond:
+            forced = take_fault("write_conflict", route[3])
+        if forced:
+            return self.send_json(409, status_obj(409, "Conflict", "forced conflict"))
         try:
             obj = json.loads(body)
         except ValueError:
             return self.send_json(400, status_obj(400, "BadRequest", "bad JSON"))
-        code, result = apply_object(obj)
+        group, version, ns, plural, name = route
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if (not isinstance(meta, dict) or obj.get("kind") != PLURALS[plural]
+                or meta.get("namespace", ns) != ns or (name is not None and meta.get("name") != name)):
+            return self.send_json(400, status_obj(400, "BadRequest",
+                                                  "kind, namespace or name do not match the URL"))
+        if ns is not None:
+            meta["namespace"] = ns
+        return path, route, subresource, obj
+
+    def do_PUT(self):
+        got = self.read_write("PUT")
+        if got is None:
+            return
+        path, (group, version, ns, plural, name), subresource, obj = got
+        with STATE.cond:
+            stored = STATE.objects.get(plural, {}).get((ns or "", name))
+            if stored is None:
+                return self.send_json(404, status_obj(404, "NotFound", name + " not found"))
+            want = obj["metadata"].get("resourceVersion")
+            if want and want != stored["metadata"]["resourceVersion"]:
+                return self.send_json(409, status_obj(
+                    409, "Conflict", "Operation cannot be fulfilled on %s \"%s\": the object has "
+                    "been modified; please apply your changes to the latest version and try again"
+                    % (plural, name)))
+            # As kube-apiserver for kinds with a status subresource: /status changes only the
+            # status, the main resource everything but the status.
+            if subresource == "status":
+                new = copy.deepcopy(stored)
+                new["status"] = obj.get("status", {})
+            else:
+                new = obj
+                if "status" in stored:
+                    new["status"] = copy.deepcopy(stored["status"])
+            new["metadata"]["uid"] = stored["metadata"].get("uid")
+            code, result = apply_object(new)
         self.send_json(code, result)
+
+    def do_POST(self):
+        got = self.read_write("POST")
+        if got is None:
+            return
+        path, (group, version, ns, plural, name), subresource, obj = got
+        name = obj["metadata"].get("name")
+        with STATE.cond:
+            if (ns or "", name) in STATE.objects.get(plural, {}):
+                return self.send_json(409, status_obj(409, "AlreadyExists",
+                                                      "%s \"%s\" already exists" % (plural, name)))
+            code, result = apply_object(obj)
+        self.send_json(201 if code == 200 else code, result)
 
 
 def apply_object(obj):

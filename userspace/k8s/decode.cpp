@@ -523,6 +523,33 @@ void validatePath(Decoder& dec, const HttpIngressPath& p, const std::string& pat
   }
 }
 
+std::vector<LoadBalancerIngress> decodeLoadBalancerStatus(const json::object& o) {
+  std::vector<LoadBalancerIngress> out;
+  const json::value* st = Decoder::field(o, "status");
+  const json::object* status = st != nullptr ? st->if_object() : nullptr;
+  const json::value* lb = status != nullptr ? Decoder::field(*status, "loadBalancer") : nullptr;
+  const json::value* list =
+      lb != nullptr && lb->is_object() ? Decoder::field(lb->get_object(), "ingress") : nullptr;
+  if (list == nullptr || !list->is_array()) {
+    return out;
+  }
+  for (const json::value& v : list->get_array()) {
+    const json::object* e = v.if_object();
+    if (e == nullptr) {
+      continue;
+    }
+    LoadBalancerIngress entry;
+    if (const json::value* ip = Decoder::field(*e, "ip"); ip && ip->is_string()) {
+      entry.ip = ip->get_string();
+    }
+    if (const json::value* host = Decoder::field(*e, "hostname"); host && host->is_string()) {
+      entry.hostname = host->get_string();
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 Ingress decodeIngress(Decoder& dec, const json::object& o) {
   Ingress ing;
   ing.metadata = decodeMeta(dec, o, true);
@@ -619,6 +646,7 @@ Ingress decodeIngress(Decoder& dec, const json::object& o) {
   if (ing.rules.empty() && !ing.default_backend && dec.ok()) {
     dec.fail("spec", "must specify rules or defaultBackend");
   }
+  ing.status_load_balancer = decodeLoadBalancerStatus(o);
   return ing;
 }
 

@@ -1,7 +1,8 @@
 // Plain structs for the subset of the Kubernetes API Sluice reads, and one decoder from the API's
 // JSON form. The decoder is shared by the manifest source and the API-server client, so it accepts
-// real `kubectl get -o json|yaml` output (status, managedFields and unknown fields are ignored) and
-// rejects what the API server's validation would reject, with a message naming the field.
+// real `kubectl get -o json|yaml` output (status, managedFields and unknown fields are ignored,
+// except an Ingress's status.loadBalancer, read for the status writer) and rejects what the API
+// server's validation would reject, with a message naming the field.
 #pragma once
 
 #include <compare>
@@ -83,12 +84,23 @@ struct IngressTls {
   bool operator==(const IngressTls&) const = default;
 };
 
+// One status.loadBalancer.ingress entry: where clients reach the Ingress.
+struct LoadBalancerIngress {
+  std::string ip;
+  std::string hostname;
+  bool operator==(const LoadBalancerIngress&) const = default;
+};
+
 struct Ingress {
   ObjectMeta metadata;
   std::optional<std::string> ingress_class_name;  // an empty string decodes as absent
   std::optional<IngressBackend> default_backend;
   std::vector<IngressRule> rules;
   std::vector<IngressTls> tls;
+  // status.loadBalancer.ingress as read, so the status writer can tell whether it is current.
+  // Read leniently: entries that are not objects are skipped, and a bad status never fails the
+  // decode (the spec is what routes).
+  std::vector<LoadBalancerIngress> status_load_balancer;
   bool operator==(const Ingress&) const = default;
 };
 

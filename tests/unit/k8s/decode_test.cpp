@@ -107,6 +107,24 @@ TEST(DecodeFixture, IngressJsonWithManagedFields) {
   EXPECT_EQ(ing.default_backend->service->port.number, 80);
   ASSERT_EQ(ing.rules.size(), 1u);
   EXPECT_EQ(ing.rules[0].paths[0].path_type, PathType::kExact);
+  // The status writer compares against what is published.
+  EXPECT_EQ(ing.status_load_balancer, (std::vector<LoadBalancerIngress>{{"192.0.2.10", ""}}));
+}
+
+TEST(DecodeIngress, StatusIsReadLenientlyAndNeverFailsTheDecode) {
+  const std::string head = R"(apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: a}
+spec: {defaultBackend: {service: {name: web, port: {number: 80}}}}
+)";
+  Ingress ing = decodeOne<Ingress>(
+      head + "status: {loadBalancer: {ingress: [{ip: 192.0.2.1}, 7, {hostname: lb.example}]}}\n");
+  EXPECT_EQ(ing.status_load_balancer,
+            (std::vector<LoadBalancerIngress>{{"192.0.2.1", ""}, {"", "lb.example"}}));
+  EXPECT_TRUE(decodeOne<Ingress>(head + "status: {loadBalancer: {ingress: 5}}\n")
+                  .status_load_balancer.empty());
+  EXPECT_TRUE(decodeOne<Ingress>(head + "status: []\n").status_load_balancer.empty());
+  EXPECT_TRUE(decodeOne<Ingress>(head).status_load_balancer.empty());
 }
 
 TEST(DecodeFixture, IngressClass) {

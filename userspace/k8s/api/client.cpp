@@ -241,16 +241,21 @@ void setRequestHeaders(http::request_header<>& req, const std::string& host,
 }  // namespace
 
 awaitable<Response> Client::get(std::string target) {
-  return exchange(false, std::move(target), {});
+  return exchange(Method::kGet, std::move(target), {});
 }
 
 awaitable<Response> Client::put(std::string target, std::string body) {
-  return exchange(true, std::move(target), std::move(body));
+  return exchange(Method::kPut, std::move(target), std::move(body));
 }
 
-awaitable<Response> Client::exchange(bool put, std::string target, std::string body) {
+awaitable<Response> Client::post(std::string target, std::string body) {
+  return exchange(Method::kPost, std::move(target), std::move(body));
+}
+
+awaitable<Response> Client::exchange(Method verb, std::string target, std::string body) {
   auto self = shared_from_this();
-  const char* method = put ? "PUT " : "GET ";
+  const bool has_body = verb != Method::kGet;
+  const char* method = verb == Method::kGet ? "GET " : verb == Method::kPut ? "PUT " : "POST ";
   Response r;
   ++stats_.requests;
   Conn conn(executor_, ctx_);
@@ -260,9 +265,12 @@ awaitable<Response> Client::exchange(bool put, std::string target, std::string b
     ++stats_.failures;
     co_return r;
   }
-  http::request<http::string_body> req{put ? http::verb::put : http::verb::get, target, 11};
+  http::request<http::string_body> req{verb == Method::kGet   ? http::verb::get
+                                       : verb == Method::kPut ? http::verb::put
+                                                              : http::verb::post,
+                                       target, 11};
   setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current());
-  if (put) {
+  if (has_body) {
     req.set(http::field::content_type, "application/json");
     req.body() = std::move(body);
     req.prepare_payload();

@@ -65,8 +65,10 @@ public:
 
   // GET target ("/api/v1/services?limit=500"); the body is bounded by max_body.
   boost::asio::awaitable<Response> get(std::string target);
-  // PUT with a JSON body, e.g. an Ingress's /status subresource.
+  // PUT with a JSON body, e.g. an Ingress's /status subresource or a Lease renewal.
   boost::asio::awaitable<Response> put(std::string target, std::string body);
+  // POST with a JSON body: creates an object in the collection `target`.
+  boost::asio::awaitable<Response> post(std::string target, std::string body);
 
   // Called with each complete line of a watch stream (one event each, without the newline).
   // Return false to end the watch.
@@ -92,8 +94,9 @@ public:
 
 private:
   boost::asio::awaitable<std::string> connect(Conn& conn);
-  // GET (no body) or PUT (JSON body): one request on a new connection, bounded by max_body.
-  boost::asio::awaitable<Response> exchange(bool put, std::string target, std::string body);
+  enum class Method { kGet, kPut, kPost };
+  // GET (no body), PUT or POST (JSON body): one request on a new connection, bounded by max_body.
+  boost::asio::awaitable<Response> exchange(Method method, std::string target, std::string body);
   void noteStatus(unsigned status);
 
   boost::asio::any_io_executor executor_;

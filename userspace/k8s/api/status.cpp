@@ -1,0 +1,234 @@
+#include "k8s/api/status.hpp"
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "common/log.hpp"
+
+namespace sluice::k8s::api {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using asio::awaitable;
+
+namespace {
+
+// A DNS name as Kubernetes validates status hostnames (RFC 1123 subdomain, lower case).
+bool isDnsName(std::string_view s) {
+  if (s.empty() || s.size() > 253) {
+    return false;
+  }
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '.') {
+      if (label == 0 || s[i - 1] == '-') {
+        return false;
+      }
+      label = 0;
+      continue;
+    }
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!alnum && !(c == '-' && label > 0)) {
+      return false;
+    }
+    if (++label > 63) {
+      return false;
+    }
+  }
+  return label > 0 && s.back() != '-';
+}
+
+json::array toJson(const std::vector<LoadBalancerIngress>& addresses) {
+  json::array out;
+  for (const auto& a : addresses) {
+    json::object entry;
+    if (!a.ip.empty()) {
+      entry["ip"] = a.ip;
+    }
+    if (!a.hostname.empty()) {
+      entry["hostname"] = a.hostname;
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string parsePublishAddresses(const std::string& text,
+                                  std::vector<LoadBalancerIngress>& out) {
+  out.clear();
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    start = comma + 1;
+    if (item.empty()) {
+      return "an empty entry in '" + text + "'";
+    }
+    boost::system::error_code ec;
+    const auto addr = asio::ip::make_address(item, ec);
+    LoadBalancerIngress entry;
+    if (!ec) {
+      entry.ip = addr.to_string();  // canonical form, as the API server would store it
+    } else if (isDnsName(item)) {
+      entry.hostname = item;
+    } else {
+      return "'" + item + "' is neither an IP address nor a lower-case DNS name";
+    }
+    if (std::find(out.begin(), out.end(), entry) == out.end()) {
+      out.push_back(std::move(entry));
+    }
+  }
+  return "";
+}
+
+StatusWriter::StatusWriter(std::shared_ptr<Client> client, const Store& store,
+                           StatusWriterOptions options, std::function<bool()> may_write)
+    : client_(std::move(client)),
+      store_(store),
+      options_(std::move(options)),
+      may_write_(std::move(may_write)),
+      wake_(client_->executor()) {}
+
+void StatusWriter::start() {
+  if (started_) {
+    return;
+  }
+  started_ = true;
+  asio::co_spawn(client_->executor(), run(), asio::detached);
+}
+
+void StatusWriter::kick() {
+  dirty_ = true;
+  wake_.cancel();
+}
+
+void StatusWriter::stop() {
+  stopped_ = true;
+  wake_.cancel();
+}
+
+bool StatusWriter::current(const Ingress& ingress) const {
+  return ingress.status_load_balancer == options_.addresses;
+}
+
+void StatusWriter::fail(std::string error) {
+  ++stats_.failures;
+  if (error != stats_.last_error) {
+    log::get("k8s")->warn("ingress status: {}", error);
+  }
+  stats_.last_error = std::move(error);
+}
+
+awaitable<void> StatusWriter::run() {
+  auto self = shared_from_this();
+  auto backoff = options_.backoff_initial;
+  while (!stopped_) {
+    if (!dirty_) {
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    dirty_ = false;
+    if (!may_write_()) {
+      continue;  // the next kick (leadership gained) starts a pass
+    }
+    ++stats_.passes;
+    // Keys first: the store may change while a request is out.
+    std::vector<std::pair<std::string, std::string>> todo;
+    for (const auto& [key, ing] : store_.ingresses()) {
+      if (!current(ing) && model::isOurIngress(ing, store_, options_.ours)) {
+        todo.emplace_back(ing.metadata.ns, ing.metadata.name);
+      }
+    }
+    bool ok = true;
+    for (const auto& [ns, name] : todo) {
+      if (stopped_ || !may_write_()) {
+        break;
+      }
+      ok = co_await write(ns, name) && ok;
+    }
+    if (ok) {
+      backoff = options_.backoff_initial;
+      stats_.last_error.clear();
+      continue;
+    }
+    dirty_ = true;
+    wake_.expires_after(backoff);
+    co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    backoff = std::min(backoff * 2, options_.backoff_max);
+  }
+}
+
+awaitable<bool> StatusWriter::write(const std::string& ns, const std::string& name) {
+  const std::string path = "/apis/networking.k8s.io/v1/namespaces/" + urlEncode(ns) +
+                           "/ingresses/" + urlEncode(name);
+  const std::string what = "Ingress " + ns + "/" + name;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Response got = co_await client_->get(path);
+    if (stopped_) {
+      co_return true;
+    }
+    if (got.status == 404) {
+      co_return true;  // deleted meanwhile; the informer removes it
+    }
+    if (!got.ok()) {
+      fail("get " + what + ": " + got.describe());
+      co_return false;
+    }
+    json::error_code ec;
+    json::value doc = json::parse(got.body, ec);
+    if (ec || !doc.is_object()) {
+      fail("get " + what + ": the response is not a JSON object");
+      co_return false;
+    }
+    // Decide on the version we are about to overwrite, not the cached one.
+    DecodeResult decoded = decodeObject(doc);
+    const Ingress* fresh =
+        decoded.object ? std::get_if<Ingress>(&*decoded.object) : nullptr;
+    if (fresh == nullptr || !model::isOurIngress(*fresh, store_, options_.ours) ||
+        current(*fresh)) {
+      co_return true;
+    }
+    json::value& status = doc.get_object()["status"];
+    if (!status.is_object()) {
+      status = json::object();
+    }
+    json::value& lb = status.get_object()["loadBalancer"];
+    if (!lb.is_object()) {
+      lb = json::object();
+    }
+    lb.get_object()["ingress"] = toJson(options_.addresses);
+    if (!may_write_()) {
+      co_return true;  // leadership ended while the GET was out: write nothing
+    }
+    Response put = co_await client_->put(path + "/status", json::serialize(doc));
+    if (put.ok()) {
+      ++stats_.writes;
+      log::get("k8s")->debug("ingress status: {} published", what);
+      co_return true;
+    }
+    if (put.status != 409) {
+      fail("update " + what + " status: " + put.describe());
+      co_return false;
+    }
+    ++stats_.conflicts;  // changed since our GET: read it again
+    if (stopped_ || !may_write_()) {
+      co_return true;
+    }
+  }
+  fail("update " + what + " status: conflicts on every attempt");
+  co_return false;
+}
+
+}  // namespace sluice::k8s::api
