@@ -2,6 +2,7 @@
 // kubeconfig for the fake API server (tests/fakeapi, real-format JSON over HTTPS), routes to real
 // echo backends as objects are created, changed and deleted, and converges after faults.
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -60,6 +61,33 @@ public:
     ASSERT_TRUE(r && r->status == 200) << path << " " << body << " -> " << served(r);
   }
   void apply(const std::string& object) { control("/apply", object); }
+  // Every object the fake holds.
+  json::array objects() {
+    auto r = request(control_port_, "GET", "fake", "/objects");
+    if (!r || r->status != 200) {
+      ADD_FAILURE() << "/objects -> " << served(r);
+      return {};
+    }
+    return r->json().at("items").as_array();
+  }
+  // An object's field as JSON text ("-" if the object or the field is missing).
+  std::string field(const std::string& kind, const std::string& name,
+                    std::initializer_list<const char*> path) {
+    for (const json::value& o : objects()) {
+      if (o.at("kind").as_string() != kind || o.at("metadata").at("name").as_string() != name) {
+        continue;
+      }
+      const json::value* v = &o;
+      for (const char* key : path) {
+        v = v->is_object() ? v->as_object().if_contains(key) : nullptr;
+        if (v == nullptr) {
+          return "-";
+        }
+      }
+      return json::serialize(*v);
+    }
+    return "-";
+  }
   void remove(const std::string& kind, const std::string& api_version, const std::string& ns,
               const std::string& name) {
     control("/delete", R"({"apiVersion":")" + api_version + R"(","kind":")" + kind +
@@ -209,6 +237,75 @@ TEST_F(KubeSource, ConvergesAfterDroppedWatchesAnd410) {
   fake_.apply(ingressJson("web2", "/after-410", "web"));
   EXPECT_TRUE(converges(agent_->port(), "/after-410", "pod-a", 20s));
   EXPECT_TRUE(converges(agent_->port(), "/after-drop", "<404>", 20s));
+}
+
+// Two agents publish different addresses; only the leader of the Lease writes, only our class's
+// Ingresses get status, and on the leader's SIGTERM the other takes over through the released
+// Lease and publishes its own address.
+TEST_F(KubeSource, StatusIsWrittenByTheLeaderForOurClassOnly) {
+  fake_.apply(R"({"apiVersion":"networking.k8s.io/v1","kind":"IngressClass",)"
+              R"("metadata":{"name":"other"},"spec":{"controller":"example.com/other"}})");
+  std::string theirs = ingressJson("theirs", "/t", "web");
+  const std::string ours_class = R"("ingressClassName":"sluice")";
+  theirs.replace(theirs.find(ours_class), ours_class.size(), R"("ingressClassName":"other")");
+  fake_.apply(theirs);
+  std::optional<Agent> agents[2];
+  const char* addresses[] = {"192.0.2.1", "192.0.2.2"};
+  for (int i = 0; i < 2; ++i) {
+    agents[i].emplace(fs::path(),
+                      AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy",
+                                    "--publish-address", addresses[i], "--lease-duration", "3s",
+                                    "--lease-renew-deadline", "2s", "--lease-retry-period",
+                                    "250ms"},
+                                   1});
+  }
+  const auto published = [&](const std::string& name) {
+    return fake_.field("Ingress", name, {"status", "loadBalancer", "ingress"});
+  };
+  const auto leaderIndex = [&]() -> int {
+    for (int i = 0; i < 2; ++i) {
+      auto state = json::parse(httpGet(agents[i]->adminPort(), "/debug/state"));
+      if (state.at("ingress_status").at("leader").as_bool()) {
+        return i;
+      }
+    }
+    return -1;
+  };
+  int leader = -1;
+  const auto deadline = Clock::now() + 15s;
+  while (Clock::now() < deadline) {
+    leader = leaderIndex();
+    if (leader >= 0 && published("web") == R"([{"ip":")" + std::string(addresses[leader]) + R"("}])") {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GE(leader, 0) << "no leader: " << agents[0]->output();
+  EXPECT_EQ(published("web"), R"([{"ip":")" + std::string(addresses[leader]) + R"("}])");
+  EXPECT_EQ(published("theirs"), "-");
+  const std::string identity(json::parse(httpGet(agents[leader]->adminPort(), "/debug/state"))
+                                 .at("ingress_status")
+                                 .at("identity")
+                                 .as_string());
+  EXPECT_EQ(fake_.field("Lease", "sluice-ingress-leader", {"spec", "holderIdentity"}),
+            "\"" + identity + "\"");
+  const std::string metrics = httpGet(agents[leader]->adminPort(), "/metrics");
+  EXPECT_NE(metrics.find("sluice_k8s_leader 1"), std::string::npos) << metrics;
+
+  // The leader drains; the follower takes the released Lease well before it would expire.
+  const int follower = 1 - leader;
+  const auto stopped = Clock::now();
+  agents[leader]->process().signal(SIGTERM);
+  ASSERT_TRUE(agents[leader]->process().wait(10s).has_value());
+  const std::string want = R"([{"ip":")" + std::string(addresses[follower]) + R"("}])";
+  while (Clock::now() < stopped + 10s && published("web") != want) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(published("web"), want);
+  EXPECT_LT(Clock::now() - stopped, 3s) << "waited for the Lease to expire";
+  EXPECT_EQ(published("theirs"), "-");
+  EXPECT_NE(agents[leader]->output().find("released Lease"), std::string::npos)
+      << agents[leader]->output();
 }
 
 }  // namespace

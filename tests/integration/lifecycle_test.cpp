@@ -147,6 +147,11 @@ TEST(Flags, BadArgumentsExitWithAClearError) {
       {"--manifests", dir.path().string(), "--splice-flow-budget", "10"},
       {"--manifests", dir.path().string(), "--tcp-services", "no-namespace"},
       {"--manifests", dir.path().string(), "--tcp-services", "a/b/c"},
+      {"--manifests", dir.path().string(), "--publish-address", "Not An Address"},
+      {"--manifests", dir.path().string(), "--publish-address", "192.0.2.1,,x"},
+      {"--manifests", dir.path().string(), "--update-status", "maybe"},
+      {"--manifests", dir.path().string(), "--lease-duration", "5s"},  // not > renew deadline
+      {"--manifests", dir.path().string(), "--lease-retry-period", "0s"},
       {"--manifests", dir.path().string(), "--kubeconfig", "/nonexistent/kubeconfig"},
       {"--kubeconfig", "/nonexistent/kubeconfig"},
   };

@@ -1,8 +1,12 @@
 #include "app/agent.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -268,6 +272,9 @@ void Agent::reload(bool force) {
     const bool synced = api_->synced();
     apply(api_->store(), api_->warnings());
     api_applied_synced_ = api_applied_synced_ || synced;
+    if (status_ && synced) {
+      status_->kick();  // Ingresses or their classes may have changed
+    }
     return;
   }
   const std::size_t warnings_before = manifests_.warnings().size();
@@ -298,6 +305,7 @@ std::string Agent::startApiSource() {
            cfg.error;
   }
   const std::string where = cfg.config->source;
+  const api::ConnectionConfig connection = *cfg.config;
   auto made = api::Client::create(control_.get_executor(), std::move(*cfg.config));
   if (!made.client) {
     return where + ": " + made.error;
@@ -316,6 +324,97 @@ std::string Agent::startApiSource() {
                             config_.watch_namespace.empty()
                                 ? std::string(", all namespaces")
                                 : ", namespace " + config_.watch_namespace);
+  return startStatusWriter(connection);
+}
+
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+// Unique per process: two agents with one pod name (a restarted container) or host name must
+// never both believe they hold the Lease.
+std::string electionIdentity(const std::string& configured) {
+  if (!configured.empty()) {
+    return configured;
+  }
+  std::string base;
+  if (const char* pod = env("POD_NAME")) {
+    base = pod;
+  } else {
+    char host[256] = {};
+    base = ::gethostname(host, sizeof host - 1) == 0 && host[0] != '\0' ? host : "sluice";
+  }
+  std::random_device rd;
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", rd());
+  return base + "_" + suffix;
+}
+
+}  // namespace
+
+std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connection) {
+  namespace api = k8s::api;
+  auto log = log::get("control");
+  if (!config_.update_status) {
+    status_disabled_ = "--update-status=false";
+    log->info("Ingress status: not written ({})", status_disabled_);
+    return "";
+  }
+  std::string publish = config_.publish_address;
+  if (publish.empty()) {
+    if (const char* host_ip = env("HOST_IP")) {
+      publish = host_ip;
+    }
+  }
+  api::StatusWriterOptions status_options;
+  if (publish.empty()) {
+    status_disabled_ = "no --publish-address and no HOST_IP in the environment";
+    log->warn("Ingress status: not written ({})", status_disabled_);
+    return "";
+  }
+  if (std::string why = api::parsePublishAddresses(publish, status_options.addresses);
+      !why.empty()) {
+    return "publish address from HOST_IP: " + why;
+  }
+  status_options.ours = {config_.ingress_class, config_.controller, config_.tcp_services, {}};
+
+  api::LeaderElectionOptions election;
+  const char* pod_ns = env("POD_NAMESPACE");
+  election.ns = !config_.election_namespace.empty() ? config_.election_namespace
+                : pod_ns != nullptr                ? pod_ns
+                                                   : "sluice-system";
+  election.name = config_.election_id;
+  election.identity = electionIdentity(config_.election_identity);
+  election.lease_duration = config_.lease_duration;
+  election.renew_deadline = config_.renew_deadline;
+  election.retry_period = config_.retry_period;
+  if (std::string why = api::validate(election); !why.empty()) {
+    return "leader election: " + why;
+  }
+  // A client of its own: the source's is shut down at drain, but the Lease is released then.
+  api::ClientOptions client_options;
+  client_options.connect_timeout = std::min(config_.renew_deadline, client_options.connect_timeout);
+  client_options.request_timeout = std::min(config_.renew_deadline, client_options.request_timeout);
+  auto made = api::Client::create(control_.get_executor(), connection, client_options);
+  if (!made.client) {
+    return connection.source + ": " + made.error;
+  }
+  status_client_ = made.client;
+  status_ = std::make_shared<api::StatusWriter>(
+      status_client_, api_->store(), std::move(status_options),
+      [this] { return elector_ && elector_->leading() && api_applied_synced_; });
+  elector_ = std::make_shared<api::LeaderElector>(status_client_, election, [this](bool leading) {
+    if (leading && status_) {
+      status_->kick();  // publish what changed while another agent led
+    }
+  });
+  status_->start();
+  elector_->start();
+  log->info("Ingress status: publishing {} when leader of Lease {}/{} (identity {})", publish,
+            election.ns, election.name, election.identity);
   return "";
 }
 
@@ -410,6 +509,12 @@ void Agent::beginDrain() {
   }
   draining_ = true;
   poll_timer_.cancel();
+  if (status_) {
+    status_->stop();
+  }
+  if (elector_) {
+    elector_->stop(true);  // hand the Lease over now rather than after it expires
+  }
   if (api_) {
     api_->stop();  // the snapshot being served stays as it is until exit
   }
@@ -423,7 +528,8 @@ void Agent::beginDrain() {
 
 void Agent::waitDrained() {
   const auto active = proxy::globalStats().active_connections.load();
-  if (active == 0 || Clock::now() >= drain_deadline_) {
+  const bool lease_settled = !elector_ || elector_->settled();  // released, or nothing to do
+  if ((active == 0 && lease_settled) || Clock::now() >= drain_deadline_) {
     if (active != 0) {
       log::get("agent")->warn("drain deadline reached with {} connections open", active);
     }
@@ -636,6 +742,24 @@ std::string Agent::renderMetrics() const {
     for (const auto& k : stats.kinds) {
       line("sluice_k8s_synced", "kind=\"" + label(k.kind) + "\"", k.stats.synced ? 1 : 0);
     }
+    if (elector_) {
+      const auto& ls = elector_->stats();
+      help("sluice_k8s_leader", "gauge", "1 while this agent holds the leader-election Lease.");
+      line("sluice_k8s_leader", "", elector_->leading() ? 1 : 0);
+      help("sluice_k8s_leader_acquisitions_total", "counter", "Times this agent became leader.");
+      line("sluice_k8s_leader_acquisitions_total", "", ls.acquisitions);
+      help("sluice_k8s_leader_losses_total", "counter",
+           "Times leadership ended other than by shutdown.");
+      line("sluice_k8s_leader_losses_total", "", ls.losses);
+    }
+    if (status_) {
+      const auto& ss = status_->stats();
+      help("sluice_k8s_status_updates_total", "counter",
+           "Ingress status writes by result (ok, conflict, error).");
+      line("sluice_k8s_status_updates_total", "result=\"ok\"", ss.writes);
+      line("sluice_k8s_status_updates_total", "result=\"conflict\"", ss.conflicts);
+      line("sluice_k8s_status_updates_total", "result=\"error\"", ss.failures);
+    }
     help("sluice_k8s_last_sync_timestamp_seconds", "gauge",
          "Unix time of the last successful list or event, by kind.");
     for (const auto& k : stats.kinds) {
@@ -695,6 +819,25 @@ std::string Agent::renderState() const {
     root["source"] = "kubernetes-api";
     root["synced"] = api_->synced();
     root["endpoint_slice_version"] = api_->stats().endpoint_slice_version;
+    json::object status{{"enabled", status_ != nullptr}};
+    if (status_) {
+      json::array published;
+      for (const auto& a : status_->options().addresses) {
+        published.push_back(json::string(a.ip.empty() ? a.hostname : a.ip));
+      }
+      const auto& ls = elector_->stats();
+      const auto& ss = status_->stats();
+      status["publish"] = std::move(published);
+      status["lease"] = elector_->options().ns + "/" + elector_->options().name;
+      status["identity"] = elector_->options().identity;
+      status["leader"] = elector_->leading();
+      status["holder"] = ls.holder;
+      status["writes"] = ss.writes;
+      status["last_error"] = !ss.last_error.empty() ? ss.last_error : ls.last_error;
+    } else {
+      status["reason"] = status_disabled_;
+    }
+    root["ingress_status"] = std::move(status);
   } else {
     root["source"] = "manifests";
   }

@@ -12,7 +12,9 @@
 
 #include "admin/server.hpp"
 #include "app/agent_config.hpp"
+#include "k8s/api/leader.hpp"
 #include "k8s/api/source.hpp"
+#include "k8s/api/status.hpp"
 #include "k8s/manifest.hpp"
 #include "lb/balancer.hpp"
 #include "model/desired_state.hpp"
@@ -40,6 +42,8 @@ private:
   std::vector<model::Warning> sourceWarnings() const;
   // Starts the API source; "" or an error text.
   std::string startApiSource();
+  // Starts leader election and the status writer (API source, --update-status); "" or an error.
+  std::string startStatusWriter(const k8s::api::ConnectionConfig& connection);
   bool sourceReady() const;
   std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
   void schedulePoll();
@@ -64,6 +68,10 @@ private:
   k8s::ManifestSource manifests_;
   std::unique_ptr<k8s::api::ApiSource> api_;  // set when the source is the Kubernetes API
   bool api_applied_synced_ = false;            // a snapshot from a synced store is published
+  std::shared_ptr<k8s::api::Client> status_client_;  // the Lease and status writes
+  std::shared_ptr<k8s::api::LeaderElector> elector_;
+  std::shared_ptr<k8s::api::StatusWriter> status_;
+  std::string status_disabled_;  // why status is not written, if it is not
   proxy::SnapshotHolder snapshots_;
   std::shared_ptr<const proxy::Snapshot> current_;
   lb::Registry endpoints_;

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/log.hpp"
+#include "k8s/api/status.hpp"
 
 namespace sluice::app {
 
@@ -94,6 +95,28 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
                  "--manifests; without either, in-cluster configuration is used");
   cli.add_option("--namespace", out.watch_namespace,
                  "API source: watch only this namespace (default: all)");
+  cli.add_option("--update-status", out.update_status,
+                 "API source: elect a leader through a Lease and let it write "
+                 "status.loadBalancer of our Ingresses (true/false)")
+      ->capture_default_str();
+  cli.add_option("--publish-address", out.publish_address,
+                 "Comma-separated IPs or DNS names written into Ingress status (default: the "
+                 "node's address from HOST_IP, set by the downward API)");
+  cli.add_option("--election-namespace", out.election_namespace,
+                 "Namespace of the leader-election Lease (default: POD_NAMESPACE, else "
+                 "sluice-system)");
+  cli.add_option("--election-id", out.election_id, "Name of the leader-election Lease")
+      ->capture_default_str();
+  std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
+  cli.add_option("--lease-duration", lease_duration,
+                 "How long followers wait after the leader's last renewal before taking over")
+      ->capture_default_str();
+  cli.add_option("--lease-renew-deadline", renew_deadline,
+                 "The leader stops writing status when it could not renew for this long")
+      ->capture_default_str();
+  cli.add_option("--lease-retry-period", retry_period,
+                 "Time between attempts to acquire or renew the Lease")
+      ->capture_default_str();
   cli.add_option("--listen-http", listen, "HTTP listener ADDR:PORT")->capture_default_str();
   cli.add_option("--admin", admin, "Admin listener ADDR:PORT (health, metrics, state)")
       ->capture_default_str();
@@ -207,11 +230,26 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
       {"--upstream-idle-timeout", upstream_idle, out.proxy.upstream_idle_timeout},
       {"--tunnel-idle-timeout", tunnel_idle, out.proxy.tunnel_idle_timeout},
       {"--drain-timeout", drain_timeout, out.drain_timeout},
+      {"--lease-duration", lease_duration, out.lease_duration},
+      {"--lease-renew-deadline", renew_deadline, out.renew_deadline},
+      {"--lease-retry-period", retry_period, out.retry_period},
   };
   for (auto& d : durations) {
     if (!parseDuration(d.text, d.into) || d.into.count() == 0) {
       return fail(std::string(d.flag) + " '" + d.text +
                   "' is not a positive duration (e.g. 500ms, 10s, 2m)");
+    }
+  }
+  if (!(out.lease_duration > out.renew_deadline && out.renew_deadline > out.retry_period) ||
+      out.lease_duration < std::chrono::seconds(1)) {
+    return fail("leader election needs --lease-duration > --lease-renew-deadline > "
+                "--lease-retry-period, and a lease of at least 1s");
+  }
+  if (!out.publish_address.empty()) {
+    std::vector<k8s::LoadBalancerIngress> addresses;
+    if (std::string why = k8s::api::parsePublishAddresses(out.publish_address, addresses);
+        !why.empty()) {
+      return fail("--publish-address: " + why);
     }
   }
   out.workers = workers;

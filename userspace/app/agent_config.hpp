@@ -15,6 +15,15 @@ struct AgentConfig {
   std::string manifests_dir;  // manifests source; "" = the Kubernetes API
   std::string kubeconfig;     // API source: kubeconfig path; "" = in-cluster
   std::string watch_namespace;  // API source: "" = all namespaces
+  // API source: Ingress status, written by the leader of a Lease among all agents.
+  bool update_status = true;
+  std::string publish_address;  // comma-separated IPs/DNS names; "" = HOST_IP from the env
+  std::string election_namespace;  // "" = POD_NAMESPACE from the env, else sluice-system
+  std::string election_id = "sluice-ingress-leader";  // the Lease's name
+  std::string election_identity;  // "" = POD_NAME (or the host name) plus a random suffix
+  std::chrono::milliseconds lease_duration{15'000};
+  std::chrono::milliseconds renew_deadline{10'000};
+  std::chrono::milliseconds retry_period{2'000};
   boost::asio::ip::tcp::endpoint listen_http;
   boost::asio::ip::tcp::endpoint admin;
   unsigned workers = 1;
