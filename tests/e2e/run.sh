@@ -3,8 +3,10 @@
 #   1. the deployment manifests pass `kubectl apply --dry-run=server -k k8s/`;
 #   2. the agent, given a kubeconfig, routes to a backend on loopback as Ingress, Service and
 #      EndpointSlice objects are created, changed (endpoint readiness, path) and deleted;
-#   3. killing the API server and etcd leaves the agent serving its last good state, and after
-#      both restart (same data) the agent converges to changes made since.
+#   3. the agent holds the leader-election Lease and writes status.loadBalancer of our Ingress,
+#      and never of another class's;
+#   4. killing the API server and etcd leaves the agent serving its last good state, and after
+#      both restart (same data) the agent converges to changes made since and leads again.
 # Prints "e2e: N passed, M failed" and exits non-zero on any failure.
 #   tests/e2e/run.sh AGENT_BINARY
 set -uo pipefail
@@ -49,7 +51,9 @@ pids+=($!)
 python3 "$ROOT/tests/echo/echo_backend.py" --name web2 --listen "127.0.0.3:$BPORT" >/dev/null 2>&1 &
 pids+=($!)
 "$AGENT" --kubeconfig "$KUBECONFIG" --listen-http "127.0.0.1:$HPORT" --admin "127.0.0.1:$APORT" \
-  --splice=copy >"$WORK/agent.log" 2>&1 &
+  --splice=copy --publish-address 192.0.2.10,ingress.demo.local --election-namespace sluice-system \
+  --lease-duration 4s --lease-renew-deadline 3s --lease-retry-period 500ms \
+  >"$WORK/agent.log" 2>&1 &
 pids+=($!)
 
 get() { curl -s -m 2 -H 'Host: demo.local' "http://127.0.0.1:$HPORT$1" | python3 -c 'import json,sys
@@ -85,13 +89,37 @@ spec:
     http: {paths: [{path: $1, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
 Y
 }
+lb() { "$KUBECTL" get ingress "$1" -o jsonpath='{.status.loadBalancer.ingress[*].ip}/{.status.loadBalancer.ingress[*].hostname}' 2>/dev/null; }
+agent_state() { curl -s -m 2 "http://127.0.0.1:$APORT/debug/state" | python3 -c 'import json,sys
+try: print(json.load(sys.stdin)["ingress_status"]['"\"$1\""'])
+except Exception: print("<none>")'; }
 check "agent ready against the API server" eventually 200 \
   curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APORT/readyz"
 k apply -f "$ROOT/k8s/ingressclass.yaml"
+# Another controller's class and Ingress: the agent must never write its status.
+k apply -f - <<Y
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: other}
+spec: {controller: example.com/other}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: theirs, namespace: default}
+spec:
+  ingressClassName: other
+  rules:
+  - host: theirs.local
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+Y
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]}\n' | k apply -f -
 slice true false | k apply -f -
 ingress / | k apply -f -
 check "route created" eventually web get /x
+check "agent leads the Lease" eventually True agent_state leader
+check "Lease names the agent" eventually "$(agent_state identity)" \
+  "$KUBECTL" -n sluice-system get lease sluice-ingress-leader -o 'jsonpath={.spec.holderIdentity}'
+check "status written for our class" eventually 192.0.2.10/ingress.demo.local lb web
 slice false true | k apply -f -
 check "endpoint readiness flipped" eventually web2 get /x
 ingress /api | k apply -f -
@@ -110,7 +138,8 @@ Y
 check "second Ingress created" eventually web2 get /extra
 k delete ingress extra
 check "Ingress deleted: 404" eventually 404 status /extra
-# 3. The API server and etcd die: the last good state keeps serving.
+check "other class's status untouched" eventually / lb theirs
+# 4. The API server and etcd die: the last good state keeps serving.
 kill -- -"$api_pgid" 2>/dev/null; api_pgid=
 sleep 2
 check "API server gone: still serving" eventually web2 get /api/x
@@ -125,6 +154,8 @@ ingress /back | k apply -f -
 for _ in $(seq 300); do [[ $(get /back/x) == web2 ]] && break; sleep 0.1; done
 check "converged after the restart" eventually web2 get /back/x
 check "old path gone after the restart" eventually 404 status /api/x
+check "leads again after the restart" eventually True agent_state leader
+check "other class's status still untouched" eventually / lb theirs
 
 echo "e2e: $passed passed, $failed failed"
 [[ $failed == 0 ]]
