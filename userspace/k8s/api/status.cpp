@@ -171,64 +171,80 @@ awaitable<void> StatusWriter::run() {
 }
 
 awaitable<bool> StatusWriter::write(const std::string& ns, const std::string& name) {
-  const std::string path = "/apis/networking.k8s.io/v1/namespaces/" + urlEncode(ns) +
-                           "/ingresses/" + urlEncode(name);
-  const std::string what = "Ingress " + ns + "/" + name;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    Response got = co_await client_->get(path);
-    if (stopped_) {
-      co_return true;
-    }
-    if (got.status == 404) {
-      co_return true;  // deleted meanwhile; the informer removes it
-    }
-    if (!got.ok()) {
-      fail("get " + what + ": " + got.describe());
-      co_return false;
-    }
-    json::error_code ec;
-    json::value doc = json::parse(got.body, ec);
-    if (ec || !doc.is_object()) {
-      fail("get " + what + ": the response is not a JSON object");
-      co_return false;
-    }
-    // Decide on the version we are about to overwrite, not the cached one.
-    DecodeResult decoded = decodeObject(doc);
-    const Ingress* fresh =
-        decoded.object ? std::get_if<Ingress>(&*decoded.object) : nullptr;
-    if (fresh == nullptr || !model::isOurIngress(*fresh, store_, options_.ours) ||
-        current(*fresh)) {
-      co_return true;
-    }
-    json::value& status = doc.get_object()["status"];
-    if (!status.is_object()) {
-      status = json::object();
-    }
-    json::value& lb = status.get_object()["loadBalancer"];
-    if (!lb.is_object()) {
-      lb = json::object();
-    }
-    lb.get_object()["ingress"] = toJson(options_.addresses);
-    if (!may_write_()) {
-      co_return true;  // leadership ended while the GET was out: write nothing
-    }
-    Response put = co_await client_->put(path + "/status", json::serialize(doc));
-    if (put.ok()) {
-      ++stats_.writes;
-      log::get("k8s")->debug("ingress status: {} published", what);
-      co_return true;
-    }
-    if (put.status != 409) {
-      fail("update " + what + " status: " + put.describe());
-      co_return false;
+    const Outcome outcome = co_await writeOnce(ns, name);
+    if (outcome != Outcome::kConflict) {
+      co_return outcome == Outcome::kDone;
     }
     ++stats_.conflicts;  // changed since our GET: read it again
     if (stopped_ || !may_write_()) {
       co_return true;
     }
   }
-  fail("update " + what + " status: conflicts on every attempt");
+  fail("update Ingress " + ns + "/" + name + " status: conflicts on every attempt");
   co_return false;
+}
+
+std::string StatusWriter::statusUpdate(const std::string& fetched, std::string& body) const {
+  body.clear();
+  json::error_code ec;
+  json::value doc = json::parse(fetched, ec);
+  if (ec || !doc.is_object()) {
+    return "the response is not a JSON object";
+  }
+  // Decide on the version we are about to overwrite, not the cached one.
+  DecodeResult decoded = decodeObject(doc);
+  const Ingress* fresh = decoded.object ? std::get_if<Ingress>(&*decoded.object) : nullptr;
+  if (fresh == nullptr || !model::isOurIngress(*fresh, store_, options_.ours) ||
+      current(*fresh)) {
+    return "";
+  }
+  json::value& status = doc.get_object()["status"];
+  if (!status.is_object()) {
+    status = json::object();
+  }
+  json::value& lb = status.get_object()["loadBalancer"];
+  if (!lb.is_object()) {
+    lb = json::object();
+  }
+  lb.get_object()["ingress"] = toJson(options_.addresses);
+  body = json::serialize(doc);
+  return "";
+}
+
+awaitable<StatusWriter::Outcome> StatusWriter::writeOnce(const std::string& ns,
+                                                         const std::string& name) {
+  const std::string path = "/apis/networking.k8s.io/v1/namespaces/" + urlEncode(ns) +
+                           "/ingresses/" + urlEncode(name);
+  const std::string what = "Ingress " + ns + "/" + name;
+  Response got = co_await client_->get(path);
+  if (stopped_ || got.status == 404) {
+    co_return Outcome::kDone;  // 404: deleted meanwhile; the informer removes it
+  }
+  if (!got.ok()) {
+    fail("get " + what + ": " + got.describe());
+    co_return Outcome::kFailed;
+  }
+  std::string body;
+  if (std::string why = statusUpdate(got.body, body); !why.empty()) {
+    fail("get " + what + ": " + why);
+    co_return Outcome::kFailed;
+  }
+  if (body.empty() || !may_write_()) {
+    // Nothing to write; or leadership ended while the GET was out: write nothing.
+    co_return Outcome::kDone;
+  }
+  Response put = co_await client_->put(path + "/status", std::move(body));
+  if (put.ok()) {
+    ++stats_.writes;
+    log::get("k8s")->debug("ingress status: {} published", what);
+    co_return Outcome::kDone;
+  }
+  if (put.status == 409) {
+    co_return Outcome::kConflict;
+  }
+  fail("update " + what + " status: " + put.describe());
+  co_return Outcome::kFailed;
 }
 
 }  // namespace sluice::k8s::api

@@ -64,9 +64,15 @@ public:
 
 private:
   boost::asio::awaitable<void> run();
-  // One Ingress: false if the request failed and the pass should be retried after a back-off.
+  // One Ingress: false if a request failed and the pass should be retried after a back-off.
   boost::asio::awaitable<bool> write(const std::string& ns, const std::string& name);
+  enum class Outcome { kDone, kFailed, kConflict };
+  // One GET + PUT; kDone also when there was nothing to write (not ours, current, gone).
+  boost::asio::awaitable<Outcome> writeOnce(const std::string& ns, const std::string& name);
   bool current(const Ingress& ingress) const;
+  // From a fetched Ingress, the body of its status update: "" in `body` when there is nothing
+  // to write (not ours, or already current). Returns "" or what is wrong with `fetched`.
+  std::string statusUpdate(const std::string& fetched, std::string& body) const;
   void fail(std::string error);
 
   std::shared_ptr<Client> client_;
