@@ -132,6 +132,41 @@ TEST(Drain, DeadlineCutsWhatDoesNotFinish) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
+// The DaemonSet's preStop: `ingress-agent --wait-shutdown` SIGTERMs the agent and returns only
+// after it drained and exited; with --shutdown-delay the agent first fails /readyz while it still
+// accepts, so load balancers move away before any connection is refused.
+TEST(Drain, PreStopHookWaitsThroughTheShutdownDelayAndTheDrain) {
+  EchoBackend a("svc");
+  TempDir dir;
+  TempDir out;
+  dir.write("a.yaml", ingressClassYaml() + "---\n" +
+                          serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}}) + "---\n" +
+                          ingressYaml("a", {}, "svc", "80"));
+  Agent agent(dir.path(), {{"--shutdown-delay", "1500ms"}, 1});
+  const auto start = std::chrono::steady_clock::now();
+  Process hook({SLUICE_AGENT_BIN, "--wait-shutdown", "--wait-shutdown-pid",
+                std::to_string(agent.process().pid()), "--shutdown-delay", "1500ms",
+                "--drain-timeout", "5s"},
+               out.path() / "hook.txt");
+  bool unready = false;
+  for (int i = 0; i < 50 && !unready; ++i) {
+    unready = httpGet(agent.adminPort(), "/readyz") == "shutting down\n";
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(unready) << "/readyz did not fail at SIGTERM";
+  // Still serving new connections during the delay.
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(served(request(agent.port(), "GET", "x", "/")), "svc");
+  EXPECT_TRUE(hook.running()) << "the hook returned before the agent exited";
+  auto hook_status = hook.wait(10s);
+  ASSERT_TRUE(hook_status);
+  EXPECT_EQ(*hook_status, 0) << hook.output();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 1400ms);
+  auto agent_status = agent.process().wait(1s);
+  ASSERT_TRUE(agent_status) << "the hook returned while the agent still runs";
+  EXPECT_EQ(*agent_status, 0);
+}
+
 TEST(Flags, BadArgumentsExitWithAClearError) {
   TempDir dir;
   TempDir out;
@@ -152,6 +187,8 @@ TEST(Flags, BadArgumentsExitWithAClearError) {
       {"--manifests", dir.path().string(), "--update-status", "maybe"},
       {"--manifests", dir.path().string(), "--lease-duration", "5s"},  // not > renew deadline
       {"--manifests", dir.path().string(), "--lease-retry-period", "0s"},
+      {"--manifests", dir.path().string(), "--shutdown-delay", "soon"},
+      {"--wait-shutdown", "--wait-shutdown-pid", "0"},
       {"--manifests", dir.path().string(), "--kubeconfig", "/nonexistent/kubeconfig"},
       {"--kubeconfig", "/nonexistent/kubeconfig"},
   };

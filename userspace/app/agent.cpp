@@ -130,13 +130,7 @@ int Agent::run() {
             config_.manifests_dir.empty() ? std::string("Kubernetes API")
                                           : "manifests in " + config_.manifests_dir);
 
-  signals_.async_wait([this](boost::system::error_code ec, int signo) {
-    if (!ec) {
-      log::get("agent")->info("signal {}: draining (deadline {} ms)", signo,
-                              config_.drain_timeout.count());
-      beginDrain();
-    }
-  });
+  waitSignal();
   if (!api_) {
     schedulePoll();  // the API source pushes its changes instead
   }
@@ -252,6 +246,31 @@ void Agent::applyTcpPorts() {
     log::get("control")->info("TCP routes on {} port(s) of {}", ports.size(),
                               config_.listen_http.address().to_string());
   }
+}
+
+void Agent::waitSignal() {
+  signals_.async_wait([this](boost::system::error_code ec, int signo) {
+    if (ec || draining_) {
+      return;
+    }
+    auto log = log::get("agent");
+    if (!stopping_ && config_.shutdown_delay.count() > 0) {
+      // Not ready any more, but still accepting: load balancers move away first.
+      stopping_ = true;
+      log->info("signal {}: /readyz fails now; draining in {} ms (deadline {} ms after that)",
+                signo, config_.shutdown_delay.count(), config_.drain_timeout.count());
+      drain_timer_.expires_after(config_.shutdown_delay);
+      drain_timer_.async_wait([this](boost::system::error_code tec) {
+        if (!tec) {
+          beginDrain();
+        }
+      });
+      waitSignal();  // a second signal drains at once
+      return;
+    }
+    log->info("signal {}: draining (deadline {} ms)", signo, config_.drain_timeout.count());
+    beginDrain();
+  });
 }
 
 void Agent::schedulePoll() {
@@ -552,11 +571,14 @@ admin::Response Agent::handleAdmin(std::string_view method, std::string_view pat
     return {200, "text/plain; charset=utf-8", "ok\n"};
   }
   if (path == "/readyz") {
-    if (ready_ && !draining_ && sourceReady()) {
+    if (ready_ && !draining_ && !stopping_ && sourceReady()) {
       return {200, "text/plain; charset=utf-8", "ready\n"};
     }
     return {503, "text/plain; charset=utf-8",
-            draining_ ? "draining\n" : (ready_ ? "syncing with the API server\n" : "starting\n")};
+            draining_   ? "draining\n"
+            : stopping_ ? "shutting down\n"
+            : ready_    ? "syncing with the API server\n"
+                        : "starting\n"};
   }
   if (path == "/metrics") {
     return {200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics()};

@@ -51,6 +51,8 @@ private:
   void setupSplice();
   void scheduleStaleSweep();
   void applyTcpPorts();
+  // SIGTERM/SIGINT: --shutdown-delay (not ready, still accepting), then beginDrain().
+  void waitSignal();
   void beginDrain();
   void waitDrained();
   admin::Response handleAdmin(std::string_view method, std::string_view path);
@@ -89,6 +91,7 @@ private:
   std::chrono::steady_clock::time_point drain_deadline_{};
   bool ready_ = false;
   bool draining_ = false;
+  bool stopping_ = false;  // SIGTERM seen, in --shutdown-delay before the drain
 };
 
 }  // namespace sluice::app

@@ -146,6 +146,18 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
       ->capture_default_str();
   cli.add_option("--tunnel-idle-timeout", tunnel_idle, "Inactivity on Upgrade tunnels")
       ->capture_default_str();
+  std::string shutdown_delay = "0s";
+  cli.add_option("--shutdown-delay", shutdown_delay,
+                 "On SIGTERM, keep accepting this long with /readyz failing before draining")
+      ->capture_default_str();
+  bool wait_shutdown = false;
+  cli.add_flag("--wait-shutdown", wait_shutdown,
+               "Do not serve: SIGTERM the agent (PID 1, or --wait-shutdown-pid) and wait until it "
+               "has drained and exited (a preStop hook)");
+  int wait_pid = 1;
+  cli.add_option("--wait-shutdown-pid", wait_pid, "The agent's PID for --wait-shutdown")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cli.add_option("--drain-timeout", drain_timeout, "On SIGTERM, time to finish in-flight work")
       ->capture_default_str();
   cli.add_option("--upstream-max-idle", max_idle,
@@ -196,7 +208,10 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
   if (!out.manifests_dir.empty() && !out.kubeconfig.empty()) {
     return fail("--manifests and --kubeconfig are two sources; give one");
   }
-  if (out.manifests_dir.empty() && out.kubeconfig.empty() &&
+  if (wait_shutdown) {
+    out.wait_shutdown_pid = wait_pid;
+  }
+  if (!wait_shutdown && out.manifests_dir.empty() && out.kubeconfig.empty() &&
       std::getenv("KUBERNETES_SERVICE_HOST") == nullptr) {
     return fail("no source: give --manifests DIR, or --kubeconfig PATH, or run in a pod "
                 "(KUBERNETES_SERVICE_HOST)");
@@ -239,6 +254,9 @@ bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code) {
       return fail(std::string(d.flag) + " '" + d.text +
                   "' is not a positive duration (e.g. 500ms, 10s, 2m)");
     }
+  }
+  if (!parseDuration(shutdown_delay, out.shutdown_delay)) {
+    return fail("--shutdown-delay '" + shutdown_delay + "' is not a duration (e.g. 0s, 5s)");
   }
   if (!(out.lease_duration > out.renew_deadline && out.renew_deadline > out.retry_period) ||
       out.lease_duration < std::chrono::seconds(1)) {

@@ -32,6 +32,12 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string access_log;  // "" = off, "stdout", or a file path
   std::chrono::milliseconds drain_timeout{30'000};
+  // On SIGTERM, /readyz fails at once but the listeners keep accepting this long before the
+  // drain starts, so load balancers move traffic away before connections are refused.
+  std::chrono::milliseconds shutdown_delay{0};
+  // --wait-shutdown: instead of serving, SIGTERM this process (the agent, PID 1 in its
+  // container) and wait for it to exit; the DaemonSet's preStop. 0 = serve.
+  int wait_shutdown_pid = 0;
   std::chrono::milliseconds manifest_poll{250};
   std::string splice = "auto";  // auto | sockmap | pipe | copy (resolved at startup)
   std::string bpf_pin_dir = "/sys/fs/bpf/sluice";

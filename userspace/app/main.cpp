@@ -1,11 +1,63 @@
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
 #include "app/agent.hpp"
 #include "app/agent_config.hpp"
+
+namespace {
+
+// Whether `pid` is still running: a zombie (exited, not yet reaped by its parent) counts as gone.
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) {
+    return false;
+  }
+  const auto paren = stat.rfind(')');  // the command name may contain anything but this
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+         stat[paren + 2] != 'X';
+}
+
+// The preStop hook: SIGTERM the agent, then wait until it has drained and exited (bounded by the
+// shutdown delay plus the drain timeout, and a margin). In the container the agent is PID 1, and
+// when it exits the kernel ends this process too; either way the hook returns after the drain.
+int waitShutdown(const sluice::app::AgentConfig& config) {
+  const pid_t pid = config.wait_shutdown_pid;
+  if (::kill(pid, SIGTERM) != 0) {
+    std::fprintf(stderr, "ingress-agent --wait-shutdown: cannot signal PID %d: %s\n", pid,
+                 std::strerror(errno));
+    return errno == ESRCH ? 0 : 1;  // already gone is what we wanted
+  }
+  const auto deadline = std::chrono::steady_clock::now() + config.shutdown_delay +
+                        config.drain_timeout + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!running(pid)) {
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::fprintf(stderr, "ingress-agent --wait-shutdown: PID %d still running after the drain\n",
+               pid);
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   sluice::app::AgentConfig config;
   int exit_code = 0;
   if (!sluice::app::parseArgs(argc, argv, config, exit_code)) {
     return exit_code;
+  }
+  if (config.wait_shutdown_pid != 0) {
+    return waitShutdown(config);
   }
   sluice::app::Agent agent(std::move(config));
   return agent.run();
