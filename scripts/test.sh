@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs dependencies, builds,
-# then runs unit, BPF (real kernel) and integration tests (real agent, real backends), and the
-# unit tests again under ASan+UBSan together with a short libFuzzer run of the HTTP parser.
+# then runs unit, BPF (real kernel) and integration tests (real agent, real backends), the API
+# client against a fake API server, the end-to-end tier against a real kube-apiserver, the
+# DaemonSet's image, and the unit tests again under ASan+UBSan together with a short libFuzzer
+# run of the HTTP parser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -33,6 +35,22 @@ run_ctest() {  # label, build dir, ctest args...
   return 0
 }
 
+run_tier() {  # label, command...: a script that prints "label: N passed, M failed"
+  local label=$1 log="build/$1.log"
+  shift
+  "$@" 2>&1 | tee "$log" || true
+  local line
+  line=$(grep -E "^$label: [0-9]+ passed, [0-9]+ failed" "$log" | tail -1 || true)
+  if [[ -z "$line" ]]; then
+    echo "$label printed no summary" >&2
+    total_failed=$((total_failed + 1))
+    return 0
+  fi
+  total_passed=$((total_passed + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+  total_failed=$((total_failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$line")))
+  summary+=("$line")
+}
+
 # 1. Release build: every target, then unit + BPF + integration tests.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
@@ -43,19 +61,10 @@ run_ctest apiserver build -L apiserver -j 2
 
 # 1b. End-to-end against a real kube-apiserver + etcd (built once from Debian's source package
 #     and cached in ~/.cache/sluice; about 10 minutes cold).
-e2e_log=build/e2e.log
-bash tests/e2e/run.sh build/userspace/app/ingress-agent 2>&1 | tee "$e2e_log" || true
-e2e_line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$e2e_log" | tail -1 || true)
-if [[ -z "$e2e_line" ]]; then
-  echo "e2e printed no summary" >&2
-  total_failed=$((total_failed + 1))
-else
-  e2e_passed=$(sed -E 's/e2e: ([0-9]+) passed.*/\1/' <<<"$e2e_line")
-  e2e_failed=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$e2e_line")
-  total_passed=$((total_passed + e2e_passed))
-  total_failed=$((total_failed + e2e_failed))
-  summary+=("$e2e_line")
-fi
+run_tier e2e bash tests/e2e/run.sh build/userspace/app/ingress-agent
+
+# 1c. The DaemonSet's image, built from Debian's packages and run as PID 1 from its own layer.
+run_tier image bash tests/image/run.sh build
 
 # 2. Sanitizers and fuzzing: the pure libraries (parser, k8s, model, router, lb) built with clang,
 #    ASan+UBSan, their unit tests, and a short libFuzzer run of the HTTP parser.
