@@ -16,7 +16,8 @@ inject faults:
                   "hang": ["list"|"watch"|"get"|"write"|"discovery"|"all"],
                   "stall_watches": bool,
                   "delay_ms": n, "watch_max_seconds": n, "list_status": {"plural": code},
-                  "write_conflict": n | {plural: n}}   (PUT/POST answered 409)
+                  "write_conflict": n | {plural: n},   (PUT/POST answered 409)
+                  "close_after_reply": n}   (drop the next n kept-alive connections after replying)
 The API port also takes PUT (optimistic concurrency on metadata.resourceVersion: 409 when stale;
 /status changes only the status, the main resource everything else) and POST (create; 409 when
 the object exists). "hang": ["write"] hangs both, ["get"] a GET of one object.
@@ -134,16 +135,24 @@ def with_version(obj, api_version):
     return out
 
 
-def send_json_reply(handler, code, body):
-    """One JSON response, then the connection closes (both servers answer this way)."""
+def send_json_reply(handler, code, body, keep_alive=False):
+    """One JSON response. The connection stays open for the next request if `keep_alive` and
+    the client did not ask to close (kube-apiserver keeps HTTP/1.1 connections alive)."""
     data = json.dumps(body).encode()
+    close = not keep_alive or handler.headers.get("Connection", "").lower() == "close"
     handler.send_response(code)
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", str(len(data)))
-    handler.send_header("Connection", "close")
+    handler.send_header("Connection", "close" if close else "keep-alive")
     handler.end_headers()
     handler.wfile.write(data)
-    handler.close_connection = True
+    handler.wfile.flush()
+    if not close:
+        with STATE.cond:
+            # An idle connection the server drops right after answering, as a server or proxy
+            # with a short idle timeout does: the client's next request on it fails.
+            close = take_fault("close_after_reply", "any")
+    handler.close_connection = close
 
 
 class ApiHandler(BaseHTTPRequestHandler):
@@ -154,7 +163,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         pass
 
     def send_json(self, code, body):
-        send_json_reply(self, code, body)
+        send_json_reply(self, code, body, keep_alive=True)
 
     def fault(self, name, default=None):
         with STATE.cond:
@@ -603,6 +612,9 @@ def main():
 
         def get_request(self):
             sock, addr = self.socket.accept()
+            # Headers and body go out as separate writes; without this, a kept-alive
+            # connection waits out the client's delayed ACK on every response.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # The handshake happens in the handler's thread, at its first read: a client that
             # never speaks cannot block the accept loop.
             return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr

@@ -291,6 +291,18 @@ TEST_F(KubeSource, StatusIsWrittenByTheLeaderForOurClassOnly) {
             "\"" + identity + "\"");
   const std::string metrics = httpGet(agents[leader]->adminPort(), "/metrics");
   EXPECT_NE(metrics.find("sluice_k8s_leader 1"), std::string::npos) << metrics;
+  // Renewals every 250 ms reuse kept-alive connections instead of a TLS handshake each.
+  std::this_thread::sleep_for(1s);
+  const auto counter = [&](const std::string& text, const std::string& name) {
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  const std::string later = httpGet(agents[leader]->adminPort(), "/metrics");
+  const double requests = counter(later, R"(sluice_k8s_api_requests_total{client="leader"})");
+  const double connections = counter(later, R"(sluice_k8s_api_connections_total{client="leader"})");
+  EXPECT_GE(requests, 8) << later;
+  EXPECT_GE(connections, 1) << later;
+  EXPECT_LE(connections, 3) << later;
 
   // The leader drains; the follower takes the released Lease well before it would expire.
   const int follower = 1 - leader;

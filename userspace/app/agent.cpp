@@ -764,6 +764,23 @@ std::string Agent::renderMetrics() const {
     for (const auto& k : stats.kinds) {
       line("sluice_k8s_synced", "kind=\"" + label(k.kind) + "\"", k.stats.synced ? 1 : 0);
     }
+    {
+      // The source's client (lists, watches) and the leader's (Lease, status).
+      std::vector<std::pair<const char*, k8s::api::ClientStats>> clients{{"source", stats.client}};
+      if (status_client_) {
+        clients.emplace_back("leader", status_client_->stats());
+      }
+      help("sluice_k8s_api_requests_total", "counter", "Requests to the API server, by client.");
+      for (const auto& [name, cs] : clients) {
+        line("sluice_k8s_api_requests_total", std::string("client=\"") + name + "\"", cs.requests);
+      }
+      help("sluice_k8s_api_connections_total", "counter",
+           "TLS connections opened to the API server, by client (requests reuse kept-alive ones).");
+      for (const auto& [name, cs] : clients) {
+        line("sluice_k8s_api_connections_total", std::string("client=\"") + name + "\"",
+             cs.connections);
+      }
+    }
     if (elector_) {
       const auto& ls = elector_->stats();
       help("sluice_k8s_leader", "gauge", "1 while this agent holds the leader-election Lease.");

@@ -33,6 +33,11 @@ struct Client::Conn {
   beast::flat_buffer buffer;
 };
 
+struct Client::Idle {
+  std::unique_ptr<Conn> conn;
+  std::chrono::steady_clock::time_point since;
+};
+
 namespace {
 
 // Keeps a connection in the client's open list for its lifetime.
@@ -167,6 +172,29 @@ void Client::shutdown() {
     boost::system::error_code ec;
     beast::get_lowest_layer(c->stream).socket().close(ec);
   }
+  idle_.clear();
+}
+
+std::unique_ptr<Client::Conn> Client::takeIdle() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!idle_.empty()) {
+    Idle idle = std::move(idle_.back());
+    idle_.pop_back();
+    if (now - idle.since < options_.max_idle_time) {
+      return std::move(idle.conn);
+    }
+  }
+  return nullptr;
+}
+
+void Client::keepIdle(std::unique_ptr<Conn> conn) {
+  if (shut_down_ || options_.max_idle == 0) {
+    return;
+  }
+  if (idle_.size() >= options_.max_idle) {
+    idle_.erase(idle_.begin());  // the oldest goes
+  }
+  idle_.push_back({std::move(conn), std::chrono::steady_clock::now()});
 }
 
 void Client::noteStatus(unsigned status) {
@@ -226,13 +254,14 @@ awaitable<std::string> Client::connect(Conn& conn) {
 
 namespace {
 
-// Headers of every request: one JSON exchange per connection, with the bearer token if any.
+// Headers of every request: JSON, with the bearer token if any. A watch's connection is its own
+// and closes with it; other requests keep theirs alive for the next one.
 void setRequestHeaders(http::request_header<>& req, const std::string& host,
-                       const std::string& user_agent, const std::string& token) {
+                       const std::string& user_agent, const std::string& token, bool keep_alive) {
   req.set(http::field::host, host);
   req.set(http::field::user_agent, user_agent);
   req.set(http::field::accept, "application/json");
-  req.set(http::field::connection, "close");
+  req.set(http::field::connection, keep_alive ? "keep-alive" : "close");
   if (!token.empty()) {
     req.set(http::field::authorization, "Bearer " + token);
   }
@@ -254,50 +283,77 @@ awaitable<Response> Client::post(std::string target, std::string body) {
 
 awaitable<Response> Client::exchange(Method verb, std::string target, std::string body) {
   auto self = shared_from_this();
-  const bool has_body = verb != Method::kGet;
-  const char* method = verb == Method::kGet ? "GET " : verb == Method::kPut ? "PUT " : "POST ";
   Response r;
   ++stats_.requests;
-  Conn conn(executor_, ctx_);
-  OpenGuard guard(open_, &conn);
-  r.error = co_await connect(conn);
-  if (!r.error.empty()) {
-    ++stats_.failures;
-    co_return r;
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Conn> conn = attempt == 0 ? takeIdle() : nullptr;
+    const bool reused = conn != nullptr;
+    if (!reused) {
+      conn = std::make_unique<Conn>(executor_, ctx_);
+    }
+    OpenGuard guard(open_, conn.get());
+    if (!reused) {
+      r.error = co_await connect(*conn);
+      if (!r.error.empty()) {
+        ++stats_.failures;
+        co_return r;
+      }
+      ++stats_.connections;
+    } else {
+      ++stats_.reused;
+    }
+    bool keep = false;
+    r.error = co_await send(*conn, verb, target, body, r, keep);
+    if (r.error.empty()) {
+      noteStatus(r.status);
+      if (keep) {
+        keepIdle(std::move(conn));
+      }
+      co_return r;
+    }
+    if (!reused || shut_down_) {
+      ++stats_.failures;
+      co_return r;
+    }
+    // The server closed the idle connection (or it broke) before answering: a new one. A PUT
+    // or POST that did land the first time gets 409 now, which every caller handles.
+    ++stats_.retried;
   }
+}
+
+awaitable<std::string> Client::send(Conn& conn, Method verb, const std::string& target,
+                                    const std::string& body, Response& r, bool& keep) {
+  const char* method = verb == Method::kGet ? "GET " : verb == Method::kPut ? "PUT " : "POST ";
   http::request<http::string_body> req{verb == Method::kGet   ? http::verb::get
                                        : verb == Method::kPut ? http::verb::put
                                                               : http::verb::post,
                                        target, 11};
-  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current());
-  if (has_body) {
+  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current(), true);
+  if (verb != Method::kGet) {
     req.set(http::field::content_type, "application/json");
-    req.body() = std::move(body);
+    req.body() = body;
     req.prepare_payload();
   }
   auto& tcp = beast::get_lowest_layer(conn.stream);
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
   if (wec) {
-    ++stats_.failures;
-    r.error = method + target + ": " + errorText(wec);
-    co_return r;
+    co_return method + target + ": " + errorText(wec);
   }
+  conn.buffer.consume(conn.buffer.size());
   http::response_parser<http::string_body> parser;
   parser.body_limit(options_.max_body);
   auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
   if (rec) {
-    ++stats_.failures;
-    r.error = method + target + ": " + (rec == http::error::body_limit
-                                            ? "response larger than " +
-                                                  std::to_string(options_.max_body) + " bytes"
-                                            : errorText(rec));
-    co_return r;
+    co_return method + target + ": " + (rec == http::error::body_limit
+                                             ? "response larger than " +
+                                                   std::to_string(options_.max_body) + " bytes"
+                                             : errorText(rec));
   }
   r.status = parser.get().result_int();
   r.body = std::move(parser.get().body());
-  noteStatus(r.status);
-  co_return r;
+  keep = parser.get().keep_alive() && conn.buffer.size() == 0;
+  co_return "";
 }
 
 awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds idle_timeout,
@@ -312,8 +368,10 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
     ++stats_.failures;
     co_return end;
   }
+  ++stats_.connections;
   http::request<http::empty_body> req{http::verb::get, target, 11};
-  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current());
+  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current(),
+                    false);
   auto& tcp = beast::get_lowest_layer(conn.stream);
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);

@@ -1,6 +1,8 @@
 // A small HTTPS client for the Kubernetes API: one coroutine per request on the caller's
-// executor, one TLS connection per request (no pooling: the agent makes a handful of long watches
-// and rare lists), errors as values, every wait bounded.
+// executor, errors as values, every wait bounded. GET/PUT/POST reuse kept-alive connections (the
+// leader renews its Lease every few seconds: a TLS handshake each time would load the API
+// server); a request that fails on a reused connection (the server closed it while idle) is sent
+// once more on a new one. Each watch has a connection of its own.
 //
 // Not thread-safe: all calls must come from the executor's thread (the agent's control thread).
 #pragma once
@@ -13,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -27,6 +30,8 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{60'000};  // a whole GET/PUT; a watch's headers
   std::size_t max_body = 128u << 20;                  // GET/PUT response body
   std::size_t max_line = 16u << 20;                   // one watch event
+  std::size_t max_idle = 2;                           // kept-alive connections kept for reuse
+  std::chrono::milliseconds max_idle_time{60'000};    // an idle connection older is not reused
   std::string user_agent = "sluice-ingress/0.1";
 };
 
@@ -52,6 +57,9 @@ struct ClientStats {
   std::uint64_t requests = 0;
   std::uint64_t failures = 0;      // transport failures (status 0)
   std::uint64_t unauthorized = 0;  // 401 responses
+  std::uint64_t connections = 0;   // TLS connections established
+  std::uint64_t reused = 0;        // requests sent on a kept-alive connection
+  std::uint64_t retried = 0;       // requests re-sent after a reused connection failed
 };
 
 class Client : public std::enable_shared_from_this<Client> {
@@ -78,7 +86,8 @@ public:
   boost::asio::awaitable<WatchEnd> watch(std::string target, std::chrono::milliseconds idle_timeout,
                                          LineHandler on_line);
 
-  // Closes every open connection (their requests fail at once) and fails all later requests.
+  // Closes every open and idle connection (their requests fail at once) and fails all later
+  // requests.
   void shutdown();
 
   const boost::asio::any_io_executor& executor() const { return executor_; }
@@ -95,8 +104,14 @@ public:
 private:
   boost::asio::awaitable<std::string> connect(Conn& conn);
   enum class Method { kGet, kPut, kPost };
-  // GET (no body), PUT or POST (JSON body): one request on a new connection, bounded by max_body.
+  // GET (no body), PUT or POST (JSON body) on a kept-alive or new connection, bounded by
+  // max_body; retried once on a new connection if a reused one fails.
   boost::asio::awaitable<Response> exchange(Method method, std::string target, std::string body);
+  // One attempt on `conn`; "" and `r` filled, or the transport error.
+  boost::asio::awaitable<std::string> send(Conn& conn, Method method, const std::string& target,
+                                           const std::string& body, Response& r, bool& keep);
+  std::unique_ptr<Conn> takeIdle();
+  void keepIdle(std::unique_ptr<Conn> conn);
   void noteStatus(unsigned status);
 
   boost::asio::any_io_executor executor_;
@@ -104,6 +119,8 @@ private:
   ClientOptions options_;
   boost::asio::ssl::context ctx_;
   std::list<Conn*> open_;  // for shutdown()
+  struct Idle;
+  std::vector<Idle> idle_;
   bool shut_down_ = false;
   ClientStats stats_;
 };
