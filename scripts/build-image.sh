@@ -52,7 +52,10 @@ for pkg in $packages; do
   # The installed version, which the binaries were linked against; if the archive moved on
   # (a stable update), its current one, which keeps the ABI within a Debian release.
   apt-get download -qq -o APT::Sandbox::User=root "$pkg=$version" 2>/dev/null ||
+    apt-get download -qq -o APT::Sandbox::User=root "$pkg" 2>/dev/null || {
+    apt-get update -qq  # package lists older than the archive
     apt-get download -qq -o APT::Sandbox::User=root "$pkg"
+  }
 done
 for deb in *.deb; do
   dpkg-deb -x "$deb" "$ROOTFS"
@@ -78,6 +81,7 @@ chroot "$ROOTFS" /usr/local/bin/ingress-agent --version >/dev/null
 chroot "$ROOTFS" /usr/local/bin/ingressctl --help >/dev/null
 
 python3 "$ROOT/scripts/oci-image.py" "$ROOTFS" "$OUT" --ref "$REF" \
+  --arch "$(dpkg --print-architecture)" \
   --entrypoint /usr/local/bin/ingress-agent \
   --label "org.opencontainers.image.version=$VERSION" \
   --label "org.opencontainers.image.title=sluice ingress-agent"

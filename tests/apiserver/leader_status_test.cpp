@@ -179,6 +179,15 @@ TEST_F(LeaderElection, CreatesTheLeaseAndRenewsIt) {
   EXPECT_EQ(changes("agent-a"), std::vector<bool>{true});
 }
 
+TEST_F(LeaderElection, LeaseSecondsAreRoundedUp) {
+  LeaderElectionOptions o = electionOptions("agent-a");
+  o.lease_duration = 1500ms;  // stored as 2 s: followers never wait less than we may lead
+  o.renew_deadline = 1200ms;
+  auto a = candidate(o);
+  ASSERT_TRUE(eventually([&] { return leading(a); }, 5s));
+  EXPECT_EQ(object("Lease", kNs, kLease).at("spec").at("leaseDurationSeconds").as_int64(), 2);
+}
+
 TEST_F(LeaderElection, NeverTwoLeaders) {
   std::vector<std::shared_ptr<LeaderElector>> all;
   for (const char* id : {"agent-a", "agent-b", "agent-c"}) {

@@ -21,6 +21,7 @@ check() {  # name, command...
 }
 pids=()
 cleanup() {
+  [[ -n ${agent:-} ]] && kill -9 "$agent" 2>/dev/null  # the agent itself, not unshare
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   umount "$WORK/root/proc" 2>/dev/null || true
@@ -85,7 +86,7 @@ spec:
 Y
 
 # PID 1 of a new PID namespace, in its own mount namespace with its /proc, rooted in the layer.
-unshare --pid --fork --mount --propagation private /bin/sh -c \
+unshare --pid --fork --kill-child --mount --propagation private /bin/sh -c \
   'r=$1; shift; mount -t proc proc "$r/proc" && exec chroot "$r" /usr/local/bin/ingress-agent "$@"' \
   sh "$R" --manifests /etc/sluice --listen-http "127.0.0.1:$HPORT" --admin "127.0.0.1:$APORT" \
   --splice=copy --shutdown-delay 1500ms --drain-timeout 5s >"$WORK/agent.log" 2>&1 &
@@ -107,17 +108,26 @@ check "routes a request" eventually web get
 
 # The preStop hook, entered into the agent's PID namespace, mounts and root (as exec would).
 start=$(date +%s%N)
-nsenter -t "$agent" -p -m -r /usr/local/bin/ingress-agent --wait-shutdown \
-  --shutdown-delay 1500ms --drain-timeout 5s >"$WORK/hook.log" 2>&1 &
+(nsenter -t "$agent" -p -m -r /usr/local/bin/ingress-agent --wait-shutdown \
+  --shutdown-delay 1500ms --drain-timeout 5s >"$WORK/hook.log" 2>&1; exit $?) &
 hook=$!
 check "preStop: /readyz fails at once" eventually "shutting down" readyz
 check "preStop: still serving during the delay" eventually web get
 # When PID 1 exits the kernel ends the hook too (137), as in a pod; either way only after the drain.
-{ wait "$hook"; } 2>/dev/null; hook_rc=$?
+# Bounded: a broken drain must fail this tier, not hang the test command.
+wait_bounded() {  # pid, seconds; the exit status, or 124 after the limit
+  local pid=$1 i
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return; }
+    sleep 0.1
+  done
+  return 124
+}
+wait_bounded "$hook" 15; hook_rc=$?
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "preStop: returned after the delay and drain (${elapsed_ms} ms, rc $hook_rc)" \
   bash -c "[[ $elapsed_ms -ge 1400 && ( $hook_rc == 0 || $hook_rc == 137 ) ]]"
-wait "$runner"; agent_rc=$?
+wait_bounded "$runner" 10; agent_rc=$?
 check "agent drained and exited 0" test "$agent_rc" = 0
 [[ $agent_rc == 0 ]] || cat "$WORK/agent.log"
 summary

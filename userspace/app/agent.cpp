@@ -415,8 +415,13 @@ std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connectio
   }
   // A client of its own: the source's is shut down at drain, but the Lease is released then.
   api::ClientOptions client_options;
-  client_options.connect_timeout = std::min(config_.renew_deadline, client_options.connect_timeout);
-  client_options.request_timeout = std::min(config_.renew_deadline, client_options.request_timeout);
+  // As client-go: half the renew deadline per request (at least 1 s), so one stalled request
+  // leaves time for another before leadership would lapse.
+  const auto per_request = std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(1),
+      std::min<std::chrono::milliseconds>(config_.renew_deadline / 2, std::chrono::seconds(10)));
+  client_options.connect_timeout = per_request;
+  client_options.request_timeout = per_request;
   auto made = api::Client::create(control_.get_executor(), connection, client_options);
   if (!made.client) {
     return connection.source + ": " + made.error;

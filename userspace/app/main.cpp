@@ -31,9 +31,13 @@ bool running(pid_t pid) {
 int waitShutdown(const sluice::app::AgentConfig& config) {
   const pid_t pid = config.wait_shutdown_pid;
   if (::kill(pid, SIGTERM) != 0) {
+    const int err = errno;
+    if (err == ESRCH) {
+      return 0;  // already gone is what we wanted
+    }
     std::fprintf(stderr, "ingress-agent --wait-shutdown: cannot signal PID %d: %s\n", pid,
-                 std::strerror(errno));
-    return errno == ESRCH ? 0 : 1;  // already gone is what we wanted
+                 std::strerror(err));
+    return 1;
   }
   const auto deadline = std::chrono::steady_clock::now() + config.shutdown_delay +
                         config.drain_timeout + std::chrono::seconds(5);

@@ -66,6 +66,13 @@ std::string hostHeader(const ConnectionConfig& c) {
   return c.port == "443" ? host : host + ":" + c.port;
 }
 
+// The peer closed or reset the connection (not a timeout, not a protocol error).
+bool closedByPeer(const boost::system::error_code& ec) {
+  return ec == asio::error::eof || ec == http::error::end_of_stream ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::ssl::error::stream_truncated;
+}
+
 std::string errorText(const boost::system::error_code& ec) {
   if (ec == beast::error::timeout) {
     return "timed out";
@@ -180,7 +187,10 @@ std::unique_ptr<Client::Conn> Client::takeIdle() {
   while (!idle_.empty()) {
     Idle idle = std::move(idle_.back());
     idle_.pop_back();
-    if (now - idle.since < options_.max_idle_time) {
+    boost::system::error_code ec;
+    // Bytes on an idle connection (a TLS close_notify, a 408) are no answer to our next request.
+    const auto pending = beast::get_lowest_layer(idle.conn->stream).socket().available(ec);
+    if (now - idle.since < options_.max_idle_time && !ec && pending == 0) {
       return std::move(idle.conn);
     }
   }
@@ -303,7 +313,8 @@ awaitable<Response> Client::exchange(Method verb, std::string target, std::strin
       ++stats_.reused;
     }
     bool keep = false;
-    r.error = co_await send(*conn, verb, target, body, r, keep);
+    bool stale = false;
+    r.error = co_await send(*conn, verb, target, body, r, keep, stale);
     if (r.error.empty()) {
       noteStatus(r.status);
       if (keep) {
@@ -311,18 +322,20 @@ awaitable<Response> Client::exchange(Method verb, std::string target, std::strin
       }
       co_return r;
     }
-    if (!reused || shut_down_) {
+    if (!reused || !stale || shut_down_) {
       ++stats_.failures;
       co_return r;
     }
-    // The server closed the idle connection (or it broke) before answering: a new one. A PUT
-    // or POST that did land the first time gets 409 now, which every caller handles.
+    // The server had closed the idle connection: it ended before any answer, at once (never a
+    // timeout, which would double the wait). Once more on a new connection; a PUT or POST that
+    // did land the first time gets 409 now, which every caller handles.
     ++stats_.retried;
   }
 }
 
 awaitable<std::string> Client::send(Conn& conn, Method verb, const std::string& target,
-                                    const std::string& body, Response& r, bool& keep) {
+                                    const std::string& body, Response& r, bool& keep,
+                                    bool& stale) {
   const char* method = verb == Method::kGet ? "GET " : verb == Method::kPut ? "PUT " : "POST ";
   http::request<http::string_body> req{verb == Method::kGet   ? http::verb::get
                                        : verb == Method::kPut ? http::verb::put
@@ -338,6 +351,7 @@ awaitable<std::string> Client::send(Conn& conn, Method verb, const std::string& 
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
   if (wec) {
+    stale = closedByPeer(wec);
     co_return method + target + ": " + errorText(wec);
   }
   conn.buffer.consume(conn.buffer.size());
@@ -345,6 +359,7 @@ awaitable<std::string> Client::send(Conn& conn, Method verb, const std::string& 
   parser.body_limit(options_.max_body);
   auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
   if (rec) {
+    stale = closedByPeer(rec) && !parser.got_some();
     co_return method + target + ": " + (rec == http::error::body_limit
                                              ? "response larger than " +
                                                    std::to_string(options_.max_body) + " bytes"

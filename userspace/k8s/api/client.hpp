@@ -107,9 +107,11 @@ private:
   // GET (no body), PUT or POST (JSON body) on a kept-alive or new connection, bounded by
   // max_body; retried once on a new connection if a reused one fails.
   boost::asio::awaitable<Response> exchange(Method method, std::string target, std::string body);
-  // One attempt on `conn`; "" and `r` filled, or the transport error.
+  // One attempt on `conn`; "" and `r` filled, or the transport error. `keep`: the connection
+  // may carry another request; `stale`: it was closed by the server before any answer.
   boost::asio::awaitable<std::string> send(Conn& conn, Method method, const std::string& target,
-                                           const std::string& body, Response& r, bool& keep);
+                                           const std::string& body, Response& r, bool& keep,
+                                           bool& stale);
   std::unique_ptr<Conn> takeIdle();
   void keepIdle(std::unique_ptr<Conn> conn);
   void noteStatus(unsigned status);

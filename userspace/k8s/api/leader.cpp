@@ -72,10 +72,16 @@ bool LeaderElector::leading() const {
   return leading_ && Clock::now() < renewed_at_ + options_.renew_deadline;
 }
 
-void LeaderElector::renewed() {
+void LeaderElector::renewed(Clock::time_point sent) {
   ++stats_.renewals;
   stats_.last_error.clear();
-  renewed_at_ = Clock::now();
+  // Counted from when the round began, not when the answer came: the server may have committed
+  // the renewal at any moment in between, and followers time the lease from that commit.
+  renewed_at_ = sent;
+  if (Clock::now() >= renewed_at_ + options_.renew_deadline) {
+    lose("the renewal answered only after the renew deadline");
+    return;
+  }
   if (!leading_) {
     leading_ = true;
     stats_.leading = true;
@@ -143,12 +149,13 @@ awaitable<void> LeaderElector::run() {
   auto self = shared_from_this();
   running_ = true;
   while (!stopped_) {
+    const auto sent = Clock::now();
     const bool ok = co_await tryAcquireOrRenew();
     if (stopped_) {
       break;
     }
     if (ok) {
-      renewed();
+      renewed(sent);
     } else if (leading_ && Clock::now() >= renewed_at_ + options_.renew_deadline) {
       lose("no renewal succeeded within the renew deadline");
     }
@@ -198,7 +205,8 @@ LeaseRecord readRecord(const json::object& spec) {
 
 awaitable<bool> LeaderElector::tryAcquireOrRenew() {
   const std::string now_text = microTime(std::chrono::system_clock::now());
-  const auto lease_s = std::chrono::duration_cast<std::chrono::seconds>(options_.lease_duration);
+  // Whole seconds on the Lease, rounded up: followers never wait less than we lead.
+  const auto lease_s = std::chrono::ceil<std::chrono::seconds>(options_.lease_duration);
   Response got = co_await client_->get(leasePath(false));
   if (stopped_) {
     co_return false;
@@ -256,7 +264,7 @@ awaitable<bool> LeaderElector::tryAcquireOrRenew() {
   if (!ours && !record.holder.empty()) {
     const auto duration =
         record.duration_s > 0 ? std::chrono::seconds(record.duration_s)
-                              : std::chrono::duration_cast<std::chrono::seconds>(lease_s);
+                              : lease_s;
     if (now < observed_at_ + duration) {
       if (leading_) {
         lose("the Lease names " + record.holder);

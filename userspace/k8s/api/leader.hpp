@@ -78,7 +78,8 @@ private:
   boost::asio::awaitable<bool> tryAcquireOrRenew();
   boost::asio::awaitable<void> release();
   std::string leasePath(bool collection) const;
-  void renewed();
+  // A round that began at `sent` renewed the Lease.
+  void renewed(std::chrono::steady_clock::time_point sent);
   void lose(const std::string& why);
   void fail(std::string error);
 

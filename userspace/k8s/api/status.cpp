@@ -110,7 +110,9 @@ void StatusWriter::start() {
 
 void StatusWriter::kick() {
   dirty_ = true;
-  wake_.cancel();
+  if (!backing_off_) {
+    wake_.cancel();  // after a failure, the back-off runs out first: churn does not hammer
+  }
 }
 
 void StatusWriter::stop() {
@@ -164,8 +166,10 @@ awaitable<void> StatusWriter::run() {
       continue;
     }
     dirty_ = true;
+    backing_off_ = true;
     wake_.expires_after(backoff);
     co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    backing_off_ = false;
     backoff = std::min(backoff * 2, options_.backoff_max);
   }
 }

@@ -56,7 +56,7 @@ public:
                std::function<bool()> may_write);
 
   void start();
-  void kick();  // re-check every Ingress soon
+  void kick();  // re-check every Ingress soon (after the back-off, if a pass failed)
   void stop();  // no request starts after this
 
   const StatusWriterStats& stats() const { return stats_; }
@@ -83,6 +83,7 @@ private:
   bool started_ = false;
   bool stopped_ = false;
   bool dirty_ = true;
+  bool backing_off_ = false;  // kick() then leaves the timer alone
   StatusWriterStats stats_;
 };
 
