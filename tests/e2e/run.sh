@@ -13,12 +13,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 AGENT=${1:?usage: run.sh AGENT_BINARY}
 WORK=$(mktemp -d /tmp/sluice-e2e.XXXXXX)
-passed=0 failed=0
-check() {  # name, command...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "e2e: ok   $name"
-  else failed=$((failed + 1)); echo "e2e: FAIL $name"; fi
-}
+TIER=e2e
+source "$ROOT/tests/tier.sh"
 pids=()
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
@@ -28,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$ROOT/scripts/build-kube-apiserver.sh" >/dev/null || { echo "e2e: 0 passed, 1 failed"; exit 1; }
+"$ROOT/scripts/build-kube-apiserver.sh" >/dev/null || { failed=1; summary; }
 export SLUICE_KUBE_KEEP_STATE=1  # the restart below reuses the state; $WORK goes on exit
 setsid "$ROOT/tests/e2e/kube-apiserver.sh" "$WORK/kube" >"$WORK/kube.out" 2>&1 &
 api_pgid=$!
@@ -36,7 +32,7 @@ for _ in $(seq 300); do grep -q '^KUBECTL=' "$WORK/kube.out" && break; sleep 0.2
 export KUBECONFIG=$(sed -n 's/^KUBECONFIG=//p' "$WORK/kube.out")
 KUBECTL=$(sed -n 's/^KUBECTL=//p' "$WORK/kube.out")
 if [[ -z $KUBECONFIG ]]; then
-  cat "$WORK/kube.out"; echo "e2e: 0 passed, 1 failed"; exit 1
+  cat "$WORK/kube.out"; failed=1; summary
 fi
 k() { "$KUBECTL" "$@" >>"$WORK/kubectl.log" 2>&1; }
 
@@ -44,7 +40,6 @@ k() { "$KUBECTL" "$@" >>"$WORK/kubectl.log" 2>&1; }
 check "kubectl apply --dry-run=server -k k8s/" \
   bash -c "'$KUBECTL' apply -f '$ROOT/k8s/namespace.yaml' >/dev/null && '$KUBECTL' apply --dry-run=server -k '$ROOT/k8s/' >/dev/null"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BPORT=$(free_port); HPORT=$(free_port); APORT=$(free_port)
 python3 "$ROOT/tests/echo/echo_backend.py" --name web --listen "127.0.0.2:$BPORT" >/dev/null 2>&1 &
 pids+=($!)
@@ -56,15 +51,8 @@ pids+=($!)
   >"$WORK/agent.log" 2>&1 &
 pids+=($!)
 
-get() { curl -s -m 2 -H 'Host: demo.local' "http://127.0.0.1:$HPORT$1" | python3 -c 'import json,sys
-try: print(json.load(sys.stdin)["service"])
-except Exception: print("<none>")'; }
+get() { served_by "$HPORT" "$1"; }
 status() { curl -s -m 2 -o /dev/null -w '%{http_code}' -H 'Host: demo.local' "http://127.0.0.1:$HPORT$1"; }
-eventually() {  # expected, command...
-  local want=$1; shift
-  for _ in $(seq 100); do [[ $("$@") == "$want" ]] && return 0; sleep 0.1; done
-  echo "  wanted '$want', got '$("$@")'"; return 1
-}
 slice() {  # ready flags for 127.0.0.2 and 127.0.0.3
   cat <<Y
 apiVersion: discovery.k8s.io/v1beta1
@@ -75,18 +63,6 @@ ports: [{name: http, port: $BPORT, protocol: TCP}]
 endpoints:
 - {addresses: ["127.0.0.2"], conditions: {ready: $1}}
 - {addresses: ["127.0.0.3"], conditions: {ready: $2}}
-Y
-}
-ingress() {
-  cat <<Y
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: web, namespace: default}
-spec:
-  ingressClassName: sluice
-  rules:
-  - host: demo.local
-    http: {paths: [{path: $1, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
 Y
 }
 lb() { "$KUBECTL" get ingress "$1" -o jsonpath='{.status.loadBalancer.ingress[*].ip}/{.status.loadBalancer.ingress[*].hostname}' 2>/dev/null; }
@@ -114,7 +90,7 @@ spec:
 Y
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]}\n' | k apply -f -
 slice true false | k apply -f -
-ingress / | k apply -f -
+ingress_yaml web / | k apply -f -
 check "route created" eventually web get /x
 check "agent leads the Lease" eventually True agent_state leader
 check "Lease names the agent" eventually "$(agent_state identity)" \
@@ -122,19 +98,10 @@ check "Lease names the agent" eventually "$(agent_state identity)" \
 check "status written for our class" eventually 192.0.2.10/ingress.demo.local lb web
 slice false true | k apply -f -
 check "endpoint readiness flipped" eventually web2 get /x
-ingress /api | k apply -f -
+ingress_yaml web /api | k apply -f -
 check "path edited: old path 404" eventually 404 status /x
 check "path edited: new path routes" eventually web2 get /api/x
-k apply -f - <<Y
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: extra, namespace: default}
-spec:
-  ingressClassName: sluice
-  rules:
-  - host: demo.local
-    http: {paths: [{path: /extra, pathType: Exact, backend: {service: {name: web, port: {name: http}}}}]}
-Y
+ingress_yaml extra /extra Exact | k apply -f -
 check "second Ingress created" eventually web2 get /extra
 k delete ingress extra
 check "Ingress deleted: 404" eventually 404 status /extra
@@ -150,12 +117,11 @@ setsid "$ROOT/tests/e2e/kube-apiserver.sh" "$WORK/kube" >"$WORK/kube2.out" 2>&1 
 api_pgid=$!
 for _ in $(seq 300); do grep -q '^KUBECTL=' "$WORK/kube2.out" && break; sleep 0.2; done
 check "API server restarted" grep -q '^KUBECTL=' "$WORK/kube2.out"
-ingress /back | k apply -f -
+ingress_yaml web /back | k apply -f -
 for _ in $(seq 300); do [[ $(get /back/x) == web2 ]] && break; sleep 0.1; done
 check "converged after the restart" eventually web2 get /back/x
 check "old path gone after the restart" eventually 404 status /api/x
 check "leads again after the restart" eventually True agent_state leader
 check "other class's status still untouched" eventually / lb theirs
 
-echo "e2e: $passed passed, $failed failed"
-[[ $failed == 0 ]]
+summary

@@ -13,12 +13,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(realpath "${1:?usage: run.sh BUILD_DIR}")
 WORK=$(mktemp -d /tmp/sluice-image-test.XXXXXX)
-passed=0 failed=0
-check() {  # name, command...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "image: ok   $name"
-  else failed=$((failed + 1)); echo "image: FAIL $name"; fi
-}
+TIER=image
+source "$ROOT/tests/tier.sh"
 pids=()
 cleanup() {
   [[ -n ${agent:-} ]] && kill -9 "$agent" 2>/dev/null  # the agent itself, not unshare
@@ -28,7 +24,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-summary() { echo "image: $passed passed, $failed failed"; [[ $failed == 0 ]]; exit $?; }
 
 if ! bash "$ROOT/scripts/build-image.sh" "$BUILD" "$WORK/image.tar" >"$WORK/build.log" 2>&1; then
   cat "$WORK/build.log"; failed=1; summary
@@ -52,7 +47,6 @@ check "a copyright file for every package" bash -c "
   for d in '$R'/usr/share/doc/*/; do [[ -f \$d/copyright ]] || { echo \"  missing \$d\"; exit 1; }; done
   [[ \$(ls '$R/usr/share/doc' | wc -l) -ge 5 ]]"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BPORT=$(free_port); HPORT=$(free_port); APORT=$(free_port)
 python3 "$ROOT/tests/echo/echo_backend.py" --name web --listen "127.0.0.2:$BPORT" >/dev/null 2>&1 &
 pids+=($!)
@@ -75,15 +69,8 @@ addressType: IPv4
 ports: [{name: http, port: $BPORT, protocol: TCP}]
 endpoints: [{addresses: ["127.0.0.2"], conditions: {ready: true}}]
 ---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: web, namespace: default}
-spec:
-  ingressClassName: sluice
-  rules:
-  - host: demo.local
-    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
 Y
+ingress_yaml web / >>"$R/etc/sluice/demo.yaml"
 
 # PID 1 of a new PID namespace, in its own mount namespace with its /proc, rooted in the layer.
 unshare --pid --fork --kill-child --mount --propagation private /bin/sh -c \
@@ -92,15 +79,8 @@ unshare --pid --fork --kill-child --mount --propagation private /bin/sh -c \
   --splice=copy --shutdown-delay 1500ms --drain-timeout 5s >"$WORK/agent.log" 2>&1 &
 runner=$!
 pids+=($runner)
-eventually() {  # expected, command...
-  local want=$1; shift
-  for _ in $(seq 100); do [[ $("$@") == "$want" ]] && return 0; sleep 0.1; done
-  echo "  wanted '$want', got '$("$@")'"; return 1
-}
 readyz() { curl -s -m 1 "http://127.0.0.1:$APORT/readyz"; }
-get() { curl -s -m 2 -H 'Host: demo.local' "http://127.0.0.1:$HPORT/x" | python3 -c 'import json,sys
-try: print(json.load(sys.stdin)["service"])
-except Exception: print("<none>")'; }
+get() { served_by "$HPORT" /x; }
 check "agent ready from the image" eventually ready readyz
 agent=$(pgrep -f "^/usr/local/bin/ingress-agent --manifests /etc/sluice --listen-http 127.0.0.1:$HPORT" | head -1)
 check "agent is PID 1 in its namespace" bash -c "grep -Eq '^NSpid:\s+$agent\s+1$' /proc/${agent:-0}/status"
