@@ -355,10 +355,7 @@ const char* env(const char* name) {
 
 // Unique per process: two agents with one pod name (a restarted container) or host name must
 // never both believe they hold the Lease.
-std::string electionIdentity(const std::string& configured) {
-  if (!configured.empty()) {
-    return configured;
-  }
+std::string electionIdentity() {
   std::string base;
   if (const char* pod = env("POD_NAME")) {
     base = pod;
@@ -406,7 +403,7 @@ std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connectio
                 : pod_ns != nullptr                ? pod_ns
                                                    : "sluice-system";
   election.name = config_.election_id;
-  election.identity = electionIdentity(config_.election_identity);
+  election.identity = electionIdentity();
   election.lease_duration = config_.lease_duration;
   election.renew_deadline = config_.renew_deadline;
   election.retry_period = config_.retry_period;

@@ -20,7 +20,6 @@ struct AgentConfig {
   std::string publish_address;  // comma-separated IPs/DNS names; "" = HOST_IP from the env
   std::string election_namespace;  // "" = POD_NAMESPACE from the env, else sluice-system
   std::string election_id = "sluice-ingress-leader";  // the Lease's name
-  std::string election_identity;  // "" = POD_NAME (or the host name) plus a random suffix
   std::chrono::milliseconds lease_duration{15'000};
   std::chrono::milliseconds renew_deadline{10'000};
   std::chrono::milliseconds retry_period{2'000};
