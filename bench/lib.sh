@@ -128,3 +128,17 @@ wait_http() { # wait_http URL SECONDS PID: until the URL answers 200 (or the pro
   done
   return 1
 }
+
+# Sets PRIO (a command prefix) and SCHED_DESC from SCHED ("off", "nice" or "fifo"), and checks
+# that this user may run at that priority.
+set_sched() {
+  case $SCHED in
+    nice) PRIO=(nice -n -20) SCHED_DESC="nice -20" ;;
+    fifo) PRIO=(chrt -f 10) SCHED_DESC="SCHED_FIFO 10" ;;
+    off) PRIO=() SCHED_DESC="" ;;
+    *) die "bad BENCH_SCHED '$SCHED' (off, nice or fifo)" ;;
+  esac
+  if ((${#PRIO[@]})); then
+    "${PRIO[@]}" true 2>/dev/null || die "cannot run at $SCHED_DESC (not root?); set BENCH_SCHED=off"
+  fi
+}

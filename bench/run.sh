@@ -95,15 +95,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # Run the benchmark's own processes at high priority: on a shared dev box other work otherwise
 # steals the pinned cores. It applies to all proxies alike.
 SCHED=${BENCH_SCHED:-$([[ $EUID -eq 0 ]] && echo fifo || echo off)}
-case $SCHED in
-  nice) PRIO=(nice -n -20) SCHED_DESC="nice -20" ;;
-  fifo) PRIO=(chrt -f 10) SCHED_DESC="SCHED_FIFO 10" ;;
-  off) PRIO=() SCHED_DESC="" ;;
-  *) die "bad BENCH_SCHED '$SCHED' (nice, fifo or off)" ;;
-esac
-if ((${#PRIO[@]})); then
-  "${PRIO[@]}" true 2>/dev/null || die "cannot run at $SCHED_DESC (not root?); set BENCH_SCHED=off"
-fi
+set_sched
 
 dur_secs() { # 15s / 1m / 500ms / 15 -> whole seconds (at least 1)
   local d=$1

@@ -141,15 +141,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 (($(ulimit -n) >= 4096)) || die "open-file limit $(ulimit -n) is too low; need >= 4096"
 
 SCHED=${BENCH_SCHED:-off}
-case $SCHED in
-  nice) PRIO=(nice -n -20) SCHED_DESC="nice -20" ;;
-  fifo) PRIO=(chrt -f 10) SCHED_DESC="SCHED_FIFO 10" ;;
-  off) PRIO=() SCHED_DESC="" ;;
-  *) die "bad BENCH_SCHED '$SCHED' (off, nice or fifo)" ;;
-esac
-if ((${#PRIO[@]})); then
-  "${PRIO[@]}" true 2>/dev/null || die "cannot run at $SCHED_DESC (not root?); set BENCH_SCHED=off"
-fi
+set_sched
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-splice.XXXXXX")
 mkdir -p "$RAW"

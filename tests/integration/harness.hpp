@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -180,5 +181,7 @@ std::string serviceYaml(const std::string& name, int port, const std::string& po
                         const std::string& annotations = "");
 
 std::string sha256Hex(std::string_view data);
+// Lower-case hex of a digest.
+std::string toHex(const unsigned char* data, std::size_t size);
 
 }  // namespace sluice::test

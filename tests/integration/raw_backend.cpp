@@ -16,6 +16,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness.hpp"
+
 namespace sluice::test {
 
 namespace {
@@ -101,13 +103,7 @@ std::string Sha256::hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return toHex(md, len);
 }
 
 std::string streamSha256(std::uint64_t seed, std::uint64_t n) {
