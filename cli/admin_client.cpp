@@ -15,8 +15,6 @@
 namespace sluice::cli {
 namespace {
 
-using bpf::Error;
-using bpf::Result;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxReply = 8 << 20; // /debug/state of a big cluster is well below this
@@ -48,10 +46,10 @@ Result<void> waitFor(int fd, short events, Clock::time_point deadline, const cha
     pollfd p{fd, events, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(left));
     if (ready > 0) {
-      return bpf::success();
+      return success();
     }
     if (ready < 0 && errno != EINTR) {
-      return bpf::errnoError(what);
+      return errnoError(what);
     }
   }
 }
@@ -113,11 +111,10 @@ std::optional<std::string> dechunk(std::string_view raw) {
 
 } // namespace
 
-std::optional<AdminEndpoint> parseAdminEndpoint(const std::string& text, std::string* error) {
+Result<AdminEndpoint> parseAdminEndpoint(const std::string& text) {
   const std::size_t colon = text.rfind(':');
   if (colon == std::string::npos) {
-    *error = "'" + text + "' is not ADDR:PORT";
-    return std::nullopt;
+    return Error("'" + text + "' is not ADDR:PORT");
   }
   std::string host = text.substr(0, colon);
   const std::string port_text = text.substr(colon + 1);
@@ -126,8 +123,7 @@ std::optional<AdminEndpoint> parseAdminEndpoint(const std::string& text, std::st
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || parsed.ec != std::errc() ||
       parsed.ptr != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-    *error = "'" + text + "': port must be a number from 1 to 65535";
-    return std::nullopt;
+    return Error("'" + text + "': port must be a number from 1 to 65535");
   }
   AdminEndpoint out;
   out.text = text;
@@ -151,8 +147,8 @@ std::optional<AdminEndpoint> parseAdminEndpoint(const std::string& text, std::st
       return out;
     }
   }
-  *error = "'" + text + "': '" + host + "' is not an IPv4 address or a bracketed IPv6 address";
-  return std::nullopt;
+  return Error("'" + text + "': '" + host +
+               "' is not an IPv4 address or a bracketed IPv6 address");
 }
 
 Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
@@ -161,12 +157,12 @@ Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
   const std::string what = "GET http://" + endpoint.text + std::string(path);
   Socket sock(::socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (sock.get() < 0) {
-    return bpf::errnoError(what);
+    return errnoError(what);
   }
   if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&endpoint.address),
                 endpoint.length) != 0) {
     if (errno != EINPROGRESS) {
-      return bpf::errnoError(what);
+      return errnoError(what);
     }
     if (auto ready = waitFor(sock.get(), POLLOUT, deadline, what.c_str()); !ready) {
       return ready.error();
@@ -193,7 +189,7 @@ Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
         return ready.error();
       }
     } else {
-      return bpf::errnoError(what);
+      return errnoError(what);
     }
   }
 
@@ -217,7 +213,7 @@ Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
       if (errno == EAGAIN || errno == EINTR) {
         continue;
       }
-      return bpf::errnoError(what);
+      return errnoError(what);
     }
     if (n == 0) {
       break;

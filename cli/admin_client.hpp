@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 
 namespace sluice::cli {
 
@@ -21,8 +21,8 @@ struct AdminEndpoint {
 };
 
 // "ADDR:PORT" with a numeric IPv4 address or a bracketed IPv6 one ("[::1]:10254"), the form the
-// agent's --admin takes. On failure returns nullopt and sets *error.
-std::optional<AdminEndpoint> parseAdminEndpoint(const std::string& text, std::string* error);
+// agent's --admin takes.
+Result<AdminEndpoint> parseAdminEndpoint(const std::string& text);
 
 struct HttpReply {
   int status = 0;
@@ -31,7 +31,7 @@ struct HttpReply {
 
 // GET `path` with Connection: close; the whole exchange is bounded by `timeout`. Errors:
 // ECONNREFUSED/ETIMEDOUT when nothing answers, EPROTO for a reply that is not HTTP/1.x.
-bpf::Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
+Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
                                 std::chrono::milliseconds timeout);
 
 } // namespace sluice::cli

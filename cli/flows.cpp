@@ -35,7 +35,7 @@ struct Pending {
 };
 
 // Counters of one socket; a missing entry (never counted, or removed under us) reads as zero.
-bpf::Result<sluice_flow_stats> statsOf(const bpf::PinnedMap& map, std::uint64_t cookie) {
+Result<sluice_flow_stats> statsOf(const bpf::PinnedMap& map, std::uint64_t cookie) {
   sluice_flow_key key{cookie};
   sluice_flow_stats stats{};
   if (auto read = map.lookup(&key, &stats); !read && read.error().code() != ENOENT) {
@@ -126,7 +126,7 @@ void addAgentFlows(const AdminEndpoint& admin, FlowsModel& model) {
 
 }  // namespace
 
-bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin) {
+Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin) {
   auto maps = openSpliceMaps(pin_dir);
   if (!maps) {
     return maps.error();

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 #include "admin_client.hpp"
 #include "render.hpp"
 
@@ -40,7 +40,7 @@ std::string strategyLabel(std::uint8_t strategy);
 
 // Sockmap flows from the pinned maps, plus the agent's other relayed flows (pipe, copy,
 // adaptive) from its admin port's /debug/flows; a warning says when the agent cannot be asked.
-bpf::Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin);
+Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin);
 
 // Table or JSON array of flows. Warnings go to `err` (JSON output stays a bare array).
 void renderFlows(const FlowsModel& model, Output output, std::ostream& out, std::ostream& err);

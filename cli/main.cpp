@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
                  "Agent admin listener ADDR:PORT, used only to enrich output when reachable")
       ->check(CLI::Validator(
           [](std::string& text) {
-            std::string error;
-            return sluice::cli::parseAdminEndpoint(text, &error) ? std::string() : error;
+            auto parsed = sluice::cli::parseAdminEndpoint(text);
+            return parsed ? std::string() : parsed.error().message();
           },
           "ADDR:PORT"))
       ->capture_default_str();
@@ -106,10 +106,10 @@ int main(int argc, char** argv) {
     return fail(output, kExitUsage,
                 "a subcommand is required: status or flows (run with --help for more)");
   }
-  std::string error;
-  const auto admin = sluice::cli::parseAdminEndpoint(admin_text, &error);
+  const auto admin = sluice::cli::parseAdminEndpoint(admin_text);
   if (!admin) {
-    return fail(output, kExitUsage, "--admin " + error); // the validator already refused it
+    // the validator already refused it
+    return fail(output, kExitUsage, "--admin " + admin.error().message());
   }
 
   if (status->parsed()) {

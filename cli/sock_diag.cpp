@@ -16,8 +16,6 @@
 namespace sluice::cli {
 namespace {
 
-using bpf::Error;
-using bpf::Result;
 
 class NetlinkSocket {
 public:
@@ -62,7 +60,7 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
   const char* family_name = family == AF_INET ? "IPv4" : "IPv6";
   NetlinkSocket nl;
   if (nl.get() < 0) {
-    return bpf::errnoError("open NETLINK_SOCK_DIAG socket");
+    return errnoError("open NETLINK_SOCK_DIAG socket");
   }
   struct {
     nlmsghdr header;
@@ -79,7 +77,7 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
   kernel.nl_family = AF_NETLINK;
   if (::sendto(nl.get(), &message, sizeof(message), 0, reinterpret_cast<sockaddr*>(&kernel),
                sizeof(kernel)) < 0) {
-    return bpf::errnoError(std::string("request ") + family_name + " TCP socket dump");
+    return errnoError(std::string("request ") + family_name + " TCP socket dump");
   }
 
   std::vector<char> buffer(1 << 16);
@@ -89,7 +87,7 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
       if (errno == EINTR) {
         continue;
       }
-      return bpf::errnoError(std::string("read ") + family_name + " TCP socket dump");
+      return errnoError(std::string("read ") + family_name + " TCP socket dump");
     }
     if (got == 0) {
       return Error(EPROTO, std::string(family_name) + " TCP socket dump ended early");
@@ -105,7 +103,7 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
       const char* payload = buffer.data() + offset + NLMSG_HDRLEN;
       const std::size_t payload_len = header.nlmsg_len - NLMSG_HDRLEN;
       if (header.nlmsg_type == NLMSG_DONE) {
-        return bpf::success();
+        return success();
       }
       if (header.nlmsg_type == NLMSG_ERROR) {
         nlmsgerr err{};
@@ -130,7 +128,7 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
 
 } // namespace
 
-bpf::Result<std::unordered_map<std::uint64_t, SocketAddresses>>
+Result<std::unordered_map<std::uint64_t, SocketAddresses>>
 resolveTcpCookies(const std::unordered_set<std::uint64_t>& cookies) {
   std::unordered_map<std::uint64_t, SocketAddresses> out;
   if (cookies.empty()) {

@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 
 namespace sluice::cli {
 
@@ -23,7 +23,7 @@ struct SocketAddresses {
 
 // Addresses of the TCP sockets (IPv4 and IPv6, any state) whose cookie is in `cookies`. Cookies
 // without a socket in this namespace are absent from the result.
-bpf::Result<std::unordered_map<std::uint64_t, SocketAddresses>>
+Result<std::unordered_map<std::uint64_t, SocketAddresses>>
 resolveTcpCookies(const std::unordered_set<std::uint64_t>& cookies);
 
 } // namespace sluice::cli

@@ -12,7 +12,6 @@
 namespace sluice::cli {
 namespace {
 
-using bpf::Error;
 
 std::string notPinned(const std::string& dir) {
   return "no Sluice maps pinned under " + dir + ": is ingress-agent running with BPF enabled?";
@@ -43,7 +42,7 @@ std::string needsCapability(const Error& error) {
 
 } // namespace
 
-bpf::Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
+Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
   std::string dir = pin_dir;
   while (dir.size() > 1 && dir.back() == '/') {
     dir.pop_back();

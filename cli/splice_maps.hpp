@@ -6,7 +6,7 @@
 #include <string>
 
 #include "bpf/pinned_maps.hpp"
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 
 namespace sluice::cli {
 
@@ -20,11 +20,11 @@ struct SpliceMaps {
 
 // Checks the pin dir is on bpffs, opens each map read-only and checks its layout against
 // sluice_abi.h.
-bpf::Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir);
+Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir);
 
 // An error whose context is the whole message: "context: strerror" of `error`.
-inline bpf::Error userError(const bpf::Error& error) {
-  return bpf::Error(error.code(), error.message());
+inline Error userError(const Error& error) {
+  return Error(error.code(), error.message());
 }
 
 } // namespace sluice::cli

@@ -63,7 +63,7 @@ void collectPrograms(const SpliceMaps& maps, StatusModel& status) {
   }
 }
 
-bpf::Result<void> collectMaps(const SpliceMaps& maps, StatusModel& status) {
+Result<void> collectMaps(const SpliceMaps& maps, StatusModel& status) {
   const bpf::PinnedMap* opened[] = {&maps.socks, &maps.peers, &maps.flow_stats, &maps.verdicts};
   static_assert(std::size(opened) == bpf::kSpliceMaps.size());
   for (std::size_t i = 0; i < bpf::kSpliceMaps.size(); ++i) {
@@ -77,10 +77,10 @@ bpf::Result<void> collectMaps(const SpliceMaps& maps, StatusModel& status) {
                                            bpf::mapTypeName(info.type), info.id, info.key_size,
                                            info.value_size, info.max_entries, *entries});
   }
-  return bpf::success();
+  return success();
 }
 
-bpf::Result<void> collectVerdicts(const SpliceMaps& maps, StatusModel& status) {
+Result<void> collectVerdicts(const SpliceMaps& maps, StatusModel& status) {
   const bpf::PinnedMap& map = maps.verdicts;
   std::vector<std::uint64_t> per_cpu(map.valueBufferSize() / sizeof(std::uint64_t));
   for (std::uint32_t slot = 0; slot < map.info().max_entries; ++slot) {
@@ -98,7 +98,7 @@ bpf::Result<void> collectVerdicts(const SpliceMaps& maps, StatusModel& status) {
       status.verdicts.push_back({"unknown(" + std::to_string(slot) + ")", total});
     }
   }
-  return bpf::success();
+  return success();
 }
 
 Records summaryRecords(const StatusModel& s) {
@@ -206,7 +206,7 @@ std::string spliceStrategyFromAdmin(const AdminEndpoint& admin) {
   return std::string(strategy->as_string());
 }
 
-bpf::Result<StatusModel> collectStatus(const std::string& pin_dir, const AdminEndpoint& admin) {
+Result<StatusModel> collectStatus(const std::string& pin_dir, const AdminEndpoint& admin) {
   auto maps = openSpliceMaps(pin_dir);
   if (!maps) {
     return maps.error();

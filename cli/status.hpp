@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "admin_client.hpp"
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 #include "render.hpp"
 
 namespace sluice::cli {
@@ -59,7 +59,7 @@ std::string spliceStrategyFromAdmin(const AdminEndpoint& admin);
 // Splits SpliceDatapath::probe()'s line ("kernel 6.1.0, btf yes, ...") into features.
 std::vector<StatusModel::Feature> parseProbeLine(std::string_view line);
 
-bpf::Result<StatusModel> collectStatus(const std::string& pin_dir, const AdminEndpoint& admin);
+Result<StatusModel> collectStatus(const std::string& pin_dir, const AdminEndpoint& admin);
 
 void renderStatus(const StatusModel& status, Output output, std::ostream& out);
 

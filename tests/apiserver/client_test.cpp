@@ -27,16 +27,16 @@ protected:
     options.request_timeout = 5s;
     auto made = Client::create(io_.executor(),
                                test::fakeConnection(fake_, fake_.dir() / "client-token"), options);
-    EXPECT_TRUE(made.client) << made.error;
-    client_ = made.client;
+    EXPECT_OK(made);
+    client_ = *made;
   }
   ~ClientReuse() override {
     io_.run([&] { client_->shutdown(); });
     EXPECT_TRUE(io_.windDown(5s));
   }
 
-  Response get(const std::string& target) {
-    return asio::co_spawn(io_.executor(), client_->get(target), asio::use_future).get();
+  Result<Response> get(const std::string& target) {
+    return test::awaitOn(io_.executor(), client_->get(target));
   }
   ClientStats stats() {
     return io_.run([&] { return client_->stats(); });
@@ -49,8 +49,8 @@ protected:
 
 TEST_F(ClientReuse, SequentialRequestsShareOneConnection) {
   for (int i = 0; i < 20; ++i) {
-    Response r = get("/api/v1/namespaces/default/services/web");
-    ASSERT_EQ(r.status, 200u) << r.describe();
+    Result<Response> r = get("/api/v1/namespaces/default/services/web");
+    ASSERT_EQ(statusOf(r), 200u) << describe(r);
   }
   const ClientStats s = stats();
   EXPECT_EQ(s.connections, 1u);
@@ -60,14 +60,14 @@ TEST_F(ClientReuse, SequentialRequestsShareOneConnection) {
 }
 
 TEST_F(ClientReuse, AConnectionTheServerDroppedIsReplacedNotFailed) {
-  ASSERT_EQ(get("/api/v1/namespaces/default/services/web").status, 200u);
+  ASSERT_EQ(statusOf(get("/api/v1/namespaces/default/services/web")), 200u);
   fake_.fault(R"({"close_after_reply": 1})");
   // The server answers this one on the kept-alive connection, then closes it.
-  ASSERT_EQ(get("/api/v1/namespaces/default/services/web").status, 200u);
+  ASSERT_EQ(statusOf(get("/api/v1/namespaces/default/services/web")), 200u);
   std::this_thread::sleep_for(100ms);
   // The pooled connection is dead: this request fails on it, and is sent again on a new one.
-  Response r = get("/api/v1/namespaces/default/services/web");
-  EXPECT_EQ(r.status, 200u) << r.describe();
+  Result<Response> r = get("/api/v1/namespaces/default/services/web");
+  EXPECT_EQ(statusOf(r), 200u) << describe(r);
   const ClientStats s = stats();
   EXPECT_EQ(s.retried, 1u);
   EXPECT_EQ(s.failures, 0u);
@@ -75,11 +75,11 @@ TEST_F(ClientReuse, AConnectionTheServerDroppedIsReplacedNotFailed) {
 }
 
 TEST_F(ClientReuse, ShutdownClosesIdleConnectionsAndRefusesRequests) {
-  ASSERT_EQ(get("/api/v1/namespaces/default/services/web").status, 200u);
+  ASSERT_EQ(statusOf(get("/api/v1/namespaces/default/services/web")), 200u);
   io_.run([&] { client_->shutdown(); });
-  Response r = get("/api/v1/namespaces/default/services/web");
-  EXPECT_EQ(r.status, 0u);
-  EXPECT_EQ(r.error, "client shut down");
+  Result<Response> r = get("/api/v1/namespaces/default/services/web");
+  EXPECT_FALSE(r);
+  EXPECT_EQ(test::errorOf(r), "client shut down");
 }
 
 }  // namespace

@@ -56,7 +56,9 @@ k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake,
                                           const fs::path& token_file) {
   k8s::api::ConnectionConfig cfg;
   cfg.server = fake.server();
-  k8s::api::parseServerUrl(cfg.server, cfg.host, cfg.port);
+  auto url = k8s::api::parseServerUrl(cfg.server);
+  cfg.host = url->host;
+  cfg.port = url->port;
   cfg.ca_pem = readFile(fake.ca());
   cfg.token = k8s::api::TokenSource::file(token_file);
   cfg.source = "test";

@@ -18,6 +18,7 @@
 #include <boost/json/value.hpp>
 
 #include "k8s/api/kubeconfig.hpp"
+#include "support/result.hpp"
 
 namespace sluice::test {
 

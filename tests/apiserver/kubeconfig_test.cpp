@@ -82,16 +82,17 @@ TEST(Base64, DecodesAndRejects) {
 }
 
 TEST(ServerUrl, Parses) {
-  std::string h, p;
-  EXPECT_EQ(parseServerUrl("https://10.0.0.1:6443", h, p), "");
-  EXPECT_EQ(h, "10.0.0.1");
-  EXPECT_EQ(p, "6443");
-  EXPECT_EQ(parseServerUrl("https://[fd00::1]/", h, p), "");
-  EXPECT_EQ(h, "fd00::1");
-  EXPECT_EQ(p, "443");
-  EXPECT_THAT(parseServerUrl("http://x:80", h, p), HasSubstr("only https"));
-  EXPECT_THAT(parseServerUrl("https://x:99999", h, p), HasSubstr("bad port"));
-  EXPECT_THAT(parseServerUrl("https://x/prefix", h, p), HasSubstr("path prefix"));
+  auto u = parseServerUrl("https://10.0.0.1:6443");
+  ASSERT_OK(u);
+  EXPECT_EQ(u->host, "10.0.0.1");
+  EXPECT_EQ(u->port, "6443");
+  u = parseServerUrl("https://[fd00::1]/");
+  ASSERT_OK(u);
+  EXPECT_EQ(u->host, "fd00::1");
+  EXPECT_EQ(u->port, "443");
+  EXPECT_THAT(test::errorOf(parseServerUrl("http://x:80")), HasSubstr("only https"));
+  EXPECT_THAT(test::errorOf(parseServerUrl("https://x:99999")), HasSubstr("bad port"));
+  EXPECT_THAT(test::errorOf(parseServerUrl("https://x/prefix")), HasSubstr("path prefix"));
 }
 
 TEST(Kubeconfig, TokenAndCaData) {
@@ -100,13 +101,13 @@ TEST(Kubeconfig, TokenAndCaData) {
                                           b64("-----BEGIN CERT-----") + "\n",
                                       "    token: abc\n"),
                            "/nonexistent");
-  ASSERT_TRUE(r.config) << r.error;
-  EXPECT_EQ(r.config->host, "127.0.0.1");
-  EXPECT_EQ(r.config->port, "6443");
-  EXPECT_EQ(r.config->ca_pem, "-----BEGIN CERT-----");
-  EXPECT_EQ(r.config->token.current(), "abc");
-  EXPECT_EQ(r.config->ns, "team");
-  EXPECT_FALSE(r.config->insecure_skip_tls_verify);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->host, "127.0.0.1");
+  EXPECT_EQ(r->port, "6443");
+  EXPECT_EQ(r->ca_pem, "-----BEGIN CERT-----");
+  EXPECT_EQ(r->token.current(), "abc");
+  EXPECT_EQ(r->ns, "team");
+  EXPECT_FALSE(r->insecure_skip_tls_verify);
 }
 
 TEST(Kubeconfig, FilesRelativeToKubeconfigAndInsecure) {
@@ -121,14 +122,14 @@ TEST(Kubeconfig, FilesRelativeToKubeconfigAndInsecure) {
                              "    client-certificate: c.pem\n    client-key: " +
                                  (dir.path() / "k.pem").string() + "\n    tokenFile: tok\n"));
   auto r = loadKubeconfig(dir.path() / "config");
-  ASSERT_TRUE(r.config) << r.error;
-  EXPECT_EQ(r.config->ca_pem, "CA");
-  EXPECT_EQ(r.config->client_cert_pem, "CERT");
-  EXPECT_EQ(r.config->client_key_pem, "KEY");
-  EXPECT_TRUE(r.config->insecure_skip_tls_verify);
-  EXPECT_EQ(r.config->port, "443");
-  EXPECT_EQ(r.config->token.current(), "t1");
-  EXPECT_TRUE(r.config->token.fromFile());
+  ASSERT_OK(r);
+  EXPECT_EQ(r->ca_pem, "CA");
+  EXPECT_EQ(r->client_cert_pem, "CERT");
+  EXPECT_EQ(r->client_key_pem, "KEY");
+  EXPECT_TRUE(r->insecure_skip_tls_verify);
+  EXPECT_EQ(r->port, "443");
+  EXPECT_EQ(r->token.current(), "t1");
+  EXPECT_TRUE(r->token.fromFile());
 }
 
 TEST(Kubeconfig, BadInputsGiveClearErrors) {
@@ -161,13 +162,13 @@ TEST(Kubeconfig, BadInputsGiveClearErrors) {
   };
   for (const Case& c : cases) {
     auto r = parseKubeconfig(c.text, "/", "", "kubeconfig test");
-    EXPECT_FALSE(r.config) << c.text;
-    EXPECT_THAT(r.error, HasSubstr(c.want)) << c.text;
-    EXPECT_THAT(r.error, HasSubstr("kubeconfig test")) << c.text;
+    EXPECT_FALSE(r) << c.text;
+    EXPECT_THAT(test::errorOf(r), HasSubstr(c.want)) << c.text;
+    EXPECT_THAT(test::errorOf(r), HasSubstr("kubeconfig test")) << c.text;
   }
   auto missing = loadKubeconfig("/nonexistent/kubeconfig");
-  EXPECT_FALSE(missing.config);
-  EXPECT_THAT(missing.error, HasSubstr("cannot read /nonexistent/kubeconfig"));
+  EXPECT_FALSE(missing);
+  EXPECT_THAT(test::errorOf(missing), HasSubstr("cannot read /nonexistent/kubeconfig"));
 }
 
 TEST(InCluster, ReadsEnvAndMount) {
@@ -178,21 +179,21 @@ TEST(InCluster, ReadsEnvAndMount) {
   ::setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
   ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
   auto r = inCluster({dir.path()});
-  ASSERT_TRUE(r.config) << r.error;
-  EXPECT_EQ(r.config->server, "https://[fd00::1]:443");
-  EXPECT_EQ(r.config->host, "fd00::1");
-  EXPECT_EQ(r.config->token.current(), "sa-token");
-  EXPECT_EQ(r.config->ns, "sluice-system");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->server, "https://[fd00::1]:443");
+  EXPECT_EQ(r->host, "fd00::1");
+  EXPECT_EQ(r->token.current(), "sa-token");
+  EXPECT_EQ(r->ns, "sluice-system");
 
   fs::remove(dir.path() / "ca.crt");
   r = inCluster({dir.path()});
-  EXPECT_FALSE(r.config);
-  EXPECT_THAT(r.error, HasSubstr("ca.crt"));
+  EXPECT_FALSE(r);
+  EXPECT_THAT(test::errorOf(r), HasSubstr("ca.crt"));
 
   ::unsetenv("KUBERNETES_SERVICE_HOST");
   r = inCluster({dir.path()});
-  EXPECT_FALSE(r.config);
-  EXPECT_THAT(r.error, HasSubstr("KUBERNETES_SERVICE_HOST"));
+  EXPECT_FALSE(r);
+  EXPECT_THAT(test::errorOf(r), HasSubstr("KUBERNETES_SERVICE_HOST"));
   ::unsetenv("KUBERNETES_SERVICE_PORT");
 }
 
@@ -205,33 +206,32 @@ TEST(TokenSource, RereadsWhenTheFileChanges) {
   writeFileAtomic(file, "two\n");  // rename: new inode, as kubelet's symlink swap
   EXPECT_EQ(t.current(), "two");
   fs::remove(file);
+  EXPECT_THAT(test::errorOf(t.refresh()), HasSubstr("cannot stat"));
   EXPECT_EQ(t.current(), "two");  // keeps the last good token
-  EXPECT_THAT(t.error(), HasSubstr("cannot stat"));
   writeFileAtomic(file, "");
+  EXPECT_THAT(test::errorOf(t.refresh()), HasSubstr("empty"));
   EXPECT_EQ(t.current(), "two");
-  EXPECT_THAT(t.error(), HasSubstr("empty"));
   writeFileAtomic(file, "three");
+  EXPECT_OK(t.refresh());
   EXPECT_EQ(t.current(), "three");
-  EXPECT_EQ(t.error(), "");
 }
 
 // ---- against the fake API server ----
 
-Response runGet(ConnectionConfig cfg, const std::string& target, std::string* create_error = nullptr) {
-  boost::asio::io_context ioc;
+Result<Response> runGet(ConnectionConfig cfg, const std::string& target,
+                        std::string* create_error = nullptr) {
+  test::IoThread io;
   ClientOptions opts;
   opts.connect_timeout = std::chrono::seconds(10);
   opts.request_timeout = std::chrono::seconds(10);
-  auto made = Client::create(ioc.get_executor(), std::move(cfg), opts);
-  if (!made.client) {
+  auto made = Client::create(io.executor(), std::move(cfg), opts);
+  if (!made) {
     if (create_error != nullptr) {
-      *create_error = made.error;
+      *create_error = made.error().message();
     }
-    return Response{0, "", made.error};
+    return made.error();
   }
-  auto fut = boost::asio::co_spawn(ioc, made.client->get(target), boost::asio::use_future);
-  ioc.run();
-  return fut.get();
+  return test::awaitOn(io.executor(), (*made)->get(target));
 }
 
 class KubeconfigLive : public ::testing::Test {
@@ -241,34 +241,34 @@ protected:
     writeFileAtomic(fake_.dir() / "kubeconfig",
                     kubeconfig("    server: " + fake_.server() + "\n" + cluster, user));
     auto r = loadKubeconfig(fake_.dir() / "kubeconfig");
-    EXPECT_TRUE(r.config) << r.error;
-    return r.config ? std::move(*r.config) : ConnectionConfig{};
+    EXPECT_OK(r);
+    return r ? std::move(*r) : ConnectionConfig{};
   }
 };
 
 TEST_F(KubeconfigLive, TokenWithCaFile) {
   auto r = runGet(load("    certificate-authority: ca.crt\n", "    token: token-1\n"),
                   "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 200u) << r.describe();
+  EXPECT_EQ(statusOf(r), 200u) << describe(r);
   r = runGet(load("    certificate-authority: ca.crt\n", "    token: wrong\n"),
              "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 401u) << r.describe();
+  EXPECT_EQ(statusOf(r), 401u) << describe(r);
 }
 
 TEST_F(KubeconfigLive, ClientCertificateWithCaData) {
   auto r = runGet(load("    certificate-authority-data: " + b64(readFile(fake_.ca())) + "\n",
                        "    client-certificate: client.crt\n    client-key: client.key\n"),
                   "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 200u) << r.describe();
+  EXPECT_EQ(statusOf(r), 200u) << describe(r);
 }
 
 TEST_F(KubeconfigLive, VerificationFailsWithoutTheCaUnlessInsecure) {
   auto r = runGet(load("", "    token: token-1\n"), "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 0u);
-  EXPECT_THAT(r.error, HasSubstr("TLS handshake"));
+  EXPECT_FALSE(r);
+  EXPECT_THAT(test::errorOf(r), HasSubstr("TLS handshake"));
   r = runGet(load("    insecure-skip-tls-verify: true\n", "    token: token-1\n"),
              "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 200u) << r.describe();
+  EXPECT_EQ(statusOf(r), 200u) << describe(r);
 }
 
 TEST_F(KubeconfigLive, HostnameIsVerified) {
@@ -276,29 +276,29 @@ TEST_F(KubeconfigLive, HostnameIsVerified) {
   auto r = runGet(load("    certificate-authority: ca.crt\n    tls-server-name: localhost\n",
                        "    token: token-1\n"),
                   "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 200u) << r.describe();
+  EXPECT_EQ(statusOf(r), 200u) << describe(r);
   r = runGet(load("    certificate-authority: ca.crt\n    tls-server-name: other.example\n",
                   "    token: token-1\n"),
              "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 0u);
-  EXPECT_THAT(r.error, HasSubstr("hostname mismatch"));
+  EXPECT_FALSE(r);
+  EXPECT_THAT(test::errorOf(r), HasSubstr("hostname mismatch"));
   r = runGet(load("    certificate-authority: ca.crt\n    tls-server-name: 127.0.0.2\n",
                   "    token: token-1\n"),
              "/apis/discovery.k8s.io");
-  EXPECT_EQ(r.status, 0u);
-  EXPECT_THAT(r.error, HasSubstr("IP address mismatch"));
+  EXPECT_FALSE(r);
+  EXPECT_THAT(test::errorOf(r), HasSubstr("IP address mismatch"));
 }
 
 TEST_F(KubeconfigLive, BadCaOrKeyIsACreateError) {
   std::string err;
   ConnectionConfig cfg = load("    certificate-authority-data: " + b64("not a cert") + "\n",
                               "    token: token-1\n");
-  runGet(cfg, "/", &err);
+  (void)runGet(cfg, "/", &err);
   EXPECT_THAT(err, HasSubstr("certificate authority"));
   cfg = load("    certificate-authority: ca.crt\n",
              "    client-certificate: client.crt\n    client-key: ca.key\n");
   err.clear();
-  runGet(cfg, "/", &err);
+  (void)runGet(cfg, "/", &err);
   EXPECT_THAT(err, HasSubstr("client key"));
 }
 

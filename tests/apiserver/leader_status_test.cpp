@@ -60,9 +60,9 @@ protected:
   std::shared_ptr<Client> newClient() {
     auto made =
         Client::create(io_.executor(), test::fakeConnection(fake_, tokenFile()), client_options_);
-    EXPECT_TRUE(made.client) << made.error;
-    clients_.push_back(made.client);
-    return made.client;
+    EXPECT_OK(made);
+    clients_.push_back(*made);
+    return *made;
   }
 
   LeaderElectionOptions electionOptions(const std::string& identity) const {
@@ -78,7 +78,7 @@ protected:
 
   // Starts a candidate; changes(identity) records its on_change calls.
   std::shared_ptr<LeaderElector> candidate(const LeaderElectionOptions& options) {
-    EXPECT_EQ(validate(options), "");
+    EXPECT_OK(validate(options));
     auto e = std::make_shared<LeaderElector>(
         newClient(), options,
         [this, id = options.identity](bool leading) { changes_[id].push_back(leading); });
@@ -147,15 +147,15 @@ using LeaderElection = ApiTest;
 
 TEST_F(LeaderElection, OptionsAreValidated) {
   LeaderElectionOptions o = electionOptions("a");
-  EXPECT_EQ(validate(o), "");
+  EXPECT_OK(validate(o));
   o.renew_deadline = o.lease_duration;
-  EXPECT_THAT(validate(o), ::testing::HasSubstr("lease duration > renew deadline"));
+  EXPECT_THAT(test::errorOf(validate(o)), ::testing::HasSubstr("lease duration > renew deadline"));
   o = electionOptions("");
-  EXPECT_THAT(validate(o), ::testing::HasSubstr("identity"));
+  EXPECT_THAT(test::errorOf(validate(o)), ::testing::HasSubstr("identity"));
   o = electionOptions("a");
   o.lease_duration = 900ms;
   o.renew_deadline = 800ms;
-  EXPECT_THAT(validate(o), ::testing::HasSubstr("at least 1 s"));
+  EXPECT_THAT(test::errorOf(validate(o)), ::testing::HasSubstr("at least 1 s"));
 }
 
 TEST_F(LeaderElection, CreatesTheLeaseAndRenewsIt) {
@@ -339,7 +339,9 @@ protected:
   std::shared_ptr<StatusWriter> makeWriter(const std::string& addresses,
                                            std::function<bool()> may_write) {
     StatusWriterOptions options;
-    EXPECT_EQ(parsePublishAddresses(addresses, options.addresses), "");
+    auto parsed = parsePublishAddresses(addresses);
+    EXPECT_OK(parsed);
+    options.addresses = parsed.valueOr({});
     options.backoff_initial = 50ms;
     options.backoff_max = 500ms;
     auto w = std::make_shared<StatusWriter>(newClient(), source_->store(), options,
@@ -377,18 +379,19 @@ protected:
 };
 
 TEST(PublishAddresses, ParsesIpsAndNames) {
-  std::vector<LoadBalancerIngress> out;
-  EXPECT_EQ(parsePublishAddresses("192.0.2.1,lb.example.com,2001:db8::1,192.0.2.1", out), "");
+  auto parsed = parsePublishAddresses("192.0.2.1,lb.example.com,2001:db8::1,192.0.2.1");
+  ASSERT_OK(parsed);
+  const std::vector<LoadBalancerIngress>& out = *parsed;
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0].ip, "192.0.2.1");
   EXPECT_EQ(out[1].hostname, "lb.example.com");
   EXPECT_EQ(out[2].ip, "2001:db8::1");
-  EXPECT_THAT(parsePublishAddresses("192.0.2.1,,x", out), ::testing::HasSubstr("empty entry"));
-  EXPECT_THAT(parsePublishAddresses("LB.example.com", out),
+  EXPECT_THAT(test::errorOf(parsePublishAddresses("192.0.2.1,,x")), ::testing::HasSubstr("empty entry"));
+  EXPECT_THAT(test::errorOf(parsePublishAddresses("LB.example.com")),
               ::testing::HasSubstr("neither an IP address nor a lower-case DNS name"));
-  EXPECT_THAT(parsePublishAddresses("a..b", out), ::testing::HasSubstr("'a..b'"));
-  EXPECT_THAT(parsePublishAddresses("-a.b", out), ::testing::HasSubstr("'-a.b'"));
-  EXPECT_THAT(parsePublishAddresses("\"},{\"ip\":\"1.2.3.4", out),
+  EXPECT_THAT(test::errorOf(parsePublishAddresses("a..b")), ::testing::HasSubstr("'a..b'"));
+  EXPECT_THAT(test::errorOf(parsePublishAddresses("-a.b")), ::testing::HasSubstr("'-a.b'"));
+  EXPECT_THAT(test::errorOf(parsePublishAddresses("\"},{\"ip\":\"1.2.3.4")),
               ::testing::HasSubstr("neither"));
 }
 

@@ -120,8 +120,8 @@ protected:
   void startSource() {
     auto made = Client::create(io_.executor(), test::fakeConnection(fake_, clientTokenFile()),
                                client_options_);
-    ASSERT_TRUE(made.client) << made.error;
-    source_ = std::make_unique<ApiSource>(made.client, options_, [this] { ++notifications_; });
+    ASSERT_OK(made);
+    source_ = std::make_unique<ApiSource>(*made, options_, [this] { ++notifications_; });
     onIo([&] { source_->start(); });
   }
 

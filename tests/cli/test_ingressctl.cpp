@@ -744,13 +744,12 @@ TEST(IngressctlStatus, ProbeLineSplitsIntoFeatures) {
 }
 
 TEST(IngressctlAdmin, EndpointsAreNumericAddrPort) {
-  std::string error;
-  EXPECT_TRUE(parseAdminEndpoint("127.0.0.1:10254", &error));
-  EXPECT_TRUE(parseAdminEndpoint("[::1]:10254", &error));
-  EXPECT_FALSE(parseAdminEndpoint("localhost:10254", &error));
-  EXPECT_FALSE(parseAdminEndpoint("127.0.0.1", &error));
-  EXPECT_FALSE(parseAdminEndpoint("127.0.0.1:0", &error));
-  EXPECT_FALSE(parseAdminEndpoint("::1:10254", &error));
+  EXPECT_TRUE(parseAdminEndpoint("127.0.0.1:10254"));
+  EXPECT_TRUE(parseAdminEndpoint("[::1]:10254"));
+  EXPECT_FALSE(parseAdminEndpoint("localhost:10254"));
+  EXPECT_FALSE(parseAdminEndpoint("127.0.0.1"));
+  EXPECT_FALSE(parseAdminEndpoint("127.0.0.1:0"));
+  EXPECT_FALSE(parseAdminEndpoint("::1:10254"));
 }
 
 } // namespace

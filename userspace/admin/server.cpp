@@ -11,6 +11,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/net.hpp"
+
 namespace sluice::admin {
 
 namespace asio = boost::asio;
@@ -60,26 +62,14 @@ asio::awaitable<void> serve(tcp::socket socket, const Handler& handler) {
 
 Server::Server(asio::io_context& io, Handler handler) : io_(io), handler_(std::move(handler)) {}
 
-std::string Server::start(const tcp::endpoint& endpoint) {
-  boost::system::error_code ec;
+Result<void> Server::start(const tcp::endpoint& endpoint) {
   acceptor_.emplace(io_);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) {
-    acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
-  }
-  if (!ec) {
-    acceptor_->bind(endpoint, ec);
-  }
-  if (!ec) {
-    acceptor_->listen(64, ec);
-  }
-  if (ec) {
+  if (auto listening = net::listen(*acceptor_, endpoint, {.backlog = 64}); !listening) {
     acceptor_.reset();
-    return "admin listen on " + endpoint.address().to_string() + ":" +
-           std::to_string(endpoint.port()) + ": " + ec.message();
+    return listening.error().wrap("admin");
   }
   accept();
-  return "";
+  return success();
 }
 
 void Server::accept() {

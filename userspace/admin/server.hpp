@@ -11,6 +11,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "common/result.hpp"
+
 namespace sluice::admin {
 
 struct Response {
@@ -24,8 +26,8 @@ using Handler = std::function<Response(std::string_view method, std::string_view
 class Server {
 public:
   Server(boost::asio::io_context& io, Handler handler);
-  // Binds and starts accepting; returns an error text or "".
-  std::string start(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Binds and starts accepting.
+  Result<void> start(const boost::asio::ip::tcp::endpoint& endpoint);
   void stop();
   boost::asio::ip::tcp::endpoint localEndpoint() const;
 

@@ -99,8 +99,8 @@ int Agent::run() {
 
   setupSplice();
   if (config_.manifests_dir.empty()) {
-    if (std::string err = startApiSource(); !err.empty()) {
-      log->error("{}", err);
+    if (auto started = startApiSource(); !started) {
+      log->error("{}", started.error().message());
       return 2;
     }
   }
@@ -108,14 +108,14 @@ int Agent::run() {
 
   for (unsigned i = 0; i < config_.workers; ++i) {
     workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_));
-    if (std::string err = workers_.back()->listen(config_.listen_http); !err.empty()) {
-      log->error("{}", err);
+    if (auto listening = workers_.back()->listen(config_.listen_http); !listening) {
+      log->error("{}", listening.error().message());
       return 1;
     }
   }
   applyTcpPorts();
-  if (std::string err = admin_.start(config_.admin); !err.empty()) {
-    log->error("{}", err);
+  if (auto listening = admin_.start(config_.admin); !listening) {
+    log->error("{}", listening.error().message());
     return 1;
   }
   std::vector<std::thread> threads;
@@ -315,25 +315,24 @@ std::vector<model::Warning> Agent::sourceWarnings() const {
 
 bool Agent::sourceReady() const { return !api_ || api_applied_synced_; }
 
-std::string Agent::startApiSource() {
+Result<void> Agent::startApiSource() {
   namespace api = k8s::api;
   auto cfg = config_.kubeconfig.empty() ? api::inCluster() : api::loadKubeconfig(config_.kubeconfig);
-  if (!cfg.config) {
-    return (config_.kubeconfig.empty() ? "in-cluster config: " : "--kubeconfig " +
-                                                                   config_.kubeconfig + ": ") +
-           cfg.error;
+  if (!cfg) {
+    return cfg.error().wrap(config_.kubeconfig.empty() ? "in-cluster config"
+                                                       : "--kubeconfig " + config_.kubeconfig);
   }
-  const std::string where = cfg.config->source;
-  const api::ConnectionConfig connection = *cfg.config;
-  auto made = api::Client::create(control_.get_executor(), std::move(*cfg.config));
-  if (!made.client) {
-    return where + ": " + made.error;
+  const std::string where = cfg->source;
+  const api::ConnectionConfig connection = *cfg;
+  auto made = api::Client::create(control_.get_executor(), std::move(*cfg));
+  if (!made) {
+    return made.error().wrap(where);
   }
   api::ApiSourceOptions options;
   options.ns = config_.watch_namespace;
   options.tcp_services = config_.tcp_services;
   // Every coalesced burst of API events becomes one translate + snapshot swap.
-  api_ = std::make_unique<api::ApiSource>(made.client, options, [this]() {
+  api_ = std::make_unique<api::ApiSource>(*made, options, [this]() {
     if (!draining_) {
       reload(false);
     }
@@ -371,13 +370,13 @@ std::string electionIdentity() {
 
 }  // namespace
 
-std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connection) {
+Result<void> Agent::startStatusWriter(const k8s::api::ConnectionConfig& connection) {
   namespace api = k8s::api;
   auto log = log::get("control");
   if (!config_.update_status) {
     status_disabled_ = "--update-status=false";
     log->info("Ingress status: not written ({})", status_disabled_);
-    return "";
+    return success();
   }
   std::string publish = config_.publish_address;
   if (publish.empty()) {
@@ -389,12 +388,13 @@ std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connectio
   if (publish.empty()) {
     status_disabled_ = "no --publish-address and no HOST_IP in the environment";
     log->warn("Ingress status: not written ({})", status_disabled_);
-    return "";
+    return success();
   }
-  if (std::string why = api::parsePublishAddresses(publish, status_options.addresses);
-      !why.empty()) {
-    return "publish address from HOST_IP: " + why;
+  auto addresses = api::parsePublishAddresses(publish);
+  if (!addresses) {
+    return addresses.error().wrap("publish address from HOST_IP");
   }
+  status_options.addresses = std::move(*addresses);
   status_options.ours = {config_.ingress_class, config_.controller, config_.tcp_services, {}};
 
   api::LeaderElectionOptions election;
@@ -407,8 +407,8 @@ std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connectio
   election.lease_duration = config_.lease_duration;
   election.renew_deadline = config_.renew_deadline;
   election.retry_period = config_.retry_period;
-  if (std::string why = api::validate(election); !why.empty()) {
-    return "leader election: " + why;
+  if (auto valid = api::validate(election); !valid) {
+    return valid.error().wrap("leader election");
   }
   // A client of its own: the source's is shut down at drain, but the Lease is released then.
   api::ClientOptions client_options;
@@ -420,10 +420,10 @@ std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connectio
   client_options.connect_timeout = per_request;
   client_options.request_timeout = per_request;
   auto made = api::Client::create(control_.get_executor(), connection, client_options);
-  if (!made.client) {
-    return connection.source + ": " + made.error;
+  if (!made) {
+    return made.error().wrap(connection.source);
   }
-  status_client_ = made.client;
+  status_client_ = *made;
   status_ = std::make_shared<api::StatusWriter>(
       status_client_, api_->store(), std::move(status_options),
       [this] { return elector_ && elector_->leading() && api_applied_synced_; });
@@ -436,7 +436,7 @@ std::string Agent::startStatusWriter(const k8s::api::ConnectionConfig& connectio
   elector_->start();
   log->info("Ingress status: publishing {} when leader of Lease {}/{} (identity {})", publish,
             election.ns, election.name, election.identity);
-  return "";
+  return success();
 }
 
 void Agent::apply(const k8s::Store& store, const std::vector<model::Warning>& source_warnings) {

@@ -11,7 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "admin/server.hpp"
-#include "app/agent_config.hpp"
+#include "app/flags.hpp"
 #include "k8s/api/leader.hpp"
 #include "k8s/api/source.hpp"
 #include "k8s/api/status.hpp"
@@ -40,10 +40,10 @@ private:
   // Translates `store` and publishes a new snapshot when routing changed.
   void apply(const k8s::Store& store, const std::vector<model::Warning>& source_warnings);
   std::vector<model::Warning> sourceWarnings() const;
-  // Starts the API source; "" or an error text.
-  std::string startApiSource();
-  // Starts leader election and the status writer (API source, --update-status); "" or an error.
-  std::string startStatusWriter(const k8s::api::ConnectionConfig& connection);
+  // Starts the API source.
+  Result<void> startApiSource();
+  // Starts leader election and the status writer (API source, --update-status).
+  Result<void> startStatusWriter(const k8s::api::ConnectionConfig& connection);
   bool sourceReady() const;
   std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
   void schedulePoll();

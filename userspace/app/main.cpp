@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "app/agent.hpp"
-#include "app/agent_config.hpp"
+#include "app/flags.hpp"
 
 namespace {
 
@@ -55,11 +55,15 @@ int waitShutdown(const sluice::app::AgentConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sluice::app::AgentConfig config;
-  int exit_code = 0;
-  if (!sluice::app::parseArgs(argc, argv, config, exit_code)) {
-    return exit_code;
+  auto parsed = sluice::app::parseArgs(argc, argv);
+  if (!parsed) {
+    std::fprintf(stderr, "ingress-agent: %s\n", parsed.error().message().c_str());
+    return 2;
   }
+  if (!*parsed) {
+    return 0;  // --help or --version
+  }
+  sluice::app::AgentConfig& config = **parsed;
   if (config.wait_shutdown_pid != 0) {
     return waitShutdown(config);
   }

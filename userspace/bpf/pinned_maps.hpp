@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 
 namespace sluice::bpf {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 
 namespace sluice::bpf {
 

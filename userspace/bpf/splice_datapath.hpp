@@ -32,7 +32,7 @@
 #include <string>
 
 #include "bpf/abi.hpp"
-#include "bpf/result.hpp"
+#include "common/result.hpp"
 #include "bpf/skeleton.hpp"
 
 // bpftool names the skeleton struct after the object; "splice" is also glibc's splice(2), so

@@ -835,17 +835,14 @@ constexpr KindInfo kKinds[] = {
     {"ConfigMap", {"v1", ""}},
 };
 
-DecodeResult decodeChecked(const json::value& value) {
-  DecodeResult result;
+Result<Object> decodeChecked(const json::value& value) {
   const json::object* o = value.if_object();
   if (o == nullptr) {
-    result.error = "not an object";
-    return result;
+    return Error("not an object");
   }
   const json::value* kind_value = Decoder::field(*o, "kind");
   if (kind_value == nullptr || !kind_value->is_string() || kind_value->get_string().empty()) {
-    result.error = "kind: required";
-    return result;
+    return Error("kind: required");
   }
   const std::string kind(kind_value->get_string());
   const KindInfo* info = nullptr;
@@ -855,8 +852,7 @@ DecodeResult decodeChecked(const json::value& value) {
     }
   }
   if (info == nullptr) {
-    result.error = "unsupported kind " + kind;
-    return result;
+    return Error("unsupported kind " + kind);
   }
   const std::string prefix = kind + " " + label(*o, kind) + ": ";
   std::string api_version;
@@ -864,13 +860,11 @@ DecodeResult decodeChecked(const json::value& value) {
     api_version = std::string(v->get_string());
   }
   if (api_version.empty()) {
-    result.error = prefix + "apiVersion: required";
-    return result;
+    return Error(prefix + "apiVersion: required");
   }
   if (api_version != info->versions[0] && api_version != info->versions[1]) {
-    result.error = prefix + "apiVersion: " + api_version + " is not supported (use " +
-                   std::string(info->versions[0]) + ")";
-    return result;
+    return Error(prefix + "apiVersion: " + api_version + " is not supported (use " +
+                 std::string(info->versions[0]) + ")");
   }
 
   Decoder dec;
@@ -889,22 +883,20 @@ DecodeResult decodeChecked(const json::value& value) {
     object = decodeConfigMap(dec, *o);
   }
   if (!dec.ok()) {
-    result.error = prefix + dec.joined();
-    return result;
+    return Error(prefix + dec.joined());
   }
-  result.object = std::move(object);
-  return result;
+  return object;
 }
 
 }  // namespace
 
-DecodeResult decodeObject(const boost::json::value& value) {
+Result<Object> decodeObject(const boost::json::value& value) {
   // Bad input never throws (only non-throwing accessors are used); this catches resource
   // exhaustion (bad_alloc) so that no caller has to.
   try {
     return decodeChecked(value);
   } catch (const std::exception& e) {
-    return DecodeResult{std::nullopt, std::string("cannot decode: ") + e.what()};
+    return Error(std::string("cannot decode: ") + e.what());
   }
 }
 

@@ -44,62 +44,55 @@ bool isCanonicalInt(std::string_view s) {
 
 class YamlToJson {
 public:
-  bool convert(const YAML::Node& node, json::value& out, int depth) {
+  // Converts `node` into `out`, within the depth and node budgets.
+  Result<void> convert(const YAML::Node& node, json::value& out, int depth) {
     if (depth > kMaxDepth) {
-      error_ = "nested deeper than " + std::to_string(kMaxDepth) + " levels";
-      return false;
+      return Error("nested deeper than " + std::to_string(kMaxDepth) + " levels");
     }
     if (budget_ == 0) {
-      error_ = "more than " + std::to_string(kMaxNodes) + " nodes (aliases expanded)";
-      return false;
+      return Error("more than " + std::to_string(kMaxNodes) + " nodes (aliases expanded)");
     }
     --budget_;
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
       case YAML::NodeType::Null:
         out = nullptr;
-        return true;
+        return success();
       case YAML::NodeType::Scalar:
         out = scalar(node);
-        return true;
+        return success();
       case YAML::NodeType::Sequence: {
         json::array& a = out.emplace_array();
         a.reserve(node.size());
         for (const YAML::Node& item : node) {
           a.emplace_back(nullptr);
-          if (!convert(item, a.back(), depth + 1)) {
-            return false;
-          }
+          SLUICE_CHECK(convert(item, a.back(), depth + 1));
         }
-        return true;
+        return success();
       }
-      case YAML::NodeType::Map: {
-        json::object& o = out.emplace_object();
-        for (const auto& kv : node) {
-          if (!kv.first.IsScalar()) {
-            error_ = lineOf(kv.first) + "mapping keys must be strings";
-            return false;
-          }
-          const std::string& key = kv.first.Scalar();
-          if (o.contains(key)) {
-            // kubectl refuses duplicate keys too; silently picking one would hide a typo.
-            error_ = lineOf(kv.first) + "duplicate key \"" + key + "\"";
-            return false;
-          }
-          if (!convert(kv.second, o[key], depth + 1)) {
-            return false;
-          }
-        }
-        return true;
-      }
+      case YAML::NodeType::Map:
+        return convertMap(node, out.emplace_object(), depth);
     }
     out = nullptr;
-    return true;
+    return success();
   }
 
-  const std::string& error() const { return error_; }
-
 private:
+  Result<void> convertMap(const YAML::Node& node, json::object& o, int depth) {
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        return Error(lineOf(kv.first) + "mapping keys must be strings");
+      }
+      const std::string& key = kv.first.Scalar();
+      if (o.contains(key)) {
+        // kubectl refuses duplicate keys too; silently picking one would hide a typo.
+        return Error(lineOf(kv.first) + "duplicate key \"" + key + "\"");
+      }
+      SLUICE_CHECK(convert(kv.second, o[key], depth + 1));
+    }
+    return success();
+  }
+
   static std::string lineOf(const YAML::Node& node) {
     const YAML::Mark mark = node.Mark();
     if (mark.is_null()) {
@@ -139,7 +132,6 @@ private:
   }
 
   std::size_t budget_ = kMaxNodes;
-  std::string error_;
 };
 
 void expand(json::value&& value, const std::string& where, ParsedManifest& out) {
@@ -165,19 +157,17 @@ void expand(json::value&& value, const std::string& where, ParsedManifest& out) 
   out.objects.push_back(std::move(value));
 }
 
-ParsedManifest parseYaml(std::string_view text) {
+Result<ParsedManifest> parseYaml(std::string_view text) {
   ParsedManifest out;
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) {
-      out.error = e.msg;
-    } else {
-      out.error = "line " + std::to_string(e.mark.line + 1) + ", column " +
-                  std::to_string(e.mark.column + 1) + ": " + e.msg;
+      return Error(e.msg);
     }
-    return out;
+    return Error("line " + std::to_string(e.mark.line + 1) + ", column " +
+                 std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   YamlToJson converter;
   for (std::size_t i = 0; i < docs.size(); ++i) {
@@ -186,26 +176,22 @@ ParsedManifest parseYaml(std::string_view text) {
       continue;  // "---" with nothing after it
     }
     json::value value;
-    if (!converter.convert(docs[i], value, 0)) {
-      out.error = where + ": " + converter.error();
-      out.objects.clear();
-      out.problems.clear();
-      return out;
+    if (auto converted = converter.convert(docs[i], value, 0); !converted) {
+      return converted.error().wrap(where);
     }
     expand(std::move(value), where, out);
   }
   return out;
 }
 
-ParsedManifest parseJson(std::string_view text) {
+Result<ParsedManifest> parseJson(std::string_view text) {
   ParsedManifest out;
   json::parse_options options;
   options.max_depth = kMaxDepth;
   std::error_code ec;
   json::value value = json::parse(text, ec, json::storage_ptr(), options);
   if (ec) {
-    out.error = ec.message();
-    return out;
+    return Error(ec.message());
   }
   expand(std::move(value), "document 1", out);
   return out;
@@ -224,12 +210,11 @@ std::int64_t nowNs() {
       .count();
 }
 
-// Reads at most kMaxFileBytes + 1 bytes; `error` is set on failure.
-std::string readFile(const std::filesystem::path& path, std::string& error) {
+// The whole file, refused when larger than kMaxFileBytes.
+Result<std::string> readFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    error = std::strerror(errno);
-    return {};
+    return Error(std::strerror(errno));
   }
   std::string content;
   char buf[65536];
@@ -238,25 +223,21 @@ std::string readFile(const std::filesystem::path& path, std::string& error) {
     content.append(buf, static_cast<std::size_t>(in.gcount()));
   }
   if (in.bad()) {
-    error = "read error";
-    return {};
+    return Error("read error");
   }
   if (content.size() > kMaxFileBytes) {
-    error = "larger than " + std::to_string(kMaxFileBytes / (1024 * 1024)) + " MiB";
-    return {};
+    return Error("larger than " + std::to_string(kMaxFileBytes / (1024 * 1024)) + " MiB");
   }
   return content;
 }
 
 }  // namespace
 
-ParsedManifest parseManifest(std::string_view text, ManifestFormat format) {
+Result<ParsedManifest> parseManifest(std::string_view text, ManifestFormat format) {
   try {
     return format == ManifestFormat::kJson ? parseJson(text) : parseYaml(text);
   } catch (const std::exception& e) {
-    ParsedManifest out;
-    out.error = e.what();
-    return out;
+    return Error(e.what());
   }
 }
 
@@ -326,9 +307,8 @@ bool ManifestSource::pollOnce() {
       continue;
     }
     const bool recent = now - stamp.mtime_ns < kRacyNs;
-    std::string error;
-    std::string content = readFile(dir_ / name, error);
-    if (!error.empty()) {
+    Result<std::string> read = readFile(dir_ / name);
+    if (!read) {
       FileState state;
       if (previous != nullptr) {
         state.objects = previous->objects;
@@ -336,12 +316,13 @@ bool ManifestSource::pollOnce() {
       state.stamp = stamp;
       state.recheck = true;  // try again next time
       state.warnings.push_back(
-          {name, "cannot read: " + error +
+          {name, "cannot read: " + read.error().message() +
                      (state.objects.empty() ? "; ignored" : "; keeping last good version")});
       dirty = true;
       next.emplace(name, std::move(state));
       continue;
     }
+    const std::string& content = *read;
     const std::size_t hash = std::hash<std::string>{}(content);
     if (previous != nullptr && previous->parsed && previous->hash == hash) {
       FileState state = std::move(old->second);
@@ -388,41 +369,43 @@ ManifestSource::FileState ManifestSource::parseFile(const std::string& name,
   state.hash = std::hash<std::string>{}(content);
   state.parsed = true;
   const bool is_json = name.ends_with(".json");
-  ParsedManifest parsed =
+  Result<ParsedManifest> parsed =
       parseManifest(content, is_json ? ManifestFormat::kJson : ManifestFormat::kYaml);
-  if (!parsed.error.empty()) {
+  if (!parsed) {
     if (old != nullptr) {
       state.objects = old->objects;
     }
     state.warnings.push_back(
-        {name, std::string(is_json ? "invalid JSON: " : "invalid YAML: ") + parsed.error +
+        {name, std::string(is_json ? "invalid JSON: " : "invalid YAML: ") +
+                   parsed.error().message() +
                    (state.objects.empty() ? "; ignored" : "; keeping last good version")});
     return state;
   }
-  for (const std::string& problem : parsed.problems) {
+  for (const std::string& problem : parsed->problems) {
     state.warnings.push_back({name, problem + "; ignored"});
   }
-  for (const json::value& value : parsed.objects) {
-    DecodeResult decoded = decodeObject(value);
-    if (decoded.object) {
-      ObjectRef ref = refOf(*decoded.object);
+  for (const json::value& value : parsed->objects) {
+    Result<Object> decoded = decodeObject(value);
+    if (decoded) {
+      ObjectRef ref = refOf(*decoded);
       if (state.objects.contains(ref)) {
         state.warnings.push_back(
             {name, ref.display() + " is defined more than once in this file; using the first"});
         continue;
       }
-      state.objects.emplace(std::move(ref), std::move(*decoded.object));
+      state.objects.emplace(std::move(ref), std::move(*decoded));
       continue;
     }
     std::optional<ObjectRef> ref = peekRef(value);
     if (ref && old != nullptr && !state.objects.contains(*ref)) {
       if (auto last = old->objects.find(*ref); last != old->objects.end()) {
         state.objects.emplace(last->first, last->second);
-        state.warnings.push_back({name, decoded.error + "; keeping last good version"});
+        state.warnings.push_back(
+            {name, decoded.error().message() + "; keeping last good version"});
         continue;
       }
     }
-    state.warnings.push_back({name, decoded.error + "; skipped"});
+    state.warnings.push_back({name, decoded.error().message() + "; skipped"});
   }
   return state;
 }

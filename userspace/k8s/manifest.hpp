@@ -24,15 +24,15 @@ namespace sluice::k8s {
 enum class ManifestFormat : std::uint8_t { kYaml, kJson };
 
 struct ParsedManifest {
-  std::string error;                        // non-empty: the text does not parse; nothing kept
   std::vector<boost::json::value> objects;  // mappings in file order, `kind: *List` expanded
   std::vector<std::string> problems;        // documents skipped, e.g. "document 2: not a mapping"
 };
 
 // Splits a multi-document YAML text (or one JSON value) into JSON objects. YAML plain scalars
 // become int64 (canonical decimal), bool (true/false) or null (null, ~, empty); quoted scalars
-// and everything else stay strings, so the decoder sees what kubectl would send. Never throws.
-ParsedManifest parseManifest(std::string_view text, ManifestFormat format);
+// and everything else stay strings, so the decoder sees what kubectl would send. Never throws;
+// a text that does not parse is an error, and nothing of it is kept.
+Result<ParsedManifest> parseManifest(std::string_view text, ManifestFormat format);
 
 class ManifestSource {
 public:

@@ -18,6 +18,15 @@ std::string ObjectRef::key() const { return ns.empty() ? name : ns + "/" + name;
 
 std::string ObjectRef::display() const { return kind + " " + key(); }
 
+Result<NamespacedName> parseNamespacedName(std::string_view text) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size() ||
+      text.find('/', slash + 1) != std::string_view::npos) {
+    return Error("'" + std::string(text) + "' is not NAMESPACE/NAME");
+  }
+  return NamespacedName{std::string(text.substr(0, slash)), std::string(text.substr(slash + 1))};
+}
+
 bool isClusterScoped(std::string_view kind) { return kind == "IngressClass"; }
 
 std::string_view kindOf(const Object& object) {

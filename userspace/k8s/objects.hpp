@@ -16,6 +16,8 @@
 
 #include <boost/json/fwd.hpp>
 
+#include "common/result.hpp"
+
 namespace sluice::k8s {
 
 inline constexpr std::string_view kServiceNameLabel = "kubernetes.io/service-name";
@@ -206,18 +208,22 @@ struct ObjectRef {
   auto operator<=>(const ObjectRef&) const = default;
 };
 
+struct NamespacedName {
+  std::string ns;
+  std::string name;
+  bool operator==(const NamespacedName&) const = default;
+};
+// "namespace/name", as flags name a ConfigMap or a Secret; both parts non-empty, one slash.
+Result<NamespacedName> parseNamespacedName(std::string_view text);
+
 bool isClusterScoped(std::string_view kind);
 std::string_view kindOf(const Object& object);
 const ObjectMeta& metaOf(const Object& object);
 ObjectRef refOf(const Object& object);
 
-struct DecodeResult {
-  std::optional<Object> object;
-  std::string error;  // set when object is empty: "Kind ns/name: field.path: what is wrong; ..."
-};
-
-// Decodes one API object, dispatching on apiVersion + kind. Never throws for bad input.
-DecodeResult decodeObject(const boost::json::value& value);
+// Decodes one API object, dispatching on apiVersion + kind. Never throws for bad input; the error
+// names the object and every field that is wrong: "Kind ns/name: field.path: what is wrong; ...".
+Result<Object> decodeObject(const boost::json::value& value);
 
 // The identity of a JSON object without validating it, so a caller can tell which object failed
 // to decode. Empty if kind or metadata.name is missing.

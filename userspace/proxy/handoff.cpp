@@ -475,7 +475,7 @@ asio::awaitable<SpliceStrategy> Relay::run(SpliceStrategy strategy, Buffer& from
     auto wb = bytesWritten(backend_.native_handle());
     auto cc = bpf::SpliceDatapath::socketCookie(client_.native_handle());
     auto cb = bpf::SpliceDatapath::socketCookie(backend_.native_handle());
-    bpf::Result<void> armed = bpf::Error(EINVAL, "socket state unreadable");
+    Result<void> armed = Error(EINVAL, "socket state unreadable");
     if (wc && wb && cc && cb) {
       written_base[0] = *wc;
       received_base_[0] = consumedBytes(client_.native_handle());

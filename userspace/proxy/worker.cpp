@@ -7,10 +7,10 @@
 #include <chrono>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/socket_base.hpp>
 
 #include "common/log.hpp"
+#include "common/net.hpp"
 #include "proxy/session.hpp"
 #include "proxy/tcp_session.hpp"
 
@@ -41,44 +41,13 @@ Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapsh
 
 Worker::~Worker() { pool_.clear(); }
 
-std::string Worker::openListener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint) {
-  error_code ec;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) {
-    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  }
-  if (!ec) {
-    // Every worker binds the same address; the kernel load-balances accepted connections.
-    int one = 1;
-    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-      ec = error_code(errno, boost::system::system_category());
-    }
-  }
-  if (!ec && endpoint.protocol() == tcp::v6()) {
-    acceptor.set_option(asio::ip::v6_only(false), ec);
-  }
-  if (!ec) {
-    acceptor.bind(endpoint, ec);
-  }
-  if (!ec) {
-    acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
-    error_code ignored;
-    acceptor.close(ignored);
-    return "listen on " + endpoint.address().to_string() + ":" + std::to_string(endpoint.port()) +
-           ": " + ec.message();
-  }
-  return "";
-}
-
-std::string Worker::listen(const tcp::endpoint& endpoint) {
+Result<void> Worker::listen(const tcp::endpoint& endpoint) {
   acceptor_.emplace(io_);
-  std::string err = openListener(*acceptor_, endpoint);
-  if (!err.empty()) {
+  auto listening = net::listen(*acceptor_, endpoint, {.reuse_port = true});
+  if (!listening) {
     acceptor_.reset();
   }
-  return err;
+  return listening;
 }
 
 void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint16_t> ports) {
@@ -100,9 +69,11 @@ void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint
         continue;
       }
       auto acceptor = std::make_unique<tcp::acceptor>(io_);
-      if (std::string err = openListener(*acceptor, tcp::endpoint(address, port)); !err.empty()) {
+      if (auto listening = net::listen(*acceptor, tcp::endpoint(address, port), {.reuse_port = true});
+          !listening) {
         // Retried at the next configuration change; the route stays configured.
-        SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} TCP route: {}", index_, err);
+        SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} TCP route: {}", index_,
+                           listening.error().message());
         continue;
       }
       acceptTcp(port, *acceptor);

@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/result.hpp"
 #include "lb/balancer.hpp"
 #include "proxy/config.hpp"
 #include "proxy/snapshot.hpp"
@@ -34,8 +35,8 @@ public:
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Opens this worker's listener (SO_REUSEPORT) on `endpoint`. Returns an error text or "".
-  std::string listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Opens this worker's listener (SO_REUSEPORT) on `endpoint`.
+  Result<void> listen(const boost::asio::ip::tcp::endpoint& endpoint);
   // Thread-safe: makes this worker listen on exactly these TCP-route ports of `address` (opening
   // and closing listeners; established flows are never touched). Bind failures are logged.
   void setTcpPorts(const boost::asio::ip::address& address, std::vector<std::uint16_t> ports);
@@ -72,8 +73,6 @@ public:
 private:
   void accept();
   void acceptTcp(std::uint16_t port, boost::asio::ip::tcp::acceptor& acceptor);
-  static std::string openListener(boost::asio::ip::tcp::acceptor& acceptor,
-                                  const boost::asio::ip::tcp::endpoint& endpoint);
   void sweepPool();
 
   const unsigned index_;

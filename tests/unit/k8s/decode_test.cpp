@@ -8,6 +8,7 @@
 
 #include "k8s/manifest.hpp"
 #include "k8s/objects.hpp"
+#include "support/result.hpp"
 
 namespace sluice::k8s {
 namespace {
@@ -25,15 +26,18 @@ std::string readFixture(const std::string& name) {
 // Every object of a YAML text, decoded; a failure is a test failure.
 std::vector<Object> decodeAll(const std::string& text,
                               ManifestFormat format = ManifestFormat::kYaml) {
-  ParsedManifest parsed = parseManifest(text, format);
-  EXPECT_EQ(parsed.error, "");
-  EXPECT_TRUE(parsed.problems.empty());
+  Result<ParsedManifest> parsed = parseManifest(text, format);
+  EXPECT_OK(parsed);
+  if (!parsed) {
+    return {};
+  }
+  EXPECT_TRUE(parsed->problems.empty());
   std::vector<Object> out;
-  for (const auto& v : parsed.objects) {
-    DecodeResult r = decodeObject(v);
-    EXPECT_TRUE(r.object.has_value()) << r.error;
-    if (r.object) {
-      out.push_back(std::move(*r.object));
+  for (const auto& v : parsed->objects) {
+    Result<Object> r = decodeObject(v);
+    EXPECT_OK(r);
+    if (r) {
+      out.push_back(std::move(*r));
     }
   }
   return out;
@@ -52,15 +56,13 @@ T decodeOne(const std::string& text, ManifestFormat format = ManifestFormat::kYa
 
 // The decode error of the single object in `yaml` ("" if it decoded).
 std::string decodeError(const std::string& yaml) {
-  ParsedManifest parsed = parseManifest(yaml, ManifestFormat::kYaml);
-  EXPECT_EQ(parsed.error, "");
-  EXPECT_EQ(parsed.objects.size(), 1u);
-  if (parsed.objects.size() != 1) {
+  Result<ParsedManifest> parsed = parseManifest(yaml, ManifestFormat::kYaml);
+  EXPECT_OK(parsed);
+  if (!parsed || parsed->objects.size() != 1) {
+    ADD_FAILURE() << "not a single object";
     return "<no object>";
   }
-  DecodeResult r = decodeObject(parsed.objects[0]);
-  EXPECT_EQ(r.object.has_value(), r.error.empty());
-  return r.error;
+  return test::errorOf(decodeObject(parsed->objects[0]));
 }
 
 // ---- fixtures: real kubectl output ----
@@ -340,11 +342,11 @@ TEST(Decode, JsonNumbersOfEveryShape) {
   // A port written as 80.0 by some encoder is still 80; 80.5 is not a port.
   auto v = boost::json::parse(R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},
     "spec":{"ports":[{"name":"a","port":80.0},{"name":"b","port":80.5}]}})");
-  DecodeResult r = decodeObject(v);
-  EXPECT_EQ(r.error, "Service default/s: spec.ports[1].port: must be an integer");
+  EXPECT_EQ(test::errorOf(decodeObject(v)),
+            "Service default/s: spec.ports[1].port: must be an integer");
   auto big = boost::json::parse(R"({"apiVersion":"v1","kind":"Service",
     "metadata":{"name":"s"},"spec":{"ports":[{"port":18446744073709551615}]}})");
-  EXPECT_EQ(decodeObject(big).error, "Service default/s: spec.ports[0].port: must be an integer");
+  EXPECT_EQ(test::errorOf(decodeObject(big)), "Service default/s: spec.ports[0].port: must be an integer");
 }
 
 TEST(Decode, ObjectRefPeekAndHelpers) {
@@ -658,8 +660,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 TEST(Decode, NotAnObject) {
-  EXPECT_EQ(decodeObject(boost::json::value(42)).error, "not an object");
-  EXPECT_EQ(decodeObject(boost::json::parse("[]")).error, "not an object");
+  EXPECT_EQ(test::errorOf(decodeObject(boost::json::value(42))), "not an object");
+  EXPECT_EQ(test::errorOf(decodeObject(boost::json::parse("[]"))), "not an object");
 }
 
 TEST(Decode, QuotedBooleanConditionsAreTolerated) {
@@ -692,10 +694,11 @@ TEST(Decode, HostileShapesDoNotThrow) {
       R"({"apiVersion":"v1","kind":7})",
   };
   for (const char* text : texts) {
-    DecodeResult r;
-    EXPECT_NO_THROW(r = decodeObject(boost::json::parse(text))) << text;
-    EXPECT_FALSE(r.object.has_value()) << text;
-    EXPECT_FALSE(r.error.empty()) << text;
+    std::optional<Result<Object>> r;
+    EXPECT_NO_THROW(r.emplace(decodeObject(boost::json::parse(text)))) << text;
+    ASSERT_TRUE(r.has_value()) << text;
+    EXPECT_FALSE(*r) << text;
+    EXPECT_NE(test::errorOf(*r), "") << text;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "k8s/manifest.hpp"
+#include "support/result.hpp"
 
 namespace sluice::k8s {
 namespace {
@@ -42,8 +43,8 @@ n: |
   text
 o: 99999999999999999999
 )",
-                                   ManifestFormat::kYaml);
-  ASSERT_EQ(m.error, "");
+                                   ManifestFormat::kYaml)
+                          .value();
   ASSERT_EQ(m.objects.size(), 1u);
   const json::object& o = m.objects[0].as_object();
   EXPECT_EQ(o.at("a"), json::value(80));
@@ -82,8 +83,8 @@ items:
 ---
 kind: D
 )",
-                                   ManifestFormat::kYaml);
-  ASSERT_EQ(m.error, "");
+                                   ManifestFormat::kYaml)
+                          .value();
   std::vector<std::string> kinds;
   for (const auto& v : m.objects) {
     kinds.emplace_back(v.as_object().at("kind").as_string());
@@ -97,24 +98,23 @@ kind: D
 TEST(ParseManifest, TypedListsAreExpandedToo) {
   ParsedManifest m = parseManifest(R"({"kind":"IngressList","apiVersion":"networking.k8s.io/v1",
       "items":[{"kind":"Ingress"}]})",
-                                   ManifestFormat::kJson);
-  ASSERT_EQ(m.error, "");
+                                   ManifestFormat::kJson)
+                          .value();
   ASSERT_EQ(m.objects.size(), 1u);
   EXPECT_EQ(m.objects[0].as_object().at("kind"), json::value("Ingress"));
 }
 
 TEST(ParseManifest, Errors) {
-  EXPECT_EQ(parseManifest("a: [1\n", ManifestFormat::kYaml).error,
+  EXPECT_EQ(test::errorOf(parseManifest("a: [1\n", ManifestFormat::kYaml)),
             "line 2, column 1: end of sequence flow not found");
-  EXPECT_EQ(parseManifest("a: 1\na: 2\n", ManifestFormat::kYaml).error,
+  EXPECT_EQ(test::errorOf(parseManifest("a: 1\na: 2\n", ManifestFormat::kYaml)),
             "document 1: line 2: duplicate key \"a\"");
-  EXPECT_EQ(parseManifest("? [a]\n: 1\n", ManifestFormat::kYaml).error,
+  EXPECT_EQ(test::errorOf(parseManifest("? [a]\n: 1\n", ManifestFormat::kYaml)),
             "document 1: line 1: mapping keys must be strings");
-  EXPECT_NE(parseManifest("{\"a\": }", ManifestFormat::kJson).error, "");
+  EXPECT_NE(test::errorOf(parseManifest("{\"a\": }", ManifestFormat::kJson)), "");
   // A bad document anywhere fails the whole text: nothing half-parsed is returned.
-  ParsedManifest m = parseManifest("kind: A\n---\nb: 1\nb: 2\n", ManifestFormat::kYaml);
-  EXPECT_NE(m.error, "");
-  EXPECT_THAT(m.objects, IsEmpty());
+  EXPECT_NE(test::errorOf(parseManifest("kind: A\n---\nb: 1\nb: 2\n", ManifestFormat::kYaml)),
+            "");
 }
 
 TEST(ParseManifest, LimitsStopHostileInput) {
@@ -122,8 +122,9 @@ TEST(ParseManifest, LimitsStopHostileInput) {
   for (int i = 0; i < 100; ++i) {
     deep += "[";
   }
-  EXPECT_THAT(parseManifest("a: " + deep, ManifestFormat::kYaml).error, ::testing::Ne(""));
-  EXPECT_NE(parseManifest(deep, ManifestFormat::kJson).error, "");
+  EXPECT_THAT(test::errorOf(parseManifest("a: " + deep, ManifestFormat::kYaml)),
+              ::testing::Ne(""));
+  EXPECT_NE(test::errorOf(parseManifest(deep, ManifestFormat::kJson)), "");
 
   // Billion laughs: nine levels of ten aliases each would expand to 10^9 nodes.
   std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
@@ -135,7 +136,8 @@ TEST(ParseManifest, LimitsStopHostileInput) {
     }
     bomb += "]\n";
   }
-  EXPECT_THAT(parseManifest(bomb, ManifestFormat::kYaml).error, HasSubstr("aliases expanded"));
+  EXPECT_THAT(test::errorOf(parseManifest(bomb, ManifestFormat::kYaml)),
+              HasSubstr("aliases expanded"));
 }
 
 // ---- ManifestSource ----

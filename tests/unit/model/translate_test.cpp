@@ -10,6 +10,7 @@
 
 #include "k8s/manifest.hpp"
 #include "model/translate.hpp"
+#include "support/result.hpp"
 
 namespace sluice::model {
 namespace {
@@ -19,15 +20,18 @@ using ::testing::IsEmpty;
 
 // Decodes every object of a multi-document YAML text into a store; any failure fails the test.
 k8s::Store storeFrom(const std::string& yaml) {
-  k8s::ParsedManifest parsed = k8s::parseManifest(yaml, k8s::ManifestFormat::kYaml);
-  EXPECT_EQ(parsed.error, "");
-  EXPECT_THAT(parsed.problems, IsEmpty());
+  Result<k8s::ParsedManifest> parsed = k8s::parseManifest(yaml, k8s::ManifestFormat::kYaml);
+  EXPECT_OK(parsed);
   k8s::Store store;
-  for (const auto& value : parsed.objects) {
-    k8s::DecodeResult r = k8s::decodeObject(value);
-    EXPECT_TRUE(r.object.has_value()) << r.error;
-    if (r.object) {
-      store.upsert(std::move(*r.object));
+  if (!parsed) {
+    return store;
+  }
+  EXPECT_THAT(parsed->problems, IsEmpty());
+  for (const auto& value : parsed->objects) {
+    Result<k8s::Object> r = k8s::decodeObject(value);
+    EXPECT_OK(r);
+    if (r) {
+      store.upsert(std::move(*r));
     }
   }
   return store;
@@ -681,11 +685,11 @@ TEST(TranslateDeterminism, InputOrderDoesNotMatter) {
       paths:
       - {path: /api/, pathType: Prefix, backend: {service: {name: api, port: {number: 9090}}}}
 )");
-  k8s::ParsedManifest parsed = k8s::parseManifest(all, k8s::ManifestFormat::kYaml);
-  ASSERT_EQ(parsed.error, "");
+  Result<k8s::ParsedManifest> parsed = k8s::parseManifest(all, k8s::ManifestFormat::kYaml);
+  ASSERT_OK(parsed);
   std::vector<k8s::Object> objects;
-  for (const auto& v : parsed.objects) {
-    objects.push_back(*k8s::decodeObject(v).object);
+  for (const auto& v : parsed->objects) {
+    objects.push_back(k8s::decodeObject(v).value());
   }
   k8s::Store reference_store;
   for (const auto& o : objects) {

@@ -88,9 +88,6 @@ std::string errorText(const boost::system::error_code& ec) {
 }  // namespace
 
 std::string Response::describe() const {
-  if (status == 0) {
-    return error;
-  }
   std::string text = std::to_string(status);
   // The API server answers errors with a Status object; its message is the useful part.
   boost::system::error_code ec;
@@ -104,6 +101,10 @@ std::string Response::describe() const {
     text += ": " + body.substr(0, 200);
   }
   return text;
+}
+
+std::string describe(const Result<Response>& r) {
+  return r ? r->describe() : r.error().message();
 }
 
 std::string urlEncode(std::string_view value) {
@@ -122,9 +123,8 @@ std::string urlEncode(std::string_view value) {
   return out;
 }
 
-Client::Created Client::create(asio::any_io_executor executor, ConnectionConfig config,
-                               ClientOptions options) {
-  Created out;
+Result<std::shared_ptr<Client>> Client::create(asio::any_io_executor executor,
+                                               ConnectionConfig config, ClientOptions options) {
   asio::ssl::context ctx(asio::ssl::context::tls_client);
   boost::system::error_code ec;
   ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -134,9 +134,8 @@ Client::Created Client::create(asio::any_io_executor executor, ConnectionConfig 
   if (!config.ca_pem.empty()) {
     ctx.add_certificate_authority(asio::buffer(config.ca_pem), ec);
     if (ec) {
-      out.error = config.source + ": certificate authority: not a PEM certificate (" +
-                  errorText(ec) + ")";
-      return out;
+      return Error(config.source + ": certificate authority: not a PEM certificate (" +
+                   errorText(ec) + ")");
     }
   } else {
     ctx.set_default_verify_paths(ec);
@@ -144,24 +143,20 @@ Client::Created Client::create(asio::any_io_executor executor, ConnectionConfig 
   if (!config.client_cert_pem.empty()) {
     ctx.use_certificate_chain(asio::buffer(config.client_cert_pem), ec);
     if (ec) {
-      out.error = config.source + ": client certificate: " + errorText(ec);
-      return out;
+      return Error(config.source + ": client certificate: " + errorText(ec));
     }
     ctx.use_private_key(asio::buffer(config.client_key_pem), asio::ssl::context::pem, ec);
     if (ec) {
-      out.error = config.source + ": client key: " + errorText(ec);
-      return out;
+      return Error(config.source + ": client key: " + errorText(ec));
     }
     if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
-      out.error = config.source + ": client key does not match the client certificate";
-      return out;
+      return Error(config.source + ": client key does not match the client certificate");
     }
   }
   ctx.set_verify_mode(
       config.insecure_skip_tls_verify ? asio::ssl::verify_none : asio::ssl::verify_peer, ec);
-  out.client = std::make_shared<Client>(std::move(executor), std::move(config), std::move(options),
-                                        std::move(ctx));
-  return out;
+  return std::make_shared<Client>(std::move(executor), std::move(config), std::move(options),
+                                  std::move(ctx));
 }
 
 Client::Client(asio::any_io_executor executor, ConnectionConfig config, ClientOptions options,
@@ -217,14 +212,14 @@ void Client::noteStatus(unsigned status) {
   }
 }
 
-awaitable<std::string> Client::connect(Conn& conn) {
+awaitable<Result<void>> Client::connect(Conn& conn) {
   if (shut_down_) {
-    co_return "client shut down";
+    co_return Error("client shut down");
   }
   asio::ip::tcp::resolver resolver(executor_);
   auto [rec, results] = co_await resolver.async_resolve(config_.host, config_.port, kTuple);
   if (rec) {
-    co_return "resolve " + config_.host + ": " + rec.message();
+    co_return Error("resolve " + config_.host + ": " + rec.message());
   }
   SSL* ssl = conn.stream.native_handle();
   const std::string& verify_name =
@@ -238,17 +233,17 @@ awaitable<std::string> Client::connect(Conn& conn) {
                        ? X509_VERIFY_PARAM_set1_ip_asc(param, verify_name.c_str())
                        : X509_VERIFY_PARAM_set1_host(param, verify_name.c_str(), 0);
     if (ok != 1) {
-      co_return "cannot verify against " + verify_name;
+      co_return Error("cannot verify against " + verify_name);
     }
   }
   auto& tcp = beast::get_lowest_layer(conn.stream);
   tcp.expires_after(options_.connect_timeout);
   auto [cec, ep] = co_await tcp.async_connect(results, kTuple);
   if (cec) {
-    co_return "connect " + config_.server + ": " + errorText(cec);
+    co_return Error("connect " + config_.server + ": " + errorText(cec));
   }
   if (shut_down_) {
-    co_return "client shut down";
+    co_return Error("client shut down");
   }
   auto [hec] = co_await conn.stream.async_handshake(asio::ssl::stream_base::client, kTuple);
   if (hec) {
@@ -257,9 +252,9 @@ awaitable<std::string> Client::connect(Conn& conn) {
     if (verify != X509_V_OK) {
       text += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
     }
-    co_return text;
+    co_return Error(std::move(text));
   }
-  co_return "";
+  co_return success();
 }
 
 namespace {
@@ -279,21 +274,20 @@ void setRequestHeaders(http::request_header<>& req, const std::string& host,
 
 }  // namespace
 
-awaitable<Response> Client::get(std::string target) {
+awaitable<Result<Response>> Client::get(std::string target) {
   return exchange(Method::kGet, std::move(target), {});
 }
 
-awaitable<Response> Client::put(std::string target, std::string body) {
+awaitable<Result<Response>> Client::put(std::string target, std::string body) {
   return exchange(Method::kPut, std::move(target), std::move(body));
 }
 
-awaitable<Response> Client::post(std::string target, std::string body) {
+awaitable<Result<Response>> Client::post(std::string target, std::string body) {
   return exchange(Method::kPost, std::move(target), std::move(body));
 }
 
-awaitable<Response> Client::exchange(Method verb, std::string target, std::string body) {
+awaitable<Result<Response>> Client::exchange(Method verb, std::string target, std::string body) {
   auto self = shared_from_this();
-  Response r;
   ++stats_.requests;
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<Conn> conn = attempt == 0 ? takeIdle() : nullptr;
@@ -303,28 +297,25 @@ awaitable<Response> Client::exchange(Method verb, std::string target, std::strin
     }
     OpenGuard guard(open_, conn.get());
     if (!reused) {
-      r.error = co_await connect(*conn);
-      if (!r.error.empty()) {
+      if (Result<void> connected = co_await connect(*conn); !connected) {
         ++stats_.failures;
-        co_return r;
+        co_return connected.error();
       }
       ++stats_.connections;
     } else {
       ++stats_.reused;
     }
-    bool keep = false;
-    bool stale = false;
-    r.error = co_await send(*conn, verb, target, body, r, keep, stale);
-    if (r.error.empty()) {
-      noteStatus(r.status);
-      if (keep) {
+    Attempt attempt_result = co_await send(*conn, verb, target, body);
+    if (attempt_result.response) {
+      noteStatus(attempt_result.response->status);
+      if (attempt_result.keep) {
         keepIdle(std::move(conn));
       }
-      co_return r;
+      co_return std::move(attempt_result.response);
     }
-    if (!reused || !stale || shut_down_) {
+    if (!reused || !attempt_result.stale || shut_down_) {
       ++stats_.failures;
-      co_return r;
+      co_return std::move(attempt_result.response);
     }
     // The server had closed the idle connection: it ended before any answer, at once (never a
     // timeout, which would double the wait). Once more on a new connection; a PUT or POST that
@@ -333,9 +324,8 @@ awaitable<Response> Client::exchange(Method verb, std::string target, std::strin
   }
 }
 
-awaitable<std::string> Client::send(Conn& conn, Method verb, const std::string& target,
-                                    const std::string& body, Response& r, bool& keep,
-                                    bool& stale) {
+awaitable<Client::Attempt> Client::send(Conn& conn, Method verb, const std::string& target,
+                                        const std::string& body) {
   const char* method = verb == Method::kGet ? "GET " : verb == Method::kPut ? "PUT " : "POST ";
   http::request<http::string_body> req{verb == Method::kGet   ? http::verb::get
                                        : verb == Method::kPut ? http::verb::put
@@ -351,24 +341,23 @@ awaitable<std::string> Client::send(Conn& conn, Method verb, const std::string& 
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
   if (wec) {
-    stale = closedByPeer(wec);
-    co_return method + target + ": " + errorText(wec);
+    co_return Attempt{Error(method + target + ": " + errorText(wec)), false, closedByPeer(wec)};
   }
   conn.buffer.consume(conn.buffer.size());
   http::response_parser<http::string_body> parser;
   parser.body_limit(options_.max_body);
   auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
   if (rec) {
-    stale = closedByPeer(rec) && !parser.got_some();
-    co_return method + target + ": " + (rec == http::error::body_limit
-                                             ? "response larger than " +
-                                                   std::to_string(options_.max_body) + " bytes"
-                                             : errorText(rec));
+    co_return Attempt{Error(method + target + ": " +
+                            (rec == http::error::body_limit
+                                 ? "response larger than " + std::to_string(options_.max_body) +
+                                       " bytes"
+                                 : errorText(rec))),
+                      false, closedByPeer(rec) && !parser.got_some()};
   }
-  r.status = parser.get().result_int();
-  r.body = std::move(parser.get().body());
-  keep = parser.get().keep_alive() && conn.buffer.size() == 0;
-  co_return "";
+  const bool keep = parser.get().keep_alive() && conn.buffer.size() == 0;
+  co_return Attempt{Response{parser.get().result_int(), std::move(parser.get().body())}, keep,
+                    false};
 }
 
 awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds idle_timeout,
@@ -378,9 +367,9 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
   ++stats_.requests;
   Conn conn(executor_, ctx_);
   OpenGuard guard(open_, &conn);
-  end.error = co_await connect(conn);
-  if (!end.error.empty()) {
+  if (Result<void> connected = co_await connect(conn); !connected) {
     ++stats_.failures;
+    end.error = connected.error();
     co_return end;
   }
   ++stats_.connections;
@@ -392,7 +381,7 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);
   if (wec) {
     ++stats_.failures;
-    end.error = "watch " + target + ": " + errorText(wec);
+    end.error = Error("watch " + target + ": " + errorText(wec));
     co_return end;
   }
   http::response_parser<http::buffer_body> parser;
@@ -400,7 +389,7 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
   auto [hec, hn] = co_await http::async_read_header(conn.stream, conn.buffer, parser, kTuple);
   if (hec) {
     ++stats_.failures;
-    end.error = "watch " + target + ": " + errorText(hec);
+    end.error = Error("watch " + target + ": " + errorText(hec));
     co_return end;
   }
   end.status = parser.get().result_int();
@@ -443,24 +432,24 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
       }
       pending.erase(0, start);
       if (pending.size() > limit) {
-        end.error = "watch event larger than " + std::to_string(limit) + " bytes";
+        end.error = Error("watch event larger than " + std::to_string(limit) + " bytes");
         co_return end;
       }
     }
     if (ec) {
       if (ec == beast::error::timeout) {
         end.idle_timeout = streaming;
-        end.error = streaming ? "no data for " + std::to_string(idle_timeout.count()) + " ms"
-                              : "timed out";
+        end.error = Error(streaming ? "no data for " + std::to_string(idle_timeout.count()) + " ms"
+                                    : std::string("timed out"));
       } else {
-        end.error = errorText(ec);
+        end.error = Error(errorText(ec));
       }
       break;
     }
   }
   if (!streaming) {
     end.body = std::move(pending);
-  } else if (end.error.empty() && !pending.empty()) {
+  } else if (!end.error && !pending.empty()) {
     // A final event without a trailing newline.
     ++end.lines;
     if (!on_line(pending)) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include "common/result.hpp"
 #include "k8s/api/kubeconfig.hpp"
 
 namespace sluice::k8s::api {
@@ -35,19 +37,26 @@ struct ClientOptions {
   std::string user_agent = "sluice-ingress/0.1";
 };
 
+// An HTTP response; a request that got none (connect, TLS, timeout, too large) is an Error.
 struct Response {
-  unsigned status = 0;  // 0: no HTTP response (connect, TLS, timeout, too large); see error
+  unsigned status = 0;
   std::string body;
-  std::string error;
   bool ok() const { return status >= 200 && status < 300; }
-  // "GET /x: 403 Forbidden: <message>" style text for logs and warnings.
+  // "403: <the Status object's message>" style text for logs and warnings.
   std::string describe() const;
 };
+
+// The HTTP status of a request, 0 when it got no response.
+inline unsigned statusOf(const Result<Response>& r) { return r ? r->status : 0; }
+// describe() of the response, or the message of the transport error.
+std::string describe(const Result<Response>& r);
 
 struct WatchEnd {
   unsigned status = 0;  // HTTP status of the watch response; 0 if none arrived
   std::string body;     // the response body when status != 200 (bounded)
-  std::string error;    // "" = the server ended the stream cleanly (e.g. timeoutSeconds)
+  // How the stream failed (no connection, no response head, a read error or timeout, an event
+  // over max_line); empty when the server ended it cleanly (e.g. timeoutSeconds).
+  std::optional<Error> error;
   bool idle_timeout = false;
   bool stopped = false;  // the line handler asked to stop
   std::uint64_t lines = 0;
@@ -64,19 +73,17 @@ struct ClientStats {
 
 class Client : public std::enable_shared_from_this<Client> {
 public:
-  struct Created {
-    std::shared_ptr<Client> client;
-    std::string error;  // bad CA or client certificate/key
-  };
-  static Created create(boost::asio::any_io_executor executor, ConnectionConfig config,
-                        ClientOptions options = {});
+  // Fails on a bad CA or client certificate/key.
+  static Result<std::shared_ptr<Client>> create(boost::asio::any_io_executor executor,
+                                                ConnectionConfig config,
+                                                ClientOptions options = {});
 
   // GET target ("/api/v1/services?limit=500"); the body is bounded by max_body.
-  boost::asio::awaitable<Response> get(std::string target);
+  boost::asio::awaitable<Result<Response>> get(std::string target);
   // PUT with a JSON body, e.g. an Ingress's /status subresource or a Lease renewal.
-  boost::asio::awaitable<Response> put(std::string target, std::string body);
+  boost::asio::awaitable<Result<Response>> put(std::string target, std::string body);
   // POST with a JSON body: creates an object in the collection `target`.
-  boost::asio::awaitable<Response> post(std::string target, std::string body);
+  boost::asio::awaitable<Result<Response>> post(std::string target, std::string body);
 
   // Called with each complete line of a watch stream (one event each, without the newline).
   // Return false to end the watch.
@@ -102,16 +109,20 @@ public:
   struct Conn;  // one TLS connection (defined in client.cpp)
 
 private:
-  boost::asio::awaitable<std::string> connect(Conn& conn);
+  boost::asio::awaitable<Result<void>> connect(Conn& conn);
   enum class Method { kGet, kPut, kPost };
   // GET (no body), PUT or POST (JSON body) on a kept-alive or new connection, bounded by
   // max_body; retried once on a new connection if a reused one fails.
-  boost::asio::awaitable<Response> exchange(Method method, std::string target, std::string body);
-  // One attempt on `conn`; "" and `r` filled, or the transport error. `keep`: the connection
-  // may carry another request; `stale`: it was closed by the server before any answer.
-  boost::asio::awaitable<std::string> send(Conn& conn, Method method, const std::string& target,
-                                           const std::string& body, Response& r, bool& keep,
-                                           bool& stale);
+  boost::asio::awaitable<Result<Response>> exchange(Method method, std::string target,
+                                                    std::string body);
+  // One request on one connection.
+  struct Attempt {
+    Result<Response> response;  // or the transport error
+    bool keep = false;   // the connection may carry another request
+    bool stale = false;  // failed: the server had closed it before any answer
+  };
+  boost::asio::awaitable<Attempt> send(Conn& conn, Method method, const std::string& target,
+                                       const std::string& body);
   std::unique_ptr<Conn> takeIdle();
   void keepIdle(std::unique_ptr<Conn> conn);
   void noteStatus(unsigned status);

@@ -111,25 +111,26 @@ void Informer::prepare(json::value& item) const {
   }
 }
 
-void Informer::applyUpsert(const ObjectRef& ref, json::value& value, bool& changed) {
-  DecodeResult decoded = decodeObject(value);
-  if (decoded.object) {
-    changed |= store_.upsert(std::move(*decoded.object));
+bool Informer::applyUpsert(const ObjectRef& ref, json::value& value) {
+  Result<Object> decoded = decodeObject(value);
+  if (decoded) {
+    bool changed = store_.upsert(std::move(*decoded));
     in_store_.insert(ref);
     changed |= bad_.erase(ref) > 0;
-    return;
+    return changed;
   }
   ++stats_.decode_failures;
   const bool kept = in_store_.contains(ref);
-  std::string message = decoded.error + (kept ? " (keeping the last good version)" : " (skipped)");
+  std::string message =
+      decoded.error().message() + (kept ? " (keeping the last good version)" : " (skipped)");
   log::get("k8s")->warn("{}: {}", ref.display(), message);
   model::Warning w{ref.display(), std::move(message)};
   auto [it, inserted] = bad_.try_emplace(ref, w);
   if (!inserted && !(it->second == w)) {
     it->second = std::move(w);
-    changed = true;
+    return true;
   }
-  changed |= inserted;
+  return inserted;
 }
 
 awaitable<bool> Informer::list() {
@@ -145,10 +146,17 @@ awaitable<bool> Informer::list() {
     if (!resource_.field_selector.empty()) {
       target += "&fieldSelector=" + urlEncode(resource_.field_selector);
     }
-    Response r = co_await client_->get(target);
+    Result<Response> got = co_await client_->get(target);
     if (stopped_) {
       co_return false;
     }
+    if (!got) {
+      ++stats_.failures;
+      setError("list " + resource_.plural + ": " + got.error().message());
+      logger->warn("list {}: {}", resource_.plural, got.error().message());
+      co_return false;
+    }
+    Response& r = *got;
     if (r.status == 410 && !cont.empty()) {
       // The continue token expired (compaction) while paging: start over.
       logger->info("list {}: continue token expired, listing again", resource_.plural);
@@ -205,7 +213,7 @@ awaitable<bool> Informer::list() {
       continue;
     }
     seen.insert(*ref);
-    applyUpsert(*ref, item, changed);
+    changed |= applyUpsert(*ref, item);
   }
   if (old_bad != bad_) {
     changed = true;
@@ -300,7 +308,7 @@ bool Informer::onLine(std::string_view line) {
     changed |= bad_.erase(*ref) > 0;
   } else {
     ++(*type == "ADDED" ? stats_.added : stats_.modified);
-    applyUpsert(*ref, *object, changed);
+    changed |= applyUpsert(*ref, *object);
   }
   if (changed) {
     notify_();
@@ -356,13 +364,13 @@ awaitable<void> Informer::run() {
     }
     std::string problem;
     if (end.status != 200) {
-      problem = end.status == 0 ? "watch " + resource_.plural + ": " + end.error
-                                : "watch " + resource_.plural + ": " +
-                                      Response{end.status, end.body, ""}.describe();
+      problem = "watch " + resource_.plural + ": " +
+                (end.status == 0 ? (end.error ? end.error->message() : std::string("no response"))
+                                 : Response{end.status, end.body}.describe());
     } else if (watch_failed_) {
       problem = watch_error_;
-    } else if (!end.error.empty()) {
-      problem = "watch " + resource_.plural + " ended: " + end.error;
+    } else if (end.error) {
+      problem = "watch " + resource_.plural + " ended: " + end.error->message();
     }
     const bool healthy = end.status == 200 && !watch_failed_ &&
                          (end.lines > 0 || std::chrono::steady_clock::now() - started >=

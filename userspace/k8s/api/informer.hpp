@@ -94,7 +94,8 @@ private:
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> list();  // true: the cache was replaced
   bool onLine(std::string_view line);   // false: end this watch
-  void applyUpsert(const ObjectRef& ref, boost::json::value& value, bool& changed);
+  // Decodes and stores `value` (or records why not); true if the store or warnings changed.
+  bool applyUpsert(const ObjectRef& ref, boost::json::value& value);
   void setError(std::string text);
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds delay);
   std::chrono::milliseconds jittered(std::chrono::milliseconds base);

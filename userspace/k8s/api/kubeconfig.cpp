@@ -15,20 +15,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Reads a whole file; returns an error message ("" on success).
-std::string readFile(const fs::path& path, std::string& out) {
+// Reads a whole file.
+Result<std::string> readFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    std::error_code ec(errno, std::generic_category());
-    return "cannot read " + path.string() + ": " + ec.message();
+    return Error(errno, "cannot read " + path.string());
   }
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) {
-    return "cannot read " + path.string();
+    return Error(EIO, "cannot read " + path.string());
   }
-  out = ss.str();
-  return "";
+  return ss.str();
 }
 
 std::string trim(std::string s) {
@@ -40,89 +38,169 @@ std::string trim(std::string s) {
   return s;
 }
 
-// A scalar field of a map node, "" if absent. Sets error if it is present but not a scalar.
-std::string scalar(const YAML::Node& map, const char* key, const std::string& where,
-                   std::string& error) {
+// A scalar field of a map node, "" if absent; an error if present but not a scalar.
+Result<std::string> scalar(const YAML::Node& map, const char* key, const std::string& where) {
   const YAML::Node n = map[key];
   if (!n || n.IsNull()) {
-    return "";
+    return std::string();
   }
   if (!n.IsScalar()) {
-    if (error.empty()) {
-      error = where + "." + key + ": must be a string";
-    }
-    return "";
+    return Error(where + "." + key + ": must be a string");
   }
   return n.Scalar();
 }
 
 // Finds `name` in a kubeconfig list ("clusters", "users", "contexts") and returns its inner map.
-YAML::Node findNamed(const YAML::Node& root, const char* list, const char* inner,
-                     const std::string& name, std::string& error) {
+Result<YAML::Node> findNamed(const YAML::Node& root, const char* list, const char* inner,
+                             const std::string& name) {
   const YAML::Node items = root[list];
   if (!items || !items.IsSequence()) {
-    error = std::string(list) + ": missing or not a list";
-    return {};
+    return Error(std::string(list) + ": missing or not a list");
   }
   for (const YAML::Node& item : items) {
     if (item.IsMap() && item["name"] && item["name"].IsScalar() && item["name"].Scalar() == name) {
       const YAML::Node body = item[inner];
       if (!body || !body.IsMap()) {
-        error = std::string(list) + "[" + name + "]." + inner + ": missing or not a mapping";
-        return {};
+        return Error(std::string(list) + "[" + name + "]." + inner + ": missing or not a mapping");
       }
       return body;
     }
   }
-  error = std::string(inner) + " \"" + name + "\" not found in " + list;
-  return {};
+  return Error(std::string(inner) + " \"" + name + "\" not found in " + list);
 }
 
-bool parseBool(const std::string& text, bool& out) {
+Result<bool> parseBool(const std::string& text) {
   if (text == "true" || text == "True" || text == "TRUE") {
-    out = true;
     return true;
   }
   if (text == "false" || text == "False" || text == "FALSE" || text.empty()) {
-    out = false;
-    return true;
+    return false;
   }
-  return false;
+  return Error("not a boolean: " + text);
 }
 
-// Data field (base64) or file field: returns "" on success with `out` filled (or left empty).
-std::string dataOrFile(const YAML::Node& map, const char* data_key, const char* file_key,
-                       const std::string& where, const fs::path& dir, std::string& out) {
-  std::string error;
-  const std::string data = scalar(map, data_key, where, error);
-  const std::string file = scalar(map, file_key, where, error);
-  if (!error.empty()) {
-    return error;
-  }
+// A data field (base64) or a file field; "" when neither is set.
+Result<std::string> dataOrFile(const YAML::Node& map, const char* data_key, const char* file_key,
+                               const std::string& where, const fs::path& dir) {
+  SLUICE_TRY(const std::string data, scalar(map, data_key, where));
+  SLUICE_TRY(const std::string file, scalar(map, file_key, where));
   if (!data.empty()) {
     auto decoded = decodeBase64(data);
     if (!decoded) {
-      return where + "." + data_key + ": invalid base64";
+      return Error(where + "." + data_key + ": invalid base64");
     }
     if (decoded->empty()) {
-      return where + "." + data_key + ": empty";
+      return Error(where + "." + data_key + ": empty");
     }
-    out = std::move(*decoded);
-    return "";
+    return std::move(*decoded);
   }
-  if (!file.empty()) {
-    fs::path p(file);
+  if (file.empty()) {
+    return std::string();
+  }
+  fs::path p(file);
+  if (p.is_relative()) {
+    p = dir / p;
+  }
+  auto read = readFile(p);
+  if (!read) {
+    return read.error().wrap(where + "." + file_key);
+  }
+  if (read->empty()) {
+    return Error(where + "." + file_key + ": " + p.string() + " is empty");
+  }
+  return read;
+}
+
+// The cluster entry of a context: server, TLS settings and CA.
+Result<void> parseCluster(const YAML::Node& root, const std::string& name, const fs::path& dir,
+                          ConnectionConfig& cfg) {
+  SLUICE_TRY(const YAML::Node cluster, findNamed(root, "clusters", "cluster", name));
+  const std::string where = "clusters[" + name + "].cluster";
+  SLUICE_TRY(cfg.server, scalar(cluster, "server", where));
+  SLUICE_TRY(cfg.tls_server_name, scalar(cluster, "tls-server-name", where));
+  SLUICE_TRY(const std::string insecure, scalar(cluster, "insecure-skip-tls-verify", where));
+  if (cfg.server.empty()) {
+    return Error(where + ".server: required");
+  }
+  auto url = parseServerUrl(cfg.server);
+  if (!url) {
+    return url.error().wrap(where);
+  }
+  cfg.host = url->host;
+  cfg.port = url->port;
+  auto skip = parseBool(insecure);
+  if (!skip) {
+    return skip.error().wrap(where + ".insecure-skip-tls-verify");
+  }
+  cfg.insecure_skip_tls_verify = *skip;
+  SLUICE_TRY(cfg.ca_pem, dataOrFile(cluster, "certificate-authority-data",
+                                    "certificate-authority", where, dir));
+  return success();
+}
+
+// The user entry of a context: a token, a token file or a client certificate.
+Result<void> parseUser(const YAML::Node& root, const std::string& name, const fs::path& dir,
+                       ConnectionConfig& cfg) {
+  SLUICE_TRY(const YAML::Node user, findNamed(root, "users", "user", name));
+  const std::string where = "users[" + name + "].user";
+  if (user["exec"] || user["auth-provider"]) {
+    return Error(where +
+                 ": exec and auth-provider credentials are not supported (use a token, tokenFile "
+                 "or client certificate)");
+  }
+  if (user["username"] || user["password"]) {
+    return Error(where + ": basic authentication is not supported");
+  }
+  SLUICE_TRY(const std::string token, scalar(user, "token", where));
+  SLUICE_TRY(const std::string token_file, scalar(user, "tokenFile", where));
+  if (!token.empty()) {
+    cfg.token = TokenSource::fixed(trim(token));
+  } else if (!token_file.empty()) {
+    fs::path p(token_file);
     if (p.is_relative()) {
       p = dir / p;
     }
-    if (std::string e = readFile(p, out); !e.empty()) {
-      return where + "." + file_key + ": " + e;
-    }
-    if (out.empty()) {
-      return where + "." + file_key + ": " + p.string() + " is empty";
+    cfg.token = TokenSource::file(p);
+    if (auto read = cfg.token.refresh(); !read) {
+      return read.error().wrap(where + ".tokenFile");
     }
   }
-  return "";
+  SLUICE_TRY(cfg.client_cert_pem,
+             dataOrFile(user, "client-certificate-data", "client-certificate", where, dir));
+  SLUICE_TRY(cfg.client_key_pem, dataOrFile(user, "client-key-data", "client-key", where, dir));
+  if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty()) {
+    return Error(where + ": a client certificate needs both certificate and key");
+  }
+  return success();
+}
+
+Result<ConnectionConfig> parseKubeconfigRoot(const YAML::Node& root, const fs::path& dir,
+                                             std::string_view context, std::string_view origin) {
+  if (!root.IsMap()) {
+    return Error("not a mapping");
+  }
+  std::string ctx_name(context);
+  if (ctx_name.empty()) {
+    SLUICE_TRY(ctx_name, scalar(root, "current-context", "kubeconfig"));
+    if (ctx_name.empty()) {
+      return Error("current-context is not set (pass a context)");
+    }
+  }
+  SLUICE_TRY(const YAML::Node ctx, findNamed(root, "contexts", "context", ctx_name));
+  const std::string where = "contexts[" + ctx_name + "].context";
+  SLUICE_TRY(const std::string cluster_name, scalar(ctx, "cluster", where));
+  SLUICE_TRY(const std::string user_name, scalar(ctx, "user", where));
+  ConnectionConfig cfg;
+  SLUICE_TRY(cfg.ns, scalar(ctx, "namespace", where));
+  if (cluster_name.empty()) {
+    return Error(where + ".cluster: required");
+  }
+  SLUICE_CHECK(parseCluster(root, cluster_name, dir, cfg));
+  if (!user_name.empty()) {
+    SLUICE_CHECK(parseUser(root, user_name, dir, cfg));
+  }
+  cfg.source = std::string(origin) + " (context " + ctx_name + ")";
+  return cfg;
 }
 
 }  // namespace
@@ -141,41 +219,40 @@ TokenSource TokenSource::file(fs::path path) {
   return t;
 }
 
-const std::string& TokenSource::current(bool force) {
+Result<void> TokenSource::refresh(bool force) {
   if (path_.empty()) {
-    return token_;
+    return success();
   }
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
-    error_ = "cannot stat token file " + path_.string() + ": " +
-             std::error_code(errno, std::generic_category()).message();
-    return token_;
+    return Error(errno, "cannot stat token file " + path_.string());
   }
   const Stamp stamp{static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev),
                     static_cast<std::int64_t>(st.st_size),
                     static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
                         st.st_mtim.tv_nsec};
   if (!force && stamp_ && *stamp_ == stamp) {
-    return token_;
+    return success();
   }
-  std::string content;
-  if (std::string e = readFile(path_, content); !e.empty()) {
-    error_ = e;
-    return token_;
-  }
+  SLUICE_TRY(std::string content, readFile(path_));
   content = trim(std::move(content));
   if (content.empty()) {
     // A writer may have truncated the file and not written yet: keep the old token, look again.
-    error_ = "token file " + path_.string() + " is empty";
     stamp_.reset();
-    return token_;
+    return Error("token file " + path_.string() + " is empty");
   }
-  error_.clear();
   stamp_ = stamp;
   if (content != token_) {
     token_ = std::move(content);
     ++reloads_;
   }
+  return success();
+}
+
+const std::string& TokenSource::current(bool force) {
+  // A failed re-read keeps the last good token; the request it goes with then fails visibly
+  // (401) and the next request reads again.
+  (void)refresh(force);
   return token_;
 }
 
@@ -230,246 +307,116 @@ std::optional<std::string> decodeBase64(std::string_view text) {
   return out;
 }
 
-std::string parseServerUrl(std::string_view url, std::string& host, std::string& port) {
+Result<ServerUrl> parseServerUrl(std::string_view url) {
+  const std::string what = "server " + std::string(url);
   std::string_view rest = url;
   if (rest.starts_with("https://")) {
     rest.remove_prefix(8);
   } else if (rest.find("://") != std::string_view::npos) {
-    return "server " + std::string(url) + ": only https:// is supported";
+    return Error(what + ": only https:// is supported");
   } else if (rest.empty()) {
-    return "server: empty";
+    return Error("server: empty");
   }
   // Cut the path ("https://host:6443/" or a proxy prefix; a prefix is not supported).
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     if (rest.substr(slash) != "/") {
-      return "server " + std::string(url) + ": a path prefix is not supported";
+      return Error(what + ": a path prefix is not supported");
     }
     rest = rest.substr(0, slash);
   }
+  ServerUrl out;
   if (rest.starts_with('[')) {
     const auto close = rest.find(']');
     if (close == std::string_view::npos) {
-      return "server " + std::string(url) + ": unterminated IPv6 address";
+      return Error(what + ": unterminated IPv6 address");
     }
-    host = std::string(rest.substr(1, close - 1));
+    out.host = std::string(rest.substr(1, close - 1));
     rest.remove_prefix(close + 1);
     if (rest.starts_with(':')) {
-      port = std::string(rest.substr(1));
+      out.port = std::string(rest.substr(1));
     } else if (rest.empty()) {
-      port = "443";
+      out.port = "443";
     } else {
-      return "server " + std::string(url) + ": bad port";
+      return Error(what + ": bad port");
     }
   } else {
     const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) {
-      host = std::string(rest);
-      port = "443";
-    } else {
-      host = std::string(rest.substr(0, colon));
-      port = std::string(rest.substr(colon + 1));
-    }
+    out.host = std::string(rest.substr(0, colon));
+    out.port = colon == std::string_view::npos ? "443" : std::string(rest.substr(colon + 1));
   }
-  if (host.empty()) {
-    return "server " + std::string(url) + ": no host";
+  if (out.host.empty()) {
+    return Error(what + ": no host");
   }
+  const std::string& port = out.port;
   if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
       std::stoi(port) == 0 || std::stoi(port) > 65535) {
-    return "server " + std::string(url) + ": bad port";
+    return Error(what + ": bad port");
   }
-  return "";
+  return out;
 }
 
 // ---- kubeconfig ----
 
-ConfigResult parseKubeconfig(std::string_view text, const fs::path& dir, std::string_view context,
-                             std::string_view origin) {
-  ConfigResult result;
-  const std::string pre = std::string(origin) + ": ";
-  YAML::Node root;
+Result<ConnectionConfig> parseKubeconfig(std::string_view text, const fs::path& dir,
+                                         std::string_view context, std::string_view origin) {
+  const std::string pre(origin);
   try {
-    root = YAML::Load(std::string(text));
+    const YAML::Node root = YAML::Load(std::string(text));
+    auto cfg = parseKubeconfigRoot(root, dir, context, origin);
+    if (!cfg) {
+      return cfg.error().wrap(pre);
+    }
+    return cfg;
+  } catch (const YAML::ParserException& e) {
+    return Error(pre + ": not valid YAML: " + e.what());
   } catch (const std::exception& e) {
-    result.error = pre + "not valid YAML: " + e.what();
-    return result;
+    return Error(pre + ": unexpected structure: " + e.what());
   }
-  try {
-    if (!root.IsMap()) {
-      result.error = pre + "not a mapping";
-      return result;
-    }
-    std::string error;
-    std::string ctx_name(context);
-    if (ctx_name.empty()) {
-      ctx_name = scalar(root, "current-context", "kubeconfig", error);
-      if (ctx_name.empty() && error.empty()) {
-        result.error = pre + "current-context is not set (pass a context)";
-        return result;
-      }
-    }
-    if (!error.empty()) {
-      result.error = pre + error;
-      return result;
-    }
-    const YAML::Node ctx = findNamed(root, "contexts", "context", ctx_name, error);
-    if (!error.empty()) {
-      result.error = pre + error;
-      return result;
-    }
-    const std::string where_ctx = "contexts[" + ctx_name + "].context";
-    const std::string cluster_name = scalar(ctx, "cluster", where_ctx, error);
-    const std::string user_name = scalar(ctx, "user", where_ctx, error);
-    ConnectionConfig cfg;
-    cfg.ns = scalar(ctx, "namespace", where_ctx, error);
-    if (error.empty() && cluster_name.empty()) {
-      error = where_ctx + ".cluster: required";
-    }
-    if (!error.empty()) {
-      result.error = pre + error;
-      return result;
-    }
-
-    const YAML::Node cluster = findNamed(root, "clusters", "cluster", cluster_name, error);
-    if (!error.empty()) {
-      result.error = pre + error;
-      return result;
-    }
-    const std::string where_cl = "clusters[" + cluster_name + "].cluster";
-    cfg.server = scalar(cluster, "server", where_cl, error);
-    cfg.tls_server_name = scalar(cluster, "tls-server-name", where_cl, error);
-    const std::string insecure = scalar(cluster, "insecure-skip-tls-verify", where_cl, error);
-    if (!error.empty()) {
-      result.error = pre + error;
-      return result;
-    }
-    if (cfg.server.empty()) {
-      result.error = pre + where_cl + ".server: required";
-      return result;
-    }
-    if (std::string e = parseServerUrl(cfg.server, cfg.host, cfg.port); !e.empty()) {
-      result.error = pre + where_cl + ": " + e;
-      return result;
-    }
-    if (!parseBool(insecure, cfg.insecure_skip_tls_verify)) {
-      result.error = pre + where_cl + ".insecure-skip-tls-verify: not a boolean: " + insecure;
-      return result;
-    }
-    if (std::string e = dataOrFile(cluster, "certificate-authority-data", "certificate-authority",
-                                   where_cl, dir, cfg.ca_pem);
-        !e.empty()) {
-      result.error = pre + e;
-      return result;
-    }
-
-    if (!user_name.empty()) {
-      const YAML::Node user = findNamed(root, "users", "user", user_name, error);
-      if (!error.empty()) {
-        result.error = pre + error;
-        return result;
-      }
-      const std::string where_u = "users[" + user_name + "].user";
-      if (user["exec"] || user["auth-provider"]) {
-        result.error = pre + where_u + ": exec and auth-provider credentials are not supported " +
-                       "(use a token, tokenFile or client certificate)";
-        return result;
-      }
-      if (user["username"] || user["password"]) {
-        result.error = pre + where_u + ": basic authentication is not supported";
-        return result;
-      }
-      const std::string token = scalar(user, "token", where_u, error);
-      const std::string token_file = scalar(user, "tokenFile", where_u, error);
-      if (!error.empty()) {
-        result.error = pre + error;
-        return result;
-      }
-      if (!token.empty()) {
-        cfg.token = TokenSource::fixed(trim(token));
-      } else if (!token_file.empty()) {
-        fs::path p(token_file);
-        if (p.is_relative()) {
-          p = dir / p;
-        }
-        cfg.token = TokenSource::file(p);
-        cfg.token.current();
-        if (!cfg.token.error().empty()) {
-          result.error = pre + where_u + ".tokenFile: " + cfg.token.error();
-          return result;
-        }
-      }
-      if (std::string e = dataOrFile(user, "client-certificate-data", "client-certificate",
-                                     where_u, dir, cfg.client_cert_pem);
-          !e.empty()) {
-        result.error = pre + e;
-        return result;
-      }
-      if (std::string e =
-              dataOrFile(user, "client-key-data", "client-key", where_u, dir, cfg.client_key_pem);
-          !e.empty()) {
-        result.error = pre + e;
-        return result;
-      }
-      if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty()) {
-        result.error = pre + where_u + ": a client certificate needs both certificate and key";
-        return result;
-      }
-    }
-    cfg.source = std::string(origin) + " (context " + ctx_name + ")";
-    result.config = std::move(cfg);
-  } catch (const std::exception& e) {
-    result.config.reset();
-    result.error = pre + "unexpected structure: " + e.what();
-  }
-  return result;
 }
 
-ConfigResult loadKubeconfig(const fs::path& path, std::string_view context) {
-  ConfigResult result;
-  std::string text;
-  if (std::string e = readFile(path, text); !e.empty()) {
-    result.error = "kubeconfig: " + e;
-    return result;
+Result<ConnectionConfig> loadKubeconfig(const fs::path& path, std::string_view context) {
+  auto text = readFile(path);
+  if (!text) {
+    return text.error().wrap("kubeconfig");
   }
   fs::path dir = path.parent_path();
   if (dir.empty()) {
     dir = ".";
   }
-  return parseKubeconfig(text, dir, context, "kubeconfig " + path.string());
+  return parseKubeconfig(*text, dir, context, "kubeconfig " + path.string());
 }
 
-ConfigResult inCluster(const InClusterPaths& paths) {
-  ConfigResult result;
+Result<ConnectionConfig> inCluster(const InClusterPaths& paths) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   if (host == nullptr || *host == '\0' || port == nullptr || *port == '\0') {
-    result.error =
+    return Error(
         "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set "
-        "(not running in a pod? pass --kubeconfig)";
-    return result;
+        "(not running in a pod? pass --kubeconfig)");
   }
   ConnectionConfig cfg;
   const std::string h(host);
   cfg.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
-  if (std::string e = parseServerUrl(cfg.server, cfg.host, cfg.port); !e.empty()) {
-    result.error = "in-cluster: " + e;
-    return result;
+  auto url = parseServerUrl(cfg.server);
+  if (!url) {
+    return url.error().wrap("in-cluster");
   }
-  if (std::string e = readFile(paths.dir / "ca.crt", cfg.ca_pem); !e.empty()) {
-    result.error = "in-cluster: " + e;
-    return result;
+  cfg.host = url->host;
+  cfg.port = url->port;
+  auto ca = readFile(paths.dir / "ca.crt");
+  if (!ca) {
+    return ca.error().wrap("in-cluster");
   }
+  cfg.ca_pem = std::move(*ca);
   cfg.token = TokenSource::file(paths.dir / "token");
-  if (cfg.token.current().empty()) {
-    result.error = "in-cluster: " + cfg.token.error();
-    return result;
+  if (auto read = cfg.token.refresh(); !read) {
+    return read.error().wrap("in-cluster");
   }
-  std::string ns;
-  if (readFile(paths.dir / "namespace", ns).empty()) {
-    cfg.ns = trim(ns);
+  if (auto ns = readFile(paths.dir / "namespace")) {
+    cfg.ns = trim(std::move(*ns));
   }
   cfg.source = "in-cluster";
-  result.config = std::move(cfg);
-  return result;
+  return cfg;
 }
 
 }  // namespace sluice::k8s::api

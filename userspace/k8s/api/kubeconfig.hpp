@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.hpp"
+
 namespace sluice::k8s::api {
 
 // A bearer token: either fixed, or read from a file and re-read when the file changes.
@@ -23,13 +25,14 @@ public:
   static TokenSource fixed(std::string token);
   static TokenSource file(std::filesystem::path path);
 
-  // The current token ("" if none is configured). For a file: stat()s it, and re-reads it when
-  // its identity (inode, device, size, mtime) changed or `force` is set. A read that fails keeps
-  // the last good token and sets error().
+  // For a file: stat()s it, and re-reads it when its identity (inode, device, size, mtime)
+  // changed or `force` is set. A read that fails (or finds the file empty) keeps the last good
+  // token and says why.
+  Result<void> refresh(bool force = false);
+  // refresh(), then the current token ("" if none is configured or was ever read).
   const std::string& current(bool force = false);
   bool fromFile() const { return !path_.empty(); }
   const std::filesystem::path& path() const { return path_; }
-  const std::string& error() const { return error_; }
   std::uint64_t reloads() const { return reloads_; }  // successful reads that changed the token
 
 private:
@@ -42,7 +45,6 @@ private:
   };
   std::filesystem::path path_;
   std::string token_;
-  std::string error_;
   std::optional<Stamp> stamp_;
   std::uint64_t reloads_ = 0;
 };
@@ -61,17 +63,13 @@ struct ConnectionConfig {
   std::string source;  // for logs: "kubeconfig /path (context x)" or "in-cluster"
 };
 
-struct ConfigResult {
-  std::optional<ConnectionConfig> config;
-  std::string error;  // set when config is empty
-};
-
 // Reads a kubeconfig. `context` "" = current-context. Relative file paths inside the kubeconfig
 // are relative to its directory, as kubectl has them. exec and auth-provider users are refused.
-ConfigResult loadKubeconfig(const std::filesystem::path& path, std::string_view context = "");
+Result<ConnectionConfig> loadKubeconfig(const std::filesystem::path& path, std::string_view context = "");
 // The same from text; `dir` resolves relative paths.
-ConfigResult parseKubeconfig(std::string_view text, const std::filesystem::path& dir,
-                             std::string_view context = "", std::string_view origin = "kubeconfig");
+Result<ConnectionConfig> parseKubeconfig(std::string_view text, const std::filesystem::path& dir,
+                                         std::string_view context = "",
+                                         std::string_view origin = "kubeconfig");
 
 struct InClusterPaths {
   std::filesystem::path dir = "/var/run/secrets/kubernetes.io/serviceaccount";  // token, ca.crt,
@@ -79,10 +77,14 @@ struct InClusterPaths {
 };
 
 // From KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account mount.
-ConfigResult inCluster(const InClusterPaths& paths = {});
+Result<ConnectionConfig> inCluster(const InClusterPaths& paths = {});
 
-// Splits "https://host[:port][/]" into host and port. Returns an error message, "" on success.
-std::string parseServerUrl(std::string_view url, std::string& host, std::string& port);
+struct ServerUrl {
+  std::string host;  // an IPv6 literal without brackets
+  std::string port;  // "443" if the URL has none
+};
+// Splits "https://host[:port][/]" into host and port.
+Result<ServerUrl> parseServerUrl(std::string_view url);
 
 // Strict base64 (standard alphabet, padding optional, whitespace ignored).
 std::optional<std::string> decodeBase64(std::string_view text);

@@ -31,18 +31,18 @@ std::string microTime(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-std::string validate(const LeaderElectionOptions& o) {
+Result<void> validate(const LeaderElectionOptions& o) {
   if (o.ns.empty() || o.name.empty() || o.identity.empty()) {
-    return "the Lease needs a namespace, a name and an identity";
+    return Error("the Lease needs a namespace, a name and an identity");
   }
   if (!(o.retry_period.count() > 0 && o.renew_deadline > o.retry_period &&
         o.lease_duration > o.renew_deadline)) {
-    return "lease duration > renew deadline > retry period > 0 does not hold";
+    return Error("lease duration > renew deadline > retry period > 0 does not hold");
   }
   if (o.lease_duration < std::chrono::seconds(1)) {
-    return "the lease duration must be at least 1 s (the Lease stores whole seconds)";
+    return Error("the lease duration must be at least 1 s (the Lease stores whole seconds)");
   }
-  return "";
+  return success();
 }
 
 LeaderElector::LeaderElector(std::shared_ptr<Client> client, LeaderElectionOptions options,
@@ -207,11 +207,11 @@ awaitable<bool> LeaderElector::tryAcquireOrRenew() {
   const std::string now_text = microTime(std::chrono::system_clock::now());
   // Whole seconds on the Lease, rounded up: followers never wait less than we lead.
   const auto lease_s = std::chrono::ceil<std::chrono::seconds>(options_.lease_duration);
-  Response got = co_await client_->get(leasePath(false));
+  Result<Response> got = co_await client_->get(leasePath(false));
   if (stopped_) {
     co_return false;
   }
-  if (got.status == 404) {
+  if (statusOf(got) == 404) {
     json::object lease{
         {"apiVersion", "coordination.k8s.io/v1"},
         {"kind", "Lease"},
@@ -222,25 +222,25 @@ awaitable<bool> LeaderElector::tryAcquireOrRenew() {
           {"acquireTime", now_text},
           {"renewTime", now_text},
           {"leaseTransitions", 0}}}};
-    Response created = co_await client_->post(leasePath(true), json::serialize(lease));
-    if (created.ok()) {
+    Result<Response> created = co_await client_->post(leasePath(true), json::serialize(lease));
+    if (created && created->ok()) {
       stats_.holder = options_.identity;
       observed_record_.clear();
       co_return true;
     }
-    if (created.status == 409) {
+    if (statusOf(created) == 409) {
       ++stats_.conflicts;  // another candidate created it first
     } else {
-      fail("create Lease " + options_.ns + "/" + options_.name + ": " + created.describe());
+      fail("create Lease " + options_.ns + "/" + options_.name + ": " + describe(created));
     }
     co_return false;
   }
-  if (!got.ok()) {
-    fail("get Lease " + options_.ns + "/" + options_.name + ": " + got.describe());
+  if (!got || !got->ok()) {
+    fail("get Lease " + options_.ns + "/" + options_.name + ": " + describe(got));
     co_return false;
   }
   json::error_code ec;
-  json::value doc = json::parse(got.body, ec);
+  json::value doc = json::parse(got->body, ec);
   json::object* lease = ec ? nullptr : doc.if_object();
   if (lease == nullptr) {
     fail("Lease " + options_.ns + "/" + options_.name + ": the response is not a JSON object");
@@ -279,26 +279,26 @@ awaitable<bool> LeaderElector::tryAcquireOrRenew() {
     spec["acquireTime"] = now_text;
     spec["leaseTransitions"] = ours ? record.transitions : record.transitions + 1;
   }
-  Response put = co_await client_->put(leasePath(false), json::serialize(*lease));
+  Result<Response> put = co_await client_->put(leasePath(false), json::serialize(*lease));
   if (stopped_) {
     co_return false;
   }
-  if (put.ok()) {
+  if (put && put->ok()) {
     stats_.holder = options_.identity;
     co_return true;
   }
-  if (put.status == 409) {
+  if (statusOf(put) == 409) {
     ++stats_.conflicts;
   } else {
-    fail("update Lease " + options_.ns + "/" + options_.name + ": " + put.describe());
+    fail("update Lease " + options_.ns + "/" + options_.name + ": " + describe(put));
   }
   co_return false;
 }
 
 awaitable<void> LeaderElector::release() {
-  Response got = co_await client_->get(leasePath(false));
+  Result<Response> got = co_await client_->get(leasePath(false));
   json::error_code ec;
-  json::value doc = got.ok() ? json::parse(got.body, ec) : json::value();
+  json::value doc = got && got->ok() ? json::parse(got->body, ec) : json::value();
   json::object* lease = ec ? nullptr : doc.if_object();
   json::value* spec = lease != nullptr ? lease->if_contains("spec") : nullptr;
   if (spec != nullptr && spec->is_object() &&
@@ -309,12 +309,12 @@ awaitable<void> LeaderElector::release() {
     s["leaseDurationSeconds"] = 1;
     s["renewTime"] = now_text;
     s["acquireTime"] = now_text;
-    Response put = co_await client_->put(leasePath(false), json::serialize(*lease));
-    if (put.ok()) {
+    Result<Response> put = co_await client_->put(leasePath(false), json::serialize(*lease));
+    if (put && put->ok()) {
       log::get("k8s")->info("leader election: released Lease {}/{}", options_.ns, options_.name);
     } else {
       log::get("k8s")->warn("leader election: releasing Lease {}/{}: {}", options_.ns,
-                            options_.name, put.describe());
+                            options_.name, describe(put));
     }
   }
 }

@@ -39,9 +39,8 @@ struct LeaderElectionOptions {
   std::chrono::milliseconds retry_period{2'000};
 };
 
-// "" if the timings are consistent (lease_duration > renew_deadline > retry_period > 0), else
-// what is wrong.
-std::string validate(const LeaderElectionOptions& options);
+// Whether the timings are consistent (lease_duration > renew_deadline > retry_period > 0).
+Result<void> validate(const LeaderElectionOptions& options);
 
 struct LeaderStats {
   bool leading = false;

@@ -85,20 +85,20 @@ struct ApiSource::State : std::enable_shared_from_this<State> {
     auto logger = log::get("k8s");
     auto backoff = options.informer.backoff_initial;
     while (!stopped) {
-      Response r = co_await client->get("/apis/discovery.k8s.io");
+      Result<Response> got = co_await client->get("/apis/discovery.k8s.io");
       if (stopped) {
         co_return;
       }
-      if (r.status == 404) {
+      if (statusOf(got) == 404) {
         discovery_error =
             "the API server does not serve discovery.k8s.io: EndpointSlices are not watched, no "
             "Service has endpoints";
         logger->warn("{}", discovery_error);
         break;
       }
-      if (r.ok()) {
+      if (got && got->ok()) {
         json::error_code ec;
-        json::value doc = json::parse(r.body, ec);
+        json::value doc = json::parse(got->body, ec);
         std::vector<std::string> versions;
         if (!ec && doc.is_object()) {
           if (const json::value* vs = doc.get_object().if_contains("versions");
@@ -122,9 +122,10 @@ struct ApiSource::State : std::enable_shared_from_this<State> {
           discovery_error.clear();
           break;
         }
-        discovery_error = "discovery.k8s.io serves neither v1 nor v1beta1: " + r.body.substr(0, 200);
+        discovery_error =
+            "discovery.k8s.io serves neither v1 nor v1beta1: " + got->body.substr(0, 200);
       } else {
-        discovery_error = "discovery of discovery.k8s.io: " + r.describe();
+        discovery_error = "discovery of discovery.k8s.io: " + describe(got);
       }
       logger->warn("{}; retrying", discovery_error);
       notify();
@@ -145,17 +146,6 @@ struct ApiSource::State : std::enable_shared_from_this<State> {
   }
 };
 
-bool ApiSource::parseNamespacedName(const std::string& text, std::string& ns, std::string& name) {
-  const auto slash = text.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size() ||
-      text.find('/', slash + 1) != std::string::npos) {
-    return false;
-  }
-  ns = text.substr(0, slash);
-  name = text.substr(slash + 1);
-  return true;
-}
-
 ApiSource::ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options,
                      std::function<void()> on_changed)
     : state_(std::make_shared<State>(std::move(client), std::move(options),
@@ -175,10 +165,9 @@ void ApiSource::start() {
   s.addInformer({"Service", "v1", "services", false, ns, ""});
   s.addInformer({"Secret", "v1", "secrets", false, ns, "type=kubernetes.io/tls"});
   if (!s.options.tcp_services.empty()) {
-    std::string cm_ns;
-    std::string cm_name;
-    if (parseNamespacedName(s.options.tcp_services, cm_ns, cm_name)) {
-      s.addInformer({"ConfigMap", "v1", "configmaps", false, cm_ns, "metadata.name=" + cm_name});
+    if (auto ref = parseNamespacedName(s.options.tcp_services)) {
+      s.addInformer(
+          {"ConfigMap", "v1", "configmaps", false, ref->ns, "metadata.name=" + ref->name});
     } else {
       s.option_error = "tcp-services \"" + s.options.tcp_services +
                        "\": expected namespace/name; TCP routes are off";

@@ -70,9 +70,6 @@ public:
   bool synced() const;
   ApiSourceStats stats() const;
 
-  // Parses "namespace/name"; false if malformed.
-  static bool parseNamespacedName(const std::string& text, std::string& ns, std::string& name);
-
 private:
   struct State;
   std::shared_ptr<State> state_;

@@ -64,16 +64,15 @@ json::array toJson(const std::vector<LoadBalancerIngress>& addresses) {
 
 }  // namespace
 
-std::string parsePublishAddresses(const std::string& text,
-                                  std::vector<LoadBalancerIngress>& out) {
-  out.clear();
+Result<std::vector<LoadBalancerIngress>> parsePublishAddresses(const std::string& text) {
+  std::vector<LoadBalancerIngress> out;
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t comma = std::min(text.find(',', start), text.size());
     const std::string item = text.substr(start, comma - start);
     start = comma + 1;
     if (item.empty()) {
-      return "an empty entry in '" + text + "'";
+      return Error("an empty entry in '" + text + "'");
     }
     boost::system::error_code ec;
     const auto addr = asio::ip::make_address(item, ec);
@@ -83,13 +82,13 @@ std::string parsePublishAddresses(const std::string& text,
     } else if (isDnsName(item)) {
       entry.hostname = item;
     } else {
-      return "'" + item + "' is neither an IP address nor a lower-case DNS name";
+      return Error("'" + item + "' is neither an IP address nor a lower-case DNS name");
     }
     if (std::find(out.begin(), out.end(), entry) == out.end()) {
       out.push_back(std::move(entry));
     }
   }
-  return "";
+  return out;
 }
 
 StatusWriter::StatusWriter(std::shared_ptr<Client> client, const Store& store,
@@ -189,19 +188,18 @@ awaitable<bool> StatusWriter::write(const std::string& ns, const std::string& na
   co_return false;
 }
 
-std::string StatusWriter::statusUpdate(const std::string& fetched, std::string& body) const {
-  body.clear();
+Result<std::string> StatusWriter::statusUpdate(const std::string& fetched) const {
   json::error_code ec;
   json::value doc = json::parse(fetched, ec);
   if (ec || !doc.is_object()) {
-    return "the response is not a JSON object";
+    return Error("the response is not a JSON object");
   }
   // Decide on the version we are about to overwrite, not the cached one.
-  DecodeResult decoded = decodeObject(doc);
-  const Ingress* fresh = decoded.object ? std::get_if<Ingress>(&*decoded.object) : nullptr;
+  Result<Object> decoded = decodeObject(doc);
+  const Ingress* fresh = decoded ? std::get_if<Ingress>(&*decoded) : nullptr;
   if (fresh == nullptr || !model::isOurIngress(*fresh, store_, options_.ours) ||
       current(*fresh)) {
-    return "";
+    return std::string();
   }
   json::value& status = doc.get_object()["status"];
   if (!status.is_object()) {
@@ -212,8 +210,7 @@ std::string StatusWriter::statusUpdate(const std::string& fetched, std::string& 
     lb = json::object();
   }
   lb.get_object()["ingress"] = toJson(options_.addresses);
-  body = json::serialize(doc);
-  return "";
+  return json::serialize(doc);
 }
 
 awaitable<StatusWriter::Outcome> StatusWriter::writeOnce(const std::string& ns,
@@ -221,33 +218,33 @@ awaitable<StatusWriter::Outcome> StatusWriter::writeOnce(const std::string& ns,
   const std::string path = "/apis/networking.k8s.io/v1/namespaces/" + urlEncode(ns) +
                            "/ingresses/" + urlEncode(name);
   const std::string what = "Ingress " + ns + "/" + name;
-  Response got = co_await client_->get(path);
-  if (stopped_ || got.status == 404) {
+  Result<Response> got = co_await client_->get(path);
+  if (stopped_ || statusOf(got) == 404) {
     co_return Outcome::kDone;  // 404: deleted meanwhile; the informer removes it
   }
-  if (!got.ok()) {
-    fail("get " + what + ": " + got.describe());
+  if (!got || !got->ok()) {
+    fail("get " + what + ": " + describe(got));
     co_return Outcome::kFailed;
   }
-  std::string body;
-  if (std::string why = statusUpdate(got.body, body); !why.empty()) {
-    fail("get " + what + ": " + why);
+  Result<std::string> body = statusUpdate(got->body);
+  if (!body) {
+    fail("get " + what + ": " + body.error().message());
     co_return Outcome::kFailed;
   }
-  if (body.empty() || !may_write_()) {
+  if (body->empty() || !may_write_()) {
     // Nothing to write; or leadership ended while the GET was out: write nothing.
     co_return Outcome::kDone;
   }
-  Response put = co_await client_->put(path + "/status", std::move(body));
-  if (put.ok()) {
+  Result<Response> put = co_await client_->put(path + "/status", std::move(*body));
+  if (put && put->ok()) {
     ++stats_.writes;
     log::get("k8s")->debug("ingress status: {} published", what);
     co_return Outcome::kDone;
   }
-  if (put.status == 409) {
+  if (statusOf(put) == 409) {
     co_return Outcome::kConflict;
   }
-  fail("update " + what + " status: " + put.describe());
+  fail("update " + what + " status: " + describe(put));
   co_return Outcome::kFailed;
 }
 

@@ -39,8 +39,8 @@ struct StatusWriterOptions {
 };
 
 // Parses a comma-separated --publish-address value: IP addresses become {ip}, DNS names
-// {hostname}. Returns "" or what is wrong with which entry.
-std::string parsePublishAddresses(const std::string& text, std::vector<LoadBalancerIngress>& out);
+// {hostname}; an error says what is wrong with which entry.
+Result<std::vector<LoadBalancerIngress>> parsePublishAddresses(const std::string& text);
 
 struct StatusWriterStats {
   std::uint64_t writes = 0;     // status updates that landed
@@ -70,9 +70,9 @@ private:
   // One GET + PUT; kDone also when there was nothing to write (not ours, current, gone).
   boost::asio::awaitable<Outcome> writeOnce(const std::string& ns, const std::string& name);
   bool current(const Ingress& ingress) const;
-  // From a fetched Ingress, the body of its status update: "" in `body` when there is nothing
-  // to write (not ours, or already current). Returns "" or what is wrong with `fetched`.
-  std::string statusUpdate(const std::string& fetched, std::string& body) const;
+  // From a fetched Ingress, the body of its status update: "" when there is nothing to write
+  // (not ours, or already current); an error when `fetched` is not an object.
+  Result<std::string> statusUpdate(const std::string& fetched) const;
   void fail(std::string error);
 
   std::shared_ptr<Client> client_;

@@ -1,23 +1,27 @@
 // Agent settings from the command line. Parsing and validation are the only place on the agent's
-// path where exceptions are fine (startup).
+// path where exceptions are fine (startup); everything wrong comes back as one Error naming the
+// flag.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "common/result.hpp"
 #include "proxy/config.hpp"
 
 namespace sluice::app {
 
 struct AgentConfig {
-  std::string manifests_dir;  // manifests source; "" = the Kubernetes API
-  std::string kubeconfig;     // API source: kubeconfig path; "" = in-cluster
+  std::string manifests_dir;    // manifests source; "" = the Kubernetes API
+  std::string kubeconfig;       // API source: kubeconfig path; "" = in-cluster
   std::string watch_namespace;  // API source: "" = all namespaces
   // API source: Ingress status, written by the leader of a Lease among all agents.
   bool update_status = true;
-  std::string publish_address;  // comma-separated IPs/DNS names; "" = HOST_IP from the env
+  std::string publish_address;     // comma-separated IPs/DNS names; "" = HOST_IP from the env
   std::string election_namespace;  // "" = POD_NAMESPACE from the env, else sluice-system
   std::string election_id = "sluice-ingress-leader";  // the Lease's name
   std::chrono::milliseconds lease_duration{15'000};
@@ -39,19 +43,18 @@ struct AgentConfig {
   int wait_shutdown_pid = 0;
   std::chrono::milliseconds manifest_poll{250};
   std::string splice = "auto";  // auto | sockmap | pipe | copy (resolved at startup)
-  std::string bpf_pin_dir = "/sys/fs/bpf/sluice";
+  std::string bpf_pin_dir;      // bpffs directory of the pinned maps; "" = bpf::kPinDir
   std::string tcp_services = "sluice-system/sluice-tcp-services";  // ConfigMap ns/name, "" = off
   proxy::ProxyConfig proxy;
 };
 
-// Parses argv. On --help/--version prints and sets `exit_code` = 0; on a bad argument prints a
-// clear error to stderr and sets `exit_code` = 2. Returns true when the agent should start.
-bool parseArgs(int argc, char** argv, AgentConfig& out, int& exit_code);
+// Parses argv. --help and --version print and give nullopt (exit 0); a bad argument is an Error
+// naming the flag (the caller prints it and exits 2).
+Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv);
 
-// "10s", "250ms", "2m", "1h", or a bare number of seconds. False on anything else.
-bool parseDuration(const std::string& text, std::chrono::milliseconds& out);
-// "ADDR:PORT", "[v6]:PORT" or ":PORT" (all addresses). False with a reason otherwise.
-bool parseEndpoint(const std::string& text, boost::asio::ip::tcp::endpoint& out,
-                   std::string& error);
+// "10s", "250ms", "2m", "1h", or a bare number of seconds.
+Result<std::chrono::milliseconds> parseDuration(std::string_view text);
+// "ADDR:PORT", "[v6]:PORT" or ":PORT" (all addresses).
+Result<boost::asio::ip::tcp::endpoint> parseEndpoint(std::string_view text);
 
 }  // namespace sluice::app

@@ -1,0 +1,63 @@
+#include "common/net.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <boost/asio/ip/v6_only.hpp>
+
+namespace sluice::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Result<void> listen(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
+                    const ListenOptions& options) {
+  boost::system::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) {
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec && options.reuse_port) {
+    int one = 1;
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec && endpoint.protocol() == tcp::v6()) {
+    acceptor.set_option(asio::ip::v6_only(false), ec);
+  }
+  if (!ec) {
+    acceptor.bind(endpoint, ec);
+  }
+  if (!ec) {
+    acceptor.listen(options.backlog, ec);
+  }
+  if (ec) {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    return Error(ec.value(), "listen on " + endpointText(endpoint));
+  }
+  return success();
+}
+
+std::string addressText(asio::ip::address address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  }
+  return address.to_string();
+}
+
+std::string endpointText(const tcp::endpoint& endpoint) {
+  const std::string host = addressText(endpoint.address());
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(endpoint.port());
+}
+
+std::string peerAddress(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  return ec ? std::string() : addressText(remote.address());
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,38 @@
+// Small socket and address helpers shared by the proxy, the admin port and the relays.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/result.hpp"
+
+namespace sluice::net {
+
+struct ListenOptions {
+  bool reuse_port = false;  // SO_REUSEPORT: every worker binds the same address
+  int backlog = boost::asio::socket_base::max_listen_connections;
+};
+
+// Opens, binds and listens `acceptor` on `endpoint` (IPv6 listeners also accept IPv4). On an
+// error the acceptor is closed and the error names the address.
+Result<void> listen(boost::asio::ip::tcp::acceptor& acceptor,
+                    const boost::asio::ip::tcp::endpoint& endpoint, const ListenOptions& options);
+
+// An address as text, an IPv4-mapped IPv6 address as plain IPv4 ("::ffff:10.0.0.1" → "10.0.0.1").
+std::string addressText(boost::asio::ip::address address);
+// "10.0.0.1:80" or "[fd00::1]:80", IPv4-mapped addresses unmapped.
+std::string endpointText(const boost::asio::ip::tcp::endpoint& endpoint);
+// The remote address of a connected socket as addressText(), or "" when it is not connected.
+std::string peerAddress(const boost::asio::ip::tcp::socket& socket);
+
+// Nanoseconds on the steady clock (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns reads).
+inline std::int64_t monotonicNs(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+inline std::int64_t monotonicNs() { return monotonicNs(std::chrono::steady_clock::now()); }
+
+}  // namespace sluice::net
