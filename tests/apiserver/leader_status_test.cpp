@@ -327,13 +327,15 @@ protected:
     ApiSourceOptions options;
     options.quiet = 20ms;
     options.informer.backoff_initial = 50ms;
-    source_ = std::make_unique<ApiSource>(newClient(), options, [this] {
-      for (auto& w : writers_) {
-        w->kick();
-      }
+    source_ = std::make_unique<ApiSource>(newClient(), options);
+    io_.run([&] {
+      source_->start([this] {
+        for (auto& w : writers_) {
+          w->kick();
+        }
+      });
     });
-    io_.run([&] { source_->start(); });
-    ASSERT_TRUE(eventually([&] { return io_.run([&] { return source_->synced(); }); }));
+    ASSERT_TRUE(eventually([&] { return io_.run([&] { return source_->ready(); }); }));
   }
 
   std::shared_ptr<StatusWriter> makeWriter(const std::string& addresses,

@@ -121,8 +121,8 @@ protected:
     auto made = Client::create(io_.executor(), test::fakeConnection(fake_, clientTokenFile()),
                                client_options_);
     ASSERT_OK(made);
-    source_ = std::make_unique<ApiSource>(*made, options_, [this] { ++notifications_; });
-    onIo([&] { source_->start(); });
+    source_ = std::make_unique<ApiSource>(*made, options_);
+    onIo([&] { source_->start([this] { ++notifications_; }); });
   }
 
   void shutdown() {
@@ -134,13 +134,13 @@ protected:
   }
 
   bool synced() {
-    return onIo([&] { return source_->synced(); });
+    return onIo([&] { return source_->ready(); });
   }
   Snapshot stored() {
     return onIo([&] { return snapshotOf(source_->store()); });
   }
-  std::vector<model::Warning> warnings() {
-    return onIo([&] { return source_->warnings(); });
+  std::vector<Problem> warnings() {
+    return onIo([&] { return source_->problems(); });
   }
   InformerStats statsOf(const std::string& kind) {
     return onIo([&] {

@@ -67,11 +67,9 @@ bool sameRouting(const model::DesiredState& a, const model::DesiredState& b) {
 Agent::Agent(AgentConfig config)
     : config_(std::move(config)),
       signals_(control_, SIGTERM, SIGINT),
-      poll_timer_(control_),
       drain_timer_(control_),
       stale_timer_(control_),
-      admin_(control_, [this](std::string_view m, std::string_view p) { return handleAdmin(m, p); }),
-      manifests_(config_.manifests_dir) {}
+      admin_(control_, [this](std::string_view m, std::string_view p) { return handleAdmin(m, p); }) {}
 
 Agent::~Agent() = default;
 
@@ -103,8 +101,18 @@ int Agent::run() {
       log->error("{}", started.error().message());
       return 2;
     }
+  } else {
+    source_ = std::make_unique<k8s::ManifestSource>(config_.manifests_dir,
+                                                    control_.get_executor(),
+                                                    config_.manifest_poll);
   }
-  reload(true);
+  // Every (coalesced) change becomes one translate + snapshot swap. The manifest source reads
+  // the directory before start() returns, so the first snapshot exists before any listener.
+  source_->start([this]() {
+    if (!draining_) {
+      reload();
+    }
+  });
 
   for (unsigned i = 0; i < config_.workers; ++i) {
     workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_));
@@ -131,9 +139,6 @@ int Agent::run() {
                                           : "manifests in " + config_.manifests_dir);
 
   waitSignal();
-  if (!api_) {
-    schedulePoll();  // the API source pushes its changes instead
-  }
   scheduleStaleSweep();
   control_.run();
 
@@ -273,47 +278,19 @@ void Agent::waitSignal() {
   });
 }
 
-void Agent::schedulePoll() {
-  poll_timer_.expires_after(config_.manifest_poll);
-  poll_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec || draining_) {
-      return;
-    }
-    reload(false);
-    schedulePoll();
-  });
-}
-
-void Agent::reload(bool force) {
-  auto log = log::get("control");
-  if (api_) {
-    // Ready only once a snapshot built from a fully synced store is being served.
-    const bool synced = api_->synced();
-    apply(api_->store(), api_->warnings());
-    api_applied_synced_ = api_applied_synced_ || synced;
-    if (status_ && synced) {
-      status_->kick();  // Ingresses or their classes may have changed
-    }
-    return;
+void Agent::reload() {
+  // Ready only once a snapshot built from a store that reflects the whole source is served.
+  const bool ready = source_->ready();
+  apply(source_->store(), source_->problems());
+  source_applied_ready_ = source_applied_ready_ || ready;
+  if (status_ && ready) {
+    status_->kick();  // Ingresses or their classes may have changed
   }
-  const std::size_t warnings_before = manifests_.warnings().size();
-  const bool changed = manifests_.poll();
-  if (!changed && !force) {
-    if (manifests_.warnings().size() != warnings_before) {
-      for (const auto& w : manifests_.warnings()) {
-        log->warn("{}: {}", w.object, w.message);
-      }
-    }
-    return;
-  }
-  apply(manifests_.store(), manifests_.warnings());
 }
 
-std::vector<model::Warning> Agent::sourceWarnings() const {
-  return api_ ? api_->warnings() : manifests_.warnings();
-}
+std::vector<model::Warning> Agent::sourceWarnings() const { return source_->problems(); }
 
-bool Agent::sourceReady() const { return !api_ || api_applied_synced_; }
+bool Agent::sourceReady() const { return source_applied_ready_; }
 
 Result<void> Agent::startApiSource() {
   namespace api = k8s::api;
@@ -331,13 +308,9 @@ Result<void> Agent::startApiSource() {
   api::ApiSourceOptions options;
   options.ns = config_.watch_namespace;
   options.tcp_services = config_.tcp_services;
-  // Every coalesced burst of API events becomes one translate + snapshot swap.
-  api_ = std::make_unique<api::ApiSource>(*made, options, [this]() {
-    if (!draining_) {
-      reload(false);
-    }
-  });
-  api_->start();
+  auto source = std::make_unique<api::ApiSource>(*made, options);
+  api_ = source.get();
+  source_ = std::move(source);
   log::get("control")->info("watching the Kubernetes API ({}{})", where,
                             config_.watch_namespace.empty()
                                 ? std::string(", all namespaces")
@@ -395,7 +368,7 @@ Result<void> Agent::startStatusWriter(const k8s::api::ConnectionConfig& connecti
     return addresses.error().wrap("publish address from HOST_IP");
   }
   status_options.addresses = std::move(*addresses);
-  status_options.ours = {config_.ingress_class, config_.controller, config_.tcp_services, {}};
+  status_options.ours = {config_.ingress_class, config_.controller};
 
   api::LeaderElectionOptions election;
   const char* pod_ns = env("POD_NAMESPACE");
@@ -426,7 +399,7 @@ Result<void> Agent::startStatusWriter(const k8s::api::ConnectionConfig& connecti
   status_client_ = *made;
   status_ = std::make_shared<api::StatusWriter>(
       status_client_, api_->store(), std::move(status_options),
-      [this] { return elector_ && elector_->leading() && api_applied_synced_; });
+      [this] { return elector_ && elector_->leading() && source_applied_ready_; });
   elector_ = std::make_shared<api::LeaderElector>(status_client_, election, [this](bool leading) {
     if (leading && status_) {
       status_->kick();  // publish what changed while another agent led
@@ -446,8 +419,9 @@ void Agent::apply(const k8s::Store& store, const std::vector<model::Warning>& so
   }
   auto desired = std::make_shared<model::DesiredState>(
       model::translate(store,
-                       {config_.ingress_class, config_.controller, config_.tcp_services,
-                        {config_.listen_http.port(), config_.admin.port()}}));
+                       {.classes = {config_.ingress_class, config_.controller},
+                        .tcp_services = config_.tcp_services,
+                        .reserved_ports = {config_.listen_http.port(), config_.admin.port()}}));
   ++reloads_;
   for (const auto& w : desired->warnings) {
     log->warn("{}: {}", w.object, w.message);
@@ -529,16 +503,13 @@ void Agent::beginDrain() {
     return;
   }
   draining_ = true;
-  poll_timer_.cancel();
   if (status_) {
     status_->stop();
   }
   if (elector_) {
     elector_->stop(true);  // hand the Lease over now rather than after it expires
   }
-  if (api_) {
-    api_->stop();  // the snapshot being served stays as it is until exit
-  }
+  source_->stop();  // the snapshot being served stays as it is until exit
   admin_.stop();
   for (auto& w : workers_) {
     w->drain();
@@ -858,7 +829,7 @@ std::string Agent::renderState() const {
   root["manifests"] = config_.manifests_dir;
   if (api_) {
     root["source"] = "kubernetes-api";
-    root["synced"] = api_->synced();
+    root["synced"] = api_->ready();
     root["endpoint_slice_version"] = api_->stats().endpoint_slice_version;
     json::object status{{"enabled", status_ != nullptr}};
     if (status_) {

@@ -35,8 +35,8 @@ public:
   int run();
 
 private:
-  // Re-reads the manifests and, when the resulting state differs, publishes a new snapshot.
-  void reload(bool force);
+  // Translates the source's store and, when the resulting state differs, publishes it.
+  void reload();
   // Translates `store` and publishes a new snapshot when routing changed.
   void apply(const k8s::Store& store, const std::vector<model::Warning>& source_warnings);
   std::vector<model::Warning> sourceWarnings() const;
@@ -46,7 +46,6 @@ private:
   Result<void> startStatusWriter(const k8s::api::ConnectionConfig& connection);
   bool sourceReady() const;
   std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
-  void schedulePoll();
   // Resolves --splice against what the kernel offers; logs the choice and why, once.
   void setupSplice();
   void scheduleStaleSweep();
@@ -63,13 +62,12 @@ private:
   AgentConfig config_;
   boost::asio::io_context control_{1};
   boost::asio::signal_set signals_;
-  boost::asio::steady_timer poll_timer_;
   boost::asio::steady_timer drain_timer_;
   boost::asio::steady_timer stale_timer_;
   admin::Server admin_;
-  k8s::ManifestSource manifests_;
-  std::unique_ptr<k8s::api::ApiSource> api_;  // set when the source is the Kubernetes API
-  bool api_applied_synced_ = false;            // a snapshot from a synced store is published
+  std::unique_ptr<k8s::Source> source_;
+  k8s::api::ApiSource* api_ = nullptr;  // source_, when it is the Kubernetes API
+  bool source_applied_ready_ = false;  // a snapshot from a store that was ready is published
   std::shared_ptr<k8s::api::Client> status_client_;  // the Lease and status writes
   std::shared_ptr<k8s::api::LeaderElector> elector_;
   std::shared_ptr<k8s::api::StatusWriter> status_;

@@ -241,7 +241,41 @@ Result<ParsedManifest> parseManifest(std::string_view text, ManifestFormat forma
   }
 }
 
-ManifestSource::ManifestSource(std::filesystem::path dir) : dir_(std::move(dir)) {}
+ManifestSource::ManifestSource(std::filesystem::path dir, boost::asio::any_io_executor executor,
+                               std::chrono::milliseconds interval)
+    : dir_(std::move(dir)), executor_(std::move(executor)), interval_(interval) {}
+
+ManifestSource::~ManifestSource() = default;
+
+void ManifestSource::start(std::function<void()> on_change) {
+  on_change_ = std::move(on_change);
+  timer_.emplace(executor_);
+  poll();
+  started_ = true;
+  on_change_();
+  schedule();
+}
+
+void ManifestSource::stop() {
+  stopped_ = true;
+  if (timer_) {
+    timer_->cancel();
+  }
+}
+
+void ManifestSource::schedule() {
+  timer_->expires_after(interval_);
+  timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) {
+      return;
+    }
+    const std::vector<Problem> before = warnings_;
+    if (poll() || warnings_ != before) {
+      on_change_();
+    }
+    schedule();
+  });
+}
 
 bool ManifestSource::poll() {
   try {
@@ -412,7 +446,7 @@ ManifestSource::FileState ManifestSource::parseFile(const std::string& name,
 
 void ManifestSource::merge() {
   Store merged;
-  std::vector<model::Warning> warnings;
+  std::vector<Problem> warnings;
   if (!dir_error_.empty()) {
     warnings.push_back({dir_.string(), dir_error_});
   }

@@ -6,18 +6,24 @@
 // on the caller's thread; poll() is cheap when nothing changed (one stat per file).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/value.hpp>
 
 #include "k8s/objects.hpp"
 #include "k8s/store.hpp"
-#include "model/desired_state.hpp"
+#include "k8s/problem.hpp"
+#include "k8s/source.hpp"
 
 namespace sluice::k8s {
 
@@ -34,9 +40,20 @@ struct ParsedManifest {
 // a text that does not parse is an error, and nothing of it is kept.
 Result<ParsedManifest> parseManifest(std::string_view text, ManifestFormat format);
 
-class ManifestSource {
+class ManifestSource : public Source {
 public:
-  explicit ManifestSource(std::filesystem::path dir);
+  // `executor` runs the polling once start()ed; tests that call poll() themselves need none.
+  explicit ManifestSource(std::filesystem::path dir, boost::asio::any_io_executor executor = {},
+                          std::chrono::milliseconds interval = std::chrono::milliseconds(250));
+  ~ManifestSource() override;
+
+  // Source: polls now (so the first state exists before start() returns), then every interval.
+  void start(std::function<void()> on_change) override;
+  void stop() override;
+  const Store& store() const override { return store_; }
+  std::vector<Problem> problems() const override { return warnings_; }
+  bool ready() const override { return started_; }
+  std::string kind() const override { return "manifests"; }
 
   // Rescans the directory (non-recursive; *.yaml, *.yml, *.json; hidden and editor temp files
   // ignored; symlinks followed, so a ConfigMap volume works) and re-parses changed files. Returns
@@ -44,9 +61,8 @@ public:
   // its first state. warnings() may change even when this returns false. Never throws.
   bool poll();
 
-  const Store& store() const { return store_; }
-  // Current problems (not events): bad files, bad objects, duplicate definitions.
-  const std::vector<model::Warning>& warnings() const { return warnings_; }
+  // Current problems: bad files, bad objects, duplicate definitions.
+  const std::vector<Problem>& warnings() const { return warnings_; }
   const std::filesystem::path& directory() const { return dir_; }
 
 private:
@@ -64,20 +80,27 @@ private:
     bool parsed = false;   // hash describes content that was parsed
     bool recheck = false;  // modified too recently for the stamp to be trusted: read again
     std::map<ObjectRef, Object> objects;  // what this file contributes now
-    std::vector<model::Warning> warnings;
+    std::vector<Problem> warnings;
   };
 
   bool pollOnce();
   FileState parseFile(const std::string& name, const std::string& content, const Stamp& stamp,
                       const FileState* old) const;
   void merge();
+  void schedule();
 
   std::filesystem::path dir_;
   std::map<std::string, FileState> files_;  // by file name; sorted, so the first file wins
   std::string dir_error_;
   bool reported_ = false;
   Store store_;
-  std::vector<model::Warning> warnings_;
+  std::vector<Problem> warnings_;
+  boost::asio::any_io_executor executor_;
+  std::optional<boost::asio::steady_timer> timer_;  // once started
+  std::chrono::milliseconds interval_;
+  std::function<void()> on_change_;
+  bool started_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace sluice::k8s

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "k8s/problem.hpp"
+
 namespace sluice::model {
 
 enum class PathType : std::uint8_t { kExact, kPrefix, kImplementationSpecific };
@@ -75,11 +77,8 @@ struct TcpRoute {
   bool operator==(const TcpRoute&) const = default;
 };
 
-struct Warning {
-  std::string object;  // "Kind namespace/name" or a file name
-  std::string message;
-  bool operator==(const Warning&) const = default;
-};
+// An object skipped or partly ignored by translate() (the sources report their own the same way).
+using Warning = k8s::Problem;
 
 struct DesiredState {
   std::uint64_t generation = 0;

@@ -75,14 +75,14 @@ public:
   DesiredState run() {
     std::vector<const k8s::Ingress*> ours;
     for (const auto& [key, ing] : store_.ingresses()) {
-      if (isOurIngress(ing, store_, options_)) {
+      if (k8s::isOurIngress(ing, store_, options_.classes)) {
         ours.push_back(&ing);
-      } else if (ing.ingress_class_name && *ing.ingress_class_name == options_.ingress_class &&
+      } else if (ing.ingress_class_name && *ing.ingress_class_name == options_.classes.ingress_class &&
                  !store_.ingressClasses().contains(*ing.ingress_class_name)) {
         // Not another controller's Ingress: most likely our IngressClass was never created.
         warn("Ingress " + key, "IngressClass " + *ing.ingress_class_name +
                                    " not found; Ingress ignored until it exists with controller " +
-                                   options_.controller);
+                                   options_.classes.controller);
       }
     }
     // Oldest first; namespace/name breaks ties so the order never depends on the input order.
@@ -359,25 +359,6 @@ private:
 };
 
 }  // namespace
-
-bool isOurIngress(const k8s::Ingress& ingress, const k8s::Store& store,
-                  const TranslateOptions& options) {
-  if (ingress.ingress_class_name) {
-    auto it = store.ingressClasses().find(*ingress.ingress_class_name);
-    return it != store.ingressClasses().end() && it->second.controller == options.controller;
-  }
-  const auto& annotations = ingress.metadata.annotations;
-  if (auto it = annotations.find(std::string(k8s::kLegacyClassAnnotation));
-      it != annotations.end()) {
-    return it->second == options.ingress_class;
-  }
-  for (const auto& [name, cls] : store.ingressClasses()) {
-    if (cls.controller == options.controller && cls.isDefault()) {
-      return true;
-    }
-  }
-  return false;
-}
 
 std::string clusterName(const std::string& ns, const k8s::IngressServiceBackend& backend) {
   return ns + "/" + backend.name + ":" +

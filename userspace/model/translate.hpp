@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "k8s/ingress_class.hpp"
 #include "k8s/objects.hpp"
 #include "k8s/store.hpp"
 #include "model/desired_state.hpp"
@@ -24,22 +25,13 @@ namespace sluice::model {
 inline constexpr std::string_view kLoadBalanceAnnotation = "sluice.dev/load-balance";
 
 struct TranslateOptions {
-  std::string ingress_class = "sluice";           // for the legacy kubernetes.io/ingress.class
-  std::string controller = "sluice.dev/ingress";  // IngressClass spec.controller that is ours
+  k8s::ClassFilter classes;  // which Ingresses are ours
   // ConfigMap "namespace/name" whose data maps a listener port to "namespace/service:port"
   // (the ingress-nginx tcp-services format); "" = no TCP routes.
   std::string tcp_services = "sluice-system/sluice-tcp-services";
   // Ports the agent serves otherwise (HTTP, admin): a TCP route cannot take them.
   std::vector<std::uint16_t> reserved_ports;
 };
-
-// Whether we serve `ingress`. Every IngressClass whose spec.controller is ours counts (so two
-// agents in one cluster need two controller values, as with other controllers). An Ingress is ours
-// if spec.ingressClassName names such a class; or, without ingressClassName, if the legacy
-// annotation equals options.ingress_class; or, with neither, if one of our classes is marked
-// is-default-class. ingressClassName wins over the annotation.
-bool isOurIngress(const k8s::Ingress& ingress, const k8s::Store& store,
-                  const TranslateOptions& options);
 
 // The cluster name for a service backend of an Ingress in `ns`: "ns/service:port", with the port
 // as written (number or name).

@@ -278,11 +278,11 @@ TEST_F(ManifestSourceTest, InvalidObjectKeepsLastGoodVersionFromThatFile) {
   EXPECT_THAT(
       source.warnings(),
       ElementsAre(
-          AllOf(Field(&model::Warning::object, "a.yaml"),
-                Field(&model::Warning::message,
+          AllOf(Field(&Problem::object, "a.yaml"),
+                Field(&Problem::message,
                       "Service t/a: spec.ports[0].port: must be between 1 and 65535, got 0; "
                       "keeping last good version")),
-          Field(&model::Warning::message,
+          Field(&Problem::message,
                 "Service t/c: spec.ports[0].port: must be between 1 and 65535, got 70000; "
                 "skipped")));
 
@@ -305,8 +305,8 @@ TEST_F(ManifestSourceTest, DuplicateAcrossFilesFirstFileWins) {
   EXPECT_TRUE(source.poll());
   EXPECT_EQ(portOf(source.store(), "t/a"), 81);
   EXPECT_THAT(source.warnings(),
-              ElementsAre(AllOf(Field(&model::Warning::object, "Service t/a"),
-                                Field(&model::Warning::message,
+              ElementsAre(AllOf(Field(&Problem::object, "Service t/a"),
+                                Field(&Problem::message,
                                       "defined in both a.yaml and b.yaml; using a.yaml"))));
   fs::remove(dir_ / "a.yaml");
   EXPECT_TRUE(source.poll());
@@ -320,7 +320,7 @@ TEST_F(ManifestSourceTest, DuplicateInOneFileFirstWins) {
   EXPECT_TRUE(source.poll());
   EXPECT_EQ(portOf(source.store(), "t/a"), 81);
   EXPECT_THAT(source.warnings(),
-              ElementsAre(Field(&model::Warning::message,
+              ElementsAre(Field(&Problem::message,
                                 "Service t/a is defined more than once in this file; using the "
                                 "first")));
 }
@@ -375,8 +375,8 @@ TEST_F(ManifestSourceTest, NonObjectsAndUnsupportedKindsWarn) {
   EXPECT_TRUE(source.poll());
   EXPECT_EQ(source.store().size(), 1u);
   EXPECT_THAT(source.warnings(),
-              ElementsAre(Field(&model::Warning::message, HasSubstr("document 1: not a mapping")),
-                          Field(&model::Warning::message, "unsupported kind Deployment; skipped")));
+              ElementsAre(Field(&Problem::message, HasSubstr("document 1: not a mapping")),
+                          Field(&Problem::message, "unsupported kind Deployment; skipped")));
 }
 
 TEST_F(ManifestSourceTest, MissingDirectoryWarnsAndRecovers) {

@@ -231,8 +231,8 @@ spec: {controller: example.com/edge}
       simpleIngress("b", "b.test", "", "  annotations: {kubernetes.io/ingress.class: edge}\n") +
       simpleIngress("c", "c.test", "", "  annotations: {kubernetes.io/ingress.class: sluice}\n");
   TranslateOptions options;
-  options.ingress_class = "edge";
-  options.controller = "example.com/edge";
+  options.classes.ingress_class = "edge";
+  options.classes.controller = "example.com/edge";
   EXPECT_THAT(hostsOf(translate(storeFrom(yaml), options)), ElementsAre("a.test", "b.test"));
   EXPECT_THAT(hostsOf(translate(storeFrom(yaml), TranslateOptions{})), ElementsAre("c.test"));
 }

@@ -70,8 +70,8 @@ void Informer::stop() {
   timer_.cancel();
 }
 
-std::vector<model::Warning> Informer::warnings() const {
-  std::vector<model::Warning> out;
+std::vector<Problem> Informer::warnings() const {
+  std::vector<Problem> out;
   if (!stats_.last_error.empty()) {
     out.push_back({"kubernetes API " + resource_.plural, stats_.last_error});
   }
@@ -124,7 +124,7 @@ bool Informer::applyUpsert(const ObjectRef& ref, json::value& value) {
   std::string message =
       decoded.error().message() + (kept ? " (keeping the last good version)" : " (skipped)");
   log::get("k8s")->warn("{}: {}", ref.display(), message);
-  model::Warning w{ref.display(), std::move(message)};
+  Problem w{ref.display(), std::move(message)};
   auto [it, inserted] = bad_.try_emplace(ref, w);
   if (!inserted && !(it->second == w)) {
     it->second = std::move(w);
@@ -202,7 +202,7 @@ awaitable<bool> Informer::list() {
   // Replace: decode everything, then remove what is no longer there.
   bool changed = false;
   std::set<ObjectRef> seen;
-  std::map<ObjectRef, model::Warning> old_bad = std::move(bad_);
+  std::map<ObjectRef, Problem> old_bad = std::move(bad_);
   bad_.clear();
   for (json::value& item : items) {
     prepare(item);

@@ -30,8 +30,8 @@
 
 #include "k8s/api/client.hpp"
 #include "k8s/objects.hpp"
+#include "k8s/problem.hpp"
 #include "k8s/store.hpp"
-#include "model/desired_state.hpp"
 
 namespace sluice::k8s::api {
 
@@ -88,7 +88,7 @@ public:
   const InformerStats& stats() const { return stats_; }
   bool synced() const { return stats_.synced; }
   // Current problems: objects that did not decode, and the list/watch failing.
-  std::vector<model::Warning> warnings() const;
+  std::vector<Problem> warnings() const;
 
 private:
   boost::asio::awaitable<void> run();
@@ -113,7 +113,7 @@ private:
   bool watch_failed_ = false;
   std::string watch_error_;
   std::set<ObjectRef> in_store_;                  // objects this informer put into the store
-  std::map<ObjectRef, model::Warning> bad_;       // objects whose current version is bad
+  std::map<ObjectRef, Problem> bad_;       // objects whose current version is bad
   InformerStats stats_;
 };
 

@@ -20,10 +20,9 @@ using asio::awaitable;
 using Clock = std::chrono::steady_clock;
 
 struct ApiSource::State : std::enable_shared_from_this<State> {
-  State(std::shared_ptr<Client> c, ApiSourceOptions o, std::function<void()> cb)
+  State(std::shared_ptr<Client> c, ApiSourceOptions o)
       : client(std::move(c)),
         options(std::move(o)),
-        on_changed(std::move(cb)),
         timer(client->executor()),
         retry(client->executor()) {}
 
@@ -146,18 +145,17 @@ struct ApiSource::State : std::enable_shared_from_this<State> {
   }
 };
 
-ApiSource::ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options,
-                     std::function<void()> on_changed)
-    : state_(std::make_shared<State>(std::move(client), std::move(options),
-                                     std::move(on_changed))) {}
+ApiSource::ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options)
+    : state_(std::make_shared<State>(std::move(client), std::move(options))) {}
 
 ApiSource::~ApiSource() { stop(); }
 
-void ApiSource::start() {
+void ApiSource::start(std::function<void()> on_change) {
   State& s = *state_;
   if (s.started) {
     return;
   }
+  s.on_changed = std::move(on_change);
   s.started = true;
   const std::string& ns = s.options.ns;
   s.addInformer({"Ingress", "networking.k8s.io/v1", "ingresses", false, ns, ""});
@@ -192,8 +190,8 @@ void ApiSource::stop() {
 
 const Store& ApiSource::store() const { return state_->store; }
 
-std::vector<model::Warning> ApiSource::warnings() const {
-  std::vector<model::Warning> out;
+std::vector<Problem> ApiSource::problems() const {
+  std::vector<Problem> out;
   if (!state_->option_error.empty()) {
     out.push_back({"kubernetes API", state_->option_error});
   }
@@ -208,7 +206,7 @@ std::vector<model::Warning> ApiSource::warnings() const {
   return out;
 }
 
-bool ApiSource::synced() const {
+bool ApiSource::ready() const {
   if (!state_->discovered) {
     return false;
   }

@@ -7,11 +7,10 @@
 //
 // Wiring in the agent (control thread owns an io_context `ioc`):
 //   auto cfg = kubeconfig.empty() ? api::inCluster() : api::loadKubeconfig(kubeconfig);
-//   auto made = api::Client::create(ioc.get_executor(), std::move(*cfg.config));
-//   api::ApiSource source(made.client, {.ns = flag_namespace, .tcp_services = flag_tcp},
-//                         [&] { rebuild(source.store(), source.warnings()); });
-//   source.start();
-//   /readyz: source.synced();  /metrics: source.stats();  shutdown: source.stop().
+//   auto client = api::Client::create(ioc.get_executor(), std::move(*cfg));
+//   api::ApiSource source(*client, {.ns = flag_namespace, .tcp_services = flag_tcp});
+//   source.start([&] { rebuild(source.store(), source.problems()); });
+//   /readyz: source.ready();  /metrics: source.stats();  shutdown: source.stop().
 #pragma once
 
 #include <chrono>
@@ -24,7 +23,7 @@
 #include "k8s/api/client.hpp"
 #include "k8s/api/informer.hpp"
 #include "k8s/store.hpp"
-#include "model/desired_state.hpp"
+#include "k8s/source.hpp"
 
 namespace sluice::k8s::api {
 
@@ -51,23 +50,24 @@ struct ApiSourceStats {
   ClientStats client;
 };
 
-class ApiSource {
+class ApiSource : public Source {
 public:
-  // `on_changed` is called on the executor after the store, warnings or synced() changed.
-  ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options,
-            std::function<void()> on_changed);
-  ~ApiSource();  // stop()s
+  ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options);
+  ~ApiSource() override;  // stop()s
   ApiSource(const ApiSource&) = delete;
   ApiSource& operator=(const ApiSource&) = delete;
 
-  void start();  // discovery, then every informer; returns at once
-  void stop();   // no further store changes or on_changed calls; I/O ends promptly
+  // Discovery, then every informer; returns at once.
+  void start(std::function<void()> on_change) override;
+  // No further store changes or on_change calls; I/O ends promptly.
+  void stop() override;
 
-  const Store& store() const;
+  const Store& store() const override;
   // Current problems: objects that did not decode, lists/watches failing, bad options.
-  std::vector<model::Warning> warnings() const;
+  std::vector<Problem> problems() const override;
   // True once discovery finished and every informer listed successfully at least once.
-  bool synced() const;
+  bool ready() const override;
+  std::string kind() const override { return "kubernetes-api"; }
   ApiSourceStats stats() const;
 
 private:

@@ -148,7 +148,7 @@ awaitable<void> StatusWriter::run() {
     // Keys first: the store may change while a request is out.
     std::vector<std::pair<std::string, std::string>> todo;
     for (const auto& [key, ing] : store_.ingresses()) {
-      if (!current(ing) && model::isOurIngress(ing, store_, options_.ours)) {
+      if (!current(ing) && isOurIngress(ing, store_, options_.ours)) {
         todo.emplace_back(ing.metadata.ns, ing.metadata.name);
       }
     }
@@ -197,7 +197,7 @@ Result<std::string> StatusWriter::statusUpdate(const std::string& fetched) const
   // Decide on the version we are about to overwrite, not the cached one.
   Result<Object> decoded = decodeObject(doc);
   const Ingress* fresh = decoded ? std::get_if<Ingress>(&*decoded) : nullptr;
-  if (fresh == nullptr || !model::isOurIngress(*fresh, store_, options_.ours) ||
+  if (fresh == nullptr || !isOurIngress(*fresh, store_, options_.ours) ||
       current(*fresh)) {
     return std::string();
   }

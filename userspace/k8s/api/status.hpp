@@ -25,15 +25,15 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "k8s/api/client.hpp"
+#include "k8s/ingress_class.hpp"
 #include "k8s/objects.hpp"
 #include "k8s/store.hpp"
-#include "model/translate.hpp"
 
 namespace sluice::k8s::api {
 
 struct StatusWriterOptions {
   std::vector<LoadBalancerIngress> addresses;  // published, in this order
-  model::TranslateOptions ours;                // ingress class and controller we serve
+  ClassFilter ours;                            // ingress class and controller we serve
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30'000};
 };
