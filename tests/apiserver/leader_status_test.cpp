@@ -11,13 +11,22 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "control/leader.hpp"
+#include "control/status_writer.hpp"
 #include "fake.hpp"
-#include "k8s/api/leader.hpp"
 #include "k8s/api/source.hpp"
-#include "k8s/api/status.hpp"
 
 namespace sluice::k8s::api {
 namespace {
+
+using control::LeaderElectionOptions;
+using control::LeaderElector;
+using control::LeaderStats;
+using control::microTime;
+using control::parsePublishAddresses;
+using control::StatusWriter;
+using control::StatusWriterOptions;
+using control::validate;
 
 namespace json = boost::json;
 using namespace std::chrono_literals;

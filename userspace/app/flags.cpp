@@ -9,7 +9,7 @@
 
 #include "bpf/abi.hpp"
 #include "common/log.hpp"
-#include "k8s/api/status.hpp"
+#include "control/status_writer.hpp"
 #include "k8s/objects.hpp"
 
 namespace sluice::app {
@@ -220,7 +220,7 @@ Result<void> validate(const RawFlags& raw, AgentConfig& out) {
   }
   SLUICE_CHECK(applyDurations(raw, out));
   if (!out.publish_address.empty()) {
-    if (auto addresses = k8s::api::parsePublishAddresses(out.publish_address); !addresses) {
+    if (auto addresses = control::parsePublishAddresses(out.publish_address); !addresses) {
       return addresses.error().wrap("--publish-address");
     }
   }

@@ -256,6 +256,11 @@ void ManifestSource::start(std::function<void()> on_change) {
   schedule();
 }
 
+void ManifestSource::renderState(boost::json::object& out) const {
+  out["source"] = kind();
+  out["manifests"] = dir_.string();
+}
+
 void ManifestSource::stop() {
   stopped_ = true;
   if (timer_) {

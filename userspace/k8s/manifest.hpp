@@ -54,6 +54,8 @@ public:
   std::vector<Problem> problems() const override { return warnings_; }
   bool ready() const override { return started_; }
   std::string kind() const override { return "manifests"; }
+  void renderMetrics(admin::MetricsWriter&) const override {}
+  void renderState(boost::json::object& out) const override;
 
   // Rescans the directory (non-recursive; *.yaml, *.yml, *.json; hidden and editor temp files
   // ignored; symlinks followed, so a ConfigMap volume works) and re-parses changed files. Returns

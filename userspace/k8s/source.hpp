@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
+#include "admin/metrics.hpp"
 #include "k8s/problem.hpp"
 #include "k8s/store.hpp"
 
@@ -29,8 +32,12 @@ public:
   virtual std::vector<Problem> problems() const = 0;
   // True once the store reflects the whole source (the API source: every kind listed).
   virtual bool ready() const = 0;
-  // For logs and /debug/state: "manifests in DIR", "kubernetes-api".
+  // For logs and /debug/state: "manifests", "kubernetes-api".
   virtual std::string kind() const = 0;
+
+  // What the source adds to /metrics and /debug/state ("source" and its own keys).
+  virtual void renderMetrics(admin::MetricsWriter& out) const = 0;
+  virtual void renderState(boost::json::object& out) const = 0;
 };
 
 }  // namespace sluice::k8s

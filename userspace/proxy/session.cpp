@@ -15,6 +15,7 @@
 
 #include "common/log.hpp"
 #include "lb/balancer.hpp"
+#include "proxy/access_log.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/worker.hpp"
 #include "router/route_table.hpp"
@@ -846,7 +847,7 @@ void Session::finishRequest(int status, RouteStats* route) {
   if (route != nullptr) {
     route->count(status);
   }
-  if (Worker::accessLog() != nullptr) {
+  if (accessLog() != nullptr) {
     writeAccessLog(status);
   }
 }
@@ -871,7 +872,7 @@ void Session::writeAccessLog(int status) {
                              Clock::now() - request_start_)
                              .count());
   line += '}';
-  Worker::accessLog()(line);
+  accessLog()(line);
 }
 
 }  // namespace sluice::proxy

@@ -2,6 +2,7 @@
 // never used to synchronise anything, and every worker writes them without locks.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin/metrics.hpp"
 #include "http/parser.hpp"
 
 namespace sluice::proxy {
@@ -38,6 +40,7 @@ private:
 // Per route label; index by status class 1xx..5xx (0..4).
 struct RouteStats {
   explicit RouteStats(std::string l) : label(std::move(l)) {}
+  const std::string& key() const { return label; }
   const std::string label;
   std::array<Counter, 5> by_class{};
   void count(int status) {
@@ -50,6 +53,7 @@ struct RouteStats {
 
 struct ClusterStats {
   explicit ClusterStats(std::string n) : name(std::move(n)) {}
+  const std::string& key() const { return name; }
   const std::string name;
   Histogram upstream_latency;
   Counter connect_failures{0};
@@ -78,6 +82,9 @@ struct GlobalStats {
 
 GlobalStats& globalStats();
 
+// sluice_requests_*, sluice_local_replies_total, connection and upstream totals.
+void renderGlobalMetrics(admin::MetricsWriter& out);
+
 // Control-thread registry that hands out the same stats object for the same label across
 // snapshots, so counters survive config swaps while the route exists.
 template <typename T>
@@ -96,8 +103,24 @@ public:
   }
   const std::unordered_map<std::string, std::shared_ptr<T>>& items() const { return items_; }
 
+  // The entries sorted by key, for stable rendering.
+  std::vector<const T*> sorted() const {
+    std::vector<const T*> out;
+    out.reserve(items_.size());
+    for (const auto& [key, item] : items_) {
+      out.push_back(item.get());
+    }
+    std::sort(out.begin(), out.end(), [](const T* a, const T* b) { return a->key() < b->key(); });
+    return out;
+  }
+
 private:
   std::unordered_map<std::string, std::shared_ptr<T>> items_;
 };
+
+// sluice_requests_total by route and status class.
+void renderRouteMetrics(admin::MetricsWriter& out, const StatsRegistry<RouteStats>& routes);
+// Upstream latency, connect failures and retries by cluster.
+void renderClusterMetrics(admin::MetricsWriter& out, const StatsRegistry<ClusterStats>& clusters);
 
 }  // namespace sluice::proxy

@@ -21,12 +21,9 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
-std::atomic<AccessLogFn> g_access_log{nullptr};
 constexpr auto kSweepInterval = std::chrono::seconds(2);
 }  // namespace
 
-void Worker::setAccessLog(AccessLogFn fn) { g_access_log.store(fn); }
-AccessLogFn Worker::accessLog() { return g_access_log.load(std::memory_order_relaxed); }
 
 Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots)
     : index_(index),

@@ -25,9 +25,6 @@ namespace sluice::proxy {
 
 class Session;
 
-// Sink for access-log lines (JSON), or null when access logging is off.
-using AccessLogFn = void (*)(std::string_view line);
-
 class Worker {
 public:
   Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots);
@@ -66,9 +63,6 @@ public:
   std::uint64_t nextConnectionId() { return (next_conn_id_++ << 8) | index_; }
   void attach(Session* s);
   void detach(Session* s);
-
-  static void setAccessLog(AccessLogFn fn);
-  static AccessLogFn accessLog();
 
 private:
   void accept();

@@ -107,6 +107,18 @@ std::string describe(const Result<Response>& r) {
   return r ? r->describe() : r.error().message();
 }
 
+void renderClientMetrics(admin::MetricsWriter& out, std::string_view client,
+                         const ClientStats& stats) {
+  using Type = admin::MetricsWriter::Type;
+  out.family("sluice_k8s_api_requests_total", Type::kCounter,
+             "Requests to the API server, by client.");
+  out.sample("sluice_k8s_api_requests_total", {{"client", client}}, stats.requests);
+  out.family("sluice_k8s_api_connections_total", Type::kCounter,
+             "TLS connections opened to the API server, by client (requests reuse kept-alive "
+             "ones).");
+  out.sample("sluice_k8s_api_connections_total", {{"client", client}}, stats.connections);
+}
+
 std::string urlEncode(std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -22,6 +22,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include "admin/metrics.hpp"
 #include "common/result.hpp"
 #include "k8s/api/kubeconfig.hpp"
 
@@ -137,6 +138,10 @@ private:
   bool shut_down_ = false;
   ClientStats stats_;
 };
+
+// sluice_k8s_api_requests_total and sluice_k8s_api_connections_total of one client.
+void renderClientMetrics(admin::MetricsWriter& out, std::string_view client,
+                         const ClientStats& stats);
 
 // Percent-encodes a query parameter value.
 std::string urlEncode(std::string_view value);

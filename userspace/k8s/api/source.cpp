@@ -227,3 +227,59 @@ ApiSourceStats ApiSource::stats() const {
 }
 
 }  // namespace sluice::k8s::api
+
+namespace sluice::k8s::api {
+
+void ApiSource::renderMetrics(admin::MetricsWriter& out) const {
+  using Type = admin::MetricsWriter::Type;
+  const ApiSourceStats stats = this->stats();
+  out.family("sluice_k8s_events_total", Type::kCounter, "Watch events by kind and type.");
+  for (const auto& k : stats.kinds) {
+    const std::pair<const char*, std::uint64_t> types[] = {{"ADDED", k.stats.added},
+                                                           {"MODIFIED", k.stats.modified},
+                                                           {"DELETED", k.stats.deleted},
+                                                           {"BOOKMARK", k.stats.bookmarks},
+                                                           {"ERROR", k.stats.error_events}};
+    for (const auto& [type, n] : types) {
+      out.sample("sluice_k8s_events_total", {{"kind", k.kind}, {"type", type}}, n);
+    }
+  }
+  struct PerKind {
+    const char* name;
+    Type type;
+    const char* help;
+    std::uint64_t (*value)(const InformerStats&);
+  };
+  static constexpr PerKind kPerKind[] = {
+      {"sluice_k8s_relists_total", Type::kCounter,
+       "Full lists after the first (410 Gone, errors).",
+       [](const InformerStats& s) { return s.relists; }},
+      {"sluice_k8s_watch_restarts_total", Type::kCounter, "Watches restarted after they ended.",
+       [](const InformerStats& s) { return s.watch_restarts; }},
+      {"sluice_k8s_synced", Type::kGauge, "1 once the kind was listed successfully.",
+       [](const InformerStats& s) { return std::uint64_t{s.synced ? 1u : 0u}; }},
+      {"sluice_k8s_last_sync_timestamp_seconds", Type::kGauge,
+       "Unix time of the last successful list or event, by kind.",
+       [](const InformerStats& s) {
+         return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                               s.last_sync.time_since_epoch())
+                                               .count());
+       }},
+  };
+  for (const PerKind& m : kPerKind) {
+    out.family(m.name, m.type, m.help);
+    for (const auto& k : stats.kinds) {
+      out.sample(m.name, {{"kind", k.kind}}, m.value(k.stats));
+    }
+  }
+  renderClientMetrics(out, "source", stats.client);
+}
+
+void ApiSource::renderState(boost::json::object& out) const {
+  out["source"] = kind();
+  out["manifests"] = "";
+  out["synced"] = ready();
+  out["endpoint_slice_version"] = state_->slice_version;
+}
+
+}  // namespace sluice::k8s::api

@@ -68,6 +68,9 @@ public:
   // True once discovery finished and every informer listed successfully at least once.
   bool ready() const override;
   std::string kind() const override { return "kubernetes-api"; }
+  // sluice_k8s_events_total and the other informer counters, and the source client's requests.
+  void renderMetrics(admin::MetricsWriter& out) const override;
+  void renderState(boost::json::object& out) const override;
   ApiSourceStats stats() const;
 
 private:

@@ -1,4 +1,4 @@
-#include "k8s/api/status.hpp"
+#include "control/status_writer.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -13,7 +13,19 @@
 
 #include "common/log.hpp"
 
-namespace sluice::k8s::api {
+namespace sluice::control {
+
+using k8s::api::Client;
+using k8s::api::Response;
+using k8s::api::describe;
+using k8s::api::statusOf;
+using k8s::api::urlEncode;
+using k8s::Ingress;
+using k8s::LoadBalancerIngress;
+using k8s::Object;
+using k8s::Store;
+using k8s::decodeObject;
+using k8s::isOurIngress;
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -248,4 +260,4 @@ awaitable<StatusWriter::Outcome> StatusWriter::writeOnce(const std::string& ns,
   co_return Outcome::kFailed;
 }
 
-}  // namespace sluice::k8s::api
+}  // namespace sluice::control

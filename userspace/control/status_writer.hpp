@@ -29,18 +29,18 @@
 #include "k8s/objects.hpp"
 #include "k8s/store.hpp"
 
-namespace sluice::k8s::api {
+namespace sluice::control {
 
 struct StatusWriterOptions {
-  std::vector<LoadBalancerIngress> addresses;  // published, in this order
-  ClassFilter ours;                            // ingress class and controller we serve
+  std::vector<k8s::LoadBalancerIngress> addresses;  // published, in this order
+  k8s::ClassFilter ours;                            // ingress class and controller we serve
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30'000};
 };
 
 // Parses a comma-separated --publish-address value: IP addresses become {ip}, DNS names
 // {hostname}; an error says what is wrong with which entry.
-Result<std::vector<LoadBalancerIngress>> parsePublishAddresses(const std::string& text);
+Result<std::vector<k8s::LoadBalancerIngress>> parsePublishAddresses(const std::string& text);
 
 struct StatusWriterStats {
   std::uint64_t writes = 0;     // status updates that landed
@@ -52,7 +52,7 @@ struct StatusWriterStats {
 
 class StatusWriter : public std::enable_shared_from_this<StatusWriter> {
 public:
-  StatusWriter(std::shared_ptr<Client> client, const Store& store, StatusWriterOptions options,
+  StatusWriter(std::shared_ptr<k8s::api::Client> client, const k8s::Store& store, StatusWriterOptions options,
                std::function<bool()> may_write);
 
   void start();
@@ -69,14 +69,14 @@ private:
   enum class Outcome { kDone, kFailed, kConflict };
   // One GET + PUT; kDone also when there was nothing to write (not ours, current, gone).
   boost::asio::awaitable<Outcome> writeOnce(const std::string& ns, const std::string& name);
-  bool current(const Ingress& ingress) const;
+  bool current(const k8s::Ingress& ingress) const;
   // From a fetched Ingress, the body of its status update: "" when there is nothing to write
   // (not ours, or already current); an error when `fetched` is not an object.
   Result<std::string> statusUpdate(const std::string& fetched) const;
   void fail(std::string error);
 
-  std::shared_ptr<Client> client_;
-  const Store& store_;
+  std::shared_ptr<k8s::api::Client> client_;
+  const k8s::Store& store_;
   StatusWriterOptions options_;
   std::function<bool()> may_write_;
   boost::asio::steady_timer wake_;
@@ -87,4 +87,4 @@ private:
   StatusWriterStats stats_;
 };
 
-}  // namespace sluice::k8s::api
+}  // namespace sluice::control

@@ -28,7 +28,7 @@
 
 #include "k8s/api/client.hpp"
 
-namespace sluice::k8s::api {
+namespace sluice::control {
 
 struct LeaderElectionOptions {
   std::string ns;        // the Lease's namespace
@@ -57,7 +57,7 @@ class LeaderElector : public std::enable_shared_from_this<LeaderElector> {
 public:
   // `on_change(true)` when we become the leader, `on_change(false)` when that ends (also on
   // stop()). Called on the executor.
-  LeaderElector(std::shared_ptr<Client> client, LeaderElectionOptions options,
+  LeaderElector(std::shared_ptr<k8s::api::Client> client, LeaderElectionOptions options,
                 std::function<void(bool leading)> on_change);
 
   void start();
@@ -82,7 +82,7 @@ private:
   void lose(const std::string& why);
   void fail(std::string error);
 
-  std::shared_ptr<Client> client_;
+  std::shared_ptr<k8s::api::Client> client_;
   LeaderElectionOptions options_;
   std::function<void(bool)> on_change_;
   boost::asio::steady_timer timer_;   // between rounds
@@ -104,4 +104,4 @@ private:
 // A Kubernetes MicroTime ("2026-11-23T14:05:13.123456Z").
 std::string microTime(std::chrono::system_clock::time_point t);
 
-}  // namespace sluice::k8s::api
+}  // namespace sluice::control

@@ -1,4 +1,4 @@
-#include "k8s/api/leader.hpp"
+#include "control/leader.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -12,7 +12,13 @@
 
 #include "common/log.hpp"
 
-namespace sluice::k8s::api {
+namespace sluice::control {
+
+using k8s::api::Client;
+using k8s::api::Response;
+using k8s::api::describe;
+using k8s::api::statusOf;
+using k8s::api::urlEncode;
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -319,4 +325,4 @@ awaitable<void> LeaderElector::release() {
   }
 }
 
-}  // namespace sluice::k8s::api
+}  // namespace sluice::control
