@@ -290,7 +290,15 @@ TEST_F(Proxy, Http10ClientGetsClosedConnectionByDefault) {
 
 TEST_F(Proxy, MetricsCountRequestsByRouteAndClass) {
   ASSERT_TRUE(request(agent_->port(), "GET", "a", "/counted"));
-  std::string text = httpGet(agent_->adminPort(), "/metrics");
+  // The request is counted once its response is out, which the client may see first.
+  std::string text;
+  for (int i = 0; i < 100; ++i) {
+    text = httpGet(agent_->adminPort(), "/metrics");
+    if (text.find("code=\"2xx\"}") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_NE(text.find("sluice_requests_total{route="), std::string::npos);
   EXPECT_NE(text.find("code=\"2xx\"}"), std::string::npos);
   EXPECT_NE(text.find("sluice_upstream_latency_seconds_bucket{cluster=\"default/web:http\""),

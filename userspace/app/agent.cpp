@@ -168,7 +168,10 @@ void Agent::registerPages() {
            : ready_    ? "syncing with the API server"
                        : "starting";
   });
-  pages_.addMetrics([](admin::MetricsWriter& out) { proxy::renderGlobalMetrics(out); });
+  pages_.addMetrics([](admin::MetricsWriter& out) {
+    proxy::renderGlobalMetrics(out);
+    upstream::renderMetrics(out);
+  });
   pages_.addMetrics([this](admin::MetricsWriter& out) { reconciler_.renderMetrics(out); });
   pages_.addMetrics([this](admin::MetricsWriter& out) { splicing_->renderMetrics(out); });
   pages_.addMetrics([this](admin::MetricsWriter& out) { source_->renderMetrics(out); });

@@ -117,7 +117,7 @@ std::shared_ptr<const proxy::Snapshot> Reconciler::build(
 
 void Reconciler::renderMetrics(admin::MetricsWriter& out) const {
   proxy::renderRouteMetrics(out, route_stats_);
-  proxy::renderClusterMetrics(out, cluster_stats_);
+  upstream::renderClusterMetrics(out, cluster_stats_);
   out.gauge("sluice_config_generation", "Generation of the routing snapshot served.",
             generation_);
   out.counter("sluice_config_reloads_total", "Manifest changes translated.", reloads_);

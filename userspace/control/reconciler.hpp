@@ -51,8 +51,8 @@ private:
   std::shared_ptr<const proxy::Snapshot> current_;
   std::vector<k8s::Problem> source_problems_;
   lb::Registry endpoints_;
-  proxy::StatsRegistry<proxy::RouteStats> route_stats_;
-  proxy::StatsRegistry<proxy::ClusterStats> cluster_stats_;
+  StatsRegistry<proxy::RouteStats> route_stats_;
+  StatsRegistry<upstream::ClusterStats> cluster_stats_;
   std::uint64_t generation_ = 0;
   std::uint64_t reloads_ = 0;
 };

@@ -12,6 +12,7 @@
 #include "model/desired_state.hpp"
 #include "proxy/stats.hpp"
 #include "router/route_table.hpp"
+#include "upstream/stats.hpp"
 
 namespace sluice::proxy {
 
@@ -22,7 +23,7 @@ struct Snapshot {
   std::shared_ptr<const model::DesiredState> desired;
   std::shared_ptr<const router::RouteTable> routes;
   std::vector<std::shared_ptr<lb::Balancer>> balancers;        // by cluster index
-  std::vector<std::shared_ptr<ClusterStats>> cluster_stats;    // by cluster index
+  std::vector<std::shared_ptr<upstream::ClusterStats>> cluster_stats;  // by cluster index
   std::vector<std::shared_ptr<RouteStats>> route_stats;        // by route index
   std::vector<std::pair<std::uint16_t, std::uint32_t>> tcp_routes;  // port → cluster, by port
 

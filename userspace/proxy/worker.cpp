@@ -11,7 +11,7 @@
 
 #include "common/log.hpp"
 #include "common/net.hpp"
-#include "proxy/session.hpp"
+#include "proxy/http_session.hpp"
 #include "proxy/tcp_session.hpp"
 
 namespace sluice::proxy {
@@ -34,7 +34,9 @@ Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapsh
       pool_(config.max_idle_per_endpoint),
       rng_(0x5eed0000ULL + index * 7919ULL +
            static_cast<std::uint64_t>(
-               std::chrono::steady_clock::now().time_since_epoch().count())) {}
+               std::chrono::steady_clock::now().time_since_epoch().count())),
+      connector_(io_.get_executor(), pool_, rng_, config.upstream_connect_timeout,
+                 config.io_buffer_bytes) {}
 
 Worker::~Worker() { pool_.clear(); }
 
@@ -125,7 +127,7 @@ void Worker::accept() {
       });
       return;
     } else {
-      Session::start(*this, std::move(socket));
+      HttpSession::start(*this, std::move(socket));
     }
     if (!draining_) {
       accept();
@@ -160,8 +162,8 @@ void Worker::drain() {
     sweep_timer_.cancel();
     accept_backoff_.cancel();
     pool_.clear();
-    for (Session* s = sessions_; s != nullptr;) {
-      Session* next = s->next;  // closeIfIdle only cancels; the session unlinks later
+    for (HttpSession* s = sessions_; s != nullptr;) {
+      HttpSession* next = s->next;  // closeIfIdle only cancels; the session unlinks later
       s->closeIfIdle();
       s = next;
     }
@@ -170,7 +172,7 @@ void Worker::drain() {
 
 void Worker::stop() { io_.stop(); }
 
-void Worker::attach(Session* s) {
+void Worker::attach(HttpSession* s) {
   s->next = sessions_;
   s->prev = nullptr;
   if (sessions_ != nullptr) {
@@ -179,7 +181,7 @@ void Worker::attach(Session* s) {
   sessions_ = s;
 }
 
-void Worker::detach(Session* s) {
+void Worker::detach(HttpSession* s) {
   if (s->prev != nullptr) {
     s->prev->next = s->next;
   } else if (sessions_ == s) {

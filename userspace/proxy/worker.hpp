@@ -19,11 +19,12 @@
 #include "lb/balancer.hpp"
 #include "proxy/config.hpp"
 #include "proxy/snapshot.hpp"
+#include "upstream/connector.hpp"
 #include "upstream/pool.hpp"
 
 namespace sluice::proxy {
 
-class Session;
+class HttpSession;
 
 class Worker {
 public:
@@ -56,13 +57,14 @@ public:
   }
   const ProxyConfig& config() const { return config_; }
   upstream::Pool& pool() { return pool_; }
+  upstream::Connector& connector() { return connector_; }
   lb::Rng& rng() { return rng_; }
   bool draining() const { return draining_; }
   boost::asio::io_context& io() { return io_; }
   unsigned index() const { return index_; }
   std::uint64_t nextConnectionId() { return (next_conn_id_++ << 8) | index_; }
-  void attach(Session* s);
-  void detach(Session* s);
+  void attach(HttpSession* s);
+  void detach(HttpSession* s);
 
 private:
   void accept();
@@ -79,11 +81,12 @@ private:
   boost::asio::steady_timer accept_backoff_;
   upstream::Pool pool_;
   lb::Rng rng_;
+  upstream::Connector connector_;
   std::shared_ptr<const Snapshot> cached_;
   std::uint64_t cached_generation_ = UINT64_MAX;
   bool draining_ = false;
   std::uint64_t next_conn_id_ = 1;
-  Session* sessions_ = nullptr;  // intrusive list of live sessions (worker thread only)
+  HttpSession* sessions_ = nullptr;  // intrusive list of live sessions (worker thread only)
 };
 
 }  // namespace sluice::proxy

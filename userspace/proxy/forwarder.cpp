@@ -1,0 +1,385 @@
+#include "proxy/forwarder.hpp"
+
+#include <array>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "http/rewrite.hpp"
+#include "proxy/handoff.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/worker.hpp"
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// Keeps the endpoint's in-flight count for the time a request is on it.
+struct InFlight {
+  explicit InFlight(lb::EndpointState* e) : ep(e) { ep->beginRequest(); }
+  ~InFlight() { ep->endRequest(); }
+  void move(lb::EndpointState* e) {
+    ep->endRequest();
+    ep = e;
+    ep->beginRequest();
+  }
+  lb::EndpointState* ep;
+};
+
+Forwarder::Result reply(LocalReply r, bool close) {
+  return {Forwarder::Outcome::kReply, statusOf(r), r, close};
+}
+
+}  // namespace
+
+Forwarder::Forwarder(Worker& worker, tcp::socket& client, Buffer& client_buffer,
+                     Watchdog& watchdog, std::uint64_t connection_id)
+    : worker_(worker),
+      client_(client),
+      in_(client_buffer),
+      watchdog_(watchdog),
+      id_(connection_id) {}
+
+Forwarder::Result Forwarder::upstreamFailure(bool close) {
+  return reply(watchdog_.takeTimeout() ? LocalReply::k504 : LocalReply::k502, close);
+}
+
+void Forwarder::take(upstream::ConnectResult connected) {
+  up_ = std::move(connected.connection);
+  endpoint_ = connected.endpoint;
+  reused_ = connected.reused;
+  watchdog_.watch(Watchdog::kUpstream, &up_->socket);
+}
+
+void Forwarder::release(bool reusable) {
+  watchdog_.watch(Watchdog::kUpstream, nullptr);
+  if (!up_) {
+    return;
+  }
+  if (reusable && !worker_.draining()) {
+    ++up_->requests;
+    worker_.pool().release(std::move(up_), std::chrono::steady_clock::now());
+  } else {
+    boost::system::error_code ignored;
+    up_->socket.close(ignored);
+    up_.reset();
+  }
+}
+
+void Forwarder::close() { release(false); }
+
+asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& req,
+                                                      std::string_view path, const Snapshot& snap,
+                                                      std::uint32_t cluster,
+                                                      std::string_view client_ip,
+                                                      bool client_keep_alive) {
+  req_ = Request{.head = req.method == "HEAD",
+                 .http10 = req.version_minor == 0,
+                 .keep_alive = client_keep_alive,
+                 .upgrade = req.upgrade,
+                 .expect_continue = req.expect_continue && req.body != http::BodyKind::kNone,
+                 .idempotent = http::isIdempotent(req.method),
+                 .body = req.body,
+                 .content_length = req.content_length};
+  endpoint_ = nullptr;
+  cluster_stats_ = snap.cluster_stats[cluster].get();
+  // Everything the upstream needs from the head is copied into head_, so the client buffer can
+  // be consumed and reused for the body.
+  http::buildUpstreamHead(req, path, {.client_ip = client_ip}, head_, scratch_);
+  chunked_.reset();
+
+  if (Result sent = co_await connectAndSend(snap, cluster, false);
+      sent.outcome == Outcome::kReply) {
+    co_return sent;
+  }
+  InFlight in_flight(endpoint_);
+  if (req_.expect_continue && !req_.http10) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(kContinue), kNoThrow);
+    if (ec) {
+      release(false);
+      co_return Result{Outcome::kClose};
+    }
+  }
+  const auto sent_at = std::chrono::steady_clock::now();
+  if (req_.body != http::BodyKind::kNone) {
+    if (Result streamed = co_await streamRequestBody(); streamed.outcome == Outcome::kReply) {
+      co_return streamed;
+    }
+  }
+  http::ParseResult parsed;
+  lb::EndpointState* before = endpoint_;
+  Result head = co_await readResponseHead(snap, cluster, parsed);
+  if (endpoint_ != before && endpoint_ != nullptr) {
+    in_flight.move(endpoint_);  // the stale-connection retry moved to another endpoint
+  }
+  if (head.outcome != Outcome::kKeepAlive) {
+    co_return head;
+  }
+  cluster_stats_->upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+  endpoint_->recordSuccess();
+  co_return co_await sendResponse(parsed.consumed);
+}
+
+asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& snap,
+                                                             std::uint32_t cluster,
+                                                             bool fresh_only) {
+  const ProxyConfig& cfg = worker_.config();
+  const bool has_body = req_.body != http::BodyKind::kNone;
+  for (int attempt = 0;; ++attempt) {
+    auto connected = co_await worker_.connector().connect(
+        *snap.balancers[cluster], *cluster_stats_, {.pooled = !fresh_only && attempt == 0});
+    if (connected.status != upstream::ConnectStatus::kConnected) {
+      const bool timed_out = connected.status == upstream::ConnectStatus::kTimedOut;
+      co_return reply(timed_out ? LocalReply::k504 : LocalReply::k502, has_body);
+    }
+    take(std::move(connected));
+    // Send the head alone: if a pooled connection turns out dead we can still retry, since no
+    // body byte has left the client buffer yet.
+    watchdog_.arm(cfg.upstream_response_timeout);
+    auto [ec, n] = co_await asio::async_write(up_->socket, asio::buffer(head_), kNoThrow);
+    if (!ec) {
+      co_return Result{Outcome::kKeepAlive};
+    }
+    const bool reused = reused_;
+    release(false);
+    if (watchdog_.takeTimeout()) {
+      co_return reply(LocalReply::k504, true);
+    }
+    if (!reused || attempt > 0) {
+      bump(cluster_stats_->upstream_resets);
+      co_return reply(LocalReply::k502, true);
+    }
+    // A stale pooled connection: once more, on a new connection.
+  }
+}
+
+asio::awaitable<Forwarder::Result> Forwarder::streamRequestBody() {
+  touching_ = Direction::kRequest;
+  const Framing framing{.kind = req_.body,
+                        .remaining = req_.content_length,
+                        .total = req_.content_length,
+                        .max_payload = worker_.config().max_request_body};
+  const PumpEnd end = co_await pump(client_, in_, up_->socket, framing, {}, Direction::kRequest);
+  if (end == PumpEnd::kDone) {
+    co_return Result{Outcome::kKeepAlive};
+  }
+  // The client sent bad framing, went away or stalled, or the upstream refused the body. The
+  // upstream connection is in an unknown state either way.
+  release(false);
+  if (end == PumpEnd::kWriteFailed) {
+    co_return upstreamFailure(true);
+  }
+  co_return reply(watchdog_.takeTimeout() ? LocalReply::k408 : LocalReply::k400, true);
+}
+
+asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& snap,
+                                                               std::uint32_t cluster,
+                                                               http::ParseResult& pr) {
+  const ProxyConfig& cfg = worker_.config();
+  watchdog_.arm(cfg.upstream_response_timeout);
+  bool any_byte = false;
+  for (;;) {
+    Buffer& ub = up_->buffer;
+    if (!ub.empty()) {
+      // The request's views are stale once the body streamed; pass the method class we kept.
+      pr = http::parseResponseHead(ub.readable(), resp_, req_.head ? "HEAD" : "GET", cfg.limits);
+      const bool interim = pr.status == http::ParseStatus::kComplete && resp_.status >= 100 &&
+                           resp_.status < 200 && resp_.status != 101;
+      if (interim) {
+        if (!req_.http10) {
+          auto [ec, n] = co_await asio::async_write(
+              client_, asio::buffer(ub.readable().data(), pr.consumed), kNoThrow);
+          if (ec) {
+            release(false);
+            co_return Result{Outcome::kClose};
+          }
+        }
+        ub.consume(pr.consumed);
+        continue;
+      }
+      if (pr.status == http::ParseStatus::kError) {
+        SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] bad upstream response from {}: {}", id_,
+                            endpoint_->key(), http::errorName(pr.error));
+        release(false);
+        co_return reply(LocalReply::k502, true);
+      }
+      if (pr.status == http::ParseStatus::kComplete) {
+        co_return Result{Outcome::kKeepAlive};
+      }
+      if (ub.full()) {
+        if (ub.capacity() >= cfg.limits.max_head_bytes) {
+          release(false);
+          co_return reply(LocalReply::k502, true);
+        }
+        ub.grow(cfg.limits.max_head_bytes);
+      }
+    }
+    auto [ec, n] = co_await up_->socket.async_read_some(ub.prepare(), kNoThrow);
+    if (!ec && n > 0) {
+      any_byte = true;
+      ub.commit(n);
+      continue;
+    }
+    const bool timeout = watchdog_.takeTimeout();
+    const bool stale = reused_ && !any_byte && !timeout && req_.idempotent &&
+                       req_.body == http::BodyKind::kNone && !req_.upgrade;
+    release(false);
+    if (!stale) {
+      if (!timeout) {
+        endpoint_->recordFailure(net::monotonicNs(), lb::EjectionPolicy{});
+      }
+      bump(cluster_stats_->upstream_resets);
+      co_return reply(timeout ? LocalReply::k504 : LocalReply::k502, true);
+    }
+    // The classic keep-alive race: the upstream closed the idle connection as we reused it.
+    // Nothing of the request was consumed from the client, so re-run it on a new connection.
+    // The endpoint did nothing wrong: no failure is recorded.
+    bump(cluster_stats_->retries);
+    Result sent = co_await connectAndSend(snap, cluster, true);
+    if (sent.outcome == Outcome::kReply) {
+      sent.close = false;  // the request had no body: the client connection is in sync
+      co_return sent;
+    }
+    watchdog_.arm(cfg.upstream_response_timeout);
+    any_byte = false;
+  }
+}
+
+asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len) {
+  Buffer& ub = up_->buffer;
+  if (resp_.status == 101) {
+    if (!req_.upgrade) {
+      release(false);
+      co_return reply(LocalReply::k502, true);
+    }
+    // Switching protocols: relay the head as received (it carries Connection/Upgrade); then the
+    // connection is an opaque byte stream in both directions.
+    auto [ec, n] = co_await asio::async_write(
+        client_, asio::buffer(ub.readable().data(), head_len), kNoThrow);
+    ub.consume(head_len);
+    if (ec) {
+      release(false);
+      co_return Result{Outcome::kClose, 101};
+    }
+    bump(globalStats().upgrades);
+    co_return Result{Outcome::kUpgraded, 101};
+  }
+  // Final response: keep-alive towards the client needs a delimited body.
+  const bool close_client =
+      http::mustCloseClient(req_.keep_alive, req_.http10, resp_) || worker_.draining();
+  const int status = resp_.status;
+  http::buildResponseHead(resp_, close_client, req_.http10, head_);
+  // resp_ views are intact until the body is read: decide reuse now.
+  const bool reusable_response = http::upstreamReusable(resp_);
+  // Bytes a misbehaving upstream sends after a response that has no body by rule (HEAD, 204,
+  // 304) would be read as the next request's response: probe such a connection before reuse.
+  up_->probe_before_reuse = resp_.body == http::BodyKind::kNone;
+  const Framing framing{.kind = resp_.body,
+                        .remaining = resp_.content_length,
+                        .total = resp_.content_length,
+                        .max_payload = 0};
+  ub.consume(head_len);
+  touching_ = Direction::kResponse;
+  chunked_.reset();
+  const PumpEnd end = co_await pump(up_->socket, ub, client_, framing, head_, Direction::kResponse);
+  const bool upstream_ok = end == PumpEnd::kDone || end == PumpEnd::kWriteFailed;
+  const bool client_ok = end == PumpEnd::kDone || end == PumpEnd::kReadFailed ||
+                         end == PumpEnd::kBadFraming;
+  if (end == PumpEnd::kReadFailed) {
+    watchdog_.takeTimeout();
+    bump(cluster_stats_->upstream_resets);
+  }
+  release(upstream_ok && client_ok && reusable_response && up_->buffer.empty());
+  const bool keep = upstream_ok && client_ok && !close_client;
+  co_return Result{keep ? Outcome::kKeepAlive : Outcome::kClose, status};
+}
+
+void Forwarder::touch(void* self) {
+  auto* f = static_cast<Forwarder*>(self);
+  const ProxyConfig& cfg = f->worker_.config();
+  f->watchdog_.arm(f->touching_ == Direction::kResponse ? cfg.upstream_response_timeout
+                                                        : cfg.body_timeout);
+}
+
+asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& buf,
+                                                    tcp::socket& to, Framing f,
+                                                    std::string_view prefix, Direction dir) {
+  const ProxyConfig& cfg = worker_.config();
+  for (;;) {
+    // Forward what the buffer holds of the body (after the prefix, the response head, once).
+    const std::string_view avail = buf.readable();
+    std::size_t take = avail.size();
+    bool done = false;
+    if (f.kind == http::BodyKind::kNone) {
+      take = 0;
+      done = true;
+    } else if (f.kind == http::BodyKind::kContentLength) {
+      take = static_cast<std::size_t>(std::min<std::uint64_t>(take, f.remaining));
+      f.remaining -= take;
+      done = f.remaining == 0;
+    } else if (f.kind == http::BodyKind::kChunked) {
+      auto r = chunked_.feed(avail);
+      if (r.status == http::ParseStatus::kError) {
+        co_return PumpEnd::kBadFraming;
+      }
+      if (f.max_payload != 0 && chunked_.payloadBytes() > f.max_payload) {
+        co_return PumpEnd::kTooLarge;
+      }
+      take = r.consumed;
+      done = r.status == http::ParseStatus::kComplete;
+    }
+    if (take > 0 || !prefix.empty()) {
+      if (dir == Direction::kRequest) {
+        watchdog_.arm(cfg.upstream_response_timeout);
+      }
+      const std::array<asio::const_buffer, 2> bufs{asio::buffer(prefix),
+                                                   asio::buffer(avail.data(), take)};
+      auto [ec, n] = co_await asio::async_write(to, bufs, kNoThrow);
+      prefix = {};
+      if (ec) {
+        co_return PumpEnd::kWriteFailed;
+      }
+      buf.consume(take);
+    }
+    if (done) {
+      co_return PumpEnd::kDone;
+    }
+    watchdog_.arm(dir == Direction::kRequest ? cfg.body_timeout : cfg.upstream_response_timeout);
+    if (f.kind == http::BodyKind::kContentLength && buf.empty() &&
+        cfg.splice.body == SpliceStrategy::kPipe && f.total > cfg.splice.body_threshold) {
+      // A large delimited body: the rest moves socket to socket with splice(2), exactly its
+      // length, and the connection is back in the parser afterwards.
+      const bool moved =
+          co_await spliceExactly(from, to, f.remaining, cfg.splice.pipe_bytes, &touch, this);
+      co_return moved ? PumpEnd::kDone : PumpEnd::kSpliceFailed;
+    }
+    auto [ec, n] = co_await from.async_read_some(buf.prepare(), kNoThrow);
+    if (ec || n == 0) {
+      // EOF ends a close-delimited body; anywhere else the body was cut short.
+      const bool end_of_body = f.kind == http::BodyKind::kUntilClose && ec == asio::error::eof;
+      co_return end_of_body ? PumpEnd::kDone : PumpEnd::kReadFailed;
+    }
+    buf.commit(n);
+  }
+}
+
+asio::awaitable<void> Forwarder::tunnel() {
+  // The connection is now an opaque byte stream both ways, pinned to this backend for life: hand
+  // it to the relay. Bytes that arrived behind the heads (the client buffer, the upstream
+  // buffer) go first. The relay enforces the tunnel idle timeout itself.
+  watchdog_.disarm();
+  const ProxyConfig& cfg = worker_.config();
+  Relay relay(client_, up_->socket, cfg.splice, cfg.tunnel_idle_timeout);
+  co_await relay.run(cfg.splice.connection, in_, up_->buffer, id_);
+  release(false);
+}
+
+}  // namespace sluice::proxy

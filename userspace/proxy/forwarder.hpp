@@ -1,0 +1,121 @@
+// One request's way upstream and its response's way back: connect (through the worker's
+// upstream::Connector), send the head, pump the request body, read the response head (relaying
+// interim 1xx), pump the response body, and decide whether the upstream connection is reused.
+// Both bodies go through one pump, which follows the framing the parser accepted and moves large
+// Content-Length bodies with splice(2).
+//
+// Failures are values: forward() never writes a local reply itself, it says which one the
+// session should send (502 when the upstream refused or broke, 504 when it timed out, 400/408
+// when the client sent bad framing or stalled). The session's Watchdog bounds every wait.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/buffer.hpp"
+#include "http/parser.hpp"
+#include "lb/balancer.hpp"
+#include "proxy/stats.hpp"
+#include "proxy/watchdog.hpp"
+#include "upstream/connector.hpp"
+
+namespace sluice::proxy {
+
+class Worker;
+struct Snapshot;
+
+class Forwarder {
+public:
+  Forwarder(Worker& worker, boost::asio::ip::tcp::socket& client, Buffer& client_buffer,
+            Watchdog& watchdog, std::uint64_t connection_id);
+
+  enum class Outcome : std::uint8_t {
+    kKeepAlive,  // the response went out whole; the client may send another request
+    kClose,      // the response went out (or was cut short); close the client connection
+    kReply,      // nothing was sent to the client: send `reply` (closing if `close`)
+    kUpgraded,   // a 101 went out: the connection is a tunnel now (call tunnel())
+  };
+  struct Result {
+    Outcome outcome = Outcome::kClose;
+    int status = 0;               // the response status sent (kKeepAlive, kClose, kUpgraded)
+    LocalReply reply = LocalReply::k502;  // kReply
+    bool close = true;                    // kReply: close after the reply
+  };
+
+  // Forwards the parsed request `req` (its head already consumed from the client buffer) to an
+  // endpoint of `cluster`, with `path` as the request path. `client_keep_alive`: the client
+  // connection may carry another request afterwards.
+  boost::asio::awaitable<Result> forward(const http::RequestHead& req, std::string_view path,
+                                         const Snapshot& snap, std::uint32_t cluster,
+                                         std::string_view client_ip, bool client_keep_alive);
+  // After kUpgraded: relays the tunnel until both sides are done.
+  boost::asio::awaitable<void> tunnel();
+  // The endpoint the last request went to, for the access log (null if none).
+  const lb::EndpointState* endpoint() const { return endpoint_; }
+  // Closes the upstream connection, if one is held.
+  void close();
+
+private:
+  // What forward() keeps of the request head: its views go stale once the body streamed.
+  struct Request {
+    bool head = false;           // HEAD: the response has no body
+    bool http10 = false;
+    bool keep_alive = true;
+    bool upgrade = false;
+    bool expect_continue = false;
+    bool idempotent = false;
+    http::BodyKind body = http::BodyKind::kNone;
+    std::uint64_t content_length = 0;
+  };
+  enum class Direction : std::uint8_t { kRequest, kResponse };
+  enum class PumpEnd : std::uint8_t {
+    kDone, kReadFailed, kWriteFailed, kBadFraming, kTooLarge, kSpliceFailed
+  };
+  struct Framing {
+    http::BodyKind kind = http::BodyKind::kNone;
+    std::uint64_t remaining = 0;    // kContentLength: bytes left to move
+    std::uint64_t total = 0;        // kContentLength: the whole body (decides splice)
+    std::uint64_t max_payload = 0;  // kChunked: payload limit, 0 = none
+  };
+
+  // Connects and sends the head; a pooled connection that turns out dead is replaced once.
+  boost::asio::awaitable<Result> connectAndSend(const Snapshot& snap, std::uint32_t cluster,
+                                                bool fresh_only);
+  // Reads the response head into resp_, relaying 1xx; a reused connection the upstream had
+  // closed is replaced once for a request that can be re-sent.
+  boost::asio::awaitable<Result> readResponseHead(const Snapshot& snap, std::uint32_t cluster,
+                                                  http::ParseResult& parsed);
+  boost::asio::awaitable<Result> sendResponse(std::size_t head_len);
+  boost::asio::awaitable<Result> streamRequestBody();
+  boost::asio::awaitable<PumpEnd> pump(boost::asio::ip::tcp::socket& from, Buffer& buf,
+                                       boost::asio::ip::tcp::socket& to, Framing framing,
+                                       std::string_view prefix, Direction dir);
+  // A refusal (502) or a timeout (504), by what the watchdog saw.
+  Result upstreamFailure(bool close);
+  void take(upstream::ConnectResult connected);
+  void release(bool reusable);
+  static void touch(void* self);
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket& client_;
+  Buffer& in_;
+  Watchdog& watchdog_;
+  const std::uint64_t id_;
+  Request req_;
+  http::ResponseHead resp_;
+  http::ChunkedDecoder chunked_;
+  std::string head_;     // the head being sent: the request's, then the response's
+  std::string scratch_;  // X-Forwarded-For assembly
+  upstream::ConnectionPtr up_;
+  lb::EndpointState* endpoint_ = nullptr;
+  upstream::ClusterStats* cluster_stats_ = nullptr;
+  Direction touching_ = Direction::kRequest;
+  bool reused_ = false;
+};
+
+}  // namespace sluice::proxy

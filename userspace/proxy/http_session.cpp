@@ -1,0 +1,310 @@
+#include "proxy/http_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "proxy/access_log.hpp"
+#include "proxy/local_reply.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/worker.hpp"
+#include "router/route_table.hpp"
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr std::size_t kLingerBytes = 64 * 1024 * 1024;
+
+namespace {
+
+// Minimal JSON string escaping for access-log fields that come from the client.
+void appendJson(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+LocalReply replyFor(http::ParseError e) {
+  const int status = http::statusFor(e);
+  return status == 414 ? LocalReply::k414 : status == 431 ? LocalReply::k431 : LocalReply::k400;
+}
+
+}  // namespace
+
+HttpSession::HttpSession(Worker& worker, tcp::socket socket)
+    : worker_(worker),
+      client_(std::move(socket)),
+      watchdog_(client_.get_executor()),
+      id_(worker.nextConnectionId()),
+      client_ip_(net::peerAddress(client_)),
+      in_(std::min(worker.config().io_buffer_bytes, worker.config().limits.max_head_bytes)),
+      forwarder_(worker, client_, in_, watchdog_, id_) {
+  path_buf_.reserve(128);
+  host_buf_.reserve(64);
+  error_code ignored;
+  client_.set_option(tcp::no_delay(true), ignored);
+  watchdog_.watch(Watchdog::kClient, &client_);
+  worker_.attach(this);
+  auto& g = globalStats();
+  g.active_connections.fetch_add(1, std::memory_order_relaxed);
+  bump(g.connections_total);
+}
+
+HttpSession::~HttpSession() {
+  worker_.detach(this);
+  globalStats().active_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void HttpSession::start(Worker& worker, tcp::socket socket) {
+  auto session = std::make_shared<HttpSession>(worker, std::move(socket));
+  auto ex = worker.io().get_executor();
+  asio::co_spawn(ex, [session]() { return session->watchdog_.run(); }, asio::detached);
+  asio::co_spawn(ex, [session]() { return session->run(); }, asio::detached);
+}
+
+void HttpSession::closeIfIdle() {
+  close_after_ = true;
+  if (idle_) {
+    error_code ignored;
+    client_.cancel(ignored);
+  }
+}
+
+asio::awaitable<void> HttpSession::run() {
+  auto self = shared_from_this();
+  for (;;) {
+    // Nothing of the previous request may leak into this one (access log, retries, HEAD).
+    host_ = {};
+    path_ = {};
+    head_request_ = false;
+    watchdog_.takeTimeout();
+    const http::ParseResult pr = co_await readHead();
+    if (pr.status == http::ParseStatus::kIncomplete) {
+      break;  // closed, or timed out (a 408 went out if a head had begun)
+    }
+    request_start_ = Clock::now();
+    if (pr.status == http::ParseStatus::kError) {
+      bump(globalStats().parse_errors[static_cast<std::size_t>(pr.error)]);
+      SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] rejected request: {}", id_,
+                          http::errorName(pr.error));
+      co_await sendLocal(replyFor(pr.error), true, nullptr);
+      break;
+    }
+    if (co_await handleRequest(pr.consumed) == Outcome::kClose) {
+      break;
+    }
+  }
+  if (linger_) {
+    co_await linger();
+  }
+  watchdog_.close();
+  forwarder_.close();
+  error_code ignored;
+  client_.shutdown(tcp::socket::shutdown_send, ignored);
+  client_.close(ignored);
+}
+
+asio::awaitable<http::ParseResult> HttpSession::readHead() {
+  const ProxyConfig& cfg = worker_.config();
+  // Before its first byte the idle timeout applies; once bytes arrived, the (shorter) header
+  // timeout, armed only if the head did not come in one read.
+  idle_ = in_.empty();
+  if (idle_) {
+    if (close_after_ || worker_.draining()) {
+      co_return http::ParseResult{};
+    }
+    watchdog_.arm(cfg.idle_timeout);
+  }
+  bool header_deadline_set = false;
+  for (;;) {
+    if (!in_.empty()) {
+      http::ParseResult pr = http::parseRequestHead(in_.readable(), req_, cfg.limits);
+      if (pr.status != http::ParseStatus::kIncomplete) {
+        idle_ = false;
+        co_return pr;
+      }
+      if (in_.full()) {
+        if (in_.capacity() >= cfg.limits.max_head_bytes) {
+          co_return http::ParseResult{http::ParseStatus::kError, http::ParseError::kHeadTooLarge,
+                                      0};
+        }
+        in_.grow(cfg.limits.max_head_bytes);
+      }
+      idle_ = false;
+      if (!header_deadline_set) {
+        watchdog_.arm(cfg.header_timeout);
+        header_deadline_set = true;
+      }
+    }
+    auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
+    if (ec || n == 0) {
+      if (watchdog_.takeTimeout() && !idle_) {
+        co_await sendLocal(LocalReply::k408, true, nullptr);
+      }
+      co_return http::ParseResult{};
+    }
+    in_.commit(n);
+  }
+}
+
+asio::awaitable<HttpSession::Outcome> HttpSession::handleRequest(std::size_t head_len) {
+  auto& g = globalStats();
+  bump(g.requests_total);
+  head_request_ = req_.method == "HEAD";
+  // The head's views stay valid until the next read into in_ (consume() moves no bytes), and
+  // everything after this point that reads from the client first copies what it needs.
+  in_.consume(head_len);
+  // Routing key: the absolute-form authority wins over Host (RFC 9112 §3.2.2).
+  const std::string_view raw_host = req_.authority.empty() ? req_.host : req_.authority;
+  std::size_t host_len = 0;
+  std::size_t path_len = 0;
+  // resize() within the reserved capacity allocates nothing; normalizing never lengthens.
+  host_buf_.resize(raw_host.size());
+  path_buf_.resize(req_.path.size());
+  if ((!raw_host.empty() && !http::normalizeHost(raw_host, host_buf_.data(), host_len)) ||
+      !http::normalizePath(req_.path, path_buf_.data(), path_len)) {
+    co_return co_await sendLocal(LocalReply::k400, true, nullptr);
+  }
+  if (req_.body == http::BodyKind::kChunked && !in_.empty()) {
+    // Body bytes that came with the head are checked before any upstream sees the head, so a
+    // malformed chunked body in one packet never reaches a backend at all.
+    http::ChunkedDecoder probe;
+    if (auto r = probe.feed(in_.readable()); r.status == http::ParseStatus::kError) {
+      bump(g.parse_errors[static_cast<std::size_t>(r.error)]);
+      co_return co_await sendLocal(LocalReply::k400, true, nullptr);
+    }
+  }
+  host_ = {host_buf_.data(), host_len};
+  path_ = {path_buf_.data(), path_len};
+  // A snapshot pinned for the whole request: a config swap mid-request changes nothing here.
+  const std::shared_ptr<const Snapshot> snap = worker_.snapshot();
+  if (!snap || !snap->routes) {
+    // A request whose body we will not read leaves unread bytes on the connection: close it.
+    co_return co_await sendLocal(LocalReply::k503, req_.body != http::BodyKind::kNone, nullptr);
+  }
+  co_return co_await route(*snap);
+}
+
+asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap) {
+  // A request whose body we will not read leaves unread bytes on the connection: close it.
+  const bool has_body = req_.body != http::BodyKind::kNone;
+  const router::Match match = snap.routes->match(host_, path_);
+  RouteStats* route = match.route < snap.route_stats.size() ? snap.route_stats[match.route].get() : nullptr;
+  if (match.cluster == router::kNoCluster || match.cluster >= snap.balancers.size()) {
+    co_return co_await sendLocal(LocalReply::k404, has_body, route);
+  }
+  const std::uint64_t limit = worker_.config().max_request_body;
+  if (limit != 0 && req_.body == http::BodyKind::kContentLength && req_.content_length > limit) {
+    co_return co_await sendLocal(LocalReply::k413, true, route);
+  }
+  if (snap.balancers[match.cluster]->endpoints().empty()) {
+    co_return co_await sendLocal(LocalReply::k503, has_body, route);
+  }
+  auto& g = globalStats();
+  g.active_requests.fetch_add(1, std::memory_order_relaxed);
+  const bool keep_alive = req_.keep_alive && !worker_.draining() && !close_after_;
+  const Forwarder::Result r =
+      co_await forwarder_.forward(req_, path_, snap, match.cluster, client_ip_, keep_alive);
+  g.active_requests.fetch_sub(1, std::memory_order_relaxed);
+  switch (r.outcome) {
+    case Forwarder::Outcome::kReply:
+      co_return co_await sendLocal(r.reply, r.close, route);
+    case Forwarder::Outcome::kUpgraded:
+      finishRequest(r.status, route);
+      co_await forwarder_.tunnel();
+      co_return Outcome::kClose;
+    case Forwarder::Outcome::kKeepAlive:
+    case Forwarder::Outcome::kClose:
+      finishRequest(r.status, route);
+      break;
+  }
+  co_return r.outcome == Forwarder::Outcome::kKeepAlive ? Outcome::kKeepAlive : Outcome::kClose;
+}
+
+asio::awaitable<void> HttpSession::linger() {
+  // Lingering close after an error reply: the client may still be sending (a body we refused).
+  // Closing with unread data would reset the connection and could destroy our reply before the
+  // client reads it, so stop writing and discard input for a bounded time and volume.
+  error_code ignored;
+  client_.shutdown(tcp::socket::shutdown_send, ignored);
+  watchdog_.arm(kLingerTime);
+  std::size_t discarded = 0;
+  while (discarded < kLingerBytes) {
+    in_.clear();
+    auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
+    if (ec || n == 0) {
+      break;
+    }
+    discarded += n;
+  }
+}
+
+asio::awaitable<HttpSession::Outcome> HttpSession::sendLocal(LocalReply reply, bool close,
+                                                             RouteStats* route) {
+  globalStats().localReply(reply);
+  const bool closing = close || close_after_ || worker_.draining() || !req_.keep_alive;
+  std::string_view bytes = localReply(reply, closing);
+  if (head_request_) {
+    bytes = bytes.substr(0, bytes.find("\r\n\r\n") + 4);  // HEAD: same head, no body
+  }
+  watchdog_.arm(worker_.config().header_timeout);
+  auto [ec, n] = co_await asio::async_write(client_, asio::buffer(bytes), kNoThrow);
+  linger_ = closing && !ec;
+  finishRequest(statusOf(reply), route);
+  co_return ec || closing ? Outcome::kClose : Outcome::kKeepAlive;
+}
+
+void HttpSession::finishRequest(int status, RouteStats* route) {
+  if (route != nullptr) {
+    route->count(status);
+  }
+  if (accessLog() != nullptr) {
+    writeAccessLog(status);
+  }
+}
+
+void HttpSession::writeAccessLog(int status) {
+  const lb::EndpointState* endpoint = forwarder_.endpoint();
+  std::string line;
+  line.reserve(256);
+  line += "{\"conn\":";
+  line += std::to_string(id_);
+  line += ",\"client\":";
+  appendJson(line, client_ip_);
+  line += ",\"host\":";
+  appendJson(line, host_);
+  line += ",\"path\":";
+  appendJson(line, path_);
+  line += ",\"status\":";
+  line += std::to_string(status);
+  line += ",\"upstream\":";
+  appendJson(line, endpoint != nullptr ? std::string_view(endpoint->key()) : "");
+  line += ",\"duration_us\":";
+  line += std::to_string(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_)
+          .count());
+  line += '}';
+  accessLog()(line);
+}
+
+}  // namespace sluice::proxy

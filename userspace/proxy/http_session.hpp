@@ -1,0 +1,75 @@
+// One downstream HTTP connection: a coroutine that reads request heads, routes each on a pinned
+// snapshot, hands it to the Forwarder, and answers errors itself, in order, until the
+// connection closes. A Watchdog coroutine enforces every timeout through one deadline.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/buffer.hpp"
+#include "http/parser.hpp"
+#include "proxy/forwarder.hpp"
+#include "proxy/stats.hpp"
+#include "proxy/watchdog.hpp"
+
+namespace sluice::proxy {
+
+class Worker;
+struct Snapshot;
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+public:
+  HttpSession(Worker& worker, boost::asio::ip::tcp::socket socket);
+  ~HttpSession();
+
+  static void start(Worker& worker, boost::asio::ip::tcp::socket socket);
+  // Drain: a session waiting for its next request is closed now; a busy one closes after its
+  // current response.
+  void closeIfIdle();
+
+  HttpSession* prev = nullptr;  // Worker's intrusive list
+  HttpSession* next = nullptr;
+
+private:
+  using Clock = std::chrono::steady_clock;
+  // What happened to a request; decides whether the connection carries on.
+  enum class Outcome : std::uint8_t { kKeepAlive, kClose };
+
+  boost::asio::awaitable<void> run();
+  // Reads until a whole head is in the buffer (or the head is refused, or the connection ends).
+  // kIncomplete with consumed 0: the connection ended or timed out before a head.
+  boost::asio::awaitable<http::ParseResult> readHead();
+  boost::asio::awaitable<Outcome> handleRequest(std::size_t head_len);
+  // Matches the request against `snap` and forwards it, or answers it (404, 413, 503).
+  boost::asio::awaitable<Outcome> route(const Snapshot& snap);
+  boost::asio::awaitable<Outcome> sendLocal(LocalReply reply, bool close, RouteStats* route);
+  // After an error reply: discard what the client still sends, for a bounded time and volume.
+  boost::asio::awaitable<void> linger();
+  void finishRequest(int status, RouteStats* route);
+  void writeAccessLog(int status);
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket client_;
+  Watchdog watchdog_;
+  const std::uint64_t id_;
+  std::string client_ip_;
+  Buffer in_;
+  Forwarder forwarder_;
+  std::string path_buf_;  // normalized routing path and host; capacity reused per request
+  std::string host_buf_;
+  std::string_view path_;
+  std::string_view host_;
+  http::RequestHead req_;
+  Clock::time_point request_start_{};
+  bool idle_ = true;  // waiting for the first byte of a request
+  bool close_after_ = false;
+  bool linger_ = false;
+  bool head_request_ = false;
+};
+
+}  // namespace sluice::proxy
