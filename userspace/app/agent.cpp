@@ -151,7 +151,8 @@ Result<void> Agent::makeSource() {
 
 Result<void> Agent::startWorkers() {
   for (unsigned i = 0; i < config_.workers; ++i) {
-    workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_));
+    workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_,
+                                                       splicing_->datapath()));
     SLUICE_CHECK(workers_.back()->listen(config_.listen_http));
   }
   applyTcpPorts();

@@ -43,6 +43,8 @@ namespace sluice::bpf {
 
 using SpliceSkel = struct ::splice;
 
+class SplicedPair;
+
 struct Options {
   // bpffs directory the maps are pinned in (libbpf pin_root_path); created if missing, its
   // parent must be on bpffs. Tests use their own so they never touch a running agent's maps.
@@ -92,6 +94,12 @@ public:
   // Bytes already in either receive queue are redirected in order once the pair is armed.
   Result<void> addPair(int client_fd, int backend_fd, std::uint64_t flow_id = 0,
                        std::uint32_t budget = 0);
+
+  // addPair() for a relay: the returned handle knows the pair's cookies and the socket state at
+  // arming, and removes the entries when it goes. Bytes the agent read but has not forwarded
+  // must be written to the peer before this call.
+  Result<SplicedPair> arm(int client_fd, int backend_fd, std::uint64_t flow_id,
+                          std::uint32_t budget);
 
   // The sluice_peers entry of the socket with this cookie (flags show a held direction).
   Result<sluice_flow> flow(std::uint64_t cookie) const;

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "http/parser.hpp"
-#include "proxy/handoff.hpp"
+#include "proxy/relay/relay.hpp"
 
 namespace sluice::proxy {
 

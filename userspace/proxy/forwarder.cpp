@@ -9,7 +9,8 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "http/rewrite.hpp"
-#include "proxy/handoff.hpp"
+#include "proxy/relay/pipe.hpp"
+#include "proxy/relay/relay.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
 
@@ -377,7 +378,7 @@ asio::awaitable<void> Forwarder::tunnel() {
   // buffer) go first. The relay enforces the tunnel idle timeout itself.
   watchdog_.disarm();
   const ProxyConfig& cfg = worker_.config();
-  Relay relay(client_, up_->socket, cfg.splice, cfg.tunnel_idle_timeout);
+  Relay relay(client_, up_->socket, cfg.splice, worker_.datapath(), cfg.tunnel_idle_timeout);
   co_await relay.run(cfg.splice.connection, in_, up_->buffer, id_);
   release(false);
 }

@@ -4,7 +4,7 @@
 
 #include "bpf/splice_datapath.hpp"
 #include "common/log.hpp"
-#include "proxy/flow_registry.hpp"
+#include "proxy/relay/flow_registry.hpp"
 
 namespace sluice::proxy {
 
@@ -26,7 +26,6 @@ Splicing::Splicing(std::string requested, const std::string& pin_dir, SpliceConf
       bpf_error_ = opened.error().message();
     }
   }
-  config.datapath = datapath_.get();
   if (requested_ == "copy") {
     config.connection = config.body = SpliceStrategy::kCopy;
     reason_ = "requested: userspace copy for everything";

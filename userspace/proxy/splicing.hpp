@@ -14,7 +14,7 @@
 #include <boost/json/object.hpp>
 
 #include "admin/metrics.hpp"
-#include "proxy/handoff.hpp"
+#include "proxy/relay/relay.hpp"
 
 namespace sluice::bpf {
 class SpliceDatapath;
@@ -25,7 +25,7 @@ namespace sluice::proxy {
 class Splicing {
 public:
   // Resolves `requested` (auto, sockmap, pipe, copy): opens the datapath pinned under `pin_dir`
-  // when sockmap may be used, and fills `config` (connection and body strategies, datapath).
+  // when sockmap may be used, and fills `config` (the connection and body strategies).
   // Logs the choice and why, once. BPF is an accelerator: without it the agent serves anyway.
   Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config);
   ~Splicing();
@@ -35,6 +35,11 @@ public:
   // Every 30 s, deletes map entries whose sockets are gone (a crash, a kernel-side close).
   void startStaleSweep(const boost::asio::any_io_executor& executor);
   void stop();
+
+  // The sockmap datapath the relays arm pairs in, or null when sockmap is not used.
+  bpf::SpliceDatapath* datapath() const {
+    return config_.connection == SpliceStrategy::kSockmap ? datapath_.get() : nullptr;
+  }
 
   void renderMetrics(admin::MetricsWriter& out) const;
   // "kernel_datapath", "splice" and "splice_strategy" (ingressctl status reads it).

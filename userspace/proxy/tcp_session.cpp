@@ -5,7 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include "proxy/handoff.hpp"
+#include "proxy/relay/relay.hpp"
 #include "proxy/worker.hpp"
 
 namespace sluice::proxy {
@@ -45,7 +45,7 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
   client.set_option(tcp::no_delay(true), ignored);
   upstream::Connection& backend = *connected.connection;
   Buffer from_client(cfg.io_buffer_bytes);
-  Relay relay(client, backend.socket, cfg.splice, cfg.tunnel_idle_timeout);
+  Relay relay(client, backend.socket, cfg.splice, worker.datapath(), cfg.tunnel_idle_timeout);
   co_await relay.run(cfg.splice.connection, from_client, backend.buffer, 0);
 }
 

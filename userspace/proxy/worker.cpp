@@ -25,10 +25,12 @@ constexpr auto kSweepInterval = std::chrono::seconds(2);
 }  // namespace
 
 
-Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots)
+Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots,
+               bpf::SpliceDatapath* datapath)
     : index_(index),
       config_(config),
       snapshots_(snapshots),
+      datapath_(datapath),
       sweep_timer_(io_),
       accept_backoff_(io_),
       pool_(config.max_idle_per_endpoint),

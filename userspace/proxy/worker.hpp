@@ -22,13 +22,19 @@
 #include "upstream/connector.hpp"
 #include "upstream/pool.hpp"
 
+namespace sluice::bpf {
+class SpliceDatapath;
+}
+
 namespace sluice::proxy {
 
 class HttpSession;
 
 class Worker {
 public:
-  Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots);
+  // `datapath`: where sockmap relays arm their pairs (null: sockmap is not used).
+  Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots,
+         bpf::SpliceDatapath* datapath);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -58,6 +64,7 @@ public:
   const ProxyConfig& config() const { return config_; }
   upstream::Pool& pool() { return pool_; }
   upstream::Connector& connector() { return connector_; }
+  bpf::SpliceDatapath* datapath() const { return datapath_; }
   lb::Rng& rng() { return rng_; }
   bool draining() const { return draining_; }
   boost::asio::io_context& io() { return io_; }
@@ -74,6 +81,7 @@ private:
   const unsigned index_;
   const ProxyConfig& config_;
   SnapshotHolder& snapshots_;
+  bpf::SpliceDatapath* const datapath_;
   boost::asio::io_context io_{1};
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   std::map<std::uint16_t, std::unique_ptr<boost::asio::ip::tcp::acceptor>> tcp_acceptors_;

@@ -1,4 +1,4 @@
-#include "proxy/flow_registry.hpp"
+#include "proxy/relay/flow_registry.hpp"
 
 namespace sluice::proxy {
 
