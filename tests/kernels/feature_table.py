@@ -45,7 +45,9 @@ def outcome(tests, group, names):
     bad = [n for n, g in zip(names, got) if g != "ok"]
     if not bad:
         return "yes"
-    return "no (%s failed)" % ", ".join(b.split(".")[-1] for b in bad)
+    # gtest names lose their suite ("SpliceTest."), check names stay whole
+    short = [b.split(".", 1)[1] if b.count(".") == 1 and " " not in b else b for b in bad]
+    return "no (%s failed)" % ", ".join(short)
 
 
 def find(tests, group, prefix):
@@ -59,6 +61,7 @@ def rows(features, tests, results):
     return [
         ("kernel", f("kernel")),
         ("BTF (/sys/kernel/btf/vmlinux)", f("btf")),
+        ("lockdown", f("lockdown")),
         ("splice program verifies (root / DaemonSet caps)",
          "%s / %s" % (outcome(tests, "verify[root]", find(tests, "verify[root]", "")),
                       outcome(tests, "verify[caps]", find(tests, "verify[caps]", "")))),
@@ -85,6 +88,7 @@ def rows(features, tests, results):
         ("raw SYN cookie helpers (bpf_tcp_raw_*_syncookie_ipv4)", f("syncookie_raw")),
         ("splice program without CAP_PERFMON", f("splice_noperfmon")),
         ("direct BTF read of tcp_sock.write_seq (root)", f("tcp_sock_direct_read")),
+        ("direct BTF read of tcp_sock.write_seq (DaemonSet caps)", f("tcp_sock_direct_read_caps")),
         ("direct BTF read of tcp_sock.write_seq without CAP_PERFMON",
          f("tcp_sock_direct_read_noperfmon")),
     ]

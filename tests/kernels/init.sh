@@ -50,6 +50,7 @@ fi
 mount -t proc proc $host/proc
 mount -t sysfs sysfs $host/sys
 mount -t bpf bpf $host/sys/fs/bpf
+mount -t securityfs securityfs $host/sys/kernel/security 2>/dev/null
 mount -t devtmpfs devtmpfs $host/dev
 mkdir -p $host/dev/pts $host/dev/shm
 mount -t devpts devpts $host/dev/pts

@@ -11,6 +11,13 @@ probes=$BUILD/kernels/probes
 
 btf() { [[ -r /sys/kernel/btf/vmlinux ]] && echo yes || echo no; }
 feature btf "$(btf)"
+# Lockdown (none unless booted with lockdown= or Secure Boot): confidentiality refuses
+# bpf_probe_read_kernel, which BPF_CORE_READ compiles to.
+lockdown() {
+  local f=/sys/kernel/security/lockdown
+  if [[ -r $f ]]; then sed -n 's/.*\[\(.*\)\].*/\1/p' "$f"; else echo "unknown (no $f)"; fi
+}
+feature lockdown "$(lockdown)"
 
 # kTLS: the module first (Debian: CONFIG_TLS=m from 6.x, not set on 5.10), then the ULP itself.
 ktls_module() {
@@ -67,6 +74,7 @@ probe_load syncookie_raw "$probes/syncookie_raw.bpf.o"
 # direct BTF load do instead?
 probe_load splice_noperfmon "$BUILD/bpf/skel/splice.bpf.o" noperfmon
 probe_load tcp_sock_direct_read "$probes/tcp_sock_direct.bpf.o"
+probe_load tcp_sock_direct_read_caps "$probes/tcp_sock_direct.bpf.o" caps
 probe_load tcp_sock_direct_read_noperfmon "$probes/tcp_sock_direct.bpf.o" noperfmon
 
 group_report
