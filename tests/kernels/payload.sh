@@ -88,12 +88,30 @@ run_groups() {
   done
 }
 
+# The feature probes: run.sh compiles them on the host before booting a guest (whose root is
+# read-only); a VM or a host run without them compiles them here.
+ensure_probes() {
+  [[ -d $BUILD/kernels/probes ]] || bash "$here/probes/build.sh" "$BUILD/kernels/probes" ||
+    log "could not build the feature probes (clang?); the features group will say so"
+}
+
+summary() {  # one line per group, then the total (what a VM's provisioning output shows)
+  local name p f s rest total_p=0 total_f=0
+  while read -r name p f s rest; do
+    log "$name: $p passed, $f failed, $s skipped${rest:+ ($rest)}"
+    total_p=$((total_p + p)) total_f=$((total_f + f))
+  done < "$OUT/results"
+  echo "payload: $total_p passed, $total_f failed"
+}
+
 log "kernel $(uname -r) ($LABEL), build $BUILD, results in $OUT"
 feature kernel "$(uname -r)"
+ensure_probes
 preflight && run_groups
 # The kernel's own log of the run, for the host to scan for BUG/WARNING/Oops (not on the host
 # itself, whose log belongs to everything else running there).
 [[ ${SLUICE_GUEST:-} == host ]] || dmesg > "$OUT/dmesg.log" 2>&1 || true
 log "done"
+summary
 # Exit status: failures are in the results file; the host counts them.
 ! awk '$3 > 0 { bad = 1 } END { exit !bad }' "$OUT/results"
