@@ -45,6 +45,8 @@ def outcome(tests, group, names):
     bad = [n for n, g in zip(names, got) if g != "ok"]
     if not bad:
         return "yes"
+    if len(names) == 1:
+        return "no"
     # gtest names lose their suite ("SpliceTest."), check names stay whole
     short = [b.split(".", 1)[1] if b.count(".") == 1 and " " not in b else b for b in bad]
     return "no (%s failed)" % ", ".join(short)
@@ -56,8 +58,16 @@ def find(tests, group, prefix):
 
 def rows(features, tests, results):
     f = lambda k: features.get(k, "not run")
-    agent_sockmap = find(tests, "agent-sockmap[root]", "")
-    agent_sockmap_caps = find(tests, "agent-sockmap[caps]", "")
+
+    def agent(mode, variant, prefixes):
+        group = "agent-%s[%s]" % (mode, variant)
+        names = [t for p in prefixes for t in find(tests, group, p)]
+        return outcome(tests, group, names)
+
+    def both(mode, prefixes):
+        return "%s / %s" % (agent(mode, "root", prefixes), agent(mode, "caps", prefixes))
+
+    splice = ["strategy sockmap", "upgrade tunnel", "tcp route", "verdict counted redirects"]
     return [
         ("kernel", f("kernel")),
         ("BTF (/sys/kernel/btf/vmlinux)", f("btf")),
@@ -67,18 +77,21 @@ def rows(features, tests, results):
                       outcome(tests, "verify[caps]", find(tests, "verify[caps]", "")))),
         ("sockmap splice, tests/bpf",
          outcome(tests, "bpf[root]", ["SpliceTest.SplicesMebibytesBothWaysWithoutUserspace"])),
-        ("sockmap splice, agent --splice=sockmap (root)",
-         outcome(tests, "agent-sockmap[root]", agent_sockmap)),
-        ("sockmap splice, agent --splice=sockmap (DaemonSet caps)",
-         outcome(tests, "agent-sockmap[caps]", agent_sockmap_caps)),
+        ("sockmap splice, agent --splice=sockmap (root / DaemonSet caps)", both("sockmap", splice)),
         ("redirect budget holds a stalled reader",
          outcome(tests, "bpf[root]", ["SpliceTest.BudgetHoldsADirectionWhoseReaderStalls"])),
         ("programs attached to a sockmap listed (BPF_PROG_QUERY)",
          outcome(tests, "bpf[root]",
                  ["SpliceTest.OpenPinsEveryMapUnderThePinRootAndAttachesTheVerdict"])),
+        ("ingressctl status names the verdict (root / DaemonSet caps)",
+         both("sockmap", ["status names the attached verdict"])),
+        ("ingressctl flows shows the live flow (root / DaemonSet caps)",
+         both("sockmap", ["flows show the tunnel"])),
         ("pipe: splice(2) socket-pipe-socket", f("pipe")),
-        ("pipe: agent --splice=auto tcp route",
-         outcome(tests, "agent-auto[root]", find(tests, "agent-auto[root]", "tcp route"))),
+        ("pipe: agent --splice=auto, tcp route (root / DaemonSet caps)",
+         both("auto", ["tcp route"])),
+        ("without CAP_PERFMON: agent falls back to splice(2) and serves",
+         agent("sockmap", "noperfmon", ["falls back", "upgrade tunnel", "tcp route"])),
         ("kTLS: modprobe tls", f("ktls_module")),
         ("kTLS: TCP_ULP \"tls\"", f("ktls_ulp")),
         ("XDP native (xdpdrv) on veth", f("xdp_native_veth")),

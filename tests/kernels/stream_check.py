@@ -199,7 +199,8 @@ def main(argv):
             return upgrade(port, mib, hold)
         return tcp_route(port, mib)
     except (OSError, ValueError) as e:
-        return results([(False, "%s: no error" % argv[1], str(e))])
+        name = "upgrade tunnel" if argv[1] == "upgrade" else "tcp route"
+        return results([(False, name + ": no connection error", str(e))])
 
 
 if __name__ == "__main__":
