@@ -283,7 +283,7 @@ payload_env() {  # DIR
   done > "$1/payload.env"
 }
 
-# Runs one guest to completion or its deadline. Writes DIR/qemu.status: "exit N" or "timeout".
+# Runs one guest to completion or its deadline. Writes DIR/qemu.status (the report prints it).
 boot_guest() {  # LABEL
   local label=$1 dir=$RUN/$1 rc=0
   mkdir -p "$dir"
@@ -305,9 +305,9 @@ boot_guest() {  # LABEL
     -virtfs "local,path=$dir,mount_tag=sluiceout,security_model=none,multidevs=remap" \
     > "$dir/qemu.log" 2>&1 || rc=$?
   if ((rc == 124 || rc == 137)); then
-    echo "timeout after $((SECONDS - started)) s" > "$dir/qemu.status"
+    echo "guest killed at its deadline, after $((SECONDS - started)) s" > "$dir/qemu.status"
   else
-    echo "exit $rc after $((SECONDS - started)) s" > "$dir/qemu.status"
+    echo "qemu exit $rc after $((SECONDS - started)) s" > "$dir/qemu.status"
   fi
 }
 
@@ -323,9 +323,9 @@ run_host() {
       exec bash "$0" --build "$1" --out "$2" --label host --groups "$3"' \
     "$here/payload.sh" "$BUILD" "$dir" "${GROUPS_WANTED// /,}" > "$dir/console.log" 2>&1 || rc=$?
   if ((rc == 124 || rc == 137)); then
-    echo "timeout after $((SECONDS - started)) s" > "$dir/qemu.status"
+    echo "payload killed at its deadline, after $((SECONDS - started)) s" > "$dir/qemu.status"
   else
-    echo "exit $rc after $((SECONDS - started)) s" > "$dir/qemu.status"
+    echo "payload exit $rc after $((SECONDS - started)) s" > "$dir/qemu.status"
   fi
 }
 
@@ -405,7 +405,7 @@ report_kernel() {  # LABEL
     note "$(printf '%-24s %3d passed, %d failed, %d skipped' "$label kernel-log:" 1 0 0)  (no BUG/WARNING/Oops)"
     passed=$((passed + 1))
   fi
-  if [[ $status != "exit 0"* ]] || ! [[ -s $dir/results ]]; then
+  if [[ $status != "qemu exit 0"* ]] || ! [[ -s $dir/results ]]; then
     echo "    last console lines ($dir/console.log):"
     tail -n 15 "$dir/console.log" 2>/dev/null | sed 's/^/    | /'
   fi
@@ -418,7 +418,11 @@ feature_table() {
   sed 's/^/  /' "$RUN/features.md"
 }
 
+# Another run (another checkout, CI) may be fetching into the same cache: one at a time.
+exec {cache_lock}> "$CACHE/.lock"
+flock -w 600 "$cache_lock" || die "another run held $CACHE/.lock for 10 minutes"
 fetch_all
+flock -u "$cache_lock"
 fetch_secs=$((SECONDS - t0))
 bash "$here/probes/build.sh" "$BUILD/kernels/probes" || die "could not build the BPF probes"
 note "fetched and prepared in ${fetch_secs} s; running: $KERNELS_WANTED ($JOBS at once, ${GUEST_TIMEOUT} s each at most)"
