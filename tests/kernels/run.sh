@@ -90,8 +90,13 @@ t0=$SECONDS
 
 # The machine's own Debian mirrors (deb822 or one-line sources), so the scratch configuration
 # reaches the archive the same way apt does here.
-mirror() {  # main|security
+mirror() {  # main|security (SLUICE_DEBIAN_MIRROR / SLUICE_DEBIAN_SECURITY_MIRROR override)
   local want=$1 url
+  if [[ $want == main && -n ${SLUICE_DEBIAN_MIRROR:-} ]]; then echo "$SLUICE_DEBIAN_MIRROR"; return; fi
+  if [[ $want == security && -n ${SLUICE_DEBIAN_SECURITY_MIRROR:-} ]]; then
+    echo "$SLUICE_DEBIAN_SECURITY_MIRROR"
+    return
+  fi
   url=$(awk -v want="$want" '
     /^URIs:/ { uris = $2 } /^Suites:/ { suites = $0 }
     /^$/ { emit() } END { emit() }
@@ -146,16 +151,19 @@ resolve() {  # REGEX: "PACKAGE VERSION" of the newest matching package
   [[ -n $best_ver ]] && echo "$best_pkg $best_ver"
 }
 
-download() {  # PACKAGE VERSION: path of the cached .deb
+download() {  # PACKAGE VERSION: prints the path of the cached .deb (fetched if missing)
   local pkg=$1 ver=$2 debs=$CACHE/debs
   mkdir -p "$debs"
   local deb
   deb=$(find "$debs" -maxdepth 1 -name "${pkg}_${ver//:/%3a}_*.deb" | head -1)
   if [[ -z $deb ]]; then
-    (cd "$debs" && apt-get "${apt_opts[@]}" -qq download "$pkg=$ver") > "$RUN/download-$pkg.log" 2>&1 ||
-      { cat "$RUN/download-$pkg.log" >&2; die "download of $pkg $ver failed"; }
+    if ! (cd "$debs" && apt-get "${apt_opts[@]}" -qq download "$pkg=$ver") \
+      > "$RUN/download-$pkg.log" 2>&1; then
+      cat "$RUN/download-$pkg.log" >&2
+      return 1
+    fi
     deb=$(find "$debs" -maxdepth 1 -name "${pkg}_*.deb" -newer "$APT_DIR/sources.list" | head -1)
-    [[ -n $deb ]] || die "apt-get download of $pkg $ver left no .deb in $debs"
+    [[ -n $deb ]] || { echo "apt-get download of $pkg $ver left no .deb in $debs" >&2; return 1; }
   fi
   echo "$deb"
 }
@@ -182,7 +190,10 @@ module_closure() {  # MODDIR NAME
   echo "$rel"
 }
 
-modules_hash() { sha256sum "$here/modules.list" "$here/run.sh" | sha256sum | cut -c1-16; }
+# A prepared kernel is reused while modules.list and the layout prepare() writes stay the same;
+# bump PREPARE_FORMAT when prepare() changes what it writes.
+PREPARE_FORMAT=1
+modules_hash() { { echo "$PREPARE_FORMAT"; cat "$here/modules.list"; } | sha256sum | cut -c1-16; }
 
 prepare() {  # DEB KDIR: vmlinuz, kver and modroot/ in KDIR (cached by version and modules.list)
   local deb=$1 kdir=$2 hash
@@ -190,13 +201,15 @@ prepare() {  # DEB KDIR: vmlinuz, kver and modroot/ in KDIR (cached by version a
   [[ -f $kdir/ready && $(cat "$kdir/ready") == "$hash" ]] && return 0
   rm -rf "$kdir"
   mkdir -p "$kdir"
+  # Called as `prepare ... || die`, so set -e is off in here: every step checks itself, and
+  # "ready" is written last, only when all of them worked.
   local x=$kdir/extract
   dpkg-deb -x "$deb" "$x" || { echo "dpkg-deb -x $deb failed" >&2; return 1; }
   local kver
-  kver=$(ls "$x/lib/modules")
-  cp "$x/boot/vmlinuz-$kver" "$kdir/vmlinuz"
-  cp "$x/boot/config-$kver" "$kdir/config"
-  echo "$kver" > "$kdir/kver"
+  kver=$(ls "$x/lib/modules" 2>/dev/null)
+  [[ -n $kver && -f $x/boot/vmlinuz-$kver ]] || { echo "$deb holds no kernel image" >&2; return 1; }
+  cp "$x/boot/vmlinuz-$kver" "$kdir/vmlinuz" && cp "$x/boot/config-$kver" "$kdir/config" &&
+    echo "$kver" > "$kdir/kver" || return 1
   local moddir=$x/lib/modules/$kver
   (cd "$moddir" && find kernel -name '*.ko*') > "$moddir/.ko-index"
   local stage=$kdir/modroot/lib/modules/$kver
@@ -219,15 +232,15 @@ prepare() {  # DEB KDIR: vmlinuz, kver and modroot/ in KDIR (cached by version a
     for rel in $closure; do
       mkdir -p "$stage/$(dirname "$rel")"
       case $rel in  # busybox insmod reads plain .ko only
-        *.xz) xz -dc "$moddir/$rel" > "$stage/${rel%.xz}"; rel=${rel%.xz} ;;
-        *) cp "$moddir/$rel" "$stage/$rel" ;;
+        *.xz) xz -dc "$moddir/$rel" > "$stage/${rel%.xz}" || return 1; rel=${rel%.xz} ;;
+        *) cp "$moddir/$rel" "$stage/$rel" || return 1 ;;
       esac
       if [[ $when == boot ]] && ! grep -qx "$rel" "$kdir/boot-modules"; then
         echo "$rel" >> "$kdir/boot-modules"
       fi
     done
   done < "$here/modules.list"
-  depmod -b "$kdir/modroot" "$kver"
+  depmod -b "$kdir/modroot" "$kver" || return 1
   rm -rf "$x"
   echo "$hash" > "$kdir/ready"
 }
@@ -250,7 +263,7 @@ fetch_all() {
     IFS=';' read -r label regex what <<< "$entry"
     [[ " $KERNELS_WANTED " == *" $label "* ]] || continue
     read -r pkg ver < <(resolve "$regex") || die "no package matching $regex in the archive ($what)"
-    deb=$(download "$pkg" "$ver")
+    deb=$(download "$pkg" "$ver") || die "download of $pkg $ver failed"
     kdir=$CACHE/${pkg}_${ver}
     prepare "$deb" "$kdir" || die "could not prepare $pkg $ver (from $deb)"
     prune "$regex" "$kdir"
