@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers of the kernel-matrix payload (tests/kernels/payload.sh and groups/*.sh). Sourced, never
 # run. The payload runs on the kernel under test: a qemu guest (chroot of the host's root), a
 # Vagrant VM, or the host itself in private namespaces. Everything here is plain bash plus the

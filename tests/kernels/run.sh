@@ -25,7 +25,6 @@
 # SLUICE_KERNELS_BPF_FILTER / _CLI_FILTER (gtest filters), SLUICE_KERNELS_AGENT_LOG_LEVEL.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 
 TIER=kernels
 KERNELS_WANTED=${SLUICE_KERNELS:-5.10 6.1 6.12 host}
@@ -403,7 +402,7 @@ report_kernel() {  # LABEL
   why="the payload never reported it ($status)"
   while read -r group variant; do
     grep -qE "^$group(-[^ ]*)?\[$variant\] " "$dir/results" && continue
-    note "$(printf '%-24s FAILED: %s' "$label $group[$variant]:" "$why")"
+    note "$(printf '%-24s FAILED: %s' "$label ${group}[${variant}]:" "$why")"
     failed=$((failed + 1))
   done < <(expected_groups)
   [[ $label == host ]] && return 0

@@ -8,7 +8,8 @@ source "$SRC/tests/kernels/lib.sh"
 begin_group "verify[$VARIANT]"
 
 verifies() {  # OBJECT: loads, then prints what the kernel accepted
-  local obj=$1 log=$OUT/logs/verify-$VARIANT-$(basename "$obj" .bpf.o).log
+  local obj=$1 log
+  log=$OUT/logs/verify-$VARIANT-$(basename "$obj" .bpf.o).log
   if bpf_load "$obj" "/sys/fs/bpf/sluice-kt-verify-$$" > "$log" 2>&1; then
     return 0
   fi

@@ -70,7 +70,7 @@ stops_on_sigterm() {
 
 run_mode() {  # MODE: one agent run
   local mode=$1
-  begin_group "agent-$mode[$VARIANT]"
+  begin_group "agent-${mode}[${VARIANT}]"
   pin=/sys/fs/bpf/sluice-kt-agent-$mode-$$
   tmp=$(mktemp -d)
   "$AGENT" --manifests "$SRC/examples/demo" --splice "$mode" --bpf-pin-dir "$pin" \
@@ -105,7 +105,6 @@ check_tools() {
 }
 
 check_tools
-GROUP_NAME="agent[$VARIANT]" LOG="$OUT/logs/agent-backends-$VARIANT.log"
 if ! start_backends; then
   report "agent[$VARIANT]" 0 1 0 "echo backends did not start"
   exit 0
