@@ -60,6 +60,8 @@ note() { echo "$TIER: $*"; }
 [[ $# == 1 ]] || die "usage: $0 BUILD_DIR (a configured and built build directory)"
 [[ -d $1 ]] || die "build directory '$1' does not exist (build first: cmake -S . -B build -G Ninja && ninja -C build)"
 BUILD=$(cd "$1" && pwd)
+# Both paths travel on the guest's kernel command line, which splits at spaces.
+[[ $BUILD$here != *[[:space:]]* ]] || die "paths with spaces cannot reach the guest: $BUILD, $here"
 for bin in tests/bpf/test_bpf_splice tests/cli/test_ingressctl cli/ingressctl userspace/app/ingress-agent; do
   [[ -x $BUILD/$bin ]] || die "$BUILD/$bin is missing: build it first (ninja -C $1)"
 done
