@@ -13,6 +13,9 @@ packages=(
   libyaml-cpp-dev libgtest-dev libgmock-dev
   # tests and demo
   curl python3 procps
+  # kernel matrix (tests/kernels): Debian's kernels under qemu TCG with a busybox initramfs,
+  # their modules (modinfo, depmod), and the DaemonSet's capability set (setpriv, capsh)
+  qemu-system-x86 busybox-static kmod xz-utils libcap2-bin util-linux debian-archive-keyring
 )
 if [[ "${SLUICE_BENCH:-0}" == 1 ]]; then
   packages+=(nginx-light haproxy caddy wrk jq)

@@ -3,7 +3,7 @@
 # then runs unit, BPF (real kernel) and integration tests (real agent, real backends), the API
 # client against a fake API server, the end-to-end tier against a real kube-apiserver, the
 # DaemonSet's image, and the unit tests again under ASan+UBSan together with a short libFuzzer
-# run of the HTTP parser.
+# run of the HTTP parser. The kernel-matrix tier runs the BPF tests again on Debian's older kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -62,6 +62,11 @@ run_ctest apiserver build -L apiserver -j 2
 # 1b. End-to-end against a real kube-apiserver + etcd (built once from Debian's source package
 #     and cached in ~/.cache/sluice; about 10 minutes cold).
 run_tier e2e bash tests/e2e/run.sh build/userspace/app/ingress-agent
+
+# The kernel matrix: tests/bpf, tests/cli and the agent on Debian's 5.10, 6.1 and 6.12 under
+# qemu TCG and on this kernel (kernel packages cached in ~/.cache/sluice/kernels; about
+# 5 minutes). See docs/kernels.md.
+run_tier kernels bash tests/kernels/run.sh build
 
 # 1c. The DaemonSet's image, built from Debian's packages and run as PID 1 from its own layer.
 run_tier image bash tests/image/run.sh build
