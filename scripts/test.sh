@@ -74,7 +74,7 @@ run_tier image bash tests/image/run.sh build
 # 2. Sanitizers and fuzzing: the pure libraries (parser, k8s, model, router, lb) built with clang,
 #    ASan+UBSan, their unit tests, and a short libFuzzer run of the HTTP parser.
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-  -DSLUICE_PURE_ONLY=ON -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON >/dev/null
+  -DSLUICE_UNIT_ONLY=ON -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON >/dev/null
 ninja -C build-asan -j "$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_ctest asan build-asan -j "$jobs"

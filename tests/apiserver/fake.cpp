@@ -41,17 +41,6 @@ std::string readFile(const fs::path& path) {
   return ss.str();
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake,
                                           const fs::path& token_file) {
   k8s::api::ConnectionConfig cfg;

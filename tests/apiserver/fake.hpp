@@ -18,6 +18,7 @@
 #include <boost/json/value.hpp>
 
 #include "k8s/api/kubeconfig.hpp"
+#include "support/process.hpp"
 #include "support/result.hpp"
 
 namespace sluice::test {
@@ -95,8 +96,6 @@ private:
 void writeFileAtomic(const std::filesystem::path& path, const std::string& content);
 std::string readFile(const std::filesystem::path& path);
 
-// Polls `pred` every 20 ms until it holds or `timeout` passes. Returns the last result.
-bool eventually(const std::function<bool()>& pred,
-                std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
 
 }  // namespace sluice::test

@@ -21,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::FakeApiServer;
+using test::TempDir;
 using test::readFile;
 using test::writeFileAtomic;
 using ::testing::HasSubstr;
@@ -45,24 +46,6 @@ std::string b64(const std::string& in) {
   }
   return out;
 }
-
-class TempDir {
-public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("sluice-kubeconfig-" + std::to_string(::getpid()) + "-" +
-             std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
 
 std::string kubeconfig(const std::string& cluster, const std::string& user,
                        const std::string& current = "ctx") {

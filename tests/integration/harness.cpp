@@ -17,107 +17,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include <openssl/evp.h>
 
 namespace sluice::test {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-TempDir::TempDir() {
-  std::random_device rd;
-  path_ = fs::temp_directory_path() /
-          ("sluice-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-void TempDir::write(const std::string& name, const std::string& content) const {
-  const fs::path tmp = path_ / ("." + name + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-  }
-  fs::rename(tmp, path_ / name);
-}
-
-void TempDir::remove(const std::string& name) const { fs::remove(path_ / name); }
-
-Process::Process(const std::vector<std::string>& argv, const fs::path& output_file)
-    : output_(output_file) {
-  std::vector<char*> args;
-  for (const auto& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    int fd = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::close(fd);
-    }
-    ::setpgid(0, 0);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  if (pid_ < 0) {
-    throw std::runtime_error("fork failed");
-  }
-}
-
-Process::~Process() {
-  if (pid_ > 0 && !status_) {
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-  }
-}
-
-void Process::signal(int signo) const { ::kill(pid_, signo); }
-
-std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!status_) {
-    int st = 0;
-    pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-      break;
-    }
-    if (Clock::now() >= deadline) {
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  return status_;
-}
-
-bool Process::running() { return !wait(0ms).has_value(); }
-
-std::string Process::output() const {
-  std::ifstream in(output_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 EchoBackend::EchoBackend(const std::string& service, const std::string& address,
                          std::uint16_t port)
@@ -557,24 +461,6 @@ std::string serviceYaml(const std::string& name, int port, const std::string& po
     }
   }
   return y;
-}
-
-std::string sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return toHex(md, len);
-}
-
-std::string toHex(const unsigned char* data, std::size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += kHex[data[i] >> 4];
-    out += kHex[data[i] & 15];
-  }
-  return out;
 }
 
 }  // namespace sluice::test

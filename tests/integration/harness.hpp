@@ -16,45 +16,13 @@
 
 #include <boost/json.hpp>
 
+#include "support/byte_stream.hpp"
+#include "support/process.hpp"
+#include "support/sockets.hpp"
+
 namespace sluice::test {
 
 using namespace std::chrono_literals;
-
-class TempDir {
-public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-  // Writes atomically (temp file + rename), as an editor or a ConfigMap update would.
-  void write(const std::string& name, const std::string& content) const;
-  void remove(const std::string& name) const;
-
-private:
-  std::filesystem::path path_;
-};
-
-// A child process; killed (SIGKILL) on destruction if still running.
-class Process {
-public:
-  Process(const std::vector<std::string>& argv, const std::filesystem::path& output_file);
-  ~Process();
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-  pid_t pid() const { return pid_; }
-  void signal(int signo) const;
-  // Waits for exit up to `timeout`; returns the exit status (or -signal), nullopt on timeout.
-  std::optional<int> wait(std::chrono::milliseconds timeout);
-  bool running();
-  std::string output() const;
-
-private:
-  pid_t pid_ = -1;
-  std::filesystem::path output_;
-  std::optional<int> status_;
-};
-
-// A free TCP port on 127.0.0.1 (bound then released; fine for tests on one machine).
-std::uint16_t freePort();
 
 class EchoBackend {
 public:
@@ -179,9 +147,5 @@ struct Ep {
 std::string serviceYaml(const std::string& name, int port, const std::string& port_name,
                         const std::vector<Ep>& endpoints, const std::string& ns = "default",
                         const std::string& annotations = "");
-
-std::string sha256Hex(std::string_view data);
-// Lower-case hex of a digest.
-std::string toHex(const unsigned char* data, std::size_t size);
 
 }  // namespace sluice::test
