@@ -5,8 +5,8 @@ The shell scripts orchestrate: they start processes, pin them and sample counter
 that is arithmetic or formatting happens here, so that it can be tested (bench/test_report.py)
 and rerun on old results. The data flow:
 
-  meta           once, before the first run: date, commit, machine, versions and settings
-                 (KEY=TEXT and KEY:=JSON assignments, dotted keys nest) -> META.json
+  meta           once, before the first run: date, commit, machine, and the versions and
+                 settings given as KEY=TEXT or KEY:=JSON (dotted keys nest) -> META.json
   http-record    after each run.sh run: wrk's output plus the CPU/RSS samples -> one JSON line
                  appended to RUNS.jsonl; prints a one-line summary for the log
   http-report    META.json + RUNS.jsonl (or an earlier latest.json via --from) -> latest.json
@@ -486,18 +486,17 @@ def http_main_table(rows, with_origin):
     lines.append("")
     if with_origin:
         repeat = rows[0]["runs"] if rows else 1
-        over = f", the median over the {repeat} runs" if repeat > 1 else ""
+        over = f"; the median over the {repeat} runs" if repeat > 1 else ""
         lines += [
-            "**CPU \u00f7 origin** is the proxy's CPU per request divided by the origin nginx's CPU"
-            " per request",
-            f"in the same run (utime+stime of each over the measured interval){over}. Every proxy"
-            " talks to",
-            "the same origin, so the ratio carries over between machines better than CPU-seconds"
-            " do.", ""]
+            "**CPU \u00f7 origin** is the proxy's CPU per request divided by the origin nginx's"
+            " in the same run",
+            f"(utime+stime of each over the measured interval){over}. Every proxy",
+            "talks to the same origin, so this ratio carries over between machines better than"
+            " CPU-seconds do.", ""]
     return lines
 
 
-def http_cpu_text(st, noise_pct, spread_pct):
+def http_cpu_text(st, noise_pct, spread_pct, with_origin):
     fifo = str(st.get("scheduling", "")).startswith("SCHED_FIFO")
     fifo_note = ("; under SCHED_FIFO they only run when the benchmark processes wait or are"
                  " RT-throttled, so it says more about idle gaps than about interference"
@@ -512,7 +511,8 @@ def http_cpu_text(st, noise_pct, spread_pct):
         f"{fifo_note}.",
     ]
     if st["repeat"] > 1:
-        lines.append(f"The last two columns show the range over the {st['repeat']} runs (flagged"
+        last = "three" if with_origin else "two"
+        lines.append(f"The last {last} columns show the range over the {st['repeat']} runs (flagged"
                      f" when req/s varied by more than {spread_pct}% of the median).")
     lines.append("")
     return lines
@@ -564,7 +564,7 @@ def http_markdown(meta, rows):
     noise_pct, spread_pct = http_thresholds(st)
     with_origin = any(r.get("cpu_vs_origin_median") is not None for r in rows)
     lines = http_intro(meta) + http_main_table(rows, with_origin)
-    lines += http_cpu_text(st, noise_pct, spread_pct)
+    lines += http_cpu_text(st, noise_pct, spread_pct, with_origin)
     lines += http_cpu_table(st, rows, noise_pct, spread_pct, with_origin)
     noisy = sum(http_row_noisy(r, noise_pct, spread_pct, st["repeat"]) for r in rows)
     if noisy:
@@ -1007,7 +1007,7 @@ def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command_name", required=True)
     p = sub.add_parser("meta", help="what is the same for every run -> META.json")
-    p.add_argument("out")
+    p.add_argument("--out", required=True, help="META.json to write")
     p.add_argument("--command", required=True, help="the command line, as typed")
     p.add_argument("--repo", default=".", help="the git work tree (for the commit)")
     p.add_argument("assignments", nargs="*", metavar="KEY=TEXT|KEY:=JSON")

@@ -314,6 +314,18 @@ class Documents(unittest.TestCase):
             report.assign(meta, a)
         self.assertEqual(meta, {"date": "x=y", "settings": {"repeat": 3, "modes": ["copy"]}})
 
+    def test_meta_command(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "meta.json")
+            argv = ["meta", "--out", out, "--command", "bench/run.sh", "--repo", REPO,
+                    "versions.wrk=wrk 4", "settings.repeat:=2"]
+            self.assertEqual(report.main(argv), 0)
+            with open(out) as f:
+                meta = json.load(f)
+        self.assertEqual(list(meta), ["date", "command", "git", "machine", "versions", "settings"])
+        self.assertEqual(meta["settings"], {"repeat": 2})
+        self.assertGreaterEqual(meta["machine"]["nproc"], 1)
+
     def committed_section(self, begin, end):
         with open(os.path.join(REPO, "docs", "benchmarks.md"), encoding="utf-8") as f:
             text = f.read()
