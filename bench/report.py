@@ -645,6 +645,7 @@ def splice_state(path):
 
 def splice_run_summary(r):
     """The log line of one run (the error, for a failed one)."""
+    r = plain(r)
     if r.get("ok") is not True:
         return r.get("error") or r.get("first_error") or "?"
     note = ""
