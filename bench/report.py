@@ -27,6 +27,7 @@ import re
 import statistics
 import subprocess
 import sys
+import textwrap
 
 RUN_FAILED = 3  # exit status of a *-record command whose run failed (shown, not a crash)
 
@@ -487,12 +488,11 @@ def http_main_table(rows, with_origin):
     if with_origin:
         repeat = rows[0]["runs"] if rows else 1
         over = f"; the median over the {repeat} runs" if repeat > 1 else ""
-        lines += [
-            "**CPU \u00f7 origin** is the proxy's CPU per request divided by the origin nginx's"
-            " in the same run",
-            f"(utime+stime of each over the measured interval){over}. Every proxy",
-            "talks to the same origin, so this ratio carries over between machines better than"
-            " CPU-seconds do.", ""]
+        text = ("**CPU \u00f7 origin** is the proxy's CPU per request divided by the origin"
+                " nginx's in the same run (utime+stime of each over the measured interval)"
+                f"{over}. Every proxy talks to the same origin, so this ratio carries over between"
+                " machines better than CPU-seconds do.")
+        lines += textwrap.wrap(text, width=100) + [""]
     return lines
 
 
