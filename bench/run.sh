@@ -33,8 +33,10 @@
 #   BENCH_KEEP_WORKDIR 1 to keep the temporary directory (configs, logs) for inspection
 #
 # Everything listens on 127.0.0.1, on ports picked here (outside the ephemeral range). Every process
-# this script starts is stopped by pid on exit. Results: docs/benchmarks.md (marked section),
-# bench/results/latest.json and raw wrk outputs under bench/results/raw/ (gitignored).
+# this script starts is stopped by pid on exit. This script only orchestrates and samples: each run
+# leaves one JSON record in bench/results/raw/runs.jsonl, and bench/report.py turns the records into
+# docs/benchmarks.md (marked section) and bench/results/latest.json. Raw wrk outputs stay under
+# bench/results/raw/ (gitignored).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,7 +73,7 @@ source "$BENCH_DIR/lib.sh"
 # ---------------------------------------------------------------------------------------------
 # Preflight
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found (install it: SLUICE_BENCH=1 scripts/install-deps.sh)"; }
-for c in wrk curl taskset ss pgrep awk nginx cmp sed; do need "$c"; done
+for c in wrk curl taskset ss pgrep awk nginx cmp sed python3; do need "$c"; done
 for p in $PROXIES; do
   case $p in
     sluice) ;;
@@ -242,30 +244,6 @@ core_busy() { # "busy total" jiffies of one core from /proc/stat
   awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
 
-parse_wrk() { # rps p50_ms p99_ms requests socket_errors non2xx sockerr_detail
-  awk '
-    function ms(v,   n, u) {
-      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-      if (u == "us") return n / 1000; if (u == "ms") return n; if (u == "s") return n * 1000
-      if (u == "m") return n * 60000; if (u == "h") return n * 3600000; return n
-    }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    / requests in / { req = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ {
-      detail = $0; sub(/^ *Socket errors: */, "", detail)
-      for (i = 3; i <= NF; i += 2) { v = $(i + 1); sub(/,/, "", v); se += v }
-    }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    END {
-      if (detail == "") detail = "none"
-      gsub(/ /, "_", detail)
-      printf "%s %s %s %s %d %d %s\n", (rps == "" ? "0" : rps), (p50 == "" ? "0" : p50),
-             (p99 == "" ? "0" : p99), (req == "" ? "0" : req), se, non2xx, detail
-    }' "$1"
-}
-
 run_wrk() { # run_wrk CONNS DURATION URL OUTFILE -> WRK_TICKS (CPU ticks wrk itself used)
   local c=$1 d=$2 url=$3 out=$4 t=$WRK_THREADS
   ((t <= c)) || t=$c
@@ -287,21 +265,21 @@ run_wrk() { # run_wrk CONNS DURATION URL OUTFILE -> WRK_TICKS (CPU ticks wrk its
 }
 
 # ---------------------------------------------------------------------------------------------
-# Machine description
-CPU_MODEL=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-[[ -n $CPU_MODEL ]] || CPU_MODEL=$(awk -F': *' '/^(Hardware|cpu model|uarch)/ {print $2; exit}' /proc/cpuinfo)
-KERNEL=$(uname -srm)
-MEM_TOTAL=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-VIRT=$(systemd-detect-virt 2>/dev/null || true)
+# What is the same for every run: report.py adds the date, the commit and the machine.
+report() { python3 "$BENCH_DIR/report.py" "$@"; }
 V_NGINX=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 V_HAPROXY=$( (haproxy -v 2>/dev/null || true) | head -1 | awk '{print "haproxy " $3}')
 V_CADDY=$( (caddy version 2>/dev/null || true) | head -1 | awk '{print "caddy " $1}')
 V_WRK=$( (wrk -v 2>&1 || true) | head -1 | awk '{print "wrk " $2}')
-GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ $GIT_REV != unknown && -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  GIT_REV+="+dirty"
-fi
-DATE_UTC=$(date -u '+%Y-%m-%d %H:%M UTC')
+write_meta() { # written just before the first run, so loadavg_at_start is that moment's
+  report meta --out "$RAW/meta.json" --command "$CMD_LINE" --repo "$REPO" \
+    "versions.nginx=$V_NGINX" "versions.haproxy=$V_HAPROXY" "versions.caddy=$V_CADDY" \
+    "versions.wrk=$V_WRK" "settings.duration=$DURATION" "settings.warmup=$WARMUP" \
+    "settings.wrk_threads:=$WRK_THREADS" "settings.repeat:=$REPEAT" \
+    "settings.proxy_cpu:=$PROXY_CPU" "settings.client_cpu:=$CLIENT_CPU" \
+    "settings.scheduling=${SCHED_DESC:-default}" "settings.body_bytes:=1024" \
+    "settings.noise_percent:=$NOISE_PCT" "settings.spread_percent:=$SPREAD_PCT"
+}
 
 # ---------------------------------------------------------------------------------------------
 # The runs
@@ -311,13 +289,13 @@ both_cores() { # busy and total jiffies over the proxy core and the client core 
     END { print busy, t }' /proc/stat
 }
 
-# One run: fresh proxy, warm-up, measured wrk, samples. Appends to RUNS:
-# proxy conns rep rps p50 p99 requests sockerr non2xx detail cpu_s cpu100k proxy% rss_mib core0% core1% other%
-RUNS=()
+# One run: fresh proxy, warm-up, measured wrk, samples; report.py appends its record to
+# $RAW/runs.jsonl (the samples are deltas over the measured run: CPU ticks of the proxy, the origin
+# and wrk, busy/total jiffies of the cores, the proxy's VmHWM).
 do_run() {
   local proxy=$1 c=$2 rep=$3 run_dir raw url
   local before_cpu after_cpu before_origin after_origin b0 bt0 b1 bt1 a0 at0 a1 at1 bb bt ab at t0 t1 rss_kib
-  local rps p50 p99 reqs sockerr non2xx detail res
+  local summary
   run_dir=$WORK/$proxy-c$c-r$rep
   raw=$RAW/$proxy-c$c-r$rep
   log "$proxy, $c connections, run $rep/$REPEAT: starting $proxy fresh"
@@ -342,20 +320,14 @@ do_run() {
   rss_kib=$(hwm_kib "$PROXY_PID")
   alive "$PROXY_PID" || die "$proxy died during the run (see $run_dir)"
 
-  read -r rps p50 p99 reqs sockerr non2xx detail < <(parse_wrk "$raw.txt")
-  ((reqs > 0)) || die "$proxy, $c connections: wrk completed no requests (see $raw.txt)"
-  res=$(awk -v d="$((after_cpu - before_cpu))" -v hz="$CLK_TCK" -v n="$reqs" -v t0="$t0" -v t1="$t1" \
-    -v k="$rss_kib" -v b0="$((a0 - b0))" -v tt0="$((at0 - bt0))" -v b1="$((a1 - b1))" \
-    -v tt1="$((at1 - bt1))" -v ours="$((after_cpu - before_cpu + after_origin - before_origin + WRK_TICKS))" \
-    -v bb="$((ab - bb))" -v bt="$((at - bt))" 'BEGIN {
-      s = d / hz
-      other = (bt > 0 ? 200 * (bb - ours) / bt : 0); if (other < 0) other = 0
-      printf "%.2f %.3f %.0f %.1f %.0f %.0f %.0f", s, s / n * 100000, 100 * s / (t1 - t0), k / 1024,
-             (tt0 > 0 ? 100 * b0 / tt0 : 0), (tt1 > 0 ? 100 * b1 / tt1 : 0), other
-    }')
-  RUNS+=("$proxy $c $rep $rps $p50 $p99 $reqs $sockerr $non2xx $detail $res")
-  read -r _ cpu100k util rss_mib _ _ other <<<"$res"
-  log "$proxy c=$c run $rep: $rps req/s, p50 $p50 ms, p99 $p99 ms, $cpu100k CPU-s/100k, $rss_mib MiB, errors socket=$sockerr non2xx=$non2xx, proxy CPU $util%, other processes $other% of a core"
+  summary=$(report http-record "$RAW/runs.jsonl" --wrk "$raw.txt" --proxy "$proxy" --conns "$c" \
+    --run "$rep" --raw-path "${RAW#"$REPO"/}/$proxy-c$c-r$rep.txt" --clk-tck "$CLK_TCK" \
+    --started "$t0" --ended "$t1" --proxy-ticks "$((after_cpu - before_cpu))" \
+    --origin-ticks "$((after_origin - before_origin))" --wrk-ticks "$WRK_TICKS" \
+    --rss-kib "$rss_kib" --proxy-core "$((a0 - b0)),$((at0 - bt0))" \
+    --client-core "$((a1 - b1)),$((at1 - bt1))" --both-cores "$((ab - bb)),$((at - bt))") ||
+    die "$proxy, $c connections: ${summary:-recording the run failed}"
+  log "$summary"
 
   if [[ $proxy == "$PERF_TARGET" && $rep == 1 ]]; then
     log "$proxy c=$c: extra profiled run (perf record -g, not reported)"
@@ -377,6 +349,7 @@ do_run() {
 
 find "$RAW" -maxdepth 1 -type f -delete # raw/ holds the latest run's outputs only
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+write_meta
 log "proxies: $PROXIES; connections: $CONNS; duration $DURATION (warm-up $WARMUP); wrk threads $WRK_THREADS; repeat $REPEAT; load average $LOADAVG"
 # Repetitions are interleaved (all proxies, then all again) so slow drifts hit every proxy alike.
 for ((rep = 1; rep <= REPEAT; rep++)); do
@@ -387,170 +360,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
   done
 done
 
-# The reported row per (proxy, conns) is the run with the median req/s (lower median if even).
-# SPREAD["proxy conns"]: "min_rps max_rps spread_pct min_cpu100k max_cpu100k" over its runs.
-ROWS=()
-declare -A SPREAD=()
-for proxy in $PROXIES; do
-  for c in $CONNS; do
-    mapfile -t picks < <(printf '%s\n' "${RUNS[@]}" | awk -v p="$proxy" -v c="$c" '$1 == p && $2 == c' | sort -k4,4g)
-    med=${picks[$(((${#picks[@]} - 1) / 2))]}
-    ROWS+=("$med")
-    SPREAD["$proxy $c"]=$(printf '%s\n' "${picks[@]}" | awk -v med="$(cut -d' ' -f4 <<<"$med")" '
-      NR == 1 { lo = hi = $4; clo = chi = $12 }
-      { if ($4 < lo) lo = $4; if ($4 > hi) hi = $4; if ($12 < clo) clo = $12; if ($12 > chi) chi = $12 }
-      END { printf "%.0f %.0f %.0f %.2f %.2f", lo, hi, (med > 0 ? 100 * (hi - lo) / med : 0), clo, chi }')
-  done
-done
-
-# ---------------------------------------------------------------------------------------------
-# Reports
-errors_cell() { # sockerr non2xx detail
-  if (($1 == 0 && $2 == 0)); then
-    echo "0"
-  else
-    local d=${3//_/ } parts=()
-    (($1 > 0)) && parts+=("socket: ${d//, /\/}")
-    (($2 > 0)) && parts+=("non-2xx/3xx: $2")
-    local IFS=';'
-    echo "⚠ $(($1 + $2)) (${parts[*]})"
-  fi
-}
-
-json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
-fmt() { awk -v v="$2" -v f="$1" 'BEGIN { printf f, v }'; }
-
-json_run() { # one RUNS entry as a JSON object
-  local proxy c rep rps p50 p99 reqs sockerr non2xx detail cpu_s cpu100k util rss core0 core1 other
-  read -r proxy c rep rps p50 p99 reqs sockerr non2xx detail cpu_s cpu100k util rss core0 core1 other <<<"$1"
-  printf '{"proxy": "%s", "connections": %d, "run": %d, "requests_per_sec": %s, "p50_ms": %s, "p99_ms": %s, ' \
-    "$proxy" "$c" "$rep" "$rps" "$p50" "$p99"
-  printf '"requests": %d, "proxy_cpu_seconds": %s, "cpu_seconds_per_100k_requests": %s, ' "$reqs" "$cpu_s" "$cpu100k"
-  printf '"proxy_cpu_percent": %s, "proxy_core_busy_percent": %s, "client_core_busy_percent": %s, ' "$util" "$core0" "$core1"
-  printf '"other_processes_cpu_percent": %s, "noisy": %s, ' "$other" "$( ((other > NOISE_PCT)) && echo true || echo false)"
-  printf '"peak_rss_mib": %s, "socket_errors": %d, "socket_error_detail": %s, "non_2xx_3xx": %d, "flagged": %s, ' \
-    "$rss" "$sockerr" "$(json_str "${detail//_/ }")" "$non2xx" "$( ((sockerr + non2xx > 0)) && echo true || echo false)"
-  printf '"raw": %s}' "$(json_str "${RAW#"$REPO"/}/$proxy-c$c-r$rep.txt")"
-}
-
-{
-  printf '{\n'
-  printf '  "date": %s,\n' "$(json_str "$DATE_UTC")"
-  printf '  "command": %s,\n' "$(json_str "$CMD_LINE")"
-  printf '  "git": %s,\n' "$(json_str "$GIT_REV")"
-  printf '  "machine": {"nproc": %d, "cpu": %s, "kernel": %s, "memory": %s, "virtualization": %s, "loadavg_at_start": %s},\n' \
-    "$NPROC" "$(json_str "$CPU_MODEL")" "$(json_str "$KERNEL")" "$(json_str "$MEM_TOTAL")" \
-    "$(json_str "${VIRT:-unknown}")" "$(json_str "$LOADAVG")"
-  printf '  "versions": {"nginx": %s, "haproxy": %s, "caddy": %s, "wrk": %s},\n' \
-    "$(json_str "$V_NGINX")" "$(json_str "$V_HAPROXY")" "$(json_str "$V_CADDY")" "$(json_str "$V_WRK")"
-  printf '  "settings": {"duration": %s, "warmup": %s, "wrk_threads": %d, "repeat": %d, "proxy_cpu": %d, "client_cpu": %d, "scheduling": %s, "body_bytes": 1024},\n' \
-    "$(json_str "$DURATION")" "$(json_str "$WARMUP")" "$WRK_THREADS" "$REPEAT" "$PROXY_CPU" "$CLIENT_CPU" "$(json_str "${SCHED_DESC:-default}")"
-  printf '  "results": [\n'
-  n=${#ROWS[@]}
-  for ((i = 0; i < n; i++)); do
-    read -r proxy c _ <<<"${ROWS[i]}"
-    read -r lo hi spread clo chi <<<"${SPREAD["$proxy $c"]}"
-    obj=$(json_run "${ROWS[i]}")
-    printf '    %s, "runs": %d, "requests_per_sec_min": %s, "requests_per_sec_max": %s, "requests_per_sec_spread_percent": %s, "cpu_seconds_per_100k_min": %s, "cpu_seconds_per_100k_max": %s}%s\n' \
-      "${obj%\}}" "$REPEAT" "$lo" "$hi" "$spread" "$clo" "$chi" "$( ((i < n - 1)) && echo , || true)"
-  done
-  printf '  ],\n  "all_runs": [\n'
-  n=${#RUNS[@]}
-  for ((i = 0; i < n; i++)); do
-    printf '    %s%s\n' "$(json_run "${RUNS[i]}")" "$( ((i < n - 1)) && echo , || true)"
-  done
-  printf '  ]\n}\n'
-} >"$RESULTS/latest.json"
-
-NOISY=0
-for row in "${ROWS[@]}"; do
-  read -r proxy c _ _ _ _ _ _ _ _ _ _ _ _ _ _ other <<<"$row"
-  read -r _ _ spread _ _ <<<"${SPREAD["$proxy $c"]}"
-  ((other <= NOISE_PCT && (REPEAT == 1 || spread <= SPREAD_PCT))) || NOISY=$((NOISY + 1))
-done
-
-SECTION=$WORK/section.md
-{
-  echo "<!-- BEGIN BENCH RESULTS: generated by bench/run.sh; everything up to END is overwritten -->"
-  echo "## Latest results"
-  echo
-  echo "Run on $DATE_UTC at commit \`$GIT_REV\` (load average at start: $LOADAVG) with:"
-  echo
-  echo '```sh'
-  echo "$CMD_LINE"
-  echo '```'
-  echo
-  echo "HTTP/1.1 keep-alive \`GET /\` of a 1024-byte body through each proxy to one shared nginx origin;"
-  echo "wrk \`-t$WRK_THREADS -c<conns> -d$DURATION --latency\` after a $WARMUP unmeasured warm-up. Proxy"
-  echo "pinned to core $PROXY_CPU with 1 worker/thread; wrk and the origin pinned to core $CLIENT_CPU${SCHED_DESC:+; all three at $SCHED_DESC}. Each"
-  echo "proxy is started fresh for every run.$( ((REPEAT > 1)) && echo " Each row is the median-req/s run of $REPEAT (interleaved); all runs are in \`latest.json\`.")"
-  echo
-  echo "| proxy | conns | req/s | p50 ms | p99 ms | CPU s per 100k req | peak RSS MiB | errors |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|"
-  for row in "${ROWS[@]}"; do
-    read -r proxy c _ rps p50 p99 _ sockerr non2xx detail _ cpu100k _ rss _ <<<"$row"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$proxy" "$c" "$(fmt %.0f "$rps")" \
-      "$(fmt %.2f "$p50")" "$(fmt %.2f "$p99")" "$(fmt %.2f "$cpu100k")" "$rss" \
-      "$(errors_cell "$sockerr" "$non2xx" "$detail")"
-  done
-  echo
-  echo "Where the CPU went during each reported run (percent of one core; core figures from"
-  echo "/proc/stat; the proxy's own from utime+stime of its processes, which on this kernel includes"
-  echo "the loopback softirq work done in its system calls). \"other\" is CPU that processes other than"
-  echo "the proxy, the origin and wrk got on the two cores (flagged above $NOISE_PCT%)$([[ $SCHED == fifo ]] && echo "; under SCHED_FIFO they only run when the benchmark processes wait or are RT-throttled, so it says more about idle gaps than about interference")."
-  if ((REPEAT > 1)); then
-    echo "The last two columns show the range over the $REPEAT runs (flagged when req/s varied by more than $SPREAD_PCT% of the median)."
-  fi
-  echo
-  if ((REPEAT > 1)); then
-    echo "| proxy | conns | proxy CPU % | core $PROXY_CPU busy % | core $CLIENT_CPU busy % (wrk + origin) | other % | req/s over runs | CPU s/100k over runs |"
-    echo "|---|---:|---:|---:|---:|---|---|---|"
-  else
-    echo "| proxy | conns | proxy CPU % | core $PROXY_CPU busy % | core $CLIENT_CPU busy % (wrk + origin) | other % |"
-    echo "|---|---:|---:|---:|---:|---|"
-  fi
-  for row in "${ROWS[@]}"; do
-    read -r proxy c _ _ _ _ _ _ _ _ _ _ util _ core0 core1 other <<<"$row"
-    read -r lo hi spread clo chi <<<"${SPREAD["$proxy $c"]}"
-    printf '| %s | %s | %s | %s | %s | %s |' "$proxy" "$c" "$util" "$core0" "$core1" \
-      "$( ((other > NOISE_PCT)) && echo "⚠ $other" || echo "$other")"
-    if ((REPEAT > 1)); then
-      printf ' %s–%s (%s%%)%s | %s–%s |' "$lo" "$hi" "$spread" "$( ((spread > SPREAD_PCT)) && echo " ⚠" || true)" "$clo" "$chi"
-    fi
-    printf '\n'
-  done
-  echo
-  if ((NOISY > 0)); then
-    echo "**Warning:** $NOISY of ${#ROWS[@]} rows are flagged ⚠ above: the machine was busy with other work"
-    echo "or the runs disagreed. Treat differences smaller than the run-to-run range as noise."
-    echo
-  fi
-  echo "Machine: $NPROC cores, $CPU_MODEL, $MEM_TOTAL RAM, kernel $KERNEL${VIRT:+, virtualization: $VIRT}."
-  echo "Versions: $V_NGINX, $V_HAPROXY, $V_CADDY, $V_WRK, ingress-agent at \`$GIT_REV\` (Release)."
-  echo
-  echo "Raw wrk outputs: \`bench/results/raw/\` (not committed); machine-readable: \`bench/results/latest.json\`."
-  echo "<!-- END BENCH RESULTS -->"
-} >"$SECTION"
-
-mkdir -p "$(dirname "$DOC")"
-if [[ ! -f $DOC ]]; then
-  cat >"$DOC" <<'EOF'
-# Benchmarks
-
-Side-by-side HTTP/1.1 reverse-proxy benchmark of Sluice against nginx, HAProxy and Caddy, produced
-by `bench/run.sh`. Method, pinning and caveats: `bench/README.md`.
-
-EOF
-fi
-if grep -q '^<!-- BEGIN BENCH RESULTS' "$DOC" && grep -q '^<!-- END BENCH RESULTS' "$DOC"; then
-  awk -v sect="$SECTION" '
-    /^<!-- BEGIN BENCH RESULTS/ { while ((getline l < sect) > 0) print l; skip = 1; next }
-    /^<!-- END BENCH RESULTS/ { skip = 0; next }
-    !skip { print }' "$DOC" >"$WORK/doc.new"
-  cat "$WORK/doc.new" >"$DOC"
-else
-  { echo; cat "$SECTION"; } >>"$DOC"
-fi
-
+# Statistics (median run, ranges, CPU / origin, noise flags), latest.json and the Markdown section.
+report http-report --meta "$RAW/meta.json" --records "$RAW/runs.jsonl" --json "$RESULTS/latest.json" \
+  --doc "$DOC" || die "writing the report failed (records in $RAW/runs.jsonl)"
 log "wrote $DOC, $RESULTS/latest.json and raw outputs in $RAW"
-sed -n '/^| proxy | conns | req\/s/,/^$/p' "$SECTION"
