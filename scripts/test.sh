@@ -51,6 +51,9 @@ run_tier() {  # label, command...: a script that prints "label: N passed, M fail
   summary+=("$line")
 }
 
+# 0. Static checks: the code's shape, its formatting, the benchmark report's tests.
+run_tier checks bash tests/checks.sh
+
 # 1. Release build: every target, then unit + BPF + integration tests.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"

@@ -133,11 +133,10 @@ bool Informer::applyUpsert(const ObjectRef& ref, json::value& value) {
   return inserted;
 }
 
-awaitable<bool> Informer::list() {
+awaitable<std::optional<Informer::Listed>> Informer::fetchList() {
   auto logger = log::get("k8s");
+  Listed listed;
   std::string cont;
-  std::string rv;
-  std::vector<json::value> items;
   for (;;) {
     std::string target = resource_.collectionPath() + "?limit=" + std::to_string(options_.page_size);
     if (!cont.empty()) {
@@ -148,30 +147,23 @@ awaitable<bool> Informer::list() {
     }
     Result<Response> got = co_await client_->get(target);
     if (stopped_) {
-      co_return false;
+      co_return std::nullopt;
     }
-    if (!got) {
-      ++stats_.failures;
-      setError("list " + resource_.plural + ": " + got.error().message());
-      logger->warn("list {}: {}", resource_.plural, got.error().message());
-      co_return false;
-    }
-    Response& r = *got;
-    if (r.status == 410 && !cont.empty()) {
+    if (statusOf(got) == 410 && !cont.empty()) {
       // The continue token expired (compaction) while paging: start over.
       logger->info("list {}: continue token expired, listing again", resource_.plural);
       cont.clear();
-      items.clear();
+      listed.items.clear();
       continue;
     }
-    if (!r.ok()) {
+    if (!got || !got->ok()) {
       ++stats_.failures;
-      setError("list " + resource_.plural + ": " + r.describe());
-      logger->warn("list {}: {}", resource_.plural, r.describe());
-      co_return false;
+      setError("list " + resource_.plural + ": " + describe(got));
+      logger->warn("list {}: {}", resource_.plural, describe(got));
+      co_return std::nullopt;
     }
     json::error_code ec;
-    json::value body = json::parse(r.body, ec);
+    json::value body = json::parse(got->body, ec);
     json::array* page = nullptr;
     if (!ec && body.is_object()) {
       if (json::value* it = body.get_object().if_contains("items")) {
@@ -186,20 +178,21 @@ awaitable<bool> Informer::list() {
       ++stats_.malformed_lines;
       setError("list " + resource_.plural + ": the response is not a List object");
       logger->warn("list {}: the response is not a List object", resource_.plural);
-      co_return false;
+      co_return std::nullopt;
     }
-    rv = resourceVersionOf(body);
+    listed.resource_version = resourceVersionOf(body);
     for (json::value& item : *page) {
-      items.push_back(std::move(item));
+      listed.items.push_back(std::move(item));
     }
     const json::string* next = stringAt(body, {"metadata", "continue"});
     if (next == nullptr || next->empty()) {
-      break;
+      co_return listed;
     }
     cont = std::string(*next);
   }
+}
 
-  // Replace: decode everything, then remove what is no longer there.
+bool Informer::replaceAll(std::vector<json::value>& items) {
   bool changed = false;
   std::set<ObjectRef> seen;
   std::map<ObjectRef, Problem> old_bad = std::move(bad_);
@@ -209,15 +202,13 @@ awaitable<bool> Informer::list() {
     std::optional<ObjectRef> ref = peekRef(item);
     if (!ref) {
       ++stats_.decode_failures;
-      logger->warn("list {}: an item without a name was skipped", resource_.plural);
+      log::get("k8s")->warn("list {}: an item without a name was skipped", resource_.plural);
       continue;
     }
     seen.insert(*ref);
     changed |= applyUpsert(*ref, item);
   }
-  if (old_bad != bad_) {
-    changed = true;
-  }
+  changed |= old_bad != bad_;
   for (auto it = in_store_.begin(); it != in_store_.end();) {
     if (!seen.contains(*it)) {
       changed |= store_.remove(*it);
@@ -227,7 +218,17 @@ awaitable<bool> Informer::list() {
       ++it;
     }
   }
-  stats_.resource_version = rv;
+  return changed;
+}
+
+awaitable<bool> Informer::list() {
+  std::optional<Listed> listed = co_await fetchList();
+  if (!listed) {
+    co_return false;
+  }
+  // Replace: decode everything, then remove what is no longer there.
+  const bool changed = replaceAll(listed->items);
+  stats_.resource_version = listed->resource_version;
   if (stats_.lists > 0) {
     ++stats_.relists;
   }
@@ -236,7 +237,8 @@ awaitable<bool> Informer::list() {
   const bool first = !stats_.synced;
   stats_.synced = true;
   setError("");
-  logger->debug("listed {}: {} objects at resourceVersion {}", resource_.plural, items.size(), rv);
+  log::get("k8s")->debug("listed {}: {} objects at resourceVersion {}", resource_.plural,
+                         listed->items.size(), listed->resource_version);
   if (changed || first) {
     notify_();
   }

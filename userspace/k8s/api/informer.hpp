@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <set>
@@ -93,6 +94,14 @@ public:
 private:
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> list();  // true: the cache was replaced
+  struct Listed {
+    std::vector<boost::json::value> items;
+    std::string resource_version;
+  };
+  // Every page of the collection; nullopt when a request failed (recorded as the problem).
+  boost::asio::awaitable<std::optional<Listed>> fetchList();
+  // Replaces the cache with `items` (decoded); true if the store or the warnings changed.
+  bool replaceAll(std::vector<boost::json::value>& items);
   bool onLine(std::string_view line);   // false: end this watch
   // Decodes and stores `value` (or records why not); true if the store or warnings changed.
   bool applyUpsert(const ObjectRef& ref, boost::json::value& value);
