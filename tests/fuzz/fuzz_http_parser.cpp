@@ -68,12 +68,22 @@ void checkPrefix(const ParseResult& whole, const ParseResult& prefix) {
 // normalizePath written the slow, obvious way: decode, then the RFC 3986 §5.2.4 loop verbatim
 // over std::string buffers, failing where ".." would pop an empty output (above the root).
 std::optional<std::string> referencePath(std::string_view path) {
-  if (path == "*") return std::string(path);
-  if (path.empty() || path[0] != '/') return std::nullopt;
+  if (path == "*") {
+    return std::string(path);
+  }
+  if (path.empty() || path[0] != '/') {
+    return std::nullopt;
+  }
   const auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9') {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+      return c - 'A' + 10;
+    }
     return -1;
   };
   const auto unreserved = [](char c) {
@@ -104,7 +114,9 @@ std::optional<std::string> referencePath(std::string_view path) {
   }
   std::string out;
   const auto pop = [&out]() {
-    if (out.empty()) return false;
+    if (out.empty()) {
+      return false;
+    }
     out.erase(out.rfind('/'));
     return true;
   };
@@ -115,10 +127,14 @@ std::optional<std::string> referencePath(std::string_view path) {
       in = "/";
     } else if (in.starts_with("/../")) {
       in.replace(0, 4, "/");
-      if (!pop()) return std::nullopt;
+      if (!pop()) {
+        return std::nullopt;
+      }
     } else if (in == "/..") {
       in = "/";
-      if (!pop()) return std::nullopt;
+      if (!pop()) {
+        return std::nullopt;
+      }
     } else {
       const std::size_t next = in.find('/', 1);
       out += in.substr(0, next);
@@ -134,7 +150,9 @@ void checkPath(std::string_view path) {
   const bool ok = sluice::http::normalizePath(path, out.get(), len);
   const std::optional<std::string> expected = referencePath(path);
   FUZZ_CHECK(ok == expected.has_value());
-  if (!ok) return;
+  if (!ok) {
+    return;
+  }
   FUZZ_CHECK(len <= path.size());
   const std::string_view once(out.get(), len);
   FUZZ_CHECK(once == *expected);
@@ -148,10 +166,14 @@ void checkPath(std::string_view path) {
 void checkHost(std::string_view host) {
   std::unique_ptr<char[]> out(new char[host.size() + 1]);
   std::size_t len = 0;
-  if (!sluice::http::normalizeHost(host, out.get(), len)) return;
+  if (!sluice::http::normalizeHost(host, out.get(), len)) {
+    return;
+  }
   FUZZ_CHECK(len > 0 && len <= host.size());
   const std::string_view once(out.get(), len);
-  for (const char c : once) FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
+  for (const char c : once) {
+    FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
+  }
   std::unique_ptr<char[]> again(new char[len + 1]);
   std::size_t len2 = 0;
   FUZZ_CHECK(sluice::http::normalizeHost(once, again.get(), len2));
@@ -186,7 +208,9 @@ ChunkedRun runChunked(std::string_view body, const std::size_t (&cuts)[N]) {
   // A finished or failed decoder stays that way.
   const ChunkedDecoder::Result after = d.feed(body.substr(run.end));
   FUZZ_CHECK(after.consumed == 0 || run.last.status == ParseStatus::kIncomplete);
-  if (run.last.status != ParseStatus::kIncomplete) FUZZ_CHECK(after.status == run.last.status);
+  if (run.last.status != ParseStatus::kIncomplete) {
+    FUZZ_CHECK(after.status == run.last.status);
+  }
   run.payload = d.payloadBytes();
   return run;
 }
@@ -200,7 +224,9 @@ void checkChunked(std::string_view body, std::size_t split) {
   FUZZ_CHECK(whole.last.error == parts.last.error);
   FUZZ_CHECK(whole.end == parts.end);
   FUZZ_CHECK(whole.payload == parts.payload);
-  if (whole.last.status == ParseStatus::kError) FUZZ_CHECK(whole.end < body.size());
+  if (whole.last.status == ParseStatus::kError) {
+    FUZZ_CHECK(whole.end < body.size());
+  }
 
   if (body.size() <= 512) {
     ChunkedDecoder d(256);
@@ -208,7 +234,9 @@ void checkChunked(std::string_view body, std::size_t split) {
     ChunkedDecoder::Result r{ParseStatus::kIncomplete, ParseError::kNone, 0};
     for (; i < body.size(); ++i) {
       r = d.feed(body.substr(i, 1));
-      if (r.status != ParseStatus::kIncomplete) break;
+      if (r.status != ParseStatus::kIncomplete) {
+        break;
+      }
     }
     if (whole.last.status == ParseStatus::kIncomplete) {
       FUZZ_CHECK(r.status == ParseStatus::kIncomplete);
@@ -225,7 +253,9 @@ void checkRequest(std::string_view in, std::size_t split, const Limits& limits) 
   const ParseResult r = sluice::http::parseRequestHead(in, head, limits);
   checkResultShape(r, in.size());
   checkPrefix(r, sluice::http::parseRequestHead(in.substr(0, split), other, limits));
-  if (r.status != ParseStatus::kComplete) return;
+  if (r.status != ParseStatus::kComplete) {
+    return;
+  }
 
   FUZZ_CHECK(r.consumed <= limits.max_head_bytes);
   FUZZ_CHECK(
@@ -248,8 +278,12 @@ void checkRequest(std::string_view in, std::size_t split, const Limits& limits) 
   FUZZ_CHECK((head.body == BodyKind::kContentLength) == (head.content_length != 0));
 
   checkPath(head.path);
-  if (!head.host.empty()) checkHost(head.host);
-  if (!head.authority.empty()) checkHost(head.authority);
+  if (!head.host.empty()) {
+    checkHost(head.host);
+  }
+  if (!head.authority.empty()) {
+    checkHost(head.authority);
+  }
   if (head.body == BodyKind::kChunked) {
     const std::string_view body = in.substr(r.consumed);
     checkChunked(body, split < body.size() ? split : body.size());
@@ -264,13 +298,17 @@ void checkResponse(std::string_view in, std::size_t split, std::string_view meth
   checkResultShape(r, in.size());
   FUZZ_CHECK(r.error != ParseError::kRequestLineTooLong);
   checkPrefix(r, sluice::http::parseResponseHead(in.substr(0, split), other, method, limits));
-  if (r.status != ParseStatus::kComplete) return;
+  if (r.status != ParseStatus::kComplete) {
+    return;
+  }
   FUZZ_CHECK(head.status >= 100 && head.status <= 599);
   FUZZ_CHECK(inside(head.reason, in));
   if (method == "HEAD" || head.status < 200 || head.status == 204 || head.status == 304) {
     FUZZ_CHECK(head.body == BodyKind::kNone);
   }
-  if (head.body == BodyKind::kUntilClose) FUZZ_CHECK(!head.keep_alive);
+  if (head.body == BodyKind::kUntilClose) {
+    FUZZ_CHECK(!head.keep_alive);
+  }
   FUZZ_CHECK((head.body == BodyKind::kContentLength) == (head.content_length != 0));
 }
 

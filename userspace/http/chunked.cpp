@@ -47,8 +47,12 @@ void ChunkedDecoder::reset() {
 }
 
 ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
-  if (state_ == State::kError) return {ParseStatus::kError, error_, 0};
-  if (state_ == State::kDone) return {ParseStatus::kComplete, ParseError::kNone, 0};
+  if (state_ == State::kError) {
+    return {ParseStatus::kError, error_, 0};
+  }
+  if (state_ == State::kDone) {
+    return {ParseStatus::kComplete, ParseError::kNone, 0};
+  }
 
   const std::size_t n = data.size();
   std::size_t i = 0;
@@ -58,12 +62,18 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
       case State::kSize: {
         const int digit = detail::hexValue(c);
         if (digit >= 0) {
-          if (++size_digits_ > kMaxChunkSizeDigits) return failAt(ParseError::kBadChunkSize, i);
+          if (++size_digits_ > kMaxChunkSizeDigits) {
+            return failAt(ParseError::kBadChunkSize, i);
+          }
           remaining_ = (remaining_ << 4) | static_cast<std::uint64_t>(digit);
           break;
         }
-        if (c == '\n') return failAt(ParseError::kBareCr, i);
-        if (size_digits_ == 0) return failAt(ParseError::kBadChunkSize, i);
+        if (c == '\n') {
+          return failAt(ParseError::kBareCr, i);
+        }
+        if (size_digits_ == 0) {
+          return failAt(ParseError::kBadChunkSize, i);
+        }
         if (c == '\r') {
           state_ = State::kSizeLf;
         } else if (c == ';' || isWs(c)) {
@@ -77,8 +87,12 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
       }
 
       case State::kExt: {
-        if (c == '\n') return failAt(ParseError::kBareCr, i);
-        if (++ext_bytes_ > kMaxChunkExtBytes) return failAt(ParseError::kBadChunkExtension, i);
+        if (c == '\n') {
+          return failAt(ParseError::kBareCr, i);
+        }
+        if (++ext_bytes_ > kMaxChunkExtBytes) {
+          return failAt(ParseError::kBadChunkExtension, i);
+        }
         ParseError bad = ParseError::kNone;
         switch (ext_state_) {
           case ExtState::kBeforeSemi:
@@ -98,7 +112,9 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
             break;
           case ExtState::kName:
           case ExtState::kToken:
-            if (is(c, CharClass::kTchar)) break;
+            if (is(c, CharClass::kTchar)) {
+              break;
+            }
             if (c == '\r') {
               state_ = State::kSizeLf;
             } else if (c == ';') {
@@ -166,18 +182,24 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
             }
             break;
         }
-        if (bad != ParseError::kNone) return failAt(bad, i);
+        if (bad != ParseError::kNone) {
+          return failAt(bad, i);
+        }
         break;
       }
 
       case State::kSizeLf:
-        if (c != '\n') return failAt(ParseError::kBareCr, i);
+        if (c != '\n') {
+          return failAt(ParseError::kBareCr, i);
+        }
         size_digits_ = 0;
         if (remaining_ == 0) {
           state_ = State::kTrailerStart;
           trailer_bytes_ = 0;
         } else {
-          if (payload_ > UINT64_MAX - remaining_) return failAt(ParseError::kBadChunkSize, i);
+          if (payload_ > UINT64_MAX - remaining_) {
+            return failAt(ParseError::kBadChunkSize, i);
+          }
           payload_ += remaining_;
           state_ = State::kData;
         }
@@ -187,17 +209,23 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
         const std::uint64_t take = std::min<std::uint64_t>(remaining_, n - i);
         remaining_ -= take;
         i += static_cast<std::size_t>(take);
-        if (remaining_ == 0) state_ = State::kDataCr;
+        if (remaining_ == 0) {
+          state_ = State::kDataCr;
+        }
         continue;
       }
 
       case State::kDataCr:
-        if (c != '\r') return failAt(ParseError::kBadChunkData, i);
+        if (c != '\r') {
+          return failAt(ParseError::kBadChunkData, i);
+        }
         state_ = State::kDataLf;
         break;
 
       case State::kDataLf:
-        if (c != '\n') return failAt(ParseError::kBadChunkData, i);
+        if (c != '\n') {
+          return failAt(ParseError::kBadChunkData, i);
+        }
         state_ = State::kSize;
         break;
 
@@ -205,7 +233,9 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
       case State::kTrailer:
       case State::kTrailerLf:
       case State::kFinalLf:
-        if (++trailer_bytes_ > max_trailer_) return failAt(ParseError::kBadTrailer, i);
+        if (++trailer_bytes_ > max_trailer_) {
+          return failAt(ParseError::kBadTrailer, i);
+        }
         if (state_ == State::kTrailerStart) {
           if (c == '\r') {
             state_ = State::kFinalLf;
@@ -223,10 +253,14 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
           if (trailer_name_len_ != 0) {
             // Still in the name; trailer_name_len_ drops to 0 once the colon is seen.
             if (is(c, CharClass::kTchar)) {
-              if (trailer_name_len_ < kTrailerNameCapture) trailer_name_[trailer_name_len_] = c;
+              if (trailer_name_len_ < kTrailerNameCapture) {
+                trailer_name_[trailer_name_len_] = c;
+              }
               ++trailer_name_len_;
             } else if (c == ':') {
-              if (trailerNameForbidden()) return failAt(ParseError::kBadTrailer, i);
+              if (trailerNameForbidden()) {
+                return failAt(ParseError::kBadTrailer, i);
+              }
               trailer_name_len_ = 0;
             } else if (c == '\n') {
               return failAt(ParseError::kBareCr, i);
@@ -241,7 +275,9 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
             return failAt(ParseError::kBadTrailer, i);
           }
         } else {
-          if (c != '\n') return failAt(ParseError::kBareCr, i);
+          if (c != '\n') {
+            return failAt(ParseError::kBareCr, i);
+          }
           if (state_ == State::kFinalLf) {
             state_ = State::kDone;
             return {ParseStatus::kComplete, ParseError::kNone, i + 1};

@@ -22,9 +22,15 @@ bool validIpv4(std::string_view s) {
       ++i;
     }
     const std::size_t len = i - start;
-    if (len == 0 || value > 255 || (len > 1 && s[start] == '0')) return false;
-    if (++octets == 4) return i == s.size();
-    if (i == s.size() || s[i] != '.') return false;
+    if (len == 0 || value > 255 || (len > 1 && s[start] == '0')) {
+      return false;
+    }
+    if (++octets == 4) {
+      return i == s.size();
+    }
+    if (i == s.size() || s[i] != '.') {
+      return false;
+    }
     ++i;
   }
 }
@@ -38,27 +44,43 @@ bool validIpv6(std::string_view s) {
   if (s.size() >= 2 && s[0] == ':' && s[1] == ':') {
     elided = true;
     i = 2;
-    if (i == s.size()) return true;
+    if (i == s.size()) {
+      return true;
+    }
   }
   for (;;) {
     const std::size_t start = i;
-    while (i < s.size() && is(s[i], kHexDigit) && i - start < 5) ++i;
+    while (i < s.size() && is(s[i], kHexDigit) && i - start < 5) {
+      ++i;
+    }
     if (i < s.size() && s[i] == '.') {
-      if (!validIpv4(s.substr(start))) return false;
+      if (!validIpv4(s.substr(start))) {
+        return false;
+      }
       groups += 2;
       break;
     }
     const std::size_t len = i - start;
-    if (len == 0 || len > 4) return false;
+    if (len == 0 || len > 4) {
+      return false;
+    }
     ++groups;
-    if (i == s.size()) break;
-    if (s[i] != ':') return false;
+    if (i == s.size()) {
+      break;
+    }
+    if (s[i] != ':') {
+      return false;
+    }
     ++i;
     if (i < s.size() && s[i] == ':') {
-      if (elided) return false;
+      if (elided) {
+        return false;
+      }
       elided = true;
       ++i;
-      if (i == s.size()) break;
+      if (i == s.size()) {
+        break;
+      }
     } else if (i == s.size()) {
       return false;
     }
@@ -67,10 +89,14 @@ bool validIpv6(std::string_view s) {
 }
 
 bool validRegName(std::string_view s) {
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%') {
-      if (i + 2 >= s.size() || !is(s[i + 1], kHexDigit) || !is(s[i + 2], kHexDigit)) return false;
+      if (i + 2 >= s.size() || !is(s[i + 1], kHexDigit) || !is(s[i + 2], kHexDigit)) {
+        return false;
+      }
       i += 2;
     } else if (!is(s[i], kRegName)) {
       return false;
@@ -80,10 +106,14 @@ bool validRegName(std::string_view s) {
 }
 
 bool validPort(std::string_view s) {
-  if (s.empty() || s.size() > kMaxPortDigits) return false;
+  if (s.empty() || s.size() > kMaxPortDigits) {
+    return false;
+  }
   unsigned value = 0;
   for (const char c : s) {
-    if (!is(c, kDigit)) return false;
+    if (!is(c, kDigit)) {
+      return false;
+    }
     value = value * 10 + static_cast<unsigned>(c - '0');
   }
   return value <= kMaxPort;
@@ -101,14 +131,22 @@ bool parseAuthority(std::string_view text, Authority& out) {
     ++host_end;
   } else {
     host_end = text.find(':');
-    if (host_end == std::string_view::npos) host_end = text.size();
-    if (!validRegName(text.substr(0, host_end))) return false;
+    if (host_end == std::string_view::npos) {
+      host_end = text.size();
+    }
+    if (!validRegName(text.substr(0, host_end))) {
+      return false;
+    }
   }
   out.host = text.substr(0, host_end);
   out.port = {};
-  if (host_end == text.size()) return true;
+  if (host_end == text.size()) {
+    return true;
+  }
   // RFC 3986 allows an empty port; nothing legitimate sends one, so it is refused.
-  if (text[host_end] != ':' || !validPort(text.substr(host_end + 1))) return false;
+  if (text[host_end] != ':' || !validPort(text.substr(host_end + 1))) {
+    return false;
+  }
   out.port = text.substr(host_end + 1);
   return true;
 }
@@ -122,7 +160,9 @@ bool normalizePath(std::string_view path, char* out, std::size_t& out_len) {
     out_len = 1;
     return true;
   }
-  if (path.empty() || path[0] != '/') return false;
+  if (path.empty() || path[0] != '/') {
+    return false;
+  }
 
   // One pass over "/segment" units: each segment is decoded into `out` (unreserved escapes
   // decoded, the rest upper-cased), then judged as RFC 3986 §5.2.4 remove_dot_segments would
@@ -138,10 +178,14 @@ bool normalizePath(std::string_view path, char* out, std::size_t& out_len) {
     for (++i; i < n && path[i] != '/'; ++i) {
       const char c = path[i];
       if (c == '%') {
-        if (n - i < 3) return false;
+        if (n - i < 3) {
+          return false;
+        }
         const int hi = detail::hexValue(path[i + 1]);
         const int lo = detail::hexValue(path[i + 2]);
-        if (hi < 0 || lo < 0) return false;
+        if (hi < 0 || lo < 0) {
+          return false;
+        }
         const auto decoded = static_cast<char>(hi * 16 + lo);
         if (detail::is(decoded, detail::kUnreserved)) {
           out[w++] = decoded;
@@ -163,13 +207,17 @@ bool normalizePath(std::string_view path, char* out, std::size_t& out_len) {
     }
     w = seg - 1;  // drop "/." or "/.."
     if (seg_len == 2) {
-      if (w == 0) return false;  // climbs above the root
+      if (w == 0) {  // climbs above the root
+        return false;
+      }
       do {
         --w;
       } while (out[w] != '/');
     }
     // A dot segment at the end still names a directory: "/a/b/.." is "/a/".
-    if (i == n) out[w++] = '/';
+    if (i == n) {
+      out[w++] = '/';
+    }
   }
   out_len = w;
   return true;
@@ -178,14 +226,20 @@ bool normalizePath(std::string_view path, char* out, std::size_t& out_len) {
 bool normalizeHost(std::string_view host, char* out, std::size_t& out_len) {
   out_len = 0;
   detail::Authority a;
-  if (!detail::parseAuthority(host, a)) return false;
+  if (!detail::parseAuthority(host, a)) {
+    return false;
+  }
   std::string_view h = a.host;
   if (h.front() != '[' && h.back() == '.') {
     // The root label: "example.com." names the same host. An empty label before it does not.
     h.remove_suffix(1);
-    if (h.empty() || h.back() == '.') return false;
+    if (h.empty() || h.back() == '.') {
+      return false;
+    }
   }
-  for (std::size_t i = 0; i < h.size(); ++i) out[i] = detail::toLower(h[i]);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    out[i] = detail::toLower(h[i]);
+  }
   out_len = h.size();
   return true;
 }

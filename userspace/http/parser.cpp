@@ -34,10 +34,16 @@ struct Cursor {
   // `q` holds a byte the grammar did not allow there. CR and LF get their own verdict: a lone one
   // is always kBareCr, a proper CRLF in the wrong place is `otherwise`. Waits if CR is last.
   ParseResult unexpected(const char* q, ParseError otherwise) const {
-    if (*q == '\n') return fail(ParseError::kBareCr);
+    if (*q == '\n') {
+      return fail(ParseError::kBareCr);
+    }
     if (*q == '\r') {
-      if (q + 1 == end) return needMore();
-      if (q[1] != '\n') return fail(ParseError::kBareCr);
+      if (q + 1 == end) {
+        return needMore();
+      }
+      if (q[1] != '\n') {
+        return fail(ParseError::kBareCr);
+      }
     }
     return fail(otherwise);
   }
@@ -60,12 +66,18 @@ struct Framing {
 };
 
 bool parseContentLength(std::string_view v, std::uint64_t& out) {
-  if (v.empty()) return false;
+  if (v.empty()) {
+    return false;
+  }
   std::uint64_t n = 0;
   for (const char c : v) {
-    if (c < '0' || c > '9') return false;
+    if (c < '0' || c > '9') {
+      return false;
+    }
     const auto d = static_cast<std::uint64_t>(c - '0');
-    if (n > (UINT64_MAX - d) / 10) return false;
+    if (n > (UINT64_MAX - d) / 10) {
+      return false;
+    }
     n = n * 10 + d;
   }
   out = n;
@@ -112,9 +124,13 @@ ParseError onField(std::string_view name, std::string_view value, int version_mi
   switch (name.size()) {
     case 4:
       if (kRequest && iequals(name, "host")) {
-        if (++f.host_count > 1) return ParseError::kMultipleHost;
+        if (++f.host_count > 1) {
+          return ParseError::kMultipleHost;
+        }
         detail::Authority a;
-        if (!detail::parseAuthority(value, a)) return ParseError::kBadHost;
+        if (!detail::parseAuthority(value, a)) {
+          return ParseError::kBadHost;
+        }
         f.host = value;
       }
       break;
@@ -124,21 +140,31 @@ ParseError onField(std::string_view name, std::string_view value, int version_mi
       }
       break;
     case 7:
-      if (iequals(name, "upgrade")) f.upgrade_header = true;
+      if (iequals(name, "upgrade")) {
+        f.upgrade_header = true;
+      }
       break;
     case 10:
-      if (iequals(name, "connection")) scanConnection(value, f);
+      if (iequals(name, "connection")) {
+        scanConnection(value, f);
+      }
       break;
     case 14:
       if (iequals(name, "content-length")) {
-        if (++f.content_length_count > 1) return ParseError::kConflictingContentLength;
-        if (!parseContentLength(value, f.content_length)) return ParseError::kBadContentLength;
+        if (++f.content_length_count > 1) {
+          return ParseError::kConflictingContentLength;
+        }
+        if (!parseContentLength(value, f.content_length)) {
+          return ParseError::kBadContentLength;
+        }
       }
       break;
     case 17:
       if (iequals(name, "transfer-encoding")) {
         // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means the framing is faulty.
-        if (version_minor == 0) return ParseError::kBadTransferEncoding;
+        if (version_minor == 0) {
+          return ParseError::kBadTransferEncoding;
+        }
         ++f.transfer_encoding_count;
         if constexpr (kRequest) {
           if (f.transfer_encoding_count > 1 || !iequals(value, "chunked")) {
@@ -162,34 +188,62 @@ ParseResult parseFields(Cursor& c, Header* headers, std::size_t& count, std::siz
   const char* p = c.p;
   const char* const end = c.end;
   for (;;) {
-    if (p == end) return c.needMore();
+    if (p == end) {
+      return c.needMore();
+    }
     const char first = *p;
     if (first == '\r') {
-      if (p + 1 == end) return c.needMore();
-      if (p[1] != '\n') return fail(ParseError::kBareCr);
+      if (p + 1 == end) {
+        return c.needMore();
+      }
+      if (p[1] != '\n') {
+        return fail(ParseError::kBareCr);
+      }
       c.p = p + 2;
       return {ParseStatus::kComplete, ParseError::kNone, 0};
     }
-    if (first == '\n') return fail(ParseError::kBareCr);
-    if (detail::isWs(first)) return fail(ParseError::kObsFold);
-    if (count == max_headers) return fail(ParseError::kTooManyHeaders);
+    if (first == '\n') {
+      return fail(ParseError::kBareCr);
+    }
+    if (detail::isWs(first)) {
+      return fail(ParseError::kObsFold);
+    }
+    if (count == max_headers) {
+      return fail(ParseError::kTooManyHeaders);
+    }
 
     const char* const name = p;
     p = detail::scanToken(p, end);
-    if (p == end) return c.needMore();
+    if (p == end) {
+      return c.needMore();
+    }
     // Covers whitespace before the colon, non-token bytes, an empty name and a missing colon.
-    if (*p != ':' || p == name) return c.unexpected(p, ParseError::kBadHeaderName);
+    if (*p != ':' || p == name) {
+      return c.unexpected(p, ParseError::kBadHeaderName);
+    }
     const auto name_len = static_cast<std::size_t>(p - name);
     ++p;
-    while (p < end && detail::isWs(*p)) ++p;
+    while (p < end && detail::isWs(*p)) {
+      ++p;
+    }
     const char* const value = p;
     p = detail::scanFieldValue(p, end);
-    if (p == end) return c.needMore();
-    if (*p != '\r') return c.unexpected(p, ParseError::kBadHeaderValue);
-    if (p + 1 == end) return c.needMore();
-    if (p[1] != '\n') return fail(ParseError::kBareCr);
+    if (p == end) {
+      return c.needMore();
+    }
+    if (*p != '\r') {
+      return c.unexpected(p, ParseError::kBadHeaderValue);
+    }
+    if (p + 1 == end) {
+      return c.needMore();
+    }
+    if (p[1] != '\n') {
+      return fail(ParseError::kBareCr);
+    }
     const char* value_end = p;
-    while (value_end > value && detail::isWs(value_end[-1])) --value_end;
+    while (value_end > value && detail::isWs(value_end[-1])) {
+      --value_end;
+    }
     p += 2;
 
     Header& h = headers[count++];
@@ -203,7 +257,9 @@ ParseResult parseFields(Cursor& c, Header* headers, std::size_t& count, std::siz
 }
 
 bool keepAlive(int version_minor, const Framing& f) {
-  if (f.connection_close) return false;
+  if (f.connection_close) {
+    return false;
+  }
   return version_minor == 1 || f.connection_keep_alive;
 }
 
@@ -211,21 +267,29 @@ bool keepAlive(int version_minor, const Framing& f) {
 ParseError classifyTarget(RequestHead& out) {
   const std::string_view t = out.target;
   if (t[0] == '/') {
-    if (out.method == "CONNECT") return ParseError::kBadTarget;
+    if (out.method == "CONNECT") {
+      return ParseError::kBadTarget;
+    }
     const std::size_t q = t.find('?');
     out.path = t.substr(0, q);
-    if (q != std::string_view::npos) out.query = t.substr(q + 1);
+    if (q != std::string_view::npos) {
+      out.query = t.substr(q + 1);
+    }
     return ParseError::kNone;
   }
   if (t == "*") {
-    if (out.method != "OPTIONS") return ParseError::kBadTarget;
+    if (out.method != "OPTIONS") {
+      return ParseError::kBadTarget;
+    }
     out.path = t;
     return ParseError::kNone;
   }
   detail::Authority a;
   if (out.method == "CONNECT") {
     // authority-form: RFC 9110 §9.3.6 requires the port.
-    if (!detail::parseAuthority(t, a) || a.port.empty()) return ParseError::kBadTarget;
+    if (!detail::parseAuthority(t, a) || a.port.empty()) {
+      return ParseError::kBadTarget;
+    }
     out.authority = t;
     return ParseError::kNone;
   }
@@ -241,7 +305,9 @@ ParseError classifyTarget(RequestHead& out) {
   const std::string_view rest = t.substr(scheme_len);
   const std::size_t auth_end = rest.find_first_of("/?");
   const std::string_view authority = rest.substr(0, auth_end);
-  if (!detail::parseAuthority(authority, a)) return ParseError::kBadTarget;
+  if (!detail::parseAuthority(authority, a)) {
+    return ParseError::kBadTarget;
+  }
   out.authority = authority;
   if (auth_end == std::string_view::npos) {
     out.path = kRootPath;
@@ -250,7 +316,9 @@ ParseError classifyTarget(RequestHead& out) {
   const std::string_view path_query = rest.substr(auth_end);
   const std::size_t q = path_query.find('?');
   out.path = q == 0 ? kRootPath : path_query.substr(0, q);
-  if (q != std::string_view::npos) out.query = path_query.substr(q + 1);
+  if (q != std::string_view::npos) {
+    out.query = path_query.substr(q + 1);
+  }
   return ParseError::kNone;
 }
 
@@ -318,16 +386,22 @@ std::string_view errorName(ParseError e) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
+  if (a.size() != b.size()) {
+    return false;
+  }
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (detail::toLower(a[i]) != detail::toLower(b[i])) return false;
+    if (detail::toLower(a[i]) != detail::toLower(b[i])) {
+      return false;
+    }
   }
   return true;
 }
 
 std::string_view findHeader(const Header* headers, std::size_t count, std::string_view name) {
   for (std::size_t i = 0; i < count; ++i) {
-    if (iequals(headers[i].name, name)) return headers[i].value;
+    if (iequals(headers[i].name, name)) {
+      return headers[i].value;
+    }
   }
   return {};
 }
@@ -335,19 +409,29 @@ std::string_view findHeader(const Header* headers, std::size_t count, std::strin
 bool isHopByHop(std::string_view name, std::string_view connection_value) {
   switch (name.size()) {
     case 2:
-      if (iequals(name, "te")) return true;
+      if (iequals(name, "te")) {
+        return true;
+      }
       break;
     case 7:
-      if (iequals(name, "trailer") || iequals(name, "upgrade")) return true;
+      if (iequals(name, "trailer") || iequals(name, "upgrade")) {
+        return true;
+      }
       break;
     case 10:
-      if (iequals(name, "connection") || iequals(name, "keep-alive")) return true;
+      if (iequals(name, "connection") || iequals(name, "keep-alive")) {
+        return true;
+      }
       break;
     case 16:
-      if (iequals(name, "proxy-connection")) return true;
+      if (iequals(name, "proxy-connection")) {
+        return true;
+      }
       break;
     case 17:
-      if (iequals(name, "transfer-encoding")) return true;
+      if (iequals(name, "transfer-encoding")) {
+        return true;
+      }
       break;
     default: break;
   }
@@ -365,11 +449,21 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
            buf.size() > limits.max_head_bytes};
 
   for (std::size_t lines = 0;; ++lines) {
-    if (c.p == c.end) return c.needMore();
-    if (*c.p != '\r') break;
-    if (c.p + 1 == c.end) return c.needMore();
-    if (c.p[1] != '\n') return fail(ParseError::kBareCr);
-    if (lines == kMaxLeadingEmptyLines) return fail(ParseError::kBadRequestLine);
+    if (c.p == c.end) {
+      return c.needMore();
+    }
+    if (*c.p != '\r') {
+      break;
+    }
+    if (c.p + 1 == c.end) {
+      return c.needMore();
+    }
+    if (c.p[1] != '\n') {
+      return fail(ParseError::kBareCr);
+    }
+    if (lines == kMaxLeadingEmptyLines) {
+      return fail(ParseError::kBadRequestLine);
+    }
     c.p += 2;
   }
 
@@ -388,7 +482,9 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
   };
 
   const char* q = detail::scanToken(line, line_end);
-  if (q == line_end) return lineNeedMore(q);
+  if (q == line_end) {
+    return lineNeedMore(q);
+  }
   if (*q != ' ' || q == line) {
     const bool structural = q == line || *q == '\t' || *q == '\r' || *q == '\n';
     return c.unexpected(q, structural ? ParseError::kBadRequestLine : ParseError::kBadMethod);
@@ -397,7 +493,9 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
 
   const char* const target = q + 1;
   q = detail::scanTarget(target, line_end);
-  if (q == line_end) return lineNeedMore(q);
+  if (q == line_end) {
+    return lineNeedMore(q);
+  }
   if (*q != ' ' || q == target) {
     const bool structural = q == target || *q == '\r' || *q == '\n';
     return c.unexpected(q, structural ? ParseError::kBadRequestLine : ParseError::kBadTarget);
@@ -408,7 +506,9 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
   constexpr std::string_view kProto = "HTTP/1.";
   for (std::size_t i = 0; i <= kProto.size(); ++i) {
     const char* v = version + i;
-    if (v == line_end) return lineNeedMore(v);
+    if (v == line_end) {
+      return lineNeedMore(v);
+    }
     if (i < kProto.size() ? *v != kProto[i] : (*v != '0' && *v != '1')) {
       return c.unexpected(
           v, i == 0 && *v == ' ' ? ParseError::kBadRequestLine : ParseError::kBadVersion);
@@ -416,16 +516,24 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
   }
   out.version_minor = version[kProto.size()] - '0';
   q = version + kProto.size() + 1;
-  if (q == c.end) return c.needMore();
+  if (q == c.end) {
+    return c.needMore();
+  }
   if (*q != '\r') {
     return c.unexpected(
         q, is(*q, CharClass::kDigit) ? ParseError::kBadVersion : ParseError::kBadRequestLine);
   }
-  if (q + 1 == c.end) return c.needMore();
-  if (q[1] != '\n') return fail(ParseError::kBareCr);
+  if (q + 1 == c.end) {
+    return c.needMore();
+  }
+  if (q[1] != '\n') {
+    return fail(ParseError::kBareCr);
+  }
   c.p = q + 2;
 
-  if (const ParseError e = classifyTarget(out); e != ParseError::kNone) return fail(e);
+  if (const ParseError e = classifyTarget(out); e != ParseError::kNone) {
+    return fail(e);
+  }
 
   Framing f;
   const std::size_t max_headers = std::min(limits.max_headers, kMaxHeaders);
@@ -438,7 +546,9 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
   if (f.content_length_count != 0 && f.transfer_encoding_count != 0) {
     return fail(ParseError::kContentLengthWithTransferEncoding);
   }
-  if (out.version_minor == 1 && f.host_count == 0) return fail(ParseError::kMissingHost);
+  if (out.version_minor == 1 && f.host_count == 0) {
+    return fail(ParseError::kMissingHost);
+  }
 
   out.host = f.host;
   if (f.transfer_encoding_count != 0) {
@@ -466,38 +576,58 @@ ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
   const char* p = c.p;
   constexpr std::size_t kStatusLinePrefix = kProto.size() + 5;  // minor, SP, 3DIGIT
   for (std::size_t i = 0; i < kStatusLinePrefix; ++i, ++p) {
-    if (p == c.end) return c.needMore();
+    if (p == c.end) {
+      return c.needMore();
+    }
     const char ch = *p;
     bool ok = false;
     if (i < kProto.size()) {
       // "HTTP/" matched but not "1.": a protocol version we do not speak.
-      if (ch != kProto[i] && i >= 5) return c.unexpected(p, ParseError::kBadVersion);
+      if (ch != kProto[i] && i >= 5) {
+        return c.unexpected(p, ParseError::kBadVersion);
+      }
       ok = ch == kProto[i];
     } else if (i == kProto.size()) {
-      if (ch != '0' && ch != '1') return c.unexpected(p, ParseError::kBadVersion);
+      if (ch != '0' && ch != '1') {
+        return c.unexpected(p, ParseError::kBadVersion);
+      }
       ok = true;
     } else if (i == kProto.size() + 1) {
       ok = ch == ' ';
     } else {
       ok = is(ch, CharClass::kDigit);
     }
-    if (!ok) return c.unexpected(p, ParseError::kBadStatusLine);
+    if (!ok) {
+      return c.unexpected(p, ParseError::kBadStatusLine);
+    }
   }
   out.version_minor = begin[kProto.size()] - '0';
   const char* digits = begin + kProto.size() + 2;
   out.status = (digits[0] - '0') * 100 + (digits[1] - '0') * 10 + (digits[2] - '0');
-  if (out.status < 100 || out.status > 599) return fail(ParseError::kBadStatusLine);
+  if (out.status < 100 || out.status > 599) {
+    return fail(ParseError::kBadStatusLine);
+  }
 
-  if (p == c.end) return c.needMore();
+  if (p == c.end) {
+    return c.needMore();
+  }
   if (*p == ' ') {
     const char* const reason = ++p;
     p = detail::scanFieldValue(p, c.end);
-    if (p == c.end) return c.needMore();
+    if (p == c.end) {
+      return c.needMore();
+    }
     out.reason = std::string_view(reason, static_cast<std::size_t>(p - reason));
   }
-  if (*p != '\r') return c.unexpected(p, ParseError::kBadStatusLine);
-  if (p + 1 == c.end) return c.needMore();
-  if (p[1] != '\n') return fail(ParseError::kBareCr);
+  if (*p != '\r') {
+    return c.unexpected(p, ParseError::kBadStatusLine);
+  }
+  if (p + 1 == c.end) {
+    return c.needMore();
+  }
+  if (p[1] != '\n') {
+    return fail(ParseError::kBareCr);
+  }
   c.p = p + 2;
 
   Framing f;
@@ -534,7 +664,9 @@ ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
     out.keep_alive = false;
   }
   // After 101 the connection speaks another protocol; it never returns to the pool.
-  if (s == 101) out.keep_alive = false;
+  if (s == 101) {
+    out.keep_alive = false;
+  }
   return {ParseStatus::kComplete, ParseError::kNone, static_cast<std::size_t>(c.p - begin)};
 }
 

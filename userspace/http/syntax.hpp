@@ -43,17 +43,29 @@ constexpr std::array<std::uint8_t, 256> makeClassTable() {
     if (digit || alpha || kTcharPunct.find(static_cast<char>(c)) != std::string_view::npos) {
       f |= kTchar;
     }
-    if (vchar && c != '#') f |= kTargetByte;
-    if (vchar || c == ' ' || c == '\t' || c >= 0x80) f |= kFieldByte;
-    if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) f |= kHexDigit;
+    if (vchar && c != '#') {
+      f |= kTargetByte;
+    }
+    if (vchar || c == ' ' || c == '\t' || c >= 0x80) {
+      f |= kFieldByte;
+    }
+    if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+      f |= kHexDigit;
+    }
     const bool unreserved = digit || alpha || c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) f |= kUnreserved;
+    if (unreserved) {
+      f |= kUnreserved;
+    }
     if (unreserved || kSubDelims.find(static_cast<char>(c)) != std::string_view::npos) {
       f |= kRegName;
     }
-    if (digit) f |= kDigit;
+    if (digit) {
+      f |= kDigit;
+    }
     const bool qdtext_ascii = c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
-    if (c == '\t' || c == ' ' || qdtext_ascii || c >= 0x80) f |= kQdText;
+    if (c == '\t' || c == ' ' || qdtext_ascii || c >= 0x80) {
+      f |= kQdText;
+    }
     t[static_cast<std::size_t>(c)] = f;
   }
   return t;
@@ -75,9 +87,13 @@ inline bool is(char c, CharClass cls) { return (kClass[static_cast<unsigned char
 inline char toLower(char c) { return kLower[static_cast<unsigned char>(c)]; }
 inline bool isWs(char c) { return c == ' ' || c == '\t'; }
 inline int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
   const char l = toLower(c);
-  if (l >= 'a' && l <= 'f') return l - 'a' + 10;
+  if (l >= 'a' && l <= 'f') {
+    return l - 'a' + 10;
+  }
   return -1;
 }
 
@@ -115,7 +131,9 @@ inline const char* scanTarget(const char* p, const char* end) {
     const __m128i high = _mm_cmpeq_epi8(_mm_max_epu8(x, del), x);   // x >= 0x7f
     const __m128i bad = _mm_or_si128(_mm_or_si128(low, high), _mm_cmpeq_epi8(x, hash));
     const auto mask = static_cast<unsigned>(_mm_movemask_epi8(bad));
-    if (mask != 0) return p + std::countr_zero(mask);
+    if (mask != 0) {
+      return p + std::countr_zero(mask);
+    }
     p += 16;
   }
 #endif
@@ -123,10 +141,14 @@ inline const char* scanTarget(const char* p, const char* end) {
     const std::uint64_t x = load64(p);
     const std::uint64_t bad =
         anyLess(x, 0x21) | (x & kHighs) | anyEqual(x, 0x7f) | anyEqual(x, '#');
-    if (bad != 0) return firstFlagged(p, bad);
+    if (bad != 0) {
+      return firstFlagged(p, bad);
+    }
     p += 8;
   }
-  while (p < end && is(*p, kTargetByte)) ++p;
+  while (p < end && is(*p, kTargetByte)) {
+    ++p;
+  }
   return p;
 }
 
@@ -140,17 +162,23 @@ inline const char* findCtlOrDel(const char* p, const char* end) {
     const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, max_ctl), x);  // x <= 0x1f
     const __m128i bad = _mm_or_si128(ctl, _mm_cmpeq_epi8(x, del));
     const auto mask = static_cast<unsigned>(_mm_movemask_epi8(bad));
-    if (mask != 0) return p + std::countr_zero(mask);
+    if (mask != 0) {
+      return p + std::countr_zero(mask);
+    }
     p += 16;
   }
 #endif
   while (end - p >= 8) {
     const std::uint64_t x = load64(p);
     const std::uint64_t bad = anyLess(x, 0x20) | anyEqual(x, 0x7f);
-    if (bad != 0) return firstFlagged(p, bad);
+    if (bad != 0) {
+      return firstFlagged(p, bad);
+    }
     p += 8;
   }
-  while (p < end && static_cast<unsigned char>(*p) >= 0x20 && *p != 0x7f) ++p;
+  while (p < end && static_cast<unsigned char>(*p) >= 0x20 && *p != 0x7f) {
+    ++p;
+  }
   return p;
 }
 
@@ -159,7 +187,9 @@ inline const char* findCtlOrDel(const char* p, const char* end) {
 inline const char* scanFieldValue(const char* p, const char* end) {
   for (;;) {
     p = findCtlOrDel(p, end);
-    if (p == end || *p != '\t') return p;
+    if (p == end || *p != '\t') {
+      return p;
+    }
     ++p;
   }
 }
@@ -168,19 +198,33 @@ inline const char* scanFieldValue(const char* p, const char* end) {
 // is paid once per four bytes.
 inline const char* scanToken(const char* p, const char* end) {
   while (end - p >= 4) {
-    if (!is(p[0], kTchar)) return p;
-    if (!is(p[1], kTchar)) return p + 1;
-    if (!is(p[2], kTchar)) return p + 2;
-    if (!is(p[3], kTchar)) return p + 3;
+    if (!is(p[0], kTchar)) {
+      return p;
+    }
+    if (!is(p[1], kTchar)) {
+      return p + 1;
+    }
+    if (!is(p[2], kTchar)) {
+      return p + 2;
+    }
+    if (!is(p[3], kTchar)) {
+      return p + 3;
+    }
     p += 4;
   }
-  while (p < end && is(*p, kTchar)) ++p;
+  while (p < end && is(*p, kTchar)) {
+    ++p;
+  }
   return p;
 }
 
 inline std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && isWs(s.front())) s.remove_prefix(1);
-  while (!s.empty() && isWs(s.back())) s.remove_suffix(1);
+  while (!s.empty() && isWs(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && isWs(s.back())) {
+    s.remove_suffix(1);
+  }
   return s;
 }
 
@@ -190,7 +234,9 @@ void forEachListElement(std::string_view list, Fn&& fn) {
   for (;;) {
     const std::size_t comma = list.find(',');
     fn(trimOws(list.substr(0, comma)));
-    if (comma == std::string_view::npos) return;
+    if (comma == std::string_view::npos) {
+      return;
+    }
     list.remove_prefix(comma + 1);
   }
 }

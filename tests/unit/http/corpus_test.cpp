@@ -33,7 +33,9 @@ std::string readFile(const fs::path& p) {
 std::vector<fs::path> httpFiles(const fs::path& dir) {
   std::vector<fs::path> files;
   for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ".http") files.push_back(e.path());
+    if (e.is_regular_file() && e.path().extension() == ".http") {
+      files.push_back(e.path());
+    }
   }
   std::sort(files.begin(), files.end());
   return files;
@@ -42,7 +44,9 @@ std::vector<fs::path> httpFiles(const fs::path& dir) {
 ParseError errorByName(std::string_view name) {
   for (int i = 0; i <= static_cast<int>(ParseError::kBadTrailer); ++i) {
     const auto e = static_cast<ParseError>(i);
-    if (errorName(e) == name) return e;
+    if (errorName(e) == name) {
+      return e;
+    }
   }
   ADD_FAILURE() << "unknown error name " << name;
   return ParseError::kNone;
@@ -59,12 +63,16 @@ std::map<std::string, Expectation> readReadme(const fs::path& readme) {
   std::istringstream in(readFile(readme));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("| `", 0) != 0) continue;
+    if (line.rfind("| `", 0) != 0) {
+      continue;
+    }
     std::vector<std::string> cells;
     std::size_t pos = 1;
     while (pos < line.size()) {
       const std::size_t bar = line.find('|', pos);
-      if (bar == std::string::npos) break;
+      if (bar == std::string::npos) {
+        break;
+      }
       std::string cell = line.substr(pos, bar - pos);
       cell.erase(0, cell.find_first_not_of(" `"));
       cell.erase(cell.find_last_not_of(" `") + 1);
@@ -148,7 +156,9 @@ TEST(CorpusTest, MalformedRequestsAreRejected) {
       EXPECT_EQ(errorName(one_by_one.error), errorName(got));
     }
   }
-  for (const auto& [name, unused] : expected) ADD_FAILURE() << "README.md lists missing " << name;
+  for (const auto& [name, unused] : expected) {
+    ADD_FAILURE() << "README.md lists missing " << name;
+  }
 }
 
 TEST(CorpusTest, ValidRequestsAreAcceptedAndFramedExactly) {

@@ -24,7 +24,9 @@ std::optional<std::string> path(std::string_view in) {
 std::optional<std::string> host(std::string_view in) {
   std::vector<char> out(in.size() == 0 ? 1 : in.size());
   std::size_t len = 12345;
-  if (!normalizeHost(in, out.data(), len)) return std::nullopt;
+  if (!normalizeHost(in, out.data(), len)) {
+    return std::nullopt;
+  }
   EXPECT_LE(len, in.size());
   return std::string(out.data(), len);
 }

@@ -51,13 +51,17 @@ protected:
       // Big inputs grow in uneven steps to keep the test quadratic-free but still split lines.
       for (std::size_t n = 0;; n = std::min(buf_.size(), n + 509)) {
         r = parseRequestHead(std::string_view(buf_).substr(0, n), *inc, limits);
-        if (r.status != kMore || n == buf_.size()) break;
+        if (r.status != kMore || n == buf_.size()) {
+          break;
+        }
       }
     }
     EXPECT_EQ(whole.status, r.status) << errorName(whole.error) << " vs " << errorName(r.error);
     EXPECT_EQ(whole.error, r.error) << errorName(whole.error) << " vs " << errorName(r.error);
     EXPECT_EQ(whole.consumed, r.consumed);
-    if (whole.status == kOk) expectSameHead(*head_, *inc);
+    if (whole.status == kOk) {
+      expectSameHead(*head_, *inc);
+    }
     return whole;
   }
 
@@ -402,7 +406,9 @@ TEST_F(RequestTest, HeadLimit) {
 
 TEST_F(RequestTest, DefaultHeadLimitIs32KiB) {
   std::string req = "GET / HTTP/1.1\r\nHost: h\r\n";
-  while (req.size() < 40000) req += "X-Pad: " + std::string(1000, 'p') + "\r\n";
+  while (req.size() < 40000) {
+    req += "X-Pad: " + std::string(1000, 'p') + "\r\n";
+  }
   req += "\r\n";
   EXPECT_EQ(parseError(req), ParseError::kHeadTooLarge);
 }
@@ -414,7 +420,9 @@ TEST_F(RequestTest, SmallHeadLimitBeatsLongRequestLine) {
 
 TEST_F(RequestTest, HeaderCountLimit) {
   std::string req = "GET / HTTP/1.1\r\nHost: h\r\n";
-  for (int i = 1; i < 100; ++i) req += "X-" + std::to_string(i) + ": v\r\n";
+  for (int i = 1; i < 100; ++i) {
+    req += "X-" + std::to_string(i) + ": v\r\n";
+  }
   ParseResult r = parse(req + "\r\n");
   ASSERT_EQ(r.status, kOk);
   EXPECT_EQ(head().header_count, 100U);
@@ -584,7 +592,9 @@ TEST_F(RequestTest, KeepAlive) {
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.version) + " " + (c.connection ? c.connection : "-"));
     std::string req = std::string("GET / HTTP/") + c.version + "\r\nHost: h\r\n";
-    if (c.connection) req += std::string("Connection: ") + c.connection + "\r\n";
+    if (c.connection) {
+      req += std::string("Connection: ") + c.connection + "\r\n";
+    }
     ASSERT_EQ(parse(req + "\r\n").status, kOk);
     EXPECT_EQ(head().keep_alive, c.keep_alive);
   }

@@ -17,7 +17,9 @@ ParseResult parseBytewise(std::string_view buf, Head& out, ParseFn&& parse) {
   ParseResult r;
   for (std::size_t n = 0; n <= buf.size(); ++n) {
     r = parse(buf.substr(0, n), out);
-    if (r.status != ParseStatus::kIncomplete) return r;
+    if (r.status != ParseStatus::kIncomplete) {
+      return r;
+    }
   }
   return r;
 }
@@ -50,7 +52,9 @@ inline ChunkedOutcome runChunked(std::string_view body, std::size_t step = 0,
                                  std::size_t max_trailer = 8192) {
   ChunkedDecoder d(max_trailer);
   ChunkedOutcome o;
-  if (step == 0) step = body.size() == 0 ? 1 : body.size();
+  if (step == 0) {
+    step = body.size() == 0 ? 1 : body.size();
+  }
   std::size_t pos = 0;
   do {
     const std::string_view piece = body.substr(pos, step);
@@ -58,7 +62,9 @@ inline ChunkedOutcome runChunked(std::string_view body, std::size_t step = 0,
     o.status = r.status;
     o.error = r.error;
     o.consumed = pos + r.consumed;
-    if (r.status != ParseStatus::kIncomplete) break;
+    if (r.status != ParseStatus::kIncomplete) {
+      break;
+    }
     pos += piece.size();
   } while (pos < body.size());
   o.payload = d.payloadBytes();
