@@ -3,10 +3,10 @@
 // failure.
 #include <string>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
-#include <gtest/gtest.h>
 
 #include "fake.hpp"
 #include "k8s/api/client.hpp"

@@ -41,8 +41,7 @@ std::string readFile(const fs::path& path) {
   return ss.str();
 }
 
-k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake,
-                                          const fs::path& token_file) {
+k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake, const fs::path& token_file) {
   k8s::api::ConnectionConfig cfg;
   cfg.server = fake.server();
   auto url = k8s::api::parseServerUrl(cfg.server);
@@ -56,7 +55,9 @@ k8s::api::ConnectionConfig fakeConnection(const FakeApiServer& fake,
 
 IoThread::IoThread() : guard_(ioc_.get_executor()), thread_([this] { ioc_.run(); }) {}
 
-IoThread::~IoThread() { windDown(std::chrono::seconds(10)); }
+IoThread::~IoThread() {
+  windDown(std::chrono::seconds(10));
+}
 
 bool IoThread::windDown(std::chrono::milliseconds timeout) {
   if (!thread_.joinable()) {

@@ -96,6 +96,4 @@ private:
 void writeFileAtomic(const std::filesystem::path& path, const std::string& content);
 std::string readFile(const std::filesystem::path& path);
 
-
-
 }  // namespace sluice::test

@@ -7,11 +7,11 @@
 #include <future>
 #include <random>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "fake.hpp"
 #include "k8s/api/client.hpp"
@@ -21,8 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::FakeApiServer;
-using test::TempDir;
 using test::readFile;
+using test::TempDir;
 using test::writeFileAtomic;
 using ::testing::HasSubstr;
 
@@ -40,8 +40,8 @@ std::string b64(const std::string& in) {
     const unsigned n = static_cast<unsigned char>(in[i]) << 16;
     out += {k[n >> 18], k[(n >> 12) & 63], '=', '='};
   } else if (i + 2 == in.size()) {
-    const unsigned n = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8);
+    const unsigned n =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += {k[n >> 18], k[(n >> 12) & 63], k[(n >> 6) & 63], '='};
   }
   return out;
@@ -274,8 +274,8 @@ TEST_F(KubeconfigLive, HostnameIsVerified) {
 
 TEST_F(KubeconfigLive, BadCaOrKeyIsACreateError) {
   std::string err;
-  ConnectionConfig cfg = load("    certificate-authority-data: " + b64("not a cert") + "\n",
-                              "    token: token-1\n");
+  ConnectionConfig cfg =
+      load("    certificate-authority-data: " + b64("not a cert") + "\n", "    token: token-1\n");
   (void)runGet(cfg, "/", &err);
   EXPECT_THAT(err, HasSubstr("certificate authority"));
   cfg = load("    certificate-authority: ca.crt\n",

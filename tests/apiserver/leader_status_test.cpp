@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include <boost/json.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include "control/leader.hpp"
 #include "control/status_writer.hpp"
@@ -315,8 +315,8 @@ std::string ingress(const std::string& name, const std::string& cls, bool legacy
       legacy ? R"(,"annotations":{"kubernetes.io/ingress.class":")" + cls + R"("})" : "";
   const std::string class_field = legacy ? "" : R"("ingressClassName":")" + cls + R"(",)";
   return R"({"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":")" + name +
-         R"(","namespace":"web")" + meta + "},\"spec\":{" + class_field +
-         R"("rules":[{"host":")" + name +
+         R"(","namespace":"web")" + meta + "},\"spec\":{" + class_field + R"("rules":[{"host":")" +
+         name +
          R"(.example","http":{"paths":[{"path":"/","pathType":"Prefix",)"
          R"("backend":{"service":{"name":"web","port":{"number":80}}}}]}}]}})";
 }
@@ -371,7 +371,8 @@ protected:
   std::string published(const std::string& name) {
     const json::value ing = object("Ingress", "web", name);
     const json::value* status = ing.is_object() ? ing.as_object().if_contains("status") : nullptr;
-    if (status == nullptr || !status->is_object() || !status->as_object().contains("loadBalancer")) {
+    if (status == nullptr || !status->is_object() ||
+        !status->as_object().contains("loadBalancer")) {
       return "-";
     }
     std::string out;
@@ -397,7 +398,8 @@ TEST(PublishAddresses, ParsesIpsAndNames) {
   EXPECT_EQ(out[0].ip, "192.0.2.1");
   EXPECT_EQ(out[1].hostname, "lb.example.com");
   EXPECT_EQ(out[2].ip, "2001:db8::1");
-  EXPECT_THAT(test::errorOf(parsePublishAddresses("192.0.2.1,,x")), ::testing::HasSubstr("empty entry"));
+  EXPECT_THAT(test::errorOf(parsePublishAddresses("192.0.2.1,,x")),
+              ::testing::HasSubstr("empty entry"));
   EXPECT_THAT(test::errorOf(parsePublishAddresses("LB.example.com")),
               ::testing::HasSubstr("neither an IP address nor a lower-case DNS name"));
   EXPECT_THAT(test::errorOf(parsePublishAddresses("a..b")), ::testing::HasSubstr("'a..b'"));
@@ -412,7 +414,8 @@ TEST_F(IngressStatus, WrittenForOurClassOnly) {
   ASSERT_TRUE(eventually([&] {
     return published("mine") == "192.0.2.10,lb.example.com" &&
            published("legacy") == "192.0.2.10,lb.example.com";
-  })) << published("mine") << " / " << published("legacy");
+  })) << published("mine")
+      << " / " << published("legacy");
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(published("theirs"), "-");
   EXPECT_EQ(published("legacy-theirs"), "-");
@@ -480,9 +483,8 @@ TEST_F(IngressStatus, ConflictsAreRetried) {
   fake_.fault(R"({"write_conflict": {"ingresses": 3}})");
   startSource();
   auto w = writer("192.0.2.10", isLeader());
-  ASSERT_TRUE(eventually([&] {
-    return published("mine") == "192.0.2.10" && published("legacy") == "192.0.2.10";
-  }));
+  ASSERT_TRUE(eventually(
+      [&] { return published("mine") == "192.0.2.10" && published("legacy") == "192.0.2.10"; }));
   EXPECT_GE(io_.run([&] { return w->stats().conflicts; }), 3u);
 }
 

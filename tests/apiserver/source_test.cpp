@@ -8,12 +8,12 @@
 #include <optional>
 #include <thread>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "fake.hpp"
 
@@ -96,8 +96,7 @@ std::string dump(const Snapshot& s) {
 
 class ApiSourceTest : public ::testing::Test {
 protected:
-  explicit ApiSourceTest(const std::string& slice_versions = "v1,v1beta1")
-      : fake_(slice_versions) {
+  explicit ApiSourceTest(const std::string& slice_versions = "v1,v1beta1") : fake_(slice_versions) {
     writeFileAtomic(clientTokenFile(), "token-1\n");
     options_.tcp_services = "ingress/tcp-services";
     options_.informer.backoff_initial = 50ms;
@@ -175,8 +174,8 @@ protected:
       if (kind == "Lease") {
         continue;
       }
-      if (kind == "Secret" && (!o.as_object().contains("type") ||
-                               o.at("type").as_string() != "kubernetes.io/tls")) {
+      if (kind == "Secret" &&
+          (!o.as_object().contains("type") || o.at("type").as_string() != "kubernetes.io/tls")) {
         continue;
       }
       if (kind == "ConfigMap" && ns + "/" + name != options_.tcp_services) {
@@ -341,9 +340,8 @@ TEST_F(ApiSourceTest, AddsUpdatesAndDeletesConverge) {
   // A burst is coalesced: far fewer rebuilds than events.
   EXPECT_TRUE(eventually([&] { return notifications_.load() > before; }));
   EXPECT_LE(notifications_.load() - before, 10);
-  const std::string host = onIo([&] {
-    return source_->store().ingresses().at("a/ing1").rules.at(0).host;
-  });
+  const std::string host =
+      onIo([&] { return source_->store().ingresses().at("a/ing1").rules.at(0).host; });
   EXPECT_EQ(host, "changed.example");
   EXPECT_GE(statsOf("Service").added, 20u);
   EXPECT_GE(statsOf("Ingress").deleted, 1u);
@@ -455,7 +453,8 @@ TEST_F(ApiSourceTest, MalformedLinesAndObjectsDoNotTakeDownGoodObjects) {
   ASSERT_TRUE(eventually([&] { return fake_.watchers("ingresses") == 1; }));
   const std::string good_rv = statsOf("Ingress").resource_version;
   const Snapshot before = stored();
-  fake_.control("POST", "/malformed", R"({"plural":"ingresses","line":"{\"type\":\"ADDED\",\"obj"})");
+  fake_.control("POST", "/malformed",
+                R"({"plural":"ingresses","line":"{\"type\":\"ADDED\",\"obj"})");
   fake_.control("POST", "/malformed", R"({"plural":"services","line":"not json at all"})");
   // A bad new object, and a bad update of a good one (which keeps its last good version).
   fake_.apply(ingress("a", "bad-new", "x.example", "Bogus"));
@@ -561,9 +560,8 @@ TEST_F(ApiSourceTest, RotatedTokenFileIsUsed) {
   // The server moves to a new token: requests with the old one get 401.
   writeFileAtomic(fake_.serverTokenFile(), "token-2\n");
   fake_.control("POST", "/drop");
-  ASSERT_TRUE(eventually([&] {
-    return onIo([&] { return source_->stats().client.unauthorized; }) >= 1;
-  }));
+  ASSERT_TRUE(
+      eventually([&] { return onIo([&] { return source_->stats().client.unauthorized; }) >= 1; }));
   fake_.apply(ingress("a", "after-rotation", "r.example"));
   // kubelet rotates the projected token on disk; no restart.
   fake_.control("POST", "/requests/clear");
@@ -614,9 +612,8 @@ TEST_F(ApiSourceV1beta1Test, DiscoveryFallsBackToV1beta1) {
   EXPECT_EQ(onIo([&] { return source_->stats().endpoint_slice_version; }), "v1beta1");
   fake_.apply(slice("v1beta1", "a", "old-1", "10.1.0.2"));
   expectConverged();
-  const std::string version = onIo([&] {
-    return source_->store().endpointSlices().at("a/old-1").api_version;
-  });
+  const std::string version =
+      onIo([&] { return source_->store().endpointSlices().at("a/old-1").api_version; });
   EXPECT_EQ(version, "discovery.k8s.io/v1beta1");
   bool used_v1 = false;
   const json::value reqs = fake_.requests();

@@ -17,24 +17,23 @@
 #include <stdexcept>
 #include <thread>
 
-
 namespace sluice::test {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-EchoBackend::EchoBackend(const std::string& service, const std::string& address,
-                         std::uint16_t port)
+EchoBackend::EchoBackend(const std::string& service, const std::string& address, std::uint16_t port)
     : address_(address), log_(dir_.path() / "requests.log") {
   const fs::path out = dir_.path() / "stdout";
-  proc_.emplace(std::vector<std::string>{"/usr/bin/python3", SLUICE_ECHO_BACKEND, "--name",
-                                         service, "--listen", address + ":" + std::to_string(port), "--log",
+  proc_.emplace(std::vector<std::string>{"/usr/bin/python3", SLUICE_ECHO_BACKEND, "--name", service,
+                                         "--listen", address + ":" + std::to_string(port), "--log",
                                          log_.string()},
                 out);
   const auto deadline = Clock::now() + 10s;
   while (Clock::now() < deadline) {
     std::string text = proc_->output();
-    if (auto pos = text.find("PORT "); pos != std::string::npos && text.find('\n', pos) != std::string::npos) {
+    if (auto pos = text.find("PORT ");
+        pos != std::string::npos && text.find('\n', pos) != std::string::npos) {
       port_ = static_cast<std::uint16_t>(std::stoi(text.substr(pos + 5)));
       return;
     }
@@ -65,14 +64,9 @@ Agent::Agent(const fs::path& manifests, AgentOptions options) {
     if (!manifests.empty()) {  // empty: the source comes from extra_args (--kubeconfig)
       argv.insert(argv.end(), {"--manifests", manifests.string()});
     }
-    argv.insert(argv.end(), {"--listen-http",
-                                  "127.0.0.1:" + std::to_string(port_),
-                                  "--admin",
-                                  "127.0.0.1:" + std::to_string(admin_port_),
-                                  "--workers",
-                                  std::to_string(options.workers),
-                                  "--log-level",
-                                  "info"});
+    argv.insert(argv.end(), {"--listen-http", "127.0.0.1:" + std::to_string(port_), "--admin",
+                             "127.0.0.1:" + std::to_string(admin_port_), "--workers",
+                             std::to_string(options.workers), "--log-level", "info"});
     argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
     proc_.emplace(argv, dir_.path() / "agent.log");
     const auto deadline = Clock::now() + 10s;
@@ -123,9 +117,9 @@ std::uint64_t Agent::waitGeneration(std::uint64_t after, std::chrono::millisecon
 
 std::optional<std::string> Response::header(const std::string& name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(),
-                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        })) {
       return v;
     }
   }
@@ -180,7 +174,9 @@ bool Connection::send(std::string_view bytes) {
   return true;
 }
 
-void Connection::shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+void Connection::shutdownWrite() {
+  ::shutdown(fd_, SHUT_WR);
+}
 
 bool Connection::fill(std::chrono::milliseconds timeout) {
   if (eof_ || fd_ < 0) {
@@ -203,7 +199,8 @@ bool Connection::fill(std::chrono::milliseconds timeout) {
 std::optional<Response> Connection::read(bool head_request, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   auto left = [&]() {
-    return std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    return std::max(0ms,
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
   };
   for (;;) {
     std::size_t end = buf_.find("\r\n\r\n");
@@ -308,8 +305,8 @@ std::optional<Response> Connection::read(bool head_request, std::chrono::millise
 
 std::string Connection::readAll(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline && fill(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         deadline - Clock::now()))) {
+  while (Clock::now() < deadline &&
+         fill(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()))) {
   }
   std::string out = std::move(buf_);
   buf_.clear();
@@ -344,7 +341,8 @@ std::optional<Response> request(std::uint16_t port, const std::string& method,
 
 std::string httpGet(std::uint16_t port, const std::string& path) {
   Connection c(port);
-  if (c.fd() < 0 || !c.send("GET " + path + " HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")) {
+  if (c.fd() < 0 ||
+      !c.send("GET " + path + " HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")) {
     return "";
   }
   auto r = c.read(false, 5s);
@@ -402,8 +400,8 @@ std::string ingressYaml(const std::string& name, const std::vector<Rule>& rules,
 
 std::string ingressClassYaml(const std::string& name, const std::string& controller,
                              bool is_default) {
-  std::string y = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: " +
-                  name + "\n";
+  std::string y =
+      "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: " + name + "\n";
   if (is_default) {
     y += "  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"true\"\n";
   }
@@ -414,8 +412,8 @@ std::string ingressClassYaml(const std::string& name, const std::string& control
 std::string serviceYaml(const std::string& name, int port, const std::string& port_name,
                         const std::vector<Ep>& endpoints, const std::string& ns,
                         const std::string& annotations) {
-  std::string y = "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\n  namespace: " +
-                  ns + "\n";
+  std::string y =
+      "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\n  namespace: " + ns + "\n";
   if (!annotations.empty()) {
     y += "  annotations:\n" + annotations;
   }
@@ -451,8 +449,9 @@ std::string serviceYaml(const std::string& name, int port, const std::string& po
     ++idx;
     y += "endpoints:\n";
     for (const auto& e : eps) {
-      y += "- addresses:\n  - " + e.address + "\n  conditions:\n    ready: " +
-           (e.ready ? "true" : "false") + "\n    serving: " + (e.serving ? "true" : "false") +
+      y += "- addresses:\n  - " + e.address +
+           "\n  conditions:\n    ready: " + (e.ready ? "true" : "false") +
+           "\n    serving: " + (e.serving ? "true" : "false") +
            "\n    terminating: " + (e.terminating ? "true" : "false") + "\n";
     }
     y += "ports:\n- port: " + std::to_string(p) + "\n  protocol: TCP\n";

@@ -128,8 +128,7 @@ struct Rule {
 std::string ingressYaml(const std::string& name, const std::vector<Rule>& rules,
                         const std::string& default_service = "",
                         const std::string& default_port = "",
-                        const std::string& class_name = "sluice",
-                        const std::string& ns = "default",
+                        const std::string& class_name = "sluice", const std::string& ns = "default",
                         const std::string& created = "2024-01-01T00:00:00Z",
                         const std::string& annotations = "");
 std::string ingressClassYaml(const std::string& name = "sluice",

@@ -9,8 +9,8 @@
 #include <string>
 #include <thread>
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include "harness.hpp"
 
@@ -56,8 +56,8 @@ public:
   fs::path kubeconfig() const { return dir_.path() / "kubeconfig"; }
 
   void control(const std::string& path, const std::string& body) {
-    auto r = request(control_port_, "POST", "fake", path, "Content-Type: application/json\r\n",
-                     body);
+    auto r =
+        request(control_port_, "POST", "fake", path, "Content-Type: application/json\r\n", body);
     ASSERT_TRUE(r && r->status == 200) << path << " " << body << " -> " << served(r);
   }
   void apply(const std::string& object) { control("/apply", object); }
@@ -166,9 +166,8 @@ protected:
     fake_.apply(serviceJson("web"));
     fake_.apply(sliceJson("web", port_, {{"127.0.0.2", true}}));
     fake_.apply(ingressJson("web", "/", "web"));
-    agent_.emplace(fs::path(), AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(),
-                                             "--splice=copy"},
-                                            1});
+    agent_.emplace(fs::path(),
+                   AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy"}, 1});
   }
 
   FakeApi fake_;
@@ -216,8 +215,8 @@ TEST_F(KubeSource, ABadObjectNeverTakesDownGoodRoutes) {
     EXPECT_EQ(served(request(agent_->port(), "GET", "demo.local", "/")), "pod-a");
   }
   const std::string state = httpGet(agent_->adminPort(), "/debug/state");
-  EXPECT_NE(state.find("broken"), std::string::npos) << "no warning names the bad Ingress: "
-                                                     << state;
+  EXPECT_NE(state.find("broken"), std::string::npos)
+      << "no warning names the bad Ingress: " << state;
   // And the source keeps working afterwards.
   fake_.apply(ingressJson("web", "/v2", "web"));
   EXPECT_TRUE(converges(agent_->port(), "/v2/x", "pod-a"));
@@ -252,12 +251,11 @@ TEST_F(KubeSource, StatusIsWrittenByTheLeaderForOurClassOnly) {
   std::optional<Agent> agents[2];
   const char* addresses[] = {"192.0.2.1", "192.0.2.2"};
   for (int i = 0; i < 2; ++i) {
-    agents[i].emplace(fs::path(),
-                      AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy",
-                                    "--publish-address", addresses[i], "--lease-duration", "3s",
-                                    "--lease-renew-deadline", "2s", "--lease-retry-period",
-                                    "250ms"},
-                                   1});
+    agents[i].emplace(
+        fs::path(), AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy",
+                                  "--publish-address", addresses[i], "--lease-duration", "3s",
+                                  "--lease-renew-deadline", "2s", "--lease-retry-period", "250ms"},
+                                 1});
   }
   const auto published = [&](const std::string& name) {
     return fake_.field("Ingress", name, {"status", "loadBalancer", "ingress"});
@@ -275,7 +273,8 @@ TEST_F(KubeSource, StatusIsWrittenByTheLeaderForOurClassOnly) {
   const auto deadline = Clock::now() + 15s;
   while (Clock::now() < deadline) {
     leader = leaderIndex();
-    if (leader >= 0 && published("web") == R"([{"ip":")" + std::string(addresses[leader]) + R"("}])") {
+    if (leader >= 0 &&
+        published("web") == R"([{"ip":")" + std::string(addresses[leader]) + R"("}])") {
       break;
     }
     std::this_thread::sleep_for(50ms);

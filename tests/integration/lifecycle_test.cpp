@@ -32,8 +32,9 @@ TEST(Admin, HealthReadinessMetricsAndState) {
   auto clusters = state.at("clusters").as_array();
   ASSERT_EQ(clusters.size(), 1u);
   EXPECT_EQ(clusters[0].as_object().at("name").as_string(), "default/svc:80");
-  EXPECT_EQ(clusters[0].as_object().at("endpoints").as_array()[0].as_object().at("port").to_number<int>(),
-            a.port());
+  EXPECT_EQ(
+      clusters[0].as_object().at("endpoints").as_array()[0].as_object().at("port").to_number<int>(),
+      a.port());
 }
 
 TEST(Timeouts, IdleKeepAliveConnectionsAreClosed) {
@@ -214,11 +215,11 @@ TEST(Flags, PortInUseIsAClearStartupError) {
   ::listen(fd, 1);
   socklen_t len = sizeof addr;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  Process p(std::vector<std::string>{SLUICE_AGENT_BIN, "--manifests", dir.path().string(),
-                                     "--listen-http",
-                                     "127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
-                                     "--admin", "127.0.0.1:" + std::to_string(freePort())},
-            out.path() / "out.txt");
+  Process p(
+      std::vector<std::string>{SLUICE_AGENT_BIN, "--manifests", dir.path().string(),
+                               "--listen-http", "127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                               "--admin", "127.0.0.1:" + std::to_string(freePort())},
+      out.path() / "out.txt");
   auto status = p.wait(5s);
   ::close(fd);
   ASSERT_TRUE(status);

@@ -32,10 +32,10 @@ protected:
   static void SetUpTestSuite() {
     backend_ = new EchoBackend("web");
     manifests_ = new TempDir();
-    manifests_->write("a.yaml",
-                      ingressClassYaml() + "---\n" +
-                          serviceYaml("web", 80, "http", {{"127.0.0.1", backend_->port()}}) +
-                          "---\n" + ingressYaml("web", {{"", {{"/", "Prefix", "web", "http"}}}}));
+    manifests_->write(
+        "a.yaml", ingressClassYaml() + "---\n" +
+                      serviceYaml("web", 80, "http", {{"127.0.0.1", backend_->port()}}) + "---\n" +
+                      ingressYaml("web", {{"", {{"/", "Prefix", "web", "http"}}}}));
     agent_ = new Agent(manifests_->path(),
                        {{"--upstream-response-timeout", "1s", "--header-timeout", "1s",
                          "--max-request-body", "10000000", "--max-header-bytes", "16384"},
@@ -179,8 +179,9 @@ TEST_F(Proxy, MultipleForwardedForFieldsAreJoined) {
 
 TEST_F(Proxy, ExpectContinueGetsA100ThenTheBody) {
   Connection c(agent_->port());
-  ASSERT_TRUE(c.send("POST /expect HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-                     "Content-Length: 11\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /expect HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+             "Content-Length: 11\r\n\r\n"));
   std::string interim;
   for (int i = 0; i < 100 && interim.find("\r\n\r\n") == std::string::npos; ++i) {
     interim += c.readAll(20ms);
@@ -195,8 +196,9 @@ TEST_F(Proxy, ExpectContinueGetsA100ThenTheBody) {
 
 TEST_F(Proxy, ExpectContinueOverLimitIsRejectedBeforeTheBody) {
   Connection c(agent_->port());
-  ASSERT_TRUE(c.send("POST /big HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-                     "Content-Length: 20000000\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /big HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+             "Content-Length: 20000000\r\n\r\n"));
   auto r = c.read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
@@ -216,8 +218,9 @@ TEST_F(Proxy, InterimResponsesAreRelayed) {
 
 TEST_F(Proxy, UpgradeTurnsTheConnectionIntoATunnel) {
   Connection c(agent_->port());
-  ASSERT_TRUE(c.send("GET /upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
-                     "Upgrade: echo\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+             "Upgrade: echo\r\n\r\n"));
   auto r = c.read();
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 101);
@@ -312,17 +315,18 @@ TEST(Upstream, FailedConnectRetriesAnotherEndpointAndEjects) {
   EchoBackend live("svc");
   const std::uint16_t dead = freePort();  // nothing listens there
   TempDir dir;
-  dir.write("a.yaml", ingressClassYaml() + "---\n" +
-                          serviceYaml("svc", 80, "", {{"127.0.0.1", dead}, {"127.0.0.1", live.port()}}) +
-                          "---\n" + ingressYaml("a", {}, "svc", "80"));
+  dir.write("a.yaml",
+            ingressClassYaml() + "---\n" +
+                serviceYaml("svc", 80, "", {{"127.0.0.1", dead}, {"127.0.0.1", live.port()}}) +
+                "---\n" + ingressYaml("a", {}, "svc", "80"));
   Agent agent(dir.path(), {{}, 1});
   for (int i = 0; i < 20; ++i) {
     auto r = request(agent.port(), "GET", "x", "/");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << i;
   }
-  std::string failures = metric(agent.adminPort(),
-                                "sluice_upstream_connect_failures_total{cluster=\"default/svc:80\"}");
+  std::string failures = metric(
+      agent.adminPort(), "sluice_upstream_connect_failures_total{cluster=\"default/svc:80\"}");
   // Ejection keeps the dead endpoint out after its first failure (back-off 1 s).
   EXPECT_EQ(failures, "1");
 }

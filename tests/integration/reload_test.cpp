@@ -38,8 +38,10 @@ TEST(Reload, AddEditDeleteApplyWithinOneSecond) {
   dir.write("ing.yaml", ingressYaml("live", {{"live.example", {{"/", "Prefix", "svc-a", "80"}}}}));
   EXPECT_LT(waitServed(agent.port(), "live.example", "/", "svc-a"), 1000ms);
 
-  dir.write("ing.yaml", ingressYaml("live", {{"live.example", {{"/", "Prefix", "svc-a", "80"},
-                                                               {"/b", "Prefix", "svc-b", "80"}}}}));
+  dir.write(
+      "ing.yaml",
+      ingressYaml("live", {{"live.example",
+                            {{"/", "Prefix", "svc-a", "80"}, {"/b", "Prefix", "svc-b", "80"}}}}));
   EXPECT_LT(waitServed(agent.port(), "live.example", "/b/x", "svc-b"), 1000ms);
   EXPECT_EQ(served(request(agent.port(), "GET", "live.example", "/bx")), "svc-a");
 
@@ -61,8 +63,8 @@ TEST(Reload, AddEditDeleteApplyWithinOneSecond) {
 TEST(Reload, BadInputIsReportedAndTheLastGoodStateKeepsServing) {
   EchoBackend a("svc-a");
   TempDir dir;
-  dir.write("base.yaml", ingressClassYaml() + "---\n" +
-                             serviceYaml("svc-a", 80, "", {{"127.0.0.1", a.port()}}));
+  dir.write("base.yaml",
+            ingressClassYaml() + "---\n" + serviceYaml("svc-a", 80, "", {{"127.0.0.1", a.port()}}));
   dir.write("ing.yaml", ingressYaml("good", {{"good.example", {{"/", "Prefix", "svc-a", "80"}}}}));
   Agent agent(dir.path());
   ASSERT_EQ(served(request(agent.port(), "GET", "good.example", "/")), "svc-a");
@@ -81,8 +83,7 @@ TEST(Reload, BadInputIsReportedAndTheLastGoodStateKeepsServing) {
   dir.write("ing.yaml",
             ingressYaml("good", {{"good.example", {{"/", "Prefix", "svc-a", "80"}}}}) + "---\n" +
                 ingressYaml("bad", {{"bad.example", {{"no-slash", "Prefix", "svc-a", "80"}}}}) +
-                "---\n" +
-                ingressYaml("new", {{"new.example", {{"/", "Prefix", "svc-a", "80"}}}}));
+                "---\n" + ingressYaml("new", {{"new.example", {{"/", "Prefix", "svc-a", "80"}}}}));
   EXPECT_LT(waitServed(agent.port(), "new.example", "/", "svc-a"), 1000ms);
   EXPECT_EQ(request(agent.port(), "GET", "bad.example", "/")->status, 404);
   std::string metrics = httpGet(agent.adminPort(), "/metrics");
@@ -102,8 +103,9 @@ TEST(Reload, FiftyChangesUnderLoadFailNoRequest) {
     std::string y = ingressClassYaml() + "---\n" + serviceYaml("svc", 80, "", eps) + "---\n" +
                     ingressYaml("main", {{"load.example", {{"/", "Prefix", "svc", "80"}}}});
     if (i % 3 == 0) {
-      y += "---\n" + ingressYaml("extra-" + std::to_string(i),
-                                 {{"extra.example", {{"/x" + std::to_string(i), "Exact", "svc", "80"}}}});
+      y += "---\n" +
+           ingressYaml("extra-" + std::to_string(i),
+                       {{"extra.example", {{"/x" + std::to_string(i), "Exact", "svc", "80"}}}});
     }
     dir.write("all.yaml", y);
   };

@@ -37,18 +37,20 @@ protected:
     manifests_->write("class.yaml", ingressClassYaml());
     manifests_->write(
         "ingresses.yaml",
-        ingressYaml("path-rules", {
-            {"exact-path-rules", {{"/foo", "Exact", "foo-exact", "8080"}}},
-            {"prefix-path-rules",
-             {{"/foo", "Prefix", "foo-prefix", "8080"},
-              {"/aaa/bbb", "Prefix", "aaa-slash-bbb-prefix", "8080"},
-              {"/aaa", "Prefix", "aaa-prefix", "8080"}}},
-            {"mixed-path-rules",
-             {{"/foo", "Prefix", "foo-prefix", "8080"}, {"/foo", "Exact", "foo-exact", "8080"}}},
-            {"trailing-slash-path-rules",
-             {{"/aaa/bbb/", "Prefix", "aaa-slash-bbb-slash-prefix", "8080"},
-              {"/foo/", "Exact", "foo-slash-exact", "8080"}}},
-        }) +
+        ingressYaml("path-rules",
+                    {
+                        {"exact-path-rules", {{"/foo", "Exact", "foo-exact", "8080"}}},
+                        {"prefix-path-rules",
+                         {{"/foo", "Prefix", "foo-prefix", "8080"},
+                          {"/aaa/bbb", "Prefix", "aaa-slash-bbb-prefix", "8080"},
+                          {"/aaa", "Prefix", "aaa-prefix", "8080"}}},
+                        {"mixed-path-rules",
+                         {{"/foo", "Prefix", "foo-prefix", "8080"},
+                          {"/foo", "Exact", "foo-exact", "8080"}}},
+                        {"trailing-slash-path-rules",
+                         {{"/aaa/bbb/", "Prefix", "aaa-slash-bbb-slash-prefix", "8080"},
+                          {"/foo/", "Exact", "foo-slash-exact", "8080"}}},
+                    }) +
             "---\n" +
             ingressYaml("host-rules",
                         {{"*.foo.com", {{"/", "Prefix", "wildcard-foo-com", "8080"}}},
@@ -191,10 +193,14 @@ TEST(DocsTable, EveryRowHoldsEndToEnd) {
       {{{"/aaa/bbb", "Prefix", "p-aaa-bbb"}}, "/aaa/bbb/ccc", "p-aaa-bbb"},
       {{{"/aaa/bbb", "Prefix", "p-aaa-bbb"}}, "/aaa/bbbxyz", ""},
       {{{"/", "Prefix", "p-root"}, {"/aaa", "Prefix", "p-aaa"}}, "/aaa/ccc", "p-aaa"},
-      {{{"/", "Prefix", "p-root"}, {"/aaa", "Prefix", "p-aaa"}, {"/aaa/bbb", "Prefix", "p-aaa-bbb"}},
+      {{{"/", "Prefix", "p-root"},
+        {"/aaa", "Prefix", "p-aaa"},
+        {"/aaa/bbb", "Prefix", "p-aaa-bbb"}},
        "/aaa/bbb",
        "p-aaa-bbb"},
-      {{{"/", "Prefix", "p-root"}, {"/aaa", "Prefix", "p-aaa"}, {"/aaa/bbb", "Prefix", "p-aaa-bbb"}},
+      {{{"/", "Prefix", "p-root"},
+        {"/aaa", "Prefix", "p-aaa"},
+        {"/aaa/bbb", "Prefix", "p-aaa-bbb"}},
        "/ccc",
        "p-root"},
       {{{"/aaa", "Prefix", "p-aaa"}}, "/ccc", ""},
@@ -208,8 +214,8 @@ TEST(DocsTable, EveryRowHoldsEndToEnd) {
     for (const auto& rp : rows[i].rules) {
       if (!backends.count(rp.service)) {
         backends[rp.service] = std::make_unique<EchoBackend>(rp.service);
-        yaml += "---\n" + serviceYaml(rp.service, 80, "",
-                                      {{"127.0.0.1", backends[rp.service]->port()}});
+        yaml += "---\n" +
+                serviceYaml(rp.service, 80, "", {{"127.0.0.1", backends[rp.service]->port()}});
       }
       rule.paths.push_back({rp.path, rp.type, rp.service, "80"});
     }
@@ -241,9 +247,12 @@ TEST(DefaultBackend, AnyMethodAnyHostAnyPath) {
     const char* method;
     const char* host;
     const char* path;
-  } cases[] = {{"GET", "my-host", "/"},           {"GET", "my-host", "/sub-path"},
-               {"POST", "some-host", "/"},        {"PUT", "127.0.0.1", "/resource"},
-               {"DELETE", "some-host", "/resource"}, {"PATCH", "my-host", "/resource"}};
+  } cases[] = {{"GET", "my-host", "/"},
+               {"GET", "my-host", "/sub-path"},
+               {"POST", "some-host", "/"},
+               {"PUT", "127.0.0.1", "/resource"},
+               {"DELETE", "some-host", "/resource"},
+               {"PATCH", "my-host", "/resource"}};
   for (const auto& c : cases) {
     auto r = request(agent.port(), c.method, c.host, c.path, "User-Agent: Go-http-client/1.1\r\n");
     ASSERT_TRUE(r) << c.method << " " << c.path;
@@ -259,21 +268,20 @@ TEST(IngressClass, OtherClassesAreIgnoredEntirely) {
   EchoBackend mine("mine");
   EchoBackend theirs("theirs");
   TempDir dir;
-  dir.write("a.yaml", ingressClassYaml() + "---\n" + ingressClassYaml("nginx", "k8s.io/ingress-nginx") +
-                          "---\n" + serviceYaml("mine", 80, "", {{"127.0.0.1", mine.port()}}) +
-                          "---\n" + serviceYaml("theirs", 80, "", {{"127.0.0.1", theirs.port()}}) +
-                          "---\n" +
-                          ingressYaml("ours", {{"a.example", {{"/", "Prefix", "mine", "80"}}}}) +
-                          "---\n" +
-                          ingressYaml("other", {{"b.example", {{"/", "Prefix", "theirs", "80"}}}},
-                                      "theirs", "80", "nginx") +
-                          "---\n" +
-                          ingressYaml("invalid-class", {{"c.example", {{"/", "Prefix", "theirs", "80"}}}},
-                                      "", "", "some-invalid-class-name") +
-                          "---\n" +
-                          ingressYaml("legacy", {{"d.example", {{"/", "Prefix", "mine", "80"}}}}, "",
-                                      "", "", "default", "2024-01-01T00:00:00Z",
-                                      "    kubernetes.io/ingress.class: sluice\n"));
+  dir.write("a.yaml",
+            ingressClassYaml() + "---\n" + ingressClassYaml("nginx", "k8s.io/ingress-nginx") +
+                "---\n" + serviceYaml("mine", 80, "", {{"127.0.0.1", mine.port()}}) + "---\n" +
+                serviceYaml("theirs", 80, "", {{"127.0.0.1", theirs.port()}}) + "---\n" +
+                ingressYaml("ours", {{"a.example", {{"/", "Prefix", "mine", "80"}}}}) + "---\n" +
+                ingressYaml("other", {{"b.example", {{"/", "Prefix", "theirs", "80"}}}}, "theirs",
+                            "80", "nginx") +
+                "---\n" +
+                ingressYaml("invalid-class", {{"c.example", {{"/", "Prefix", "theirs", "80"}}}}, "",
+                            "", "some-invalid-class-name") +
+                "---\n" +
+                ingressYaml("legacy", {{"d.example", {{"/", "Prefix", "mine", "80"}}}}, "", "", "",
+                            "default", "2024-01-01T00:00:00Z",
+                            "    kubernetes.io/ingress.class: sluice\n"));
   Agent agent(dir.path());
   EXPECT_EQ(served(request(agent.port(), "GET", "a.example", "/")), "mine");
   EXPECT_EQ(request(agent.port(), "GET", "b.example", "/")->status, 404);
@@ -310,10 +318,11 @@ TEST(LoadBalancing, LeastRequestAvoidsTheSlowEndpoint) {
   EchoBackend a("svc");
   EchoBackend b("svc");
   TempDir dir;
-  dir.write("lb.yaml", ingressClassYaml() + "---\n" +
-                           serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}, {"127.0.0.1", b.port()}},
-                                       "default", "    sluice.dev/load-balance: least-request\n") +
-                           "---\n" + ingressYaml("lb", {}, "svc", "80"));
+  dir.write("lb.yaml",
+            ingressClassYaml() + "---\n" +
+                serviceYaml("svc", 80, "", {{"127.0.0.1", a.port()}, {"127.0.0.1", b.port()}},
+                            "default", "    sluice.dev/load-balance: least-request\n") +
+                "---\n" + ingressYaml("lb", {}, "svc", "80"));
   Agent agent(dir.path(), {{}, 1});
   // Hold requests open on whichever endpoint they land; P2C then steers new ones to the other.
   std::vector<std::unique_ptr<Connection>> slow;

@@ -32,7 +32,9 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-TEST(Smuggling, CorpusIsLargeEnough) { EXPECT_GE(corpus().size(), 40u); }
+TEST(Smuggling, CorpusIsLargeEnough) {
+  EXPECT_GE(corpus().size(), 40u);
+}
 
 TEST(Smuggling, EveryMalformedRequestIsRejectedAndNeverReachesTheBackend) {
   EchoBackend backend("victim");
@@ -73,8 +75,10 @@ TEST(Smuggling, ConnectionHeaderCannotStripFramingFields) {
   // second request that never went through routing.
   const std::string hidden = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
   Connection c(agent.port());
-  ASSERT_TRUE(c.send("POST /form HTTP/1.1\r\nHost: a\r\nConnection: content-length, host\r\n"
-                     "Content-Length: " + std::to_string(hidden.size()) + "\r\n\r\n" + hidden));
+  ASSERT_TRUE(
+      c.send("POST /form HTTP/1.1\r\nHost: a\r\nConnection: content-length, host\r\n"
+             "Content-Length: " +
+             std::to_string(hidden.size()) + "\r\n\r\n" + hidden));
   auto r = c.read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);

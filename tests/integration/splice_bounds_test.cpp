@@ -15,8 +15,8 @@ namespace {
 
 // What a reader of a reset flow must have seen: EOF or a reset (not a stall), after an intact
 // prefix of ByteStream(seed) no longer than what was pushed.
-void expectIntactPrefixThenReset(const StreamResult& got, std::uint64_t seed,
-                                 std::uint64_t pushed, const char* who) {
+void expectIntactPrefixThenReset(const StreamResult& got, std::uint64_t seed, std::uint64_t pushed,
+                                 const char* who) {
   EXPECT_TRUE(got.ok || got.error == std::string("recv: ") + std::strerror(ECONNRESET))
       << who << ": " << got.error;
   EXPECT_LE(got.bytes, pushed) << who;

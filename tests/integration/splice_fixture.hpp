@@ -85,7 +85,7 @@ inline std::string ingressctlPath() {
 // (with the run in `diag`). The admin address is always the test's agent: ingressctl adds the
 // agent's non-sockmap flows, and its default (127.0.0.1:10254) may be any other agent.
 inline std::optional<json::array> ctlFlows(const std::string& pin_dir, std::uint16_t admin_port,
-                                    std::string* diag) {
+                                           std::string* diag) {
   const std::string path = ingressctlPath();
   if (!fs::exists(path)) {
     *diag = path + " does not exist: build the ingressctl target (or set SLUICE_INGRESSCTL)";
@@ -109,7 +109,8 @@ inline std::optional<json::array> ctlFlows(const std::string& pin_dir, std::uint
 
 // Entries of every per-socket map pinned in `pin_dir` (sluice_socks*, sluice_peers*,
 // sluice_flow_stats*), counted with bpftool. Maps bpftool cannot dump are reported in `notes`.
-inline std::map<std::string, long> perSocketMapEntries(const std::string& pin_dir, std::string* notes) {
+inline std::map<std::string, long> perSocketMapEntries(const std::string& pin_dir,
+                                                       std::string* notes) {
   std::map<std::string, long> counts;
   const char* bpftool = "/usr/sbin/bpftool";
   if (!fs::exists(bpftool)) {
@@ -222,7 +223,7 @@ inline double metric(std::uint16_t admin_port, const std::string& sample) {
 
 // Polls /debug/state until splice.active_flows is `want`; returns the last value seen.
 inline std::int64_t waitActiveFlows(std::uint16_t admin_port, std::int64_t want,
-                             std::chrono::milliseconds timeout) {
+                                    std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   std::int64_t last = -1;
   for (;;) {
@@ -239,8 +240,8 @@ inline std::int64_t waitActiveFlows(std::uint16_t admin_port, std::int64_t want,
 // ---- manifests -------------------------------------------------------------------------------
 
 inline std::string tcpServicesYaml(const std::map<std::uint16_t, std::string>& routes,
-                            const std::string& name = "sluice-tcp-services",
-                            const std::string& ns = "sluice-system") {
+                                   const std::string& name = "sluice-tcp-services",
+                                   const std::string& ns = "sluice-system") {
   std::string y = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name +
                   "\n  namespace: " + ns + "\ndata:\n";
   for (const auto& [port, target] : routes) {

@@ -197,7 +197,6 @@ TEST(SpliceAuto, ResolvesToAdaptiveAndReportsSockmap) {
   removePinDir(pin_dir);
 }
 
-
 // BPF is an accelerator: when the datapath cannot load (here: a pin directory that is not on
 // bpffs), --splice=sockmap says so once, falls back to splice(2) and keeps serving.
 TEST(SpliceFallback, SockmapWithoutBpfServesWithPipeAndSaysSoOnce) {

@@ -211,8 +211,7 @@ TEST_P(Splice, ThousandConcurrentUpgradedFlowsEchoIntact) {
   expectAgentAlive();
 }
 
-INSTANTIATE_TEST_SUITE_P(Strategies, Splice,
-                         ::testing::Values("sockmap", "pipe", "copy", "auto"),
+INSTANTIATE_TEST_SUITE_P(Strategies, Splice, ::testing::Values("sockmap", "pipe", "copy", "auto"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

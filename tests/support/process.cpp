@@ -55,7 +55,9 @@ void TempDir::write(const std::string& name, const std::string& content) const {
   fs::rename(tmp, path_ / name);
 }
 
-void TempDir::remove(const std::string& name) const { fs::remove(path_ / name); }
+void TempDir::remove(const std::string& name) const {
+  fs::remove(path_ / name);
+}
 
 Process::Process(const std::vector<std::string>& argv, const fs::path& output_file)
     : output_(output_file) {
@@ -89,7 +91,9 @@ Process::~Process() {
   }
 }
 
-void Process::signal(int signo) const { ::kill(pid_, signo); }
+void Process::signal(int signo) const {
+  ::kill(pid_, signo);
+}
 
 std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
@@ -108,7 +112,9 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-bool Process::running() { return !wait(0ms).has_value(); }
+bool Process::running() {
+  return !wait(0ms).has_value();
+}
 
 std::string Process::output() const {
   std::ifstream in(output_);
@@ -116,7 +122,6 @@ std::string Process::output() const {
   ss << in.rdbuf();
   return ss.str();
 }
-
 
 std::ostream& operator<<(std::ostream& os, const RunResult& r) {
   return os << "exit " << r.exit_code << "\n--- stdout\n" << r.out << "--- stderr\n" << r.err;

@@ -39,7 +39,9 @@ RawBackend::RawBackend(Handler handler) : handler_(std::move(handler)) {
   acceptor_ = std::thread([this] { acceptLoop(); });
 }
 
-RawBackend::~RawBackend() { stop(); }
+RawBackend::~RawBackend() {
+  stop();
+}
 
 std::size_t RawBackend::active() const {
   std::lock_guard lock(mutex_);
@@ -174,7 +176,9 @@ bool echoLoop(int fd, std::string_view pending) {
 
 }  // namespace
 
-void echoHandler(Socket& s) { echoLoop(s.fd(), {}); }
+void echoHandler(Socket& s) {
+  echoLoop(s.fd(), {});
+}
 
 RawBackend::Handler upgradeEchoHandler(std::string early_prefix) {
   return [early_prefix](Socket& s) {

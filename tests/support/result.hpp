@@ -5,11 +5,11 @@
 #include <string>
 #include <utility>
 
+#include <gtest/gtest.h>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gtest/gtest.h>
 
 #include "common/result.hpp"
 

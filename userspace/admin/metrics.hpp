@@ -28,7 +28,7 @@ public:
   void family(std::string_view name, Type type, std::string_view help);
   // One sample of a declared family (for a histogram, `name` is its _bucket/_sum/_count line).
   template <typename T>
-    requires std::is_arithmetic_v<T>
+  requires std::is_arithmetic_v<T>
   void sample(std::string_view name, std::initializer_list<Label> labels, T value) {
     add(name, labels, format(value));
   }
@@ -63,7 +63,7 @@ private:
   static std::string format(std::uint64_t v) { return std::to_string(v); }
   static std::string format(std::int64_t v) { return std::to_string(v); }
   template <typename T>
-    requires std::is_integral_v<T>
+  requires std::is_integral_v<T>
   static std::string format(T v) {
     if constexpr (std::is_signed_v<T>) {
       return format(static_cast<std::int64_t>(v));

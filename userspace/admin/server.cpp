@@ -40,8 +40,8 @@ asio::awaitable<void> serve(tcp::socket socket, const Handler& handler) {
     if (auto q = target.find('?'); q != std::string_view::npos) {
       target = target.substr(0, q);
     }
-    Response r = handler(std::string_view(req.method_string().data(), req.method_string().size()),
-                         target);
+    Response r =
+        handler(std::string_view(req.method_string().data(), req.method_string().size()), target);
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), req.version()};
     res.set(bhttp::field::server, "sluice-admin");
     res.set(bhttp::field::content_type, r.content_type);

@@ -41,9 +41,8 @@ Agent::Agent(AgentConfig config)
     : config_(std::move(config)),
       signals_(control_, SIGTERM, SIGINT),
       drain_timer_(control_),
-      admin_(control_, [this](std::string_view m, std::string_view p) {
-        return pages_.handle(m, p);
-      }),
+      admin_(control_,
+             [this](std::string_view m, std::string_view p) { return pages_.handle(m, p); }),
       reconciler_(translateOptions(config_), snapshots_) {}
 
 Agent::~Agent() = default;
@@ -58,8 +57,8 @@ int Agent::run() {
       return 2;
     }
   }
-  splicing_ = std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir,
-                                                config_.proxy.splice);
+  splicing_ =
+      std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir, config_.proxy.splice);
   if (auto made = makeSource(); !made) {
     log->error("{}", made.error().message());
     return 2;
@@ -108,13 +107,13 @@ int Agent::run() {
 
 Result<void> Agent::makeSource() {
   if (!config_.manifests_dir.empty()) {
-    source_ = std::make_unique<k8s::ManifestSource>(config_.manifests_dir,
-                                                    control_.get_executor(),
+    source_ = std::make_unique<k8s::ManifestSource>(config_.manifests_dir, control_.get_executor(),
                                                     config_.manifest_poll);
     return success();
   }
   namespace api = k8s::api;
-  auto cfg = config_.kubeconfig.empty() ? api::inCluster() : api::loadKubeconfig(config_.kubeconfig);
+  auto cfg =
+      config_.kubeconfig.empty() ? api::inCluster() : api::loadKubeconfig(config_.kubeconfig);
   if (!cfg) {
     return cfg.error().wrap(config_.kubeconfig.empty() ? "in-cluster config"
                                                        : "--kubeconfig " + config_.kubeconfig);
@@ -131,16 +130,16 @@ Result<void> Agent::makeSource() {
                             config_.watch_namespace.empty()
                                 ? std::string(", all namespaces")
                                 : ", namespace " + config_.watch_namespace);
-  auto status = control::IngressStatus::create(
-      control_.get_executor(), *cfg, source->store(),
-      {.enabled = config_.update_status,
-       .publish_address = config_.publish_address,
-       .election_namespace = config_.election_namespace,
-       .election_id = config_.election_id,
-       .lease_duration = config_.lease_duration,
-       .renew_deadline = config_.renew_deadline,
-       .retry_period = config_.retry_period,
-       .ours = {config_.ingress_class, config_.controller}});
+  auto status =
+      control::IngressStatus::create(control_.get_executor(), *cfg, source->store(),
+                                     {.enabled = config_.update_status,
+                                      .publish_address = config_.publish_address,
+                                      .election_namespace = config_.election_namespace,
+                                      .election_id = config_.election_id,
+                                      .lease_duration = config_.lease_duration,
+                                      .renew_deadline = config_.renew_deadline,
+                                      .retry_period = config_.retry_period,
+                                      .ours = {config_.ingress_class, config_.controller}});
   if (!status) {
     return status.error();
   }
@@ -151,8 +150,8 @@ Result<void> Agent::makeSource() {
 
 Result<void> Agent::startWorkers() {
   for (unsigned i = 0; i < config_.workers; ++i) {
-    workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_,
-                                                       splicing_->datapath()));
+    workers_.push_back(
+        std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_, splicing_->datapath()));
     SLUICE_CHECK(workers_.back()->listen(config_.listen_http));
   }
   applyTcpPorts();

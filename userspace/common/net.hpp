@@ -33,6 +33,8 @@ std::string peerAddress(const boost::asio::ip::tcp::socket& socket);
 inline std::int64_t monotonicNs(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
-inline std::int64_t monotonicNs() { return monotonicNs(std::chrono::steady_clock::now()); }
+inline std::int64_t monotonicNs() {
+  return monotonicNs(std::chrono::steady_clock::now());
+}
 
 }  // namespace sluice::net

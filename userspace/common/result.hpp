@@ -50,7 +50,9 @@ private:
 };
 
 // Error from the current errno (call right after the failing syscall or libbpf pointer API).
-inline Error errnoError(std::string context) { return Error(errno, std::move(context)); }
+inline Error errnoError(std::string context) {
+  return Error(errno, std::move(context));
+}
 
 template <typename T>
 class [[nodiscard]] Result {
@@ -119,7 +121,9 @@ private:
 };
 
 // Success for Result<void>.
-inline Result<void> success() { return {}; }
+inline Result<void> success() {
+  return {};
+}
 
 }  // namespace sluice
 
@@ -128,8 +132,8 @@ inline Result<void> success() { return {}; }
 //   SLUICE_TRY(const std::string server, scalar(cluster, "server", where));
 #define SLUICE_TRY(lhs, expr) SLUICE_TRY_IMPL_(SLUICE_TRY_NAME_(sluice_try_, __LINE__), lhs, expr)
 // The same for a Result<void>: returns its error, if any.
-#define SLUICE_CHECK(expr)                          \
-  do {                                              \
+#define SLUICE_CHECK(expr)                           \
+  do {                                               \
     if (auto sluice_check_ = (expr); !sluice_check_) \
       return sluice_check_.error();                  \
   } while (false)

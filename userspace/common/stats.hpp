@@ -14,7 +14,9 @@ namespace sluice {
 
 using Counter = std::atomic<std::uint64_t>;
 
-inline void bump(Counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+inline void bump(Counter& c, std::uint64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
 
 // Control-thread registry that hands out the same stats object for the same key across
 // snapshots, so counters survive config swaps while the route or cluster exists. T is

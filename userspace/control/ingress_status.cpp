@@ -55,9 +55,10 @@ Result<LeaderElectionOptions> electionOptions(const IngressStatusOptions& o) {
 
 }  // namespace
 
-Result<std::unique_ptr<IngressStatus>> IngressStatus::create(
-    boost::asio::any_io_executor executor, const k8s::api::ConnectionConfig& api,
-    const k8s::Store& store, IngressStatusOptions options) {
+Result<std::unique_ptr<IngressStatus>> IngressStatus::create(boost::asio::any_io_executor executor,
+                                                             const k8s::api::ConnectionConfig& api,
+                                                             const k8s::Store& store,
+                                                             IngressStatusOptions options) {
   auto log = log::get("control");
   std::unique_ptr<IngressStatus> self(new IngressStatus());
   std::string publish = options.publish_address;
@@ -83,17 +84,16 @@ Result<std::unique_ptr<IngressStatus>> IngressStatus::create(
   k8s::api::ClientOptions client_options;
   client_options.connect_timeout = client_options.request_timeout =
       std::max<std::chrono::milliseconds>(
-          std::chrono::seconds(1),
-          std::min<std::chrono::milliseconds>(options.renew_deadline / 2,
-                                              std::chrono::seconds(10)));
+          std::chrono::seconds(1), std::min<std::chrono::milliseconds>(options.renew_deadline / 2,
+                                                                       std::chrono::seconds(10)));
   auto client = k8s::api::Client::create(std::move(executor), api, client_options);
   if (!client) {
     return client.error().wrap(api.source);
   }
   self->client_ = *client;
   IngressStatus* raw = self.get();
-  self->writer_ = std::make_shared<StatusWriter>(
-      self->client_, store, std::move(status_options), [raw] {
+  self->writer_ =
+      std::make_shared<StatusWriter>(self->client_, store, std::move(status_options), [raw] {
         return raw->elector_ && raw->elector_->leading() && raw->may_publish_ &&
                raw->may_publish_();
       });
@@ -130,7 +130,9 @@ void IngressStatus::stop() {
   }
 }
 
-bool IngressStatus::settled() const { return !elector_ || elector_->settled(); }
+bool IngressStatus::settled() const {
+  return !elector_ || elector_->settled();
+}
 
 void IngressStatus::renderMetrics(admin::MetricsWriter& out) const {
   if (!writer_) {

@@ -25,8 +25,8 @@
 namespace sluice::control {
 
 struct IngressStatusOptions {
-  bool enabled = true;          // --update-status
-  std::string publish_address;  // comma-separated; "" = HOST_IP from the environment
+  bool enabled = true;             // --update-status
+  std::string publish_address;     // comma-separated; "" = HOST_IP from the environment
   std::string election_namespace;  // "" = POD_NAMESPACE, else sluice-system
   std::string election_id = "sluice-ingress-leader";
   std::chrono::milliseconds lease_duration{15'000};
@@ -63,7 +63,7 @@ public:
 private:
   IngressStatus() = default;
 
-  std::string disabled_;  // why status is not written, if it is not
+  std::string disabled_;                      // why status is not written, if it is not
   std::shared_ptr<k8s::api::Client> client_;  // its own: the source's is shut down at drain
   std::shared_ptr<LeaderElector> elector_;
   std::shared_ptr<StatusWriter> writer_;

@@ -15,8 +15,8 @@
 namespace sluice::control {
 
 using k8s::api::Client;
-using k8s::api::Response;
 using k8s::api::describe;
+using k8s::api::Response;
 using k8s::api::statusOf;
 using k8s::api::urlEncode;
 
@@ -61,8 +61,8 @@ LeaderElector::LeaderElector(std::shared_ptr<Client> client, LeaderElectionOptio
       rng_(std::random_device{}()) {}
 
 std::string LeaderElector::leasePath(bool collection) const {
-  std::string path = "/apis/coordination.k8s.io/v1/namespaces/" + urlEncode(options_.ns) +
-                     "/leases";
+  std::string path =
+      "/apis/coordination.k8s.io/v1/namespaces/" + urlEncode(options_.ns) + "/leases";
   return collection ? path : path + "/" + urlEncode(options_.name);
 }
 
@@ -92,8 +92,8 @@ void LeaderElector::renewed(Clock::time_point sent) {
     leading_ = true;
     stats_.leading = true;
     ++stats_.acquisitions;
-    log::get("k8s")->info("leader election: {} leads Lease {}/{}", options_.identity,
-                          options_.ns, options_.name);
+    log::get("k8s")->info("leader election: {} leads Lease {}/{}", options_.identity, options_.ns,
+                          options_.name);
     if (on_change_) {
       on_change_(true);
     }
@@ -102,8 +102,8 @@ void LeaderElector::renewed(Clock::time_point sent) {
   expiry_.expires_at(renewed_at_ + options_.renew_deadline);
   expiry_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     auto self = weak.lock();
-    if (!ec && self && self->leading_ && Clock::now() >= self->renewed_at_ +
-                                                          self->options_.renew_deadline) {
+    if (!ec && self && self->leading_ &&
+        Clock::now() >= self->renewed_at_ + self->options_.renew_deadline) {
       self->lose("no renewal succeeded within the renew deadline (" +
                  std::to_string(self->options_.renew_deadline.count()) + " ms)");
     }
@@ -118,8 +118,8 @@ void LeaderElector::lose(const std::string& why) {
   leading_ = false;
   stats_.leading = false;
   ++stats_.losses;
-  log::get("k8s")->warn("leader election: {} lost Lease {}/{}: {}", options_.identity,
-                        options_.ns, options_.name, why);
+  log::get("k8s")->warn("leader election: {} lost Lease {}/{}: {}", options_.identity, options_.ns,
+                        options_.name, why);
   if (on_change_) {
     on_change_(false);
   }
@@ -218,16 +218,15 @@ awaitable<bool> LeaderElector::tryAcquireOrRenew() {
     co_return false;
   }
   if (statusOf(got) == 404) {
-    json::object lease{
-        {"apiVersion", "coordination.k8s.io/v1"},
-        {"kind", "Lease"},
-        {"metadata", {{"name", options_.name}, {"namespace", options_.ns}}},
-        {"spec",
-         {{"holderIdentity", options_.identity},
-          {"leaseDurationSeconds", lease_s.count()},
-          {"acquireTime", now_text},
-          {"renewTime", now_text},
-          {"leaseTransitions", 0}}}};
+    json::object lease{{"apiVersion", "coordination.k8s.io/v1"},
+                       {"kind", "Lease"},
+                       {"metadata", {{"name", options_.name}, {"namespace", options_.ns}}},
+                       {"spec",
+                        {{"holderIdentity", options_.identity},
+                         {"leaseDurationSeconds", lease_s.count()},
+                         {"acquireTime", now_text},
+                         {"renewTime", now_text},
+                         {"leaseTransitions", 0}}}};
     Result<Response> created = co_await client_->post(leasePath(true), json::serialize(lease));
     if (created && created->ok()) {
       stats_.holder = options_.identity;
@@ -268,9 +267,7 @@ awaitable<bool> LeaderElector::tryAcquireOrRenew() {
   }
   const bool ours = record.holder == options_.identity;
   if (!ours && !record.holder.empty()) {
-    const auto duration =
-        record.duration_s > 0 ? std::chrono::seconds(record.duration_s)
-                              : lease_s;
+    const auto duration = record.duration_s > 0 ? std::chrono::seconds(record.duration_s) : lease_s;
     if (now < observed_at_ + duration) {
       if (leading_) {
         lose("the Lease names " + record.holder);

@@ -44,13 +44,13 @@ Result<void> validate(const LeaderElectionOptions& options);
 
 struct LeaderStats {
   bool leading = false;
-  std::string holder;                // the holder last seen on the Lease ("" = none or unknown)
-  std::uint64_t acquisitions = 0;    // times we became the leader
-  std::uint64_t losses = 0;          // times leading ended (release on stop() not counted)
-  std::uint64_t renewals = 0;        // successful writes of the Lease naming us
-  std::uint64_t conflicts = 0;       // writes refused with 409 (another candidate raced us)
-  std::uint64_t failures = 0;        // other failed requests
-  std::string last_error;            // "" while healthy
+  std::string holder;              // the holder last seen on the Lease ("" = none or unknown)
+  std::uint64_t acquisitions = 0;  // times we became the leader
+  std::uint64_t losses = 0;        // times leading ended (release on stop() not counted)
+  std::uint64_t renewals = 0;      // successful writes of the Lease naming us
+  std::uint64_t conflicts = 0;     // writes refused with 409 (another candidate raced us)
+  std::uint64_t failures = 0;      // other failed requests
+  std::string last_error;          // "" while healthy
 };
 
 class LeaderElector : public std::enable_shared_from_this<LeaderElector> {

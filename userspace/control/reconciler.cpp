@@ -93,9 +93,9 @@ std::shared_ptr<const proxy::Snapshot> Reconciler::build(
   const auto& names = snap->routes->clusterNames();
   snap->balancers.reserve(names.size());
   for (const std::string& name : names) {
-    auto it = std::lower_bound(
-        desired->clusters.begin(), desired->clusters.end(), name,
-        [](const model::Cluster& c, const std::string& n) { return c.name < n; });
+    auto it =
+        std::lower_bound(desired->clusters.begin(), desired->clusters.end(), name,
+                         [](const model::Cluster& c, const std::string& n) { return c.name < n; });
     model::Cluster empty;
     empty.name = name;
     snap->balancers.push_back(
@@ -118,8 +118,7 @@ std::shared_ptr<const proxy::Snapshot> Reconciler::build(
 void Reconciler::renderMetrics(admin::MetricsWriter& out) const {
   proxy::renderRouteMetrics(out, route_stats_);
   upstream::renderClusterMetrics(out, cluster_stats_);
-  out.gauge("sluice_config_generation", "Generation of the routing snapshot served.",
-            generation_);
+  out.gauge("sluice_config_generation", "Generation of the routing snapshot served.", generation_);
   out.counter("sluice_config_reloads_total", "Manifest changes translated.", reloads_);
   out.gauge("sluice_rejected_objects",
             "Objects or files skipped or partly ignored in the current state.",

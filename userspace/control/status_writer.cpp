@@ -15,17 +15,17 @@
 
 namespace sluice::control {
 
-using k8s::api::Client;
-using k8s::api::Response;
-using k8s::api::describe;
-using k8s::api::statusOf;
-using k8s::api::urlEncode;
+using k8s::decodeObject;
 using k8s::Ingress;
+using k8s::isOurIngress;
 using k8s::LoadBalancerIngress;
 using k8s::Object;
 using k8s::Store;
-using k8s::decodeObject;
-using k8s::isOurIngress;
+using k8s::api::Client;
+using k8s::api::describe;
+using k8s::api::Response;
+using k8s::api::statusOf;
+using k8s::api::urlEncode;
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -209,8 +209,7 @@ Result<std::string> StatusWriter::statusUpdate(const std::string& fetched) const
   // Decide on the version we are about to overwrite, not the cached one.
   Result<Object> decoded = decodeObject(doc);
   const Ingress* fresh = decoded ? std::get_if<Ingress>(&*decoded) : nullptr;
-  if (fresh == nullptr || !isOurIngress(*fresh, store_, options_.ours) ||
-      current(*fresh)) {
+  if (fresh == nullptr || !isOurIngress(*fresh, store_, options_.ours) || current(*fresh)) {
     return std::string();
   }
   json::value& status = doc.get_object()["status"];
@@ -227,8 +226,8 @@ Result<std::string> StatusWriter::statusUpdate(const std::string& fetched) const
 
 awaitable<StatusWriter::Outcome> StatusWriter::writeOnce(const std::string& ns,
                                                          const std::string& name) {
-  const std::string path = "/apis/networking.k8s.io/v1/namespaces/" + urlEncode(ns) +
-                           "/ingresses/" + urlEncode(name);
+  const std::string path =
+      "/apis/networking.k8s.io/v1/namespaces/" + urlEncode(ns) + "/ingresses/" + urlEncode(name);
   const std::string what = "Ingress " + ns + "/" + name;
   Result<Response> got = co_await client_->get(path);
   if (stopped_ || statusOf(got) == 404) {

@@ -52,8 +52,8 @@ struct StatusWriterStats {
 
 class StatusWriter : public std::enable_shared_from_this<StatusWriter> {
 public:
-  StatusWriter(std::shared_ptr<k8s::api::Client> client, const k8s::Store& store, StatusWriterOptions options,
-               std::function<bool()> may_write);
+  StatusWriter(std::shared_ptr<k8s::api::Client> client, const k8s::Store& store,
+               StatusWriterOptions options, std::function<bool()> may_write);
 
   void start();
   void kick();  // re-check every Ingress soon (after the back-off, if a pass failed)

@@ -287,7 +287,8 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data) {
         break;
 
       case State::kDone:
-      case State::kError: break;  // unreachable: handled before the loop
+      case State::kError:
+        break;  // unreachable: handled before the loop
     }
     ++i;
   }

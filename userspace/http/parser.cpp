@@ -19,7 +19,9 @@ constexpr std::size_t kMaxLeadingEmptyLines = 4;
 // Content of a path when the target has none (absolute-form "http://h" or "http://h?q").
 constexpr std::string_view kRootPath = "/";
 
-ParseResult fail(ParseError e) { return {ParseStatus::kError, e, 0}; }
+ParseResult fail(ParseError e) {
+  return {ParseStatus::kError, e, 0};
+}
 
 // The head view is the buffer cut at max_head_bytes: running out of it while the buffer goes on
 // means the head is too large; running out of the buffer means we wait.
@@ -176,7 +178,8 @@ ParseError onField(std::string_view name, std::string_view value, int version_mi
         }
       }
       break;
-    default: break;
+    default:
+      break;
   }
   return ParseError::kNone;
 }
@@ -347,40 +350,66 @@ void resetResponse(ResponseHead& out) {
 
 int statusFor(ParseError e) {
   switch (e) {
-    case ParseError::kRequestLineTooLong: return 414;
+    case ParseError::kRequestLineTooLong:
+      return 414;
     case ParseError::kHeadTooLarge:
-    case ParseError::kTooManyHeaders: return 431;
-    default: return 400;
+    case ParseError::kTooManyHeaders:
+      return 431;
+    default:
+      return 400;
   }
 }
 
 std::string_view errorName(ParseError e) {
   switch (e) {
-    case ParseError::kNone: return "none";
-    case ParseError::kBadRequestLine: return "bad_request_line";
-    case ParseError::kBadMethod: return "bad_method";
-    case ParseError::kBadTarget: return "bad_target";
-    case ParseError::kBadVersion: return "bad_version";
-    case ParseError::kBadStatusLine: return "bad_status_line";
-    case ParseError::kBadHeaderName: return "bad_header_name";
-    case ParseError::kBadHeaderValue: return "bad_header_value";
-    case ParseError::kObsFold: return "obs_fold";
-    case ParseError::kBareCr: return "bare_cr";
-    case ParseError::kRequestLineTooLong: return "request_line_too_long";
-    case ParseError::kHeadTooLarge: return "head_too_large";
-    case ParseError::kTooManyHeaders: return "too_many_headers";
-    case ParseError::kBadContentLength: return "bad_content_length";
-    case ParseError::kConflictingContentLength: return "conflicting_content_length";
+    case ParseError::kNone:
+      return "none";
+    case ParseError::kBadRequestLine:
+      return "bad_request_line";
+    case ParseError::kBadMethod:
+      return "bad_method";
+    case ParseError::kBadTarget:
+      return "bad_target";
+    case ParseError::kBadVersion:
+      return "bad_version";
+    case ParseError::kBadStatusLine:
+      return "bad_status_line";
+    case ParseError::kBadHeaderName:
+      return "bad_header_name";
+    case ParseError::kBadHeaderValue:
+      return "bad_header_value";
+    case ParseError::kObsFold:
+      return "obs_fold";
+    case ParseError::kBareCr:
+      return "bare_cr";
+    case ParseError::kRequestLineTooLong:
+      return "request_line_too_long";
+    case ParseError::kHeadTooLarge:
+      return "head_too_large";
+    case ParseError::kTooManyHeaders:
+      return "too_many_headers";
+    case ParseError::kBadContentLength:
+      return "bad_content_length";
+    case ParseError::kConflictingContentLength:
+      return "conflicting_content_length";
     case ParseError::kContentLengthWithTransferEncoding:
       return "content_length_with_transfer_encoding";
-    case ParseError::kBadTransferEncoding: return "bad_transfer_encoding";
-    case ParseError::kMissingHost: return "missing_host";
-    case ParseError::kMultipleHost: return "multiple_host";
-    case ParseError::kBadHost: return "bad_host";
-    case ParseError::kBadChunkSize: return "bad_chunk_size";
-    case ParseError::kBadChunkExtension: return "bad_chunk_extension";
-    case ParseError::kBadChunkData: return "bad_chunk_data";
-    case ParseError::kBadTrailer: return "bad_trailer";
+    case ParseError::kBadTransferEncoding:
+      return "bad_transfer_encoding";
+    case ParseError::kMissingHost:
+      return "missing_host";
+    case ParseError::kMultipleHost:
+      return "multiple_host";
+    case ParseError::kBadHost:
+      return "bad_host";
+    case ParseError::kBadChunkSize:
+      return "bad_chunk_size";
+    case ParseError::kBadChunkExtension:
+      return "bad_chunk_extension";
+    case ParseError::kBadChunkData:
+      return "bad_chunk_data";
+    case ParseError::kBadTrailer:
+      return "bad_trailer";
   }
   return "unknown";
 }
@@ -433,7 +462,8 @@ bool isHopByHop(std::string_view name, std::string_view connection_value) {
         return true;
       }
       break;
-    default: break;
+    default:
+      break;
   }
   bool listed = false;
   detail::forEachListElement(connection_value, [&](std::string_view token) {
@@ -442,18 +472,16 @@ bool isHopByHop(std::string_view name, std::string_view connection_value) {
   return listed;
 }
 
-ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limits& limits) {
-  resetRequest(out);
-  const char* const begin = buf.data();
-  Cursor c{begin, begin + std::min(buf.size(), limits.max_head_bytes),
-           buf.size() > limits.max_head_bytes};
+namespace {
 
+// RFC 9112 allows (and we bound) empty lines before a request line. kComplete: at the line.
+ParseResult skipLeadingEmptyLines(Cursor& c) {
   for (std::size_t lines = 0;; ++lines) {
     if (c.p == c.end) {
       return c.needMore();
     }
     if (*c.p != '\r') {
-      break;
+      return {ParseStatus::kComplete, ParseError::kNone, 0};
     }
     if (c.p + 1 == c.end) {
       return c.needMore();
@@ -466,11 +494,15 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
     }
     c.p += 2;
   }
+}
 
+// "METHOD SP target SP HTTP/1.x CRLF" into out; kComplete leaves the cursor after the CRLF.
+ParseResult parseRequestLine(Cursor& c, std::string_view buf, RequestHead& out,
+                             const Limits& limits) {
   // Method, target and version are scanned inside the request-line budget; hitting the budget
   // with more bytes in the buffer means the line is too long (its CRLF may lie past the budget).
   const char* const line = c.p;
-  const auto line_offset = static_cast<std::size_t>(line - begin);
+  const auto line_offset = static_cast<std::size_t>(line - buf.data());
   const char* const line_end =
       line + std::min(static_cast<std::size_t>(c.end - line), limits.max_request_line);
   const auto lineNeedMore = [&](const char* at) {
@@ -480,7 +512,6 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
     }
     return c.needMore();
   };
-
   const char* q = detail::scanToken(line, line_end);
   if (q == line_end) {
     return lineNeedMore(q);
@@ -490,7 +521,6 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
     return c.unexpected(q, structural ? ParseError::kBadRequestLine : ParseError::kBadMethod);
   }
   out.method = std::string_view(line, static_cast<std::size_t>(q - line));
-
   const char* const target = q + 1;
   q = detail::scanTarget(target, line_end);
   if (q == line_end) {
@@ -501,7 +531,6 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
     return c.unexpected(q, structural ? ParseError::kBadRequestLine : ParseError::kBadTarget);
   }
   out.target = std::string_view(target, static_cast<std::size_t>(q - target));
-
   const char* const version = q + 1;
   constexpr std::string_view kProto = "HTTP/1.";
   for (std::size_t i = 0; i <= kProto.size(); ++i) {
@@ -530,48 +559,13 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
     return fail(ParseError::kBareCr);
   }
   c.p = q + 2;
-
-  if (const ParseError e = classifyTarget(out); e != ParseError::kNone) {
-    return fail(e);
-  }
-
-  Framing f;
-  const std::size_t max_headers = std::min(limits.max_headers, kMaxHeaders);
-  if (const ParseResult r =
-          parseFields<true>(c, out.headers, out.header_count, max_headers, out.version_minor, f);
-      r.status != ParseStatus::kComplete) {
-    return r;
-  }
-
-  if (f.content_length_count != 0 && f.transfer_encoding_count != 0) {
-    return fail(ParseError::kContentLengthWithTransferEncoding);
-  }
-  if (out.version_minor == 1 && f.host_count == 0) {
-    return fail(ParseError::kMissingHost);
-  }
-
-  out.host = f.host;
-  if (f.transfer_encoding_count != 0) {
-    out.body = BodyKind::kChunked;
-  } else if (f.content_length != 0) {
-    out.body = BodyKind::kContentLength;
-    out.content_length = f.content_length;
-  }
-  out.keep_alive = keepAlive(out.version_minor, f);
-  out.expect_continue = f.expect_continue;
-  out.upgrade = f.connection_upgrade && f.upgrade_header;
-  return {ParseStatus::kComplete, ParseError::kNone, static_cast<std::size_t>(c.p - begin)};
+  return {ParseStatus::kComplete, ParseError::kNone, 0};
 }
 
-ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
-                              std::string_view request_method, const Limits& limits) {
-  resetResponse(out);
-  const char* const begin = buf.data();
-  Cursor c{begin, begin + std::min(buf.size(), limits.max_head_bytes),
-           buf.size() > limits.max_head_bytes};
-
-  // "HTTP/1.x SP 3DIGIT" then either CRLF or SP reason CRLF. Unlike requests no empty lines are
-  // skipped: one before a response means the previous body was framed differently upstream.
+// "HTTP/1.x SP 3DIGIT" then either CRLF or SP reason CRLF. Unlike requests no empty lines are
+// skipped: one before a response means the previous body was framed differently upstream.
+ParseResult parseStatusLine(Cursor& c, ResponseHead& out) {
+  const char* const begin = c.p;
   constexpr std::string_view kProto = "HTTP/1.";
   const char* p = c.p;
   constexpr std::size_t kStatusLinePrefix = kProto.size() + 5;  // minor, SP, 3DIGIT
@@ -607,7 +601,6 @@ ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
   if (out.status < 100 || out.status > 599) {
     return fail(ParseError::kBadStatusLine);
   }
-
   if (p == c.end) {
     return c.needMore();
   }
@@ -629,19 +622,11 @@ ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
     return fail(ParseError::kBareCr);
   }
   c.p = p + 2;
+  return {ParseStatus::kComplete, ParseError::kNone, 0};
+}
 
-  Framing f;
-  const std::size_t max_headers = std::min(limits.max_headers, kMaxHeaders);
-  if (const ParseResult r =
-          parseFields<false>(c, out.headers, out.header_count, max_headers, out.version_minor, f);
-      r.status != ParseStatus::kComplete) {
-    return r;
-  }
-  if (f.content_length_count != 0 && f.transfer_encoding_count != 0) {
-    return fail(ParseError::kContentLengthWithTransferEncoding);
-  }
-
-  // RFC 9112 §6.3, in its order of precedence.
+// RFC 9112 §6.3, in its order of precedence.
+void responseFraming(ResponseHead& out, const Framing& f, std::string_view request_method) {
   out.keep_alive = keepAlive(out.version_minor, f);
   const int s = out.status;
   if (s < 200 || s == 204 || s == 304 || request_method == "HEAD" ||
@@ -667,6 +652,71 @@ ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
   if (s == 101) {
     out.keep_alive = false;
   }
+}
+
+}  // namespace
+
+ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limits& limits) {
+  resetRequest(out);
+  const char* const begin = buf.data();
+  Cursor c{begin, begin + std::min(buf.size(), limits.max_head_bytes),
+           buf.size() > limits.max_head_bytes};
+  if (const ParseResult r = skipLeadingEmptyLines(c); r.status != ParseStatus::kComplete) {
+    return r;
+  }
+  if (const ParseResult r = parseRequestLine(c, buf, out, limits);
+      r.status != ParseStatus::kComplete) {
+    return r;
+  }
+  if (const ParseError e = classifyTarget(out); e != ParseError::kNone) {
+    return fail(e);
+  }
+  Framing f;
+  const std::size_t max_headers = std::min(limits.max_headers, kMaxHeaders);
+  if (const ParseResult r =
+          parseFields<true>(c, out.headers, out.header_count, max_headers, out.version_minor, f);
+      r.status != ParseStatus::kComplete) {
+    return r;
+  }
+  if (f.content_length_count != 0 && f.transfer_encoding_count != 0) {
+    return fail(ParseError::kContentLengthWithTransferEncoding);
+  }
+  if (out.version_minor == 1 && f.host_count == 0) {
+    return fail(ParseError::kMissingHost);
+  }
+  out.host = f.host;
+  if (f.transfer_encoding_count != 0) {
+    out.body = BodyKind::kChunked;
+  } else if (f.content_length != 0) {
+    out.body = BodyKind::kContentLength;
+    out.content_length = f.content_length;
+  }
+  out.keep_alive = keepAlive(out.version_minor, f);
+  out.expect_continue = f.expect_continue;
+  out.upgrade = f.connection_upgrade && f.upgrade_header;
+  return {ParseStatus::kComplete, ParseError::kNone, static_cast<std::size_t>(c.p - begin)};
+}
+
+ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
+                              std::string_view request_method, const Limits& limits) {
+  resetResponse(out);
+  const char* const begin = buf.data();
+  Cursor c{begin, begin + std::min(buf.size(), limits.max_head_bytes),
+           buf.size() > limits.max_head_bytes};
+  if (const ParseResult r = parseStatusLine(c, out); r.status != ParseStatus::kComplete) {
+    return r;
+  }
+  Framing f;
+  const std::size_t max_headers = std::min(limits.max_headers, kMaxHeaders);
+  if (const ParseResult r =
+          parseFields<false>(c, out.headers, out.header_count, max_headers, out.version_minor, f);
+      r.status != ParseStatus::kComplete) {
+    return r;
+  }
+  if (f.content_length_count != 0 && f.transfer_encoding_count != 0) {
+    return fail(ParseError::kContentLengthWithTransferEncoding);
+  }
+  responseFraming(out, f, request_method);
   return {ParseStatus::kComplete, ParseError::kNone, static_cast<std::size_t>(c.p - begin)};
 }
 

@@ -34,29 +34,29 @@ enum class ParseStatus : std::uint8_t {
 
 enum class ParseError : std::uint8_t {
   kNone,
-  kBadRequestLine,        // structure of the request line (spaces, missing parts)
-  kBadMethod,             // method is not a token
-  kBadTarget,             // request-target has invalid bytes or form
-  kBadVersion,            // not HTTP/1.0 or HTTP/1.1
-  kBadStatusLine,         // response status line
-  kBadHeaderName,         // empty, non-token, or whitespace before the colon
-  kBadHeaderValue,        // control bytes or DEL in a field value
-  kObsFold,               // a line starting with SP/HTAB (obsolete line folding)
-  kBareCr,                // CR not followed by LF, or LF without CR
-  kRequestLineTooLong,    // over Limits::max_request_line -> 414
-  kHeadTooLarge,          // over Limits::max_head_bytes -> 431
-  kTooManyHeaders,        // over Limits::max_headers -> 431
-  kBadContentLength,      // not 1*DIGIT, or overflows uint64
+  kBadRequestLine,            // structure of the request line (spaces, missing parts)
+  kBadMethod,                 // method is not a token
+  kBadTarget,                 // request-target has invalid bytes or form
+  kBadVersion,                // not HTTP/1.0 or HTTP/1.1
+  kBadStatusLine,             // response status line
+  kBadHeaderName,             // empty, non-token, or whitespace before the colon
+  kBadHeaderValue,            // control bytes or DEL in a field value
+  kObsFold,                   // a line starting with SP/HTAB (obsolete line folding)
+  kBareCr,                    // CR not followed by LF, or LF without CR
+  kRequestLineTooLong,        // over Limits::max_request_line -> 414
+  kHeadTooLarge,              // over Limits::max_head_bytes -> 431
+  kTooManyHeaders,            // over Limits::max_headers -> 431
+  kBadContentLength,          // not 1*DIGIT, or overflows uint64
   kConflictingContentLength,  // repeated Content-Length (even with equal values)
   kContentLengthWithTransferEncoding,
-  kBadTransferEncoding,   // unknown coding, chunked not final, chunked twice, or TE in HTTP/1.0
-  kMissingHost,           // HTTP/1.1 request without Host
-  kMultipleHost,          // more than one Host header
-  kBadHost,               // Host value is not a valid authority
-  kBadChunkSize,          // chunk-size not hex, too long, or overflows
-  kBadChunkExtension,     // chunk-ext with invalid bytes
-  kBadChunkData,          // chunk data not followed by CRLF
-  kBadTrailer,            // invalid trailer field
+  kBadTransferEncoding,  // unknown coding, chunked not final, chunked twice, or TE in HTTP/1.0
+  kMissingHost,          // HTTP/1.1 request without Host
+  kMultipleHost,         // more than one Host header
+  kBadHost,              // Host value is not a valid authority
+  kBadChunkSize,         // chunk-size not hex, too long, or overflows
+  kBadChunkExtension,    // chunk-ext with invalid bytes
+  kBadChunkData,         // chunk data not followed by CRLF
+  kBadTrailer,           // invalid trailer field
 };
 
 // The HTTP status a client gets for a request that failed with `e` (400, 414 or 431).
@@ -146,13 +146,31 @@ public:
 
 private:
   enum class State : std::uint8_t {
-    kSize, kExt, kSizeLf, kData, kDataCr, kDataLf, kTrailerStart, kTrailer, kTrailerLf,
-    kFinalLf, kDone, kError
+    kSize,
+    kExt,
+    kSizeLf,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailerStart,
+    kTrailer,
+    kTrailerLf,
+    kFinalLf,
+    kDone,
+    kError
   };
   // Position inside a chunk-ext (RFC 9112 §7.1.1); BWS is SP/HTAB only.
   enum class ExtState : std::uint8_t {
-    kBeforeSemi, kBeforeName, kName, kAfterName, kBeforeValue, kToken, kQuoted, kQuotedEscape,
-    kAfterQuoted, kAfterValue
+    kBeforeSemi,
+    kBeforeName,
+    kName,
+    kAfterName,
+    kBeforeValue,
+    kToken,
+    kQuoted,
+    kQuotedEscape,
+    kAfterQuoted,
+    kAfterValue
   };
   static constexpr std::size_t kTrailerNameCapture = 18;  // longest name checked, plus one
 

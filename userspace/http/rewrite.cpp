@@ -60,7 +60,8 @@ void buildUpstreamHead(const RequestHead& req, std::string_view path, const Forw
   } else if (req.body == BodyKind::kContentLength) {
     char digits[24];
     auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req.content_length);
-    appendField(out, "Content-Length", std::string_view(digits, static_cast<std::size_t>(end - digits)));
+    appendField(out, "Content-Length",
+                std::string_view(digits, static_cast<std::size_t>(end - digits)));
   }
   if (req.upgrade) {
     out.append("Connection: upgrade\r\n");
@@ -79,8 +80,7 @@ void buildUpstreamHead(const RequestHead& req, std::string_view path, const Forw
   out.append("\r\n");
 }
 
-void buildResponseHead(const ResponseHead& resp, bool close, bool client_http10,
-                       std::string& out) {
+void buildResponseHead(const ResponseHead& resp, bool close, bool client_http10, std::string& out) {
   const std::string_view connection = findHeader(resp.headers, resp.header_count, "connection");
   out.clear();
   out.append("HTTP/1.1 ");

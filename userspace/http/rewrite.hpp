@@ -15,8 +15,8 @@ namespace sluice::http {
 
 // What the agent adds about the client to a request it forwards.
 struct Forwarding {
-  std::string_view client_ip;        // the peer, appended to X-Forwarded-For
-  std::string_view proto = "http";   // X-Forwarded-Proto
+  std::string_view client_ip;       // the peer, appended to X-Forwarded-For
+  std::string_view proto = "http";  // X-Forwarded-Proto
 };
 
 // The request head sent upstream, into `out` (cleared first): the request line with `path`

@@ -83,9 +83,15 @@ constexpr std::array<char, 256> makeLowerTable() {
 
 inline constexpr std::array<char, 256> kLower = makeLowerTable();
 
-inline bool is(char c, CharClass cls) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
-inline char toLower(char c) { return kLower[static_cast<unsigned char>(c)]; }
-inline bool isWs(char c) { return c == ' ' || c == '\t'; }
+inline bool is(char c, CharClass cls) {
+  return (kClass[static_cast<unsigned char>(c)] & cls) != 0;
+}
+inline char toLower(char c) {
+  return kLower[static_cast<unsigned char>(c)];
+}
+inline bool isWs(char c) {
+  return c == ' ' || c == '\t';
+}
 inline int hexValue(char c) {
   if (c >= '0' && c <= '9') {
     return c - '0';
@@ -106,11 +112,16 @@ inline constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
 inline std::uint64_t load64(const char* p) {
   std::uint64_t x;
   std::memcpy(&x, p, sizeof x);
-  if constexpr (std::endian::native == std::endian::big) x = __builtin_bswap64(x);
+  if constexpr (std::endian::native == std::endian::big)
+    x = __builtin_bswap64(x);
   return x;
 }
-inline std::uint64_t anyZero(std::uint64_t x) { return (x - kOnes) & ~x & kHighs; }
-inline std::uint64_t anyEqual(std::uint64_t x, unsigned char c) { return anyZero(x ^ (kOnes * c)); }
+inline std::uint64_t anyZero(std::uint64_t x) {
+  return (x - kOnes) & ~x & kHighs;
+}
+inline std::uint64_t anyEqual(std::uint64_t x, unsigned char c) {
+  return anyZero(x ^ (kOnes * c));
+}
 // Some byte < n (n <= 128); bytes >= 0x80 never match.
 inline std::uint64_t anyLess(std::uint64_t x, unsigned char n) {
   return (x - kOnes * n) & ~x & kHighs;

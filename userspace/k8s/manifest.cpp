@@ -439,8 +439,7 @@ ManifestSource::FileState ManifestSource::parseFile(const std::string& name,
     if (ref && old != nullptr && !state.objects.contains(*ref)) {
       if (auto last = old->objects.find(*ref); last != old->objects.end()) {
         state.objects.emplace(last->first, last->second);
-        state.warnings.push_back(
-            {name, decoded.error().message() + "; keeping last good version"});
+        state.warnings.push_back({name, decoded.error().message() + "; keeping last good version"});
         continue;
       }
     }

@@ -8,8 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,9 +21,9 @@
 #include <boost/json/value.hpp>
 
 #include "k8s/objects.hpp"
-#include "k8s/store.hpp"
 #include "k8s/problem.hpp"
 #include "k8s/source.hpp"
+#include "k8s/store.hpp"
 
 namespace sluice::k8s {
 

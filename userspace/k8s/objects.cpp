@@ -14,9 +14,13 @@ std::string EndpointSlice::serviceName() const {
   return it == metadata.labels.end() ? std::string() : it->second;
 }
 
-std::string ObjectRef::key() const { return ns.empty() ? name : ns + "/" + name; }
+std::string ObjectRef::key() const {
+  return ns.empty() ? name : ns + "/" + name;
+}
 
-std::string ObjectRef::display() const { return kind + " " + key(); }
+std::string ObjectRef::display() const {
+  return kind + " " + key();
+}
 
 Result<NamespacedName> parseNamespacedName(std::string_view text) {
   const auto slash = text.find('/');
@@ -27,7 +31,9 @@ Result<NamespacedName> parseNamespacedName(std::string_view text) {
   return NamespacedName{std::string(text.substr(0, slash)), std::string(text.substr(slash + 1))};
 }
 
-bool isClusterScoped(std::string_view kind) { return kind == "IngressClass"; }
+bool isClusterScoped(std::string_view kind) {
+  return kind == "IngressClass";
+}
 
 std::string_view kindOf(const Object& object) {
   struct Visitor {

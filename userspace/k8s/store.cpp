@@ -90,7 +90,9 @@ bool Store::contains(const ObjectRef& ref) const {
   return false;
 }
 
-void Store::clear() { *this = Store(); }
+void Store::clear() {
+  *this = Store();
+}
 
 std::size_t Store::size() const {
   return ingresses_.size() + ingress_classes_.size() + services_.size() + endpoint_slices_.size() +

@@ -54,8 +54,7 @@ EndpointState* Balancer::pickRoundRobin(std::int64_t now_ns, std::uint32_t exclu
   return fallback;
 }
 
-EndpointState* Balancer::pickLeastRequest(std::int64_t now_ns, std::uint32_t exclude_id,
-                                          Rng& rng) {
+EndpointState* Balancer::pickLeastRequest(std::int64_t now_ns, std::uint32_t exclude_id, Rng& rng) {
   const auto n = static_cast<std::uint32_t>(endpoints_.size());
   auto usable = [&](const EndpointState* ep) {
     return ep->id() != exclude_id && !ep->ejected(now_ns);

@@ -18,8 +18,8 @@
 namespace sluice::lb {
 
 struct EjectionPolicy {
-  std::int64_t base_ns = 1'000'000'000;   // first ejection: 1 s
-  std::int64_t max_ns = 30'000'000'000;   // doubling per consecutive failure, capped at 30 s
+  std::int64_t base_ns = 1'000'000'000;  // first ejection: 1 s
+  std::int64_t max_ns = 30'000'000'000;  // doubling per consecutive failure, capped at 30 s
 };
 
 class EndpointState {

@@ -42,7 +42,7 @@ inline std::string lowerAscii(std::string s) {
 struct Endpoint {
   std::string address;  // IP literal (v4 dotted, v6 without brackets)
   std::uint16_t port = 0;
-  bool ready = true;        // false means the fallback set (serving+terminating) is in use
+  bool ready = true;  // false means the fallback set (serving+terminating) is in use
   bool operator==(const Endpoint&) const = default;
 };
 
@@ -63,7 +63,7 @@ struct PathRule {
 };
 
 struct VirtualHost {
-  std::string host;  // lower-case; "" = rules without host; "*.example.com" = wildcard
+  std::string host;             // lower-case; "" = rules without host; "*.example.com" = wildcard
   std::vector<PathRule> paths;  // deduplicated by (path, type): the winning Ingress's rule kept
   std::optional<std::string> default_cluster;  // defaultBackend of the Ingresses with rules here
   bool operator==(const VirtualHost&) const = default;
@@ -82,11 +82,11 @@ using Warning = k8s::Problem;
 
 struct DesiredState {
   std::uint64_t generation = 0;
-  std::vector<VirtualHost> hosts;                  // sorted by host
-  std::optional<std::string> default_cluster;      // oldest Ingress defaultBackend of our class
-  std::vector<TcpRoute> tcp_routes;                // sorted by port
-  std::vector<Cluster> clusters;                   // sorted by name, every name referenced above
-  std::vector<Warning> warnings;                   // objects skipped or partly ignored
+  std::vector<VirtualHost> hosts;              // sorted by host
+  std::optional<std::string> default_cluster;  // oldest Ingress defaultBackend of our class
+  std::vector<TcpRoute> tcp_routes;            // sorted by port
+  std::vector<Cluster> clusters;               // sorted by name, every name referenced above
+  std::vector<Warning> warnings;               // objects skipped or partly ignored
 };
 
 }  // namespace sluice::model

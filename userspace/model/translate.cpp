@@ -77,7 +77,8 @@ public:
     for (const auto& [key, ing] : store_.ingresses()) {
       if (k8s::isOurIngress(ing, store_, options_.classes)) {
         ours.push_back(&ing);
-      } else if (ing.ingress_class_name && *ing.ingress_class_name == options_.classes.ingress_class &&
+      } else if (ing.ingress_class_name &&
+                 *ing.ingress_class_name == options_.classes.ingress_class &&
                  !store_.ingressClasses().contains(*ing.ingress_class_name)) {
         // Not another controller's Ingress: most likely our IngressClass was never created.
         warn("Ingress " + key, "IngressClass " + *ing.ingress_class_name +
@@ -152,8 +153,8 @@ private:
       // "namespace/service:port"; the port is a number or a Service port name.
       const auto slash = value.find('/');
       const auto colon = value.rfind(':');
-      if (slash == std::string::npos || colon == std::string::npos || colon < slash ||
-          slash == 0 || colon == slash + 1 || colon + 1 == value.size() ||
+      if (slash == std::string::npos || colon == std::string::npos || colon < slash || slash == 0 ||
+          colon == slash + 1 || colon + 1 == value.size() ||
           value.find('/', slash + 1) != std::string::npos) {
         warn(object, where + ": value must be \"namespace/service:port\"; skipped");
         continue;

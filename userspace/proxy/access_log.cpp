@@ -15,7 +15,9 @@ namespace {
 std::shared_ptr<spdlog::logger> g_logger;
 std::atomic<AccessLogFn> g_sink{nullptr};
 
-void write(std::string_view line) { g_logger->info(line); }
+void write(std::string_view line) {
+  g_logger->info(line);
+}
 
 }  // namespace
 
@@ -34,6 +36,8 @@ Result<void> openAccessLog(const std::string& where) {
   return success();
 }
 
-AccessLogFn accessLog() { return g_sink.load(std::memory_order_relaxed); }
+AccessLogFn accessLog() {
+  return g_sink.load(std::memory_order_relaxed);
+}
 
 }  // namespace sluice::proxy

@@ -11,14 +11,14 @@
 namespace sluice::proxy {
 
 struct ProxyConfig {
-  std::chrono::milliseconds header_timeout{10'000};     // first byte of a head → its end
-  std::chrono::milliseconds idle_timeout{60'000};       // keep-alive wait for the next request
-  std::chrono::milliseconds body_timeout{60'000};       // inactivity while reading a request body
+  std::chrono::milliseconds header_timeout{10'000};  // first byte of a head → its end
+  std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds body_timeout{60'000};    // inactivity while reading a request body
   std::chrono::milliseconds upstream_connect_timeout{5'000};
   std::chrono::milliseconds upstream_response_timeout{60'000};  // head, and inactivity in body
   std::chrono::milliseconds upstream_idle_timeout{30'000};      // pooled idle connections
   std::chrono::milliseconds tunnel_idle_timeout{3'600'000};     // Upgrade tunnels
-  std::uint64_t max_request_body = 1ULL << 30;  // 413 above; 0 = unlimited
+  std::uint64_t max_request_body = 1ULL << 30;                  // 413 above; 0 = unlimited
   // Per-connection stream buffer, each side. A head larger than this grows the buffer up to
   // limits.max_head_bytes; bodies stream through it.
   std::size_t io_buffer_bytes = 16 * 1024;

@@ -40,8 +40,8 @@ Forwarder::Result reply(LocalReply r, bool close) {
 
 }  // namespace
 
-Forwarder::Forwarder(Worker& worker, tcp::socket& client, Buffer& client_buffer,
-                     Watchdog& watchdog, std::uint64_t connection_id)
+Forwarder::Forwarder(Worker& worker, tcp::socket& client, Buffer& client_buffer, Watchdog& watchdog,
+                     std::uint64_t connection_id)
     : worker_(worker),
       client_(client),
       in_(client_buffer),
@@ -74,7 +74,9 @@ void Forwarder::release(bool reusable) {
   }
 }
 
-void Forwarder::close() { release(false); }
+void Forwarder::close() {
+  release(false);
+}
 
 asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& req,
                                                       std::string_view path, const Snapshot& snap,
@@ -135,8 +137,8 @@ asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& sna
   const ProxyConfig& cfg = worker_.config();
   const bool has_body = req_.body != http::BodyKind::kNone;
   for (int attempt = 0;; ++attempt) {
-    auto connected = co_await worker_.connector().connect(
-        *snap.balancers[cluster], *cluster_stats_, {.pooled = !fresh_only && attempt == 0});
+    auto connected = co_await worker_.connector().connect(*snap.balancers[cluster], *cluster_stats_,
+                                                          {.pooled = !fresh_only && attempt == 0});
     if (connected.status != upstream::ConnectStatus::kConnected) {
       const bool timed_out = connected.status == upstream::ConnectStatus::kTimedOut;
       co_return reply(timed_out ? LocalReply::k504 : LocalReply::k502, has_body);
@@ -263,8 +265,8 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
     }
     // Switching protocols: relay the head as received (it carries Connection/Upgrade); then the
     // connection is an opaque byte stream in both directions.
-    auto [ec, n] = co_await asio::async_write(
-        client_, asio::buffer(ub.readable().data(), head_len), kNoThrow);
+    auto [ec, n] =
+        co_await asio::async_write(client_, asio::buffer(ub.readable().data(), head_len), kNoThrow);
     ub.consume(head_len);
     if (ec) {
       release(false);
@@ -292,8 +294,8 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   chunked_.reset();
   const PumpEnd end = co_await pump(up_->socket, ub, client_, framing, head_, Direction::kResponse);
   const bool upstream_ok = end == PumpEnd::kDone || end == PumpEnd::kWriteFailed;
-  const bool client_ok = end == PumpEnd::kDone || end == PumpEnd::kReadFailed ||
-                         end == PumpEnd::kBadFraming;
+  const bool client_ok =
+      end == PumpEnd::kDone || end == PumpEnd::kReadFailed || end == PumpEnd::kBadFraming;
   if (end == PumpEnd::kReadFailed) {
     watchdog_.takeTimeout();
     bump(cluster_stats_->upstream_resets);
@@ -310,9 +312,9 @@ void Forwarder::touch(void* self) {
                                                         : cfg.body_timeout);
 }
 
-asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& buf,
-                                                    tcp::socket& to, Framing f,
-                                                    std::string_view prefix, Direction dir) {
+asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& buf, tcp::socket& to,
+                                                    Framing f, std::string_view prefix,
+                                                    Direction dir) {
   const ProxyConfig& cfg = worker_.config();
   for (;;) {
     // Forward what the buffer holds of the body (after the prefix, the response head, once).

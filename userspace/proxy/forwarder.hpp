@@ -42,7 +42,7 @@ public:
   };
   struct Result {
     Outcome outcome = Outcome::kClose;
-    int status = 0;               // the response status sent (kKeepAlive, kClose, kUpgraded)
+    int status = 0;  // the response status sent (kKeepAlive, kClose, kUpgraded)
     LocalReply reply = LocalReply::k502;  // kReply
     bool close = true;                    // kReply: close after the reply
   };
@@ -63,7 +63,7 @@ public:
 private:
   // What forward() keeps of the request head: its views go stale once the body streamed.
   struct Request {
-    bool head = false;           // HEAD: the response has no body
+    bool head = false;  // HEAD: the response has no body
     bool http10 = false;
     bool keep_alive = true;
     bool upgrade = false;
@@ -74,7 +74,12 @@ private:
   };
   enum class Direction : std::uint8_t { kRequest, kResponse };
   enum class PumpEnd : std::uint8_t {
-    kDone, kReadFailed, kWriteFailed, kBadFraming, kTooLarge, kSpliceFailed
+    kDone,
+    kReadFailed,
+    kWriteFailed,
+    kBadFraming,
+    kTooLarge,
+    kSpliceFailed
   };
   struct Framing {
     http::BodyKind kind = http::BodyKind::kNone;

@@ -78,8 +78,10 @@ HttpSession::~HttpSession() {
 void HttpSession::start(Worker& worker, tcp::socket socket) {
   auto session = std::make_shared<HttpSession>(worker, std::move(socket));
   auto ex = worker.io().get_executor();
-  asio::co_spawn(ex, [session]() { return session->watchdog_.run(); }, asio::detached);
-  asio::co_spawn(ex, [session]() { return session->run(); }, asio::detached);
+  asio::co_spawn(
+      ex, [session]() { return session->watchdog_.run(); }, asio::detached);
+  asio::co_spawn(
+      ex, [session]() { return session->run(); }, asio::detached);
 }
 
 void HttpSession::closeIfIdle() {
@@ -209,7 +211,8 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap) {
   // A request whose body we will not read leaves unread bytes on the connection: close it.
   const bool has_body = req_.body != http::BodyKind::kNone;
   const router::Match match = snap.routes->match(host_, path_);
-  RouteStats* route = match.route < snap.route_stats.size() ? snap.route_stats[match.route].get() : nullptr;
+  RouteStats* route =
+      match.route < snap.route_stats.size() ? snap.route_stats[match.route].get() : nullptr;
   if (match.cluster == router::kNoCluster || match.cluster >= snap.balancers.size()) {
     co_return co_await sendLocal(LocalReply::k404, has_body, route);
   }
@@ -301,8 +304,7 @@ void HttpSession::writeAccessLog(int status) {
   appendJson(line, endpoint != nullptr ? std::string_view(endpoint->key()) : "");
   line += ",\"duration_us\":";
   line += std::to_string(
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_)
-          .count());
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_).count());
   line += '}';
   accessLog()(line);
 }

@@ -22,10 +22,10 @@ struct Snapshot {
   std::uint64_t generation = 0;
   std::shared_ptr<const model::DesiredState> desired;
   std::shared_ptr<const router::RouteTable> routes;
-  std::vector<std::shared_ptr<lb::Balancer>> balancers;        // by cluster index
+  std::vector<std::shared_ptr<lb::Balancer>> balancers;                // by cluster index
   std::vector<std::shared_ptr<upstream::ClusterStats>> cluster_stats;  // by cluster index
-  std::vector<std::shared_ptr<RouteStats>> route_stats;        // by route index
-  std::vector<std::pair<std::uint16_t, std::uint32_t>> tcp_routes;  // port → cluster, by port
+  std::vector<std::shared_ptr<RouteStats>> route_stats;                // by route index
+  std::vector<std::pair<std::uint16_t, std::uint32_t>> tcp_routes;     // port → cluster, by port
 
   std::uint32_t tcpCluster(std::uint16_t port) const {
     for (const auto& [p, cluster] : tcp_routes) {

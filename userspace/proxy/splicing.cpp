@@ -35,14 +35,14 @@ Splicing::Splicing(std::string requested, const std::string& pin_dir, SpliceConf
   } else if (requested_ == "sockmap" && datapath_) {
     config.connection = SpliceStrategy::kSockmap;
     config.body = SpliceStrategy::kPipe;
-    reason_ = "requested: sockmap for whole connections (a flow whose reader falls behind by "
-              "--splice-flow-budget is reset), splice(2) for bodies";
+    reason_ =
+        "requested: sockmap for whole connections (a flow whose reader falls behind by "
+        "--splice-flow-budget is reset), splice(2) for bodies";
   } else if (requested_ == "sockmap") {
     config.connection = config.body = SpliceStrategy::kPipe;
     reason_ = "sockmap requested but unavailable (" + bpf_error_ +
               "); splice(2) for connections and bodies, which needs no privilege";
-    log->warn("--splice=sockmap: BPF unavailable ({}); serving with splice(2) instead",
-              bpf_error_);
+    log->warn("--splice=sockmap: BPF unavailable ({}); serving with splice(2) instead", bpf_error_);
   } else {
     // Measured on 6.18 (docs/benchmarks.md, bench/splice.sh): sockmap's redirect runs through a
     // kernel work queue, so it lost to copy for small messages (0.8x messages per CPU-second)
@@ -56,9 +56,8 @@ Splicing::Splicing(std::string requested, const std::string& pin_dir, SpliceConf
               (datapath_ ? "is available but measured slower on this kernel"
                          : "is unavailable (" + bpf_error_ + ")");
   }
-  log->info("connections by {}, bodies by {} over {} bytes; {}",
-            strategyName(config.connection), strategyName(config.body), config.body_threshold,
-            reason_);
+  log->info("connections by {}, bodies by {} over {} bytes; {}", strategyName(config.connection),
+            strategyName(config.body), config.body_threshold, reason_);
 }
 
 Splicing::~Splicing() = default;
@@ -175,13 +174,14 @@ json::array Splicing::flows() const {
         out += st->bytes;
       }
     }
-    json::object o{{"flow_id", f.id},
-                   {"client", f.client},
-                   {"backend", f.backend},
-                   {"strategy", name},
-                   {"bytes_in", in},
-                   {"bytes_out", out},
-                   {"age_seconds", std::chrono::duration_cast<std::chrono::seconds>(f.age).count()}};
+    json::object o{
+        {"flow_id", f.id},
+        {"client", f.client},
+        {"backend", f.backend},
+        {"strategy", name},
+        {"bytes_in", in},
+        {"bytes_out", out},
+        {"age_seconds", std::chrono::duration_cast<std::chrono::seconds>(f.age).count()}};
     if (f.client_cookie != 0) {
       o["client_cookie"] = f.client_cookie;
     }

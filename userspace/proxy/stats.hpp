@@ -34,7 +34,16 @@ struct RouteStats {
 
 // Local (agent-generated) replies, by the status the agent answered with.
 enum class LocalReply : std::uint8_t {
-  k400, k404, k408, k413, k414, k431, k502, k503, k504, kCount
+  k400,
+  k404,
+  k408,
+  k413,
+  k414,
+  k431,
+  k502,
+  k503,
+  k504,
+  kCount
 };
 int statusOf(LocalReply r);
 

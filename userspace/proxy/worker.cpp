@@ -24,7 +24,6 @@ namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(2);
 }  // namespace
 
-
 Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots,
                bpf::SpliceDatapath* datapath)
     : index_(index),
@@ -35,12 +34,13 @@ Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapsh
       accept_backoff_(io_),
       pool_(config.max_idle_per_endpoint),
       rng_(0x5eed0000ULL + index * 7919ULL +
-           static_cast<std::uint64_t>(
-               std::chrono::steady_clock::now().time_since_epoch().count())),
+           static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())),
       connector_(io_.get_executor(), pool_, rng_, config.upstream_connect_timeout,
                  config.io_buffer_bytes) {}
 
-Worker::~Worker() { pool_.clear(); }
+Worker::~Worker() {
+  pool_.clear();
+}
 
 Result<void> Worker::listen(const tcp::endpoint& endpoint) {
   acceptor_.emplace(io_);
@@ -70,7 +70,8 @@ void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint
         continue;
       }
       auto acceptor = std::make_unique<tcp::acceptor>(io_);
-      if (auto listening = net::listen(*acceptor, tcp::endpoint(address, port), {.reuse_port = true});
+      if (auto listening =
+              net::listen(*acceptor, tcp::endpoint(address, port), {.reuse_port = true});
           !listening) {
         // Retried at the next configuration change; the route stays configured.
         SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} TCP route: {}", index_,
@@ -172,7 +173,9 @@ void Worker::drain() {
   });
 }
 
-void Worker::stop() { io_.stop(); }
+void Worker::stop() {
+  io_.stop();
+}
 
 void Worker::attach(HttpSession* s) {
   s->next = sessions_;

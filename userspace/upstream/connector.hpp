@@ -26,9 +26,9 @@ enum class ConnectStatus : std::uint8_t {
 
 struct ConnectResult {
   ConnectStatus status = ConnectStatus::kRefused;
-  ConnectionPtr connection;                // when connected
+  ConnectionPtr connection;               // when connected
   lb::EndpointState* endpoint = nullptr;  // when connected
-  bool reused = false;                     // taken from the pool
+  bool reused = false;                    // taken from the pool
 };
 
 struct ConnectOptions {

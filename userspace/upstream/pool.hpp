@@ -24,7 +24,7 @@ struct Connection {
   Buffer buffer;
   std::uint32_t endpoint_id;
   Clock::time_point idle_since{};
-  std::uint64_t requests = 0;  // served on this connection, for reuse statistics
+  std::uint64_t requests = 0;       // served on this connection, for reuse statistics
   bool probe_before_reuse = false;  // last response had no body by rule: check for stray bytes
 };
 using ConnectionPtr = std::unique_ptr<Connection>;

@@ -26,8 +26,7 @@ void renderMetrics(admin::MetricsWriter& out) {
               stats().reused.load());
 }
 
-void renderClusterMetrics(admin::MetricsWriter& out,
-                          const StatsRegistry<ClusterStats>& clusters) {
+void renderClusterMetrics(admin::MetricsWriter& out, const StatsRegistry<ClusterStats>& clusters) {
   using Type = admin::MetricsWriter::Type;
   const auto sorted = clusters.sorted();
   out.family("sluice_upstream_latency_seconds", Type::kHistogram,
@@ -41,8 +40,7 @@ void renderClusterMetrics(admin::MetricsWriter& out,
                   Histogram::kBoundsSeconds, buckets, cs->upstream_latency.count(),
                   cs->upstream_latency.sumSeconds());
   }
-  out.family("sluice_upstream_connect_failures_total", Type::kCounter,
-             "Failed upstream connects.");
+  out.family("sluice_upstream_connect_failures_total", Type::kCounter, "Failed upstream connects.");
   for (const ClusterStats* cs : sorted) {
     out.sample("sluice_upstream_connect_failures_total", {{"cluster", cs->name}},
                cs->connect_failures.load());

@@ -13,7 +13,7 @@
 namespace sluice::bench {
 namespace {
 
-constexpr std::size_t kPatternPeriod = 65521; // prime: a shifted or repeated chunk never matches
+constexpr std::size_t kPatternPeriod = 65521;  // prime: a shifted or repeated chunk never matches
 constexpr std::size_t kSampleStride = 4096;
 
 // The stream's byte at offset o is pattern[o % kPatternPeriod]; the buffer repeats the period
@@ -34,12 +34,12 @@ std::vector<char> makePattern() {
 }
 
 struct BulkSide {
-  CpuSnapshot mark; // sender: start of the interval; receiver: end
+  CpuSnapshot mark;  // sender: start of the interval; receiver: end
   std::uint64_t bytes = 0;
   std::uint64_t mismatches = 0;
   std::uint64_t first_mismatch = 0;
   bool eof = false;
-  bool reset = false; // ECONNRESET after every byte arrived, instead of an EOF
+  bool reset = false;  // ECONNRESET after every byte arrived, instead of an EOF
 };
 
 void bulkSend(int fd, const Options& o, const std::vector<char>& pattern, BulkSide& side) {
@@ -72,8 +72,8 @@ void bulkSend(int fd, const Options& o, const std::vector<char>& pattern, BulkSi
 
 // Whether the `n` bytes at stream offset `offset` differ from the pattern, as far as `verify`
 // looks: all of them, or the 8 bytes at each 4 KiB boundary of the stream inside them.
-bool differs(Verify verify, const std::vector<char>& pattern, std::uint64_t offset,
-             const char* got, std::size_t n) {
+bool differs(Verify verify, const std::vector<char>& pattern, std::uint64_t offset, const char* got,
+             std::size_t n) {
   const char* want = pattern.data() + offset % kPatternPeriod;
   if (verify == Verify::kNone) {
     return false;
@@ -108,11 +108,10 @@ void bulkReceive(int fd, const Options& o, const std::vector<char>& pattern, Bul
       }
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         if (got < o.bytes) {
-          throw Failure("stalled: no data for " + std::to_string(o.stall_timeout_s) +
-                        " s after " + std::to_string(got) + " of " + std::to_string(o.bytes) +
-                        " bytes");
+          throw Failure("stalled: no data for " + std::to_string(o.stall_timeout_s) + " s after " +
+                        std::to_string(got) + " of " + std::to_string(o.bytes) + " bytes");
         }
-        break; // all bytes arrived, but no EOF: reported as eof=false
+        break;  // all bytes arrived, but no EOF: reported as eof=false
       }
       failErrno("recv after " + std::to_string(got) + " bytes");
     }
@@ -128,7 +127,7 @@ void bulkReceive(int fd, const Options& o, const std::vector<char>& pattern, Bul
     if (!marked && got >= o.bytes) {
       side.mark = snapshotEnd();
       marked = true;
-      setTimeout(fd, SO_RCVTIMEO, std::min(o.stall_timeout_s, 5.0)); // the wait for EOF
+      setTimeout(fd, SO_RCVTIMEO, std::min(o.stall_timeout_s, 5.0));  // the wait for EOF
     }
   }
   side.bytes = got;
@@ -210,7 +209,9 @@ std::string bulkJson(const Options& o, const Endpoint& listen, const Endpoint& t
                      : o.verify == Verify::kSampled ? "sampled"
                                                     : "none")
       .add("eof", receiver.eof)
-      .add("close", receiver.eof ? "eof" : receiver.reset ? "reset" : "none")
+      .add("close", receiver.eof     ? "eof"
+                    : receiver.reset ? "reset"
+                                     : "none")
       .add("seconds", cpu.seconds, 4)
       .add("mib_per_s", mib / cpu.seconds, 1);
   addCpu(j, cpu);
@@ -218,7 +219,7 @@ std::string bulkJson(const Options& o, const Endpoint& listen, const Endpoint& t
   return j.str();
 }
 
-} // namespace
+}  // namespace
 
 std::string runBulk(const Options& o) {
   Endpoint listen = o.listen;
@@ -236,4 +237,4 @@ std::string runBulk(const Options& o) {
   return bulkJson(o, listen, target, receiver, cpu);
 }
 
-} // namespace sluice::bench
+}  // namespace sluice::bench

@@ -15,12 +15,12 @@
 namespace sluice::bench {
 namespace {
 
-constexpr std::uint64_t kPfKthread = 0x00200000; // PF_KTHREAD in /proc/PID/stat flags
+constexpr std::uint64_t kPfKthread = 0x00200000;  // PF_KTHREAD in /proc/PID/stat flags
 
 SystemCpu readSystemCpu() {
   std::ifstream in("/proc/stat");
   std::string label;
-  std::array<std::uint64_t, 8> v{}; // user nice system idle iowait irq softirq steal
+  std::array<std::uint64_t, 8> v{};  // user nice system idle iowait irq softirq steal
   in >> label;
   for (auto& x : v) {
     in >> x;
@@ -53,7 +53,7 @@ std::map<int, ProcTicks> scanProcesses() {
     path = "/proc/" + std::string(name) + "/stat";
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
-      continue; // exited meanwhile
+      continue;  // exited meanwhile
     }
     ssize_t n = ::read(fd.get(), buf.data(), buf.size() - 1);
     if (n <= 0) {
@@ -81,7 +81,7 @@ std::map<int, ProcTicks> scanProcesses() {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 CpuSnapshot snapshotBegin() {
   CpuSnapshot s;
@@ -161,4 +161,4 @@ void addCpu(JsonLine& j, const CpuReport& c) {
            2);
 }
 
-} // namespace sluice::bench
+}  // namespace sluice::bench

@@ -12,13 +12,13 @@
 namespace sluice::bench {
 
 struct SystemCpu {
-  std::uint64_t busy = 0;  // user+nice+system+irq+softirq+steal, all CPUs, jiffies
-  std::uint64_t total = 0; // the same plus idle+iowait
+  std::uint64_t busy = 0;   // user+nice+system+irq+softirq+steal, all CPUs, jiffies
+  std::uint64_t total = 0;  // the same plus idle+iowait
 };
 
 struct ProcTicks {
-  std::uint64_t own = 0;      // utime+stime (all threads, live and exited)
-  std::uint64_t children = 0; // cutime+cstime (reaped children)
+  std::uint64_t own = 0;       // utime+stime (all threads, live and exited)
+  std::uint64_t children = 0;  // cutime+cstime (reaped children)
   int ppid = 0;
   bool kthread = false;
 };
@@ -34,13 +34,13 @@ CpuSnapshot snapshotBegin();
 CpuSnapshot snapshotEnd();
 
 struct CpuReport {
-  double seconds = 0;         // wall time of the interval
-  double system_busy_s = 0;   // all busy CPU time, the figure the per-unit costs use
-  double busy_percent = 0;    // of all CPUs
-  double self_s = 0;          // this process (client + server)
-  double proxy_s = 0;         // --proxy-pid processes
+  double seconds = 0;        // wall time of the interval
+  double system_busy_s = 0;  // all busy CPU time, the figure the per-unit costs use
+  double busy_percent = 0;   // of all CPUs
+  double self_s = 0;         // this process (client + server)
+  double proxy_s = 0;        // --proxy-pid processes
   double kernel_threads_s = 0;
-  double other_s = 0;         // all other processes, their reaped children included
+  double other_s = 0;  // all other processes, their reaped children included
 };
 
 CpuReport cpuBetween(const CpuSnapshot& a, const CpuSnapshot& b, const std::vector<int>& proxies);
@@ -48,4 +48,4 @@ CpuReport cpuBetween(const CpuSnapshot& a, const CpuSnapshot& b, const std::vect
 // The cpu_* fields of the JSON line.
 void addCpu(JsonLine& j, const CpuReport& c);
 
-} // namespace sluice::bench
+}  // namespace sluice::bench

@@ -25,7 +25,7 @@ namespace sluice::bench {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMaxChunk = 1 << 20; // largest --chunk; bulk's pattern is sized by it
+constexpr std::size_t kMaxChunk = 1 << 20;  // largest --chunk; bulk's pattern is sized by it
 
 // Setup and protocol failures; caught in main and reported as the JSON error line.
 class Failure : public std::runtime_error {
@@ -174,7 +174,7 @@ struct Options {
   double stall_timeout_s = 10;
   // bulk
   std::uint64_t bytes = 2ULL << 30;
-  bool upload = true; // client -> server; false: server -> client
+  bool upload = true;  // client -> server; false: server -> client
   std::size_t chunk = 256 << 10;
   Verify verify = Verify::kSampled;
   // msgs
@@ -223,7 +223,7 @@ private:
 // ---------------------------------------------------------------------------------------------
 // The workloads: each returns its JSON line or throws Failure.
 
-std::string runBulk(const Options& o); // bulk.cpp
-std::string runMsgs(const Options& o); // msgs.cpp
+std::string runBulk(const Options& o);  // bulk.cpp
+std::string runMsgs(const Options& o);  // msgs.cpp
 
-} // namespace sluice::bench
+}  // namespace sluice::bench

@@ -182,8 +182,8 @@ Options parseOptions(int argc, char** argv) {
   return o;
 }
 
-} // namespace
-} // namespace sluice::bench
+}  // namespace
+}  // namespace sluice::bench
 
 int main(int argc, char** argv) {
   using namespace sluice::bench;

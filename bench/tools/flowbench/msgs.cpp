@@ -137,7 +137,7 @@ private:
     }
     bool closed = it->second.pending.empty() ? echo(fd, it->second) : drain(fd, it->second);
     if (closed) {
-      conns_.erase(it); // the Fd closes it, which also removes it from the epoll set
+      conns_.erase(it);  // the Fd closes it, which also removes it from the epoll set
     }
   }
 
@@ -159,7 +159,7 @@ private:
   bool echo(int fd, Conn& c) {
     ssize_t r = ::recv(fd, buf_.data(), buf_.size(), 0);
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-      return true; // EOF or reset at the end of a run
+      return true;  // EOF or reset at the end of a run
     }
     if (r < 0) {
       return false;
@@ -188,8 +188,8 @@ private:
 struct PingConn {
   Fd fd;
   std::uint64_t seq = 0;
-  std::size_t sent = 0; // bytes of the current message written
-  std::size_t got = 0;  // bytes of its echo received
+  std::size_t sent = 0;  // bytes of the current message written
+  std::size_t got = 0;   // bytes of its echo received
   Clock::time_point sent_at;
   std::vector<char> out;
   std::vector<char> in;
@@ -202,11 +202,11 @@ Clock::duration toDuration(double seconds) {
 
 // What the client saw.
 struct PingTally {
-  double connect_s = 0;     // connecting all connections
-  CpuSnapshot begin, end;   // the measured interval
+  double connect_s = 0;    // connecting all connections
+  CpuSnapshot begin, end;  // the measured interval
   std::uint64_t round_trips = 0, warm_round_trips = 0;
-  Histogram rtt;            // of the measured round trips
-  std::uint64_t errors = 0; // connections dropped
+  Histogram rtt;             // of the measured round trips
+  std::uint64_t errors = 0;  // connections dropped
   std::string first_error;
 };
 
@@ -331,8 +331,8 @@ private:
 
   // One epoll_wait, at most until `until` (and 100 ms, to notice stalls), and its events.
   void poll(Clock::time_point until, Clock::time_point now) {
-    int timeout_ms = static_cast<int>(
-        std::chrono::ceil<std::chrono::milliseconds>(until - now).count());
+    int timeout_ms =
+        static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(until - now).count());
     timeout_ms = std::clamp(timeout_ms, 0, 100);
     int n = ::epoll_wait(ep_.get(), events_.data(), static_cast<int>(events_.size()), timeout_ms);
     if (n < 0) {
@@ -433,16 +433,15 @@ std::string msgsJson(const Options& o, const Endpoint& listen, const Endpoint& t
       .add("rtt_p99_us", client.rtt.quantileUs(0.99), 0)
       .add("server_connections", server_connections);
   addCpu(j, cpu);
-  j.add("cpu_seconds_per_million_messages",
-        messages > 0 ? cpu.system_busy_s / messages * 1e6 : NAN, 3)
-      .add("messages_per_cpu_second", cpu.system_busy_s > 0 ? messages / cpu.system_busy_s : NAN,
-           0)
+  j.add("cpu_seconds_per_million_messages", messages > 0 ? cpu.system_busy_s / messages * 1e6 : NAN,
+        3)
+      .add("messages_per_cpu_second", cpu.system_busy_s > 0 ? messages / cpu.system_busy_s : NAN, 0)
       .add("connection_errors", client.errors)
       .add("first_error", client.first_error);
   return j.str();
 }
 
-} // namespace
+}  // namespace
 
 std::string runMsgs(const Options& o) {
   raiseFdLimit();
@@ -480,4 +479,4 @@ std::string runMsgs(const Options& o) {
   return result;
 }
 
-} // namespace sluice::bench
+}  // namespace sluice::bench

@@ -24,7 +24,7 @@ std::string endpointText(const sockaddr_in& a) {
   return std::string(buf.data()) + ":" + std::to_string(ntohs(a.sin_port));
 }
 
-} // namespace
+}  // namespace
 
 Endpoint parseEndpoint(std::string_view s) {
   auto colon = s.rfind(':');
@@ -135,4 +135,4 @@ void raiseFdLimit() {
   }
 }
 
-} // namespace sluice::bench
+}  // namespace sluice::bench

@@ -3,9 +3,9 @@
 // balancer (and so their round-robin position); warnings and counters are rendered.
 #include <string>
 
-#include <boost/json/serialize.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <boost/json/serialize.hpp>
 
 #include "control/reconciler.hpp"
 #include "k8s/manifest.hpp"
@@ -35,9 +35,14 @@ k8s::Store storeFrom(const std::string& yaml) {
 std::string service(const std::string& name, const std::string& address) {
   return "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + name +
          ", namespace: t}\nspec: {ports: [{port: 80}]}\n---\napiVersion: discovery.k8s.io/v1\n"
-         "kind: EndpointSlice\nmetadata: {name: " + name + "-1, namespace: t, labels: "
-         "{kubernetes.io/service-name: " + name + "}}\naddressType: IPv4\nendpoints: "
-         "[{addresses: [" + address + "]}]\nports: [{port: 80}]\n";
+         "kind: EndpointSlice\nmetadata: {name: " +
+         name +
+         "-1, namespace: t, labels: "
+         "{kubernetes.io/service-name: " +
+         name +
+         "}}\naddressType: IPv4\nendpoints: "
+         "[{addresses: [" +
+         address + "]}]\nports: [{port: 80}]\n";
 }
 
 std::string manifests(const std::string& web_address, const std::string& api_address) {

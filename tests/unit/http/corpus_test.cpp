@@ -174,8 +174,12 @@ TEST(CorpusTest, ValidRequestsAreAcceptedAndFramedExactly) {
     ASSERT_EQ(r.status, ParseStatus::kComplete) << errorName(r.error);
     const std::string_view body = std::string_view(bytes).substr(r.consumed);
     switch (head->body) {
-      case BodyKind::kNone: EXPECT_TRUE(body.empty()); break;
-      case BodyKind::kContentLength: EXPECT_EQ(body.size(), head->content_length); break;
+      case BodyKind::kNone:
+        EXPECT_TRUE(body.empty());
+        break;
+      case BodyKind::kContentLength:
+        EXPECT_EQ(body.size(), head->content_length);
+        break;
       case BodyKind::kChunked: {
         const testing::ChunkedOutcome whole = testing::runChunked(body);
         EXPECT_EQ(whole.status, ParseStatus::kComplete) << errorName(whole.error);
@@ -183,7 +187,9 @@ TEST(CorpusTest, ValidRequestsAreAcceptedAndFramedExactly) {
         EXPECT_EQ(testing::runChunked(body, 1), whole);
         break;
       }
-      case BodyKind::kUntilClose: ADD_FAILURE() << "requests never run until close"; break;
+      case BodyKind::kUntilClose:
+        ADD_FAILURE() << "requests never run until close";
+        break;
     }
     auto inc = testing::newRequest();
     const ParseResult ri = testing::parseRequestBytewise(bytes, *inc);

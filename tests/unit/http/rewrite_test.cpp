@@ -84,8 +84,7 @@ TEST(UpstreamHead, Http10WithoutHostGetsAnEmptyHostAndUpgradeIsRewritten) {
   EXPECT_NE(upstreamHead("GET / HTTP/1.0\r\n\r\n").find("Host: \r\n"), std::string::npos);
   const std::string head = upstreamHead(
       "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-  EXPECT_NE(head.find("Connection: upgrade\r\nUpgrade: websocket\r\n"), std::string::npos)
-      << head;
+  EXPECT_NE(head.find("Connection: upgrade\r\nUpgrade: websocket\r\n"), std::string::npos) << head;
 }
 
 TEST(ResponseHead, FramingKeptAndHopByHopDropped) {
@@ -104,8 +103,7 @@ TEST(ResponseHead, ContentLengthOfAHeadResponseDescribesTheEntity) {
 
 TEST(ReuseRules, ClientCloses) {
   auto resp = newResponse();
-  ASSERT_EQ(parseResponseHead("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", *resp,
-                              "GET")
+  ASSERT_EQ(parseResponseHead("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", *resp, "GET")
                 .status,
             ParseStatus::kComplete);
   EXPECT_FALSE(mustCloseClient(true, false, *resp));

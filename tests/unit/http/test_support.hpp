@@ -72,7 +72,11 @@ inline ChunkedOutcome runChunked(std::string_view body, std::size_t step = 0,
 }
 
 // RequestHead and ResponseHead are ~3 KiB; tests keep them on the heap.
-inline std::unique_ptr<RequestHead> newRequest() { return std::make_unique<RequestHead>(); }
-inline std::unique_ptr<ResponseHead> newResponse() { return std::make_unique<ResponseHead>(); }
+inline std::unique_ptr<RequestHead> newRequest() {
+  return std::make_unique<RequestHead>();
+}
+inline std::unique_ptr<ResponseHead> newResponse() {
+  return std::make_unique<ResponseHead>();
+}
 
 }  // namespace sluice::http::testing

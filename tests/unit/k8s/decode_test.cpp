@@ -346,7 +346,8 @@ TEST(Decode, JsonNumbersOfEveryShape) {
             "Service default/s: spec.ports[1].port: must be an integer");
   auto big = boost::json::parse(R"({"apiVersion":"v1","kind":"Service",
     "metadata":{"name":"s"},"spec":{"ports":[{"port":18446744073709551615}]}})");
-  EXPECT_EQ(test::errorOf(decodeObject(big)), "Service default/s: spec.ports[0].port: must be an integer");
+  EXPECT_EQ(test::errorOf(decodeObject(big)),
+            "Service default/s: spec.ports[0].port: must be an integer");
 }
 
 TEST(Decode, ObjectRefPeekAndHelpers) {
@@ -406,7 +407,9 @@ struct ValidationCase {
 
 class Validation : public ::testing::TestWithParam<ValidationCase> {};
 
-TEST_P(Validation, Message) { EXPECT_EQ(decodeError(GetParam().yaml), GetParam().error); }
+TEST_P(Validation, Message) {
+  EXPECT_EQ(decodeError(GetParam().yaml), GetParam().error);
+}
 
 const std::string kRule0 = "Ingress default/web: spec.rules[0].http.paths[1].";
 

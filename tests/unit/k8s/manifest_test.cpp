@@ -44,7 +44,7 @@ n: |
 o: 99999999999999999999
 )",
                                    ManifestFormat::kYaml)
-                          .value();
+                         .value();
   ASSERT_EQ(m.objects.size(), 1u);
   const json::object& o = m.objects[0].as_object();
   EXPECT_EQ(o.at("a"), json::value(80));
@@ -84,7 +84,7 @@ items:
 kind: D
 )",
                                    ManifestFormat::kYaml)
-                          .value();
+                         .value();
   std::vector<std::string> kinds;
   for (const auto& v : m.objects) {
     kinds.emplace_back(v.as_object().at("kind").as_string());
@@ -99,7 +99,7 @@ TEST(ParseManifest, TypedListsAreExpandedToo) {
   ParsedManifest m = parseManifest(R"({"kind":"IngressList","apiVersion":"networking.k8s.io/v1",
       "items":[{"kind":"Ingress"}]})",
                                    ManifestFormat::kJson)
-                          .value();
+                         .value();
   ASSERT_EQ(m.objects.size(), 1u);
   EXPECT_EQ(m.objects[0].as_object().at("kind"), json::value("Ingress"));
 }
@@ -113,8 +113,7 @@ TEST(ParseManifest, Errors) {
             "document 1: line 1: mapping keys must be strings");
   EXPECT_NE(test::errorOf(parseManifest("{\"a\": }", ManifestFormat::kJson)), "");
   // A bad document anywhere fails the whole text: nothing half-parsed is returned.
-  EXPECT_NE(test::errorOf(parseManifest("kind: A\n---\nb: 1\nb: 2\n", ManifestFormat::kYaml)),
-            "");
+  EXPECT_NE(test::errorOf(parseManifest("kind: A\n---\nb: 1\nb: 2\n", ManifestFormat::kYaml)), "");
 }
 
 TEST(ParseManifest, LimitsStopHostileInput) {
@@ -122,8 +121,7 @@ TEST(ParseManifest, LimitsStopHostileInput) {
   for (int i = 0; i < 100; ++i) {
     deep += "[";
   }
-  EXPECT_THAT(test::errorOf(parseManifest("a: " + deep, ManifestFormat::kYaml)),
-              ::testing::Ne(""));
+  EXPECT_THAT(test::errorOf(parseManifest("a: " + deep, ManifestFormat::kYaml)), ::testing::Ne(""));
   EXPECT_NE(test::errorOf(parseManifest(deep, ManifestFormat::kJson)), "");
 
   // Billion laughs: nine levels of ten aliases each would expand to 10^9 nodes.
@@ -305,9 +303,9 @@ TEST_F(ManifestSourceTest, DuplicateAcrossFilesFirstFileWins) {
   EXPECT_TRUE(source.poll());
   EXPECT_EQ(portOf(source.store(), "t/a"), 81);
   EXPECT_THAT(source.warnings(),
-              ElementsAre(AllOf(Field(&Problem::object, "Service t/a"),
-                                Field(&Problem::message,
-                                      "defined in both a.yaml and b.yaml; using a.yaml"))));
+              ElementsAre(AllOf(
+                  Field(&Problem::object, "Service t/a"),
+                  Field(&Problem::message, "defined in both a.yaml and b.yaml; using a.yaml"))));
   fs::remove(dir_ / "a.yaml");
   EXPECT_TRUE(source.poll());
   EXPECT_EQ(portOf(source.store(), "t/a"), 82);

@@ -50,8 +50,8 @@ std::string dump(const DesiredState& s, bool with_warnings = true) {
     }
     out << "\n";
     for (const PathRule& p : h.paths) {
-      out << "  " << pathTypeName(p.type) << " " << p.path << " -> " << p.cluster << " (" << p.ingress
-          << ")\n";
+      out << "  " << pathTypeName(p.type) << " " << p.path << " -> " << p.cluster << " ("
+          << p.ingress << ")\n";
     }
   }
   for (const Cluster& c : s.clusters) {
@@ -748,13 +748,12 @@ cluster shop/web:80: 10.244.1.20:8080 10.244.2.21:8080
 )");
 }
 
-
 // ---- TCP routes (the --tcp-services ConfigMap) ----
 
 std::string tcpServices(const std::string& data, const std::string& name = "sluice-tcp-services",
                         const std::string& ns = "sluice-system") {
-  return "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name +
-         ", namespace: " + ns + "}\ndata:\n" + data;
+  return "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", namespace: " + ns +
+         "}\ndata:\n" + data;
 }
 
 std::string tcpDump(const DesiredState& s) {
@@ -806,17 +805,17 @@ TEST(TranslateTcp, BadEntriesAreSkippedAndGoodOnesKept) {
   options.reserved_ports = {8080, 10254};
   const DesiredState s = translate(store, options);
   const std::string w = "warning ConfigMap sluice-system/sluice-tcp-services: ";
-  EXPECT_EQ(tcpDump(s), "9006 -> t/web:80\n" +
-                            w + "data[\"0\"]: key must be a port number 1-65535; skipped\n" +
-                            w + "data[\"080\"]: key must be a port number 1-65535; skipped\n" +
-                            w + "data[\"70000\"]: key must be a port number 1-65535; skipped\n" +
-                            w + "data[\"8080\"]: port 8080 is the agent's own listener; skipped\n" +
-                            w + "data[\"9001\"]: value must be \"namespace/service:port\"; skipped\n" +
-                            w + "data[\"9002\"]: value must be \"namespace/service:port\"; skipped\n" +
-                            w + "data[\"9003\"]: value must be \"namespace/service:port\"; skipped\n" +
-                            w + "data[\"9004\"]: service port 0 out of range; skipped\n" +
-                            w + "data[\"9005\"]: value must be \"namespace/service:port\"; skipped\n" +
-                            w + "data[\"http\"]: key must be a port number 1-65535; skipped\n");
+  EXPECT_EQ(tcpDump(s),
+            "9006 -> t/web:80\n" + w + "data[\"0\"]: key must be a port number 1-65535; skipped\n" +
+                w + "data[\"080\"]: key must be a port number 1-65535; skipped\n" + w +
+                "data[\"70000\"]: key must be a port number 1-65535; skipped\n" + w +
+                "data[\"8080\"]: port 8080 is the agent's own listener; skipped\n" + w +
+                "data[\"9001\"]: value must be \"namespace/service:port\"; skipped\n" + w +
+                "data[\"9002\"]: value must be \"namespace/service:port\"; skipped\n" + w +
+                "data[\"9003\"]: value must be \"namespace/service:port\"; skipped\n" + w +
+                "data[\"9004\"]: service port 0 out of range; skipped\n" + w +
+                "data[\"9005\"]: value must be \"namespace/service:port\"; skipped\n" + w +
+                "data[\"http\"]: key must be a port number 1-65535; skipped\n");
 }
 
 TEST(TranslateTcp, OnlyTheNamedConfigMapCounts) {
@@ -831,9 +830,9 @@ TEST(TranslateTcp, OnlyTheNamedConfigMapCounts) {
 }
 
 TEST(TranslateTcp, SharesClustersWithIngressBackends) {
-  const auto store = storeFrom(std::string(kOurClass) + webService() +
-                               simpleIngress("a", "a.example") +
-                               tcpServices("  \"9000\": t/web:80\n"));
+  const auto store =
+      storeFrom(std::string(kOurClass) + webService() + simpleIngress("a", "a.example") +
+                tcpServices("  \"9000\": t/web:80\n"));
   const DesiredState s = translate(store, {});
   ASSERT_EQ(s.clusters.size(), 1U);
   EXPECT_EQ(s.clusters[0].name, "t/web:80");

@@ -3,13 +3,13 @@
 #include <chrono>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
 #include "proxy/local_reply.hpp"
 #include "proxy/snapshot.hpp"
@@ -27,8 +27,7 @@ TEST(LocalReply, EveryReplyIsAWholeResponseWithItsStatus) {
     const auto reply = static_cast<LocalReply>(i);
     for (bool close : {false, true}) {
       const std::string_view bytes = localReply(reply, close);
-      EXPECT_TRUE(bytes.starts_with("HTTP/1.1 " + std::to_string(statusOf(reply)) + " "))
-          << bytes;
+      EXPECT_TRUE(bytes.starts_with("HTTP/1.1 " + std::to_string(statusOf(reply)) + " ")) << bytes;
       const auto head_end = bytes.find("\r\n\r\n");
       ASSERT_NE(head_end, std::string_view::npos);
       const auto cl = bytes.find("Content-Length: ");

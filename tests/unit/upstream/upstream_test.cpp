@@ -9,11 +9,11 @@
 #include <memory>
 #include <optional>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gtest/gtest.h>
 
 #include "common/net.hpp"
 #include "upstream/connector.hpp"
@@ -157,8 +157,9 @@ TEST(Histogram, BucketsAndRenders) {
   admin::MetricsWriter w;
   renderClusterMetrics(w, clusters);
   const std::string text = w.text();
-  EXPECT_NE(text.find("sluice_upstream_latency_seconds_bucket{cluster=\"ns/svc:80\",le=\"0.0025\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("sluice_upstream_latency_seconds_bucket{cluster=\"ns/svc:80\",le=\"0.0025\"} 1"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("sluice_upstream_latency_seconds_count{cluster=\"ns/svc:80\"} 2"),
             std::string::npos)

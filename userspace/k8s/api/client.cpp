@@ -95,8 +95,8 @@ std::string Response::describe() const {
   const boost::json::object* o = ec ? nullptr : v.if_object();
   const boost::json::value* msg = o != nullptr ? o->if_contains("message") : nullptr;
   if (msg != nullptr && msg->is_string()) {
-    text += ": " + std::string(msg->get_string().subview(0, std::min<std::size_t>(
-                                                                 msg->get_string().size(), 300)));
+    text += ": " + std::string(msg->get_string().subview(
+                       0, std::min<std::size_t>(msg->get_string().size(), 300)));
   } else if (!body.empty()) {
     text += ": " + body.substr(0, 200);
   }
@@ -360,12 +360,12 @@ awaitable<Client::Attempt> Client::send(Conn& conn, Method verb, const std::stri
   parser.body_limit(options_.max_body);
   auto [rec, rn] = co_await http::async_read(conn.stream, conn.buffer, parser, kTuple);
   if (rec) {
-    co_return Attempt{Error(method + target + ": " +
-                            (rec == http::error::body_limit
-                                 ? "response larger than " + std::to_string(options_.max_body) +
-                                       " bytes"
-                                 : errorText(rec))),
-                      false, closedByPeer(rec) && !parser.got_some()};
+    co_return Attempt{
+        Error(method + target + ": " +
+              (rec == http::error::body_limit
+                   ? "response larger than " + std::to_string(options_.max_body) + " bytes"
+                   : errorText(rec))),
+        false, closedByPeer(rec) && !parser.got_some()};
   }
   const bool keep = parser.get().keep_alive() && conn.buffer.size() == 0;
   co_return Attempt{Response{parser.get().result_int(), std::move(parser.get().body())}, keep,
@@ -386,8 +386,7 @@ awaitable<WatchEnd> Client::watch(std::string target, std::chrono::milliseconds 
   }
   ++stats_.connections;
   http::request<http::empty_body> req{http::verb::get, target, 11};
-  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current(),
-                    false);
+  setRequestHeaders(req, hostHeader(config_), options_.user_agent, config_.token.current(), false);
   auto& tcp = beast::get_lowest_layer(conn.stream);
   tcp.expires_after(options_.request_timeout);
   auto [wec, wn] = co_await http::async_write(conn.stream, req, kTuple);

@@ -48,7 +48,9 @@ struct Response {
 };
 
 // The HTTP status of a request, 0 when it got no response.
-inline unsigned statusOf(const Result<Response>& r) { return r ? r->status : 0; }
+inline unsigned statusOf(const Result<Response>& r) {
+  return r ? r->status : 0;
+}
 // describe() of the response, or the message of the transport error.
 std::string describe(const Result<Response>& r);
 
@@ -119,8 +121,8 @@ private:
   // One request on one connection.
   struct Attempt {
     Result<Response> response;  // or the transport error
-    bool keep = false;   // the connection may carry another request
-    bool stale = false;  // failed: the server had closed it before any answer
+    bool keep = false;          // the connection may carry another request
+    bool stale = false;         // failed: the server had closed it before any answer
   };
   boost::asio::awaitable<Attempt> send(Conn& conn, Method method, const std::string& target,
                                        const std::string& body);

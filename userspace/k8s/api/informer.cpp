@@ -43,8 +43,8 @@ std::string resourceVersionOf(const json::value& v) {
 }  // namespace
 
 std::string ResourceInfo::collectionPath() const {
-  std::string path = api_version.find('/') == std::string::npos ? "/api/" + api_version
-                                                                 : "/apis/" + api_version;
+  std::string path =
+      api_version.find('/') == std::string::npos ? "/api/" + api_version : "/apis/" + api_version;
   if (!cluster_scoped && !ns.empty()) {
     path += "/namespaces/" + ns;
   }
@@ -138,7 +138,8 @@ awaitable<std::optional<Informer::Listed>> Informer::fetchList() {
   Listed listed;
   std::string cont;
   for (;;) {
-    std::string target = resource_.collectionPath() + "?limit=" + std::to_string(options_.page_size);
+    std::string target =
+        resource_.collectionPath() + "?limit=" + std::to_string(options_.page_size);
     if (!cont.empty()) {
       target += "&continue=" + urlEncode(cont);
     }
@@ -338,10 +339,10 @@ awaitable<void> Informer::run() {
     std::uniform_int_distribution<std::int64_t> pick(options_.watch_timeout_min.count(),
                                                      options_.watch_timeout_max.count());
     const std::int64_t timeout_s = pick(rng_);
-    std::string target = resource_.collectionPath() +
-                         "?allowWatchBookmarks=true&watch=1&resourceVersion=" +
-                         urlEncode(stats_.resource_version) +
-                         "&timeoutSeconds=" + std::to_string(timeout_s);
+    std::string target =
+        resource_.collectionPath() +
+        "?allowWatchBookmarks=true&watch=1&resourceVersion=" + urlEncode(stats_.resource_version) +
+        "&timeoutSeconds=" + std::to_string(timeout_s);
     if (!resource_.field_selector.empty()) {
       target += "&fieldSelector=" + urlEncode(resource_.field_selector);
     }
@@ -374,9 +375,9 @@ awaitable<void> Informer::run() {
     } else if (end.error) {
       problem = "watch " + resource_.plural + " ended: " + end.error->message();
     }
-    const bool healthy = end.status == 200 && !watch_failed_ &&
-                         (end.lines > 0 || std::chrono::steady_clock::now() - started >=
-                                               options_.healthy_watch);
+    const bool healthy =
+        end.status == 200 && !watch_failed_ &&
+        (end.lines > 0 || std::chrono::steady_clock::now() - started >= options_.healthy_watch);
     if (healthy) {
       backoff = options_.backoff_initial;
     }

@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -102,7 +102,7 @@ private:
   boost::asio::awaitable<std::optional<Listed>> fetchList();
   // Replaces the cache with `items` (decoded); true if the store or the warnings changed.
   bool replaceAll(std::vector<boost::json::value>& items);
-  bool onLine(std::string_view line);   // false: end this watch
+  bool onLine(std::string_view line);  // false: end this watch
   // Decodes and stores `value` (or records why not); true if the store or warnings changed.
   bool applyUpsert(const ObjectRef& ref, boost::json::value& value);
   void setError(std::string text);
@@ -121,8 +121,8 @@ private:
   bool gone_ = false;  // the current watch reported 410
   bool watch_failed_ = false;
   std::string watch_error_;
-  std::set<ObjectRef> in_store_;                  // objects this informer put into the store
-  std::map<ObjectRef, Problem> bad_;       // objects whose current version is bad
+  std::set<ObjectRef> in_store_;      // objects this informer put into the store
+  std::map<ObjectRef, Problem> bad_;  // objects whose current version is bad
   InformerStats stats_;
 };
 

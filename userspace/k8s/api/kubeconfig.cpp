@@ -133,8 +133,8 @@ Result<void> parseCluster(const YAML::Node& root, const std::string& name, const
     return skip.error().wrap(where + ".insecure-skip-tls-verify");
   }
   cfg.insecure_skip_tls_verify = *skip;
-  SLUICE_TRY(cfg.ca_pem, dataOrFile(cluster, "certificate-authority-data",
-                                    "certificate-authority", where, dir));
+  SLUICE_TRY(cfg.ca_pem, dataOrFile(cluster, "certificate-authority-data", "certificate-authority",
+                                    where, dir));
   return success();
 }
 
@@ -227,10 +227,10 @@ Result<void> TokenSource::refresh(bool force) {
   if (::stat(path_.c_str(), &st) != 0) {
     return Error(errno, "cannot stat token file " + path_.string());
   }
-  const Stamp stamp{static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev),
-                    static_cast<std::int64_t>(st.st_size),
-                    static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-                        st.st_mtim.tv_nsec};
+  const Stamp stamp{
+      static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev),
+      static_cast<std::int64_t>(st.st_size),
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
   if (!force && stamp_ && *stamp_ == stamp) {
     return success();
   }
@@ -358,8 +358,9 @@ Result<ServerUrl> parseServerUrl(std::string_view url) {
     return Error(what + ": no host");
   }
   const std::string& port = out.port;
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) == 0 || std::stoi(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) == 0 ||
+      std::stoi(port) > 65535) {
     return Error(what + ": bad port");
   }
   return out;

@@ -50,9 +50,9 @@ private:
 };
 
 struct ConnectionConfig {
-  std::string server;  // as configured, e.g. "https://10.0.0.1:6443"
-  std::string host;    // parsed from server; an IPv6 literal without brackets
-  std::string port;    // "443" if the URL has none
+  std::string server;           // as configured, e.g. "https://10.0.0.1:6443"
+  std::string host;             // parsed from server; an IPv6 literal without brackets
+  std::string port;             // "443" if the URL has none
   std::string tls_server_name;  // verify the certificate against this name instead of host
   std::string ca_pem;           // "" = the system's default trust store
   bool insecure_skip_tls_verify = false;
@@ -65,7 +65,8 @@ struct ConnectionConfig {
 
 // Reads a kubeconfig. `context` "" = current-context. Relative file paths inside the kubeconfig
 // are relative to its directory, as kubectl has them. exec and auth-provider users are refused.
-Result<ConnectionConfig> loadKubeconfig(const std::filesystem::path& path, std::string_view context = "");
+Result<ConnectionConfig> loadKubeconfig(const std::filesystem::path& path,
+                                        std::string_view context = "");
 // The same from text; `dir` resolves relative paths.
 Result<ConnectionConfig> parseKubeconfig(std::string_view text, const std::filesystem::path& dir,
                                          std::string_view context = "",
@@ -73,7 +74,7 @@ Result<ConnectionConfig> parseKubeconfig(std::string_view text, const std::files
 
 struct InClusterPaths {
   std::filesystem::path dir = "/var/run/secrets/kubernetes.io/serviceaccount";  // token, ca.crt,
-                                                                               // namespace
+                                                                                // namespace
 };
 
 // From KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service-account mount.

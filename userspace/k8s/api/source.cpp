@@ -148,7 +148,9 @@ struct ApiSource::State : std::enable_shared_from_this<State> {
 ApiSource::ApiSource(std::shared_ptr<Client> client, ApiSourceOptions options)
     : state_(std::make_shared<State>(std::move(client), std::move(options))) {}
 
-ApiSource::~ApiSource() { stop(); }
+ApiSource::~ApiSource() {
+  stop();
+}
 
 void ApiSource::start(std::function<void()> on_change) {
   State& s = *state_;
@@ -188,7 +190,9 @@ void ApiSource::stop() {
   s.client->shutdown();
 }
 
-const Store& ApiSource::store() const { return state_->store; }
+const Store& ApiSource::store() const {
+  return state_->store;
+}
 
 std::vector<Problem> ApiSource::problems() const {
   std::vector<Problem> out;
@@ -251,8 +255,7 @@ void ApiSource::renderMetrics(admin::MetricsWriter& out) const {
     std::uint64_t (*value)(const InformerStats&);
   };
   static constexpr PerKind kPerKind[] = {
-      {"sluice_k8s_relists_total", Type::kCounter,
-       "Full lists after the first (410 Gone, errors).",
+      {"sluice_k8s_relists_total", Type::kCounter, "Full lists after the first (410 Gone, errors).",
        [](const InformerStats& s) { return s.relists; }},
       {"sluice_k8s_watch_restarts_total", Type::kCounter, "Watches restarted after they ended.",
        [](const InformerStats& s) { return s.watch_restarts; }},
@@ -261,9 +264,9 @@ void ApiSource::renderMetrics(admin::MetricsWriter& out) const {
       {"sluice_k8s_last_sync_timestamp_seconds", Type::kGauge,
        "Unix time of the last successful list or event, by kind.",
        [](const InformerStats& s) {
-         return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                               s.last_sync.time_since_epoch())
-                                               .count());
+         return static_cast<std::uint64_t>(
+             std::chrono::duration_cast<std::chrono::seconds>(s.last_sync.time_since_epoch())
+                 .count());
        }},
   };
   for (const PerKind& m : kPerKind) {

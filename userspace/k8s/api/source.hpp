@@ -22,8 +22,8 @@
 
 #include "k8s/api/client.hpp"
 #include "k8s/api/informer.hpp"
-#include "k8s/store.hpp"
 #include "k8s/source.hpp"
+#include "k8s/store.hpp"
 
 namespace sluice::k8s::api {
 

@@ -35,12 +35,11 @@ std::vector<FlowView> FlowRegistry::snapshot() const {
   std::vector<FlowView> out;
   std::lock_guard lock(mutex_);
   for (const FlowInfo* f = head_; f != nullptr; f = f->next) {
-    out.push_back(FlowView{f->id, f->client, f->backend,
-                           f->strategy.load(std::memory_order_relaxed),
-                           f->piped.load(std::memory_order_relaxed),
-                           f->bytes_in.load(std::memory_order_relaxed),
-                           f->bytes_out.load(std::memory_order_relaxed), f->client_cookie,
-                           f->backend_cookie, now - f->started});
+    out.push_back(FlowView{
+        f->id, f->client, f->backend, f->strategy.load(std::memory_order_relaxed),
+        f->piped.load(std::memory_order_relaxed), f->bytes_in.load(std::memory_order_relaxed),
+        f->bytes_out.load(std::memory_order_relaxed), f->client_cookie, f->backend_cookie,
+        now - f->started});
   }
   return out;
 }

@@ -17,9 +17,9 @@ struct FlowInfo {
   std::string client;   // remote address of the client-side socket
   std::string backend;  // remote address of the backend-side socket
   std::chrono::steady_clock::time_point started;
-  std::atomic<std::uint8_t> strategy{0};   // SpliceStrategy now in use (adaptive: per direction)
-  std::atomic<std::uint8_t> piped{0};      // adaptive: bit 0 upstream, bit 1 downstream on pipe
-  std::atomic<std::uint64_t> bytes_in{0};  // client → backend, moved by the agent
+  std::atomic<std::uint8_t> strategy{0};    // SpliceStrategy now in use (adaptive: per direction)
+  std::atomic<std::uint8_t> piped{0};       // adaptive: bit 0 upstream, bit 1 downstream on pipe
+  std::atomic<std::uint64_t> bytes_in{0};   // client → backend, moved by the agent
   std::atomic<std::uint64_t> bytes_out{0};  // backend → client
   std::uint64_t client_cookie = 0;          // sockmap: the kernel counts the bytes
   std::uint64_t backend_cookie = 0;

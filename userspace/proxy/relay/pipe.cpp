@@ -49,8 +49,8 @@ private:
 };
 
 // Empties the pipe into `out`; false on an error or cancellation.
-asio::awaitable<bool> drain(Pipe& pipe, tcp::socket& to, std::size_t& in_pipe,
-                            std::uint64_t& moved, SpliceProgress progress, void* context) {
+asio::awaitable<bool> drain(Pipe& pipe, tcp::socket& to, std::size_t& in_pipe, std::uint64_t& moved,
+                            SpliceProgress progress, void* context) {
   while (in_pipe > 0) {
     const ssize_t n = ::splice(pipe.r(), nullptr, to.native_handle(), nullptr, in_pipe,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -117,8 +117,7 @@ asio::awaitable<SpliceEnd> spliceLoop(tcp::socket& from, tcp::socket& to, std::u
 }
 
 asio::awaitable<bool> spliceExactly(tcp::socket& from, tcp::socket& to, std::uint64_t length,
-                                    std::size_t pipe_bytes, void (*touch)(void*),
-                                    void* touch_arg) {
+                                    std::size_t pipe_bytes, void (*touch)(void*), void* touch_arg) {
   boost::system::error_code ignored;
   from.native_non_blocking(true, ignored);
   to.native_non_blocking(true, ignored);

@@ -18,9 +18,9 @@ using SpliceProgress = void (*)(void* context, std::size_t sent);
 // Moves bytes from `from` to `to` until `limit` bytes moved or `from` reaches EOF. Both sockets
 // must be non-blocking. kDone: `limit` moved; kEof: EOF before it (everything read was sent).
 boost::asio::awaitable<SpliceEnd> spliceLoop(boost::asio::ip::tcp::socket& from,
-                                             boost::asio::ip::tcp::socket& to,
-                                             std::uint64_t limit, std::size_t pipe_bytes,
-                                             SpliceProgress progress, void* context);
+                                             boost::asio::ip::tcp::socket& to, std::uint64_t limit,
+                                             std::size_t pipe_bytes, SpliceProgress progress,
+                                             void* context);
 
 // Moves exactly `length` bytes from `from` to `to`. The caller sets the deadline before the
 // call; `touch(touch_arg)` runs whenever bytes move. False on EOF before `length`, an error, or

@@ -163,9 +163,9 @@ asio::awaitable<SpliceStrategy> Relay::run(SpliceStrategy strategy, Buffer& from
   stats.active_flows.fetch_add(1, std::memory_order_relaxed);
   registerFlow(strategy, flow_id);
   last_activity_ = Clock::now();
-  co_await ((runDirection(strategy, true, from_client) &&
-             runDirection(strategy, false, from_backend)) ||
-            idleWatch());
+  co_await (
+      (runDirection(strategy, true, from_client) && runDirection(strategy, false, from_backend)) ||
+      idleWatch());
   done_ = true;
   timer_.cancel();
   pair_.reset();  // both directions ended: nothing is in flight, the entries can go

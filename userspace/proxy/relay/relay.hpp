@@ -65,9 +65,9 @@ struct SpliceStats {
   std::atomic<std::uint64_t> flows_total[4] = {};  // by SpliceStrategy
   std::atomic<std::int64_t> active_flows{0};
   std::atomic<std::uint64_t> fallbacks{0};  // sockmap pairs that could not be armed
-  std::atomic<std::uint64_t> held{0};  // sockmap flows reset: a peer fell behind by the budget
-  std::atomic<std::uint64_t> upgraded{0};      // adaptive directions moved from copy to pipe
-  std::atomic<std::uint64_t> integrity{0};     // sockmap flows reset: kernel duplicated bytes
+  std::atomic<std::uint64_t> held{0};       // sockmap flows reset: a peer fell behind by the budget
+  std::atomic<std::uint64_t> upgraded{0};   // adaptive directions moved from copy to pipe
+  std::atomic<std::uint64_t> integrity{0};  // sockmap flows reset: kernel duplicated bytes
   std::atomic<std::uint64_t> body_splices{0};  // bounded bodies moved with splice(2)
   std::atomic<std::uint64_t> body_bytes{0};
 };
@@ -107,8 +107,7 @@ private:
   // everything read so far is written and the caller moves it to splice(2).
   boost::asio::awaitable<CopyEnd> copyDirection(tcp::socket& from, tcp::socket& to, Buffer& buf,
                                                 bool until_streaming);
-  boost::asio::awaitable<bool> adaptiveDirection(tcp::socket& from, tcp::socket& to,
-                                                 Buffer& buf);
+  boost::asio::awaitable<bool> adaptiveDirection(tcp::socket& from, tcp::socket& to, Buffer& buf);
   boost::asio::awaitable<bool> pipeDirection(tcp::socket& from, tcp::socket& to);
   boost::asio::awaitable<bool> sockmapDirection(tcp::socket& from, tcp::socket& to, Buffer& buf);
   boost::asio::awaitable<bool> waitRedirected(tcp::socket& from);

@@ -96,8 +96,7 @@ asio::awaitable<bool> Relay::sockmapDirection(tcp::socket& from, tcp::socket& to
     // never corrupts it, and memory stays bounded.
     spliceStats().held.fetch_add(1, std::memory_order_relaxed);
     SPDLOG_LOGGER_DEBUG(log::get("splice"),
-                        "flow {:#x}: peer fell behind by the budget: resetting the flow",
-                        info_.id);
+                        "flow {:#x}: peer fell behind by the budget: resetting the flow", info_.id);
     co_return false;
   }
 }
