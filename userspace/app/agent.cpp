@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "app/sizing.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "k8s/api/kubeconfig.hpp"
@@ -59,6 +60,9 @@ int Agent::run() {
   }
   splicing_ =
       std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir, config_.proxy.splice);
+  const ConnectionSizing sizing = sizeConnections(config_.max_connections);
+  limit_ = std::make_unique<proxy::ConnectionLimit>(sizing.max_connections);
+  log->info("at most {} client connections ({})", sizing.max_connections, sizing.why);
   if (auto made = makeSource(); !made) {
     log->error("{}", made.error().message());
     return 2;
@@ -150,8 +154,8 @@ Result<void> Agent::makeSource() {
 
 Result<void> Agent::startWorkers() {
   for (unsigned i = 0; i < config_.workers; ++i) {
-    workers_.push_back(
-        std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_, splicing_->datapath()));
+    workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_,
+                                                       splicing_->datapath(), *limit_));
     SLUICE_CHECK(workers_.back()->listen(config_.listen_http));
   }
   applyTcpPorts();
@@ -168,9 +172,10 @@ void Agent::registerPages() {
            : ready_    ? "syncing with the API server"
                        : "starting";
   });
-  pages_.addMetrics([](admin::MetricsWriter& out) {
+  pages_.addMetrics([this](admin::MetricsWriter& out) {
     proxy::renderGlobalMetrics(out);
     upstream::renderMetrics(out);
+    limit_->renderMetrics(out);
   });
   pages_.addMetrics([this](admin::MetricsWriter& out) { reconciler_.renderMetrics(out); });
   pages_.addMetrics([this](admin::MetricsWriter& out) { splicing_->renderMetrics(out); });

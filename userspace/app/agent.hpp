@@ -19,6 +19,7 @@
 #include "control/ingress_status.hpp"
 #include "control/reconciler.hpp"
 #include "k8s/source.hpp"
+#include "proxy/admission.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/splicing.hpp"
 #include "proxy/worker.hpp"
@@ -54,6 +55,7 @@ private:
   proxy::SnapshotHolder snapshots_;
   control::Reconciler reconciler_;
   std::unique_ptr<proxy::Splicing> splicing_;
+  std::unique_ptr<proxy::ConnectionLimit> limit_;
   std::unique_ptr<k8s::Source> source_;
   std::unique_ptr<control::IngressStatus> status_;  // API source only
   std::vector<std::unique_ptr<proxy::Worker>> workers_;

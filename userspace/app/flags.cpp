@@ -83,6 +83,11 @@ void addServingFlags(CLI::App& cli, AgentConfig& out, RawFlags& raw) {
       ->capture_default_str();
   cli.add_option("--workers", raw.workers, "Worker threads (default: CPU cores)")
       ->check(CLI::Range(1u, 256u));
+  cli.add_option("--max-connections", out.max_connections,
+                 "Open client connections (HTTP and TCP routes) the agent accepts at most; at "
+                 "the cap it stops accepting until one closes (default: sized from the memory "
+                 "and file limits, see docs/operations.md)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}));
   cli.add_option("--log-level", out.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   cli.add_option("--access-log", out.access_log,

@@ -30,6 +30,7 @@ struct AgentConfig {
   boost::asio::ip::tcp::endpoint listen_http;
   boost::asio::ip::tcp::endpoint admin;
   unsigned workers = 1;
+  std::size_t max_connections = 0;  // client connections, agent-wide; 0 = sized (app/sizing.hpp)
   std::string ingress_class = "sluice";
   std::string controller = "sluice.dev/ingress";
   std::string log_level = "info";

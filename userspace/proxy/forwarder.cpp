@@ -1,6 +1,7 @@
 #include "proxy/forwarder.hpp"
 
 #include <array>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -79,7 +80,7 @@ void Forwarder::close() {
 }
 
 asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& req,
-                                                      std::string_view path, const Snapshot& snap,
+                                                      RequestText& text, const Snapshot& snap,
                                                       std::uint32_t cluster,
                                                       std::string_view client_ip,
                                                       bool client_keep_alive) {
@@ -93,10 +94,15 @@ asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& r
                  .content_length = req.content_length};
   endpoint_ = nullptr;
   cluster_stats_ = snap.cluster_stats[cluster].get();
-  // Everything the upstream needs from the head is copied into head_, so the client buffer can
-  // be consumed and reused for the body.
-  http::buildUpstreamHead(req, path, {.client_ip = client_ip}, head_, scratch_);
+  // Everything the upstream needs from the head is copied into the request's text, so the
+  // client buffer can be consumed and reused for the body, or given back while the upstream
+  // works when there is no body.
+  text_ = &text;
+  http::buildUpstreamHead(req, text.path, {.client_ip = client_ip}, text.head, text.scratch);
   chunked_.reset();
+  if (req_.body == http::BodyKind::kNone) {
+    in_.releaseIfEmpty();
+  }
 
   if (Result sent = co_await connectAndSend(snap, cluster, false);
       sent.outcome == Outcome::kReply) {
@@ -147,7 +153,7 @@ asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& sna
     // Send the head alone: if a pooled connection turns out dead we can still retry, since no
     // body byte has left the client buffer yet.
     watchdog_.arm(cfg.upstream_response_timeout);
-    auto [ec, n] = co_await asio::async_write(up_->socket, asio::buffer(head_), kNoThrow);
+    auto [ec, n] = co_await asio::async_write(up_->socket, asio::buffer(text_->head), kNoThrow);
     if (!ec) {
       co_return Result{Outcome::kKeepAlive};
     }
@@ -188,14 +194,15 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
                                                                http::ParseResult& pr) {
   const ProxyConfig& cfg = worker_.config();
   watchdog_.arm(cfg.upstream_response_timeout);
+  http::ResponseHead& resp = worker_.responseHead();  // scratch: used until the next co_await
   bool any_byte = false;
   for (;;) {
     Buffer& ub = up_->buffer;
     if (!ub.empty()) {
       // The request's views are stale once the body streamed; pass the method class we kept.
-      pr = http::parseResponseHead(ub.readable(), resp_, req_.head ? "HEAD" : "GET", cfg.limits);
-      const bool interim = pr.status == http::ParseStatus::kComplete && resp_.status >= 100 &&
-                           resp_.status < 200 && resp_.status != 101;
+      pr = http::parseResponseHead(ub.readable(), resp, req_.head ? "HEAD" : "GET", cfg.limits);
+      const bool interim = pr.status == http::ParseStatus::kComplete && resp.status >= 100 &&
+                           resp.status < 200 && resp.status != 101;
       if (interim) {
         if (!req_.http10) {
           auto [ec, n] = co_await asio::async_write(
@@ -225,10 +232,19 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
         ub.grow(cfg.limits.max_head_bytes);
       }
     }
-    auto [ec, n] = co_await up_->socket.async_read_some(ub.prepare(), kNoThrow);
+    // (No co_await inside a condition: GCC 12 mis-compiles some of those.)
+    bool readable = ub.hasStorage();
+    if (!readable) {
+      readable = co_await awaitUpstream();
+    }
+    boost::system::error_code ec = asio::error::operation_aborted;
+    std::size_t n = 0;
+    if (readable) {
+      std::tie(ec, n) = co_await up_->socket.async_read_some(up_->buffer.prepare(), kNoThrow);
+    }
     if (!ec && n > 0) {
       any_byte = true;
-      ub.commit(n);
+      up_->buffer.commit(n);
       continue;
     }
     const bool timeout = watchdog_.takeTimeout();
@@ -256,9 +272,24 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
   }
 }
 
+asio::awaitable<bool> Forwarder::awaitUpstream() {
+  // No buffer while the upstream works: at 1,000 requests in flight a 16 KiB buffer each would
+  // be most of the agent's memory. Waiting for readability also saves the read that finds
+  // nothing yet.
+  auto [ec] = co_await up_->socket.async_wait(tcp::socket::wait_read, kNoThrow);
+  if (ec) {
+    co_return false;
+  }
+  up_->buffer.acquire(worker_.buffers());
+  co_return true;
+}
+
 asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len) {
+  // The response head is the worker's scratch: everything taken from it happens before this
+  // function's first co_await.
+  const http::ResponseHead& resp = worker_.responseHead();
   Buffer& ub = up_->buffer;
-  if (resp_.status == 101) {
+  if (resp.status == 101) {
     if (!req_.upgrade) {
       release(false);
       co_return reply(LocalReply::k502, true);
@@ -277,22 +308,20 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   }
   // Final response: keep-alive towards the client needs a delimited body.
   const bool close_client =
-      http::mustCloseClient(req_.keep_alive, req_.http10, resp_) || worker_.draining();
-  const int status = resp_.status;
-  http::buildResponseHead(resp_, close_client, req_.http10, head_);
-  // resp_ views are intact until the body is read: decide reuse now.
-  const bool reusable_response = http::upstreamReusable(resp_);
-  // Bytes a misbehaving upstream sends after a response that has no body by rule (HEAD, 204,
-  // 304) would be read as the next request's response: probe such a connection before reuse.
-  up_->probe_before_reuse = resp_.body == http::BodyKind::kNone;
-  const Framing framing{.kind = resp_.body,
-                        .remaining = resp_.content_length,
-                        .total = resp_.content_length,
+      http::mustCloseClient(req_.keep_alive, req_.http10, resp) || worker_.draining();
+  const int status = resp.status;
+  http::buildResponseHead(resp, close_client, req_.http10, text_->head);
+  // resp views are intact until the body is read: decide reuse now.
+  const bool reusable_response = http::upstreamReusable(resp);
+  const Framing framing{.kind = resp.body,
+                        .remaining = resp.content_length,
+                        .total = resp.content_length,
                         .max_payload = 0};
   ub.consume(head_len);
   touching_ = Direction::kResponse;
   chunked_.reset();
-  const PumpEnd end = co_await pump(up_->socket, ub, client_, framing, head_, Direction::kResponse);
+  const PumpEnd end =
+      co_await pump(up_->socket, ub, client_, framing, text_->head, Direction::kResponse);
   const bool upstream_ok = end == PumpEnd::kDone || end == PumpEnd::kWriteFailed;
   const bool client_ok =
       end == PumpEnd::kDone || end == PumpEnd::kReadFailed || end == PumpEnd::kBadFraming;
@@ -381,6 +410,8 @@ asio::awaitable<void> Forwarder::tunnel() {
   watchdog_.disarm();
   const ProxyConfig& cfg = worker_.config();
   Relay relay(client_, up_->socket, cfg.splice, worker_.datapath(), cfg.tunnel_idle_timeout);
+  in_.acquire(worker_.buffers());
+  up_->buffer.acquire(worker_.buffers());
   co_await relay.run(cfg.splice.connection, in_, up_->buffer, id_);
   release(false);
 }

@@ -27,6 +27,7 @@
 namespace sluice::proxy {
 
 class Worker;
+struct RequestText;
 struct Snapshot;
 
 class Forwarder {
@@ -48,9 +49,10 @@ public:
   };
 
   // Forwards the parsed request `req` (its head already consumed from the client buffer) to an
-  // endpoint of `cluster`, with `path` as the request path. `client_keep_alive`: the client
-  // connection may carry another request afterwards.
-  boost::asio::awaitable<Result> forward(const http::RequestHead& req, std::string_view path,
+  // endpoint of `cluster`, with `text.path` as the request path; `text` holds the heads being
+  // sent for the request's duration. `req` is read only before the first co_await (it is the
+  // worker's scratch). `client_keep_alive`: the client connection may carry another request.
+  boost::asio::awaitable<Result> forward(const http::RequestHead& req, RequestText& text,
                                          const Snapshot& snap, std::uint32_t cluster,
                                          std::string_view client_ip, bool client_keep_alive);
   // After kUpgraded: relays the tunnel until both sides are done.
@@ -111,11 +113,12 @@ private:
   Buffer& in_;
   Watchdog& watchdog_;
   const std::uint64_t id_;
+  // Waits for the upstream to answer, then gives its connection a buffer to read into.
+  boost::asio::awaitable<bool> awaitUpstream();
+
   Request req_;
-  http::ResponseHead resp_;
   http::ChunkedDecoder chunked_;
-  std::string head_;     // the head being sent: the request's, then the response's
-  std::string scratch_;  // X-Forwarded-For assembly
+  RequestText* text_ = nullptr;  // the request's heads, while forward() runs
   upstream::ConnectionPtr up_;
   lb::EndpointState* endpoint_ = nullptr;
   upstream::ClusterStats* cluster_stats_ = nullptr;

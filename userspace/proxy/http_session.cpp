@@ -51,16 +51,14 @@ LocalReply replyFor(http::ParseError e) {
 
 }  // namespace
 
-HttpSession::HttpSession(Worker& worker, tcp::socket socket)
+HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot)
     : worker_(worker),
       client_(std::move(socket)),
+      slot_(std::move(slot)),
       watchdog_(client_.get_executor()),
       id_(worker.nextConnectionId()),
       client_ip_(net::peerAddress(client_)),
-      in_(std::min(worker.config().io_buffer_bytes, worker.config().limits.max_head_bytes)),
       forwarder_(worker, client_, in_, watchdog_, id_) {
-  path_buf_.reserve(128);
-  host_buf_.reserve(64);
   error_code ignored;
   client_.set_option(tcp::no_delay(true), ignored);
   watchdog_.watch(Watchdog::kClient, &client_);
@@ -75,8 +73,8 @@ HttpSession::~HttpSession() {
   globalStats().active_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void HttpSession::start(Worker& worker, tcp::socket socket) {
-  auto session = std::make_shared<HttpSession>(worker, std::move(socket));
+void HttpSession::start(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot) {
+  auto session = std::make_shared<HttpSession>(worker, std::move(socket), std::move(slot));
   auto ex = worker.io().get_executor();
   asio::co_spawn(
       ex, [session]() { return session->watchdog_.run(); }, asio::detached);
@@ -126,21 +124,36 @@ asio::awaitable<void> HttpSession::run() {
   client_.close(ignored);
 }
 
+asio::awaitable<bool> HttpSession::waitForRequest() {
+  // Idle between requests: no buffer, no parse state, just the socket. The buffer is taken
+  // from the worker's pool once the client has sent something (or closed).
+  if (close_after_ || worker_.draining()) {
+    co_return false;
+  }
+  watchdog_.arm(worker_.config().idle_timeout);
+  auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, kNoThrow);
+  if (ec) {
+    watchdog_.takeTimeout();
+    co_return false;
+  }
+  in_.acquire(worker_.buffers());
+  co_return true;
+}
+
 asio::awaitable<http::ParseResult> HttpSession::readHead() {
   const ProxyConfig& cfg = worker_.config();
   // Before its first byte the idle timeout applies; once bytes arrived, the (shorter) header
   // timeout, armed only if the head did not come in one read.
-  idle_ = in_.empty();
-  if (idle_) {
-    if (close_after_ || worker_.draining()) {
-      co_return http::ParseResult{};
-    }
-    watchdog_.arm(cfg.idle_timeout);
+  in_.releaseIfEmpty();
+  idle_ = !in_.hasStorage();
+  if (idle_ && !co_await waitForRequest()) {
+    co_return http::ParseResult{};
   }
   bool header_deadline_set = false;
   for (;;) {
     if (!in_.empty()) {
-      http::ParseResult pr = http::parseRequestHead(in_.readable(), req_, cfg.limits);
+      http::ParseResult pr =
+          http::parseRequestHead(in_.readable(), worker_.requestHead(), cfg.limits);
       if (pr.status != http::ParseStatus::kIncomplete) {
         idle_ = false;
         co_return pr;
@@ -172,44 +185,55 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
 asio::awaitable<HttpSession::Outcome> HttpSession::handleRequest(std::size_t head_len) {
   auto& g = globalStats();
   bump(g.requests_total);
-  head_request_ = req_.method == "HEAD";
-  // The head's views stay valid until the next read into in_ (consume() moves no bytes), and
-  // everything after this point that reads from the client first copies what it needs.
-  in_.consume(head_len);
+  // The head lives in the worker's scratch and its views in in_: both are used only until the
+  // first co_await (other sessions of the worker parse into the scratch then); what the request
+  // needs later is copied into text_ or into members first.
+  const http::RequestHead& req = worker_.requestHead();
+  head_request_ = req.method == "HEAD";
+  keep_alive_ = req.keep_alive;
+  text_ = worker_.takeText();
+  in_.consume(head_len);  // moves no bytes: the views stay valid until the next read
+  const Outcome outcome = co_await normalizeAndRoute(req);
+  worker_.giveText(std::move(text_));
+  co_return outcome;
+}
+
+asio::awaitable<HttpSession::Outcome> HttpSession::normalizeAndRoute(const http::RequestHead& req) {
   // Routing key: the absolute-form authority wins over Host (RFC 9112 §3.2.2).
-  const std::string_view raw_host = req_.authority.empty() ? req_.host : req_.authority;
+  const std::string_view raw_host = req.authority.empty() ? req.host : req.authority;
   std::size_t host_len = 0;
   std::size_t path_len = 0;
   // resize() within the reserved capacity allocates nothing; normalizing never lengthens.
-  host_buf_.resize(raw_host.size());
-  path_buf_.resize(req_.path.size());
-  if ((!raw_host.empty() && !http::normalizeHost(raw_host, host_buf_.data(), host_len)) ||
-      !http::normalizePath(req_.path, path_buf_.data(), path_len)) {
+  text_->host.resize(raw_host.size());
+  text_->path.resize(req.path.size());
+  if ((!raw_host.empty() && !http::normalizeHost(raw_host, text_->host.data(), host_len)) ||
+      !http::normalizePath(req.path, text_->path.data(), path_len)) {
     co_return co_await sendLocal(LocalReply::k400, true, nullptr);
   }
-  if (req_.body == http::BodyKind::kChunked && !in_.empty()) {
+  if (req.body == http::BodyKind::kChunked && !in_.empty()) {
     // Body bytes that came with the head are checked before any upstream sees the head, so a
     // malformed chunked body in one packet never reaches a backend at all.
     http::ChunkedDecoder probe;
     if (auto r = probe.feed(in_.readable()); r.status == http::ParseStatus::kError) {
-      bump(g.parse_errors[static_cast<std::size_t>(r.error)]);
+      bump(globalStats().parse_errors[static_cast<std::size_t>(r.error)]);
       co_return co_await sendLocal(LocalReply::k400, true, nullptr);
     }
   }
-  host_ = {host_buf_.data(), host_len};
-  path_ = {path_buf_.data(), path_len};
+  host_ = {text_->host.data(), host_len};
+  path_ = {text_->path.data(), path_len};
   // A snapshot pinned for the whole request: a config swap mid-request changes nothing here.
   const std::shared_ptr<const Snapshot> snap = worker_.snapshot();
   if (!snap || !snap->routes) {
     // A request whose body we will not read leaves unread bytes on the connection: close it.
-    co_return co_await sendLocal(LocalReply::k503, req_.body != http::BodyKind::kNone, nullptr);
+    co_return co_await sendLocal(LocalReply::k503, req.body != http::BodyKind::kNone, nullptr);
   }
-  co_return co_await route(*snap);
+  co_return co_await route(*snap, req);
 }
 
-asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap) {
+asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap,
+                                                         const http::RequestHead& req) {
   // A request whose body we will not read leaves unread bytes on the connection: close it.
-  const bool has_body = req_.body != http::BodyKind::kNone;
+  const bool has_body = req.body != http::BodyKind::kNone;
   const router::Match match = snap.routes->match(host_, path_);
   RouteStats* route =
       match.route < snap.route_stats.size() ? snap.route_stats[match.route].get() : nullptr;
@@ -217,7 +241,7 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap) {
     co_return co_await sendLocal(LocalReply::k404, has_body, route);
   }
   const std::uint64_t limit = worker_.config().max_request_body;
-  if (limit != 0 && req_.body == http::BodyKind::kContentLength && req_.content_length > limit) {
+  if (limit != 0 && req.body == http::BodyKind::kContentLength && req.content_length > limit) {
     co_return co_await sendLocal(LocalReply::k413, true, route);
   }
   if (snap.balancers[match.cluster]->endpoints().empty()) {
@@ -225,9 +249,9 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap) {
   }
   auto& g = globalStats();
   g.active_requests.fetch_add(1, std::memory_order_relaxed);
-  const bool keep_alive = req_.keep_alive && !worker_.draining() && !close_after_;
+  const bool keep_alive = req.keep_alive && !worker_.draining() && !close_after_;
   const Forwarder::Result r =
-      co_await forwarder_.forward(req_, path_, snap, match.cluster, client_ip_, keep_alive);
+      co_await forwarder_.forward(req, *text_, snap, match.cluster, client_ip_, keep_alive);
   g.active_requests.fetch_sub(1, std::memory_order_relaxed);
   switch (r.outcome) {
     case Forwarder::Outcome::kReply:
@@ -252,6 +276,7 @@ asio::awaitable<void> HttpSession::linger() {
   client_.shutdown(tcp::socket::shutdown_send, ignored);
   watchdog_.arm(kLingerTime);
   std::size_t discarded = 0;
+  in_.acquire(worker_.buffers());
   while (discarded < kLingerBytes) {
     in_.clear();
     auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
@@ -265,7 +290,7 @@ asio::awaitable<void> HttpSession::linger() {
 asio::awaitable<HttpSession::Outcome> HttpSession::sendLocal(LocalReply reply, bool close,
                                                              RouteStats* route) {
   globalStats().localReply(reply);
-  const bool closing = close || close_after_ || worker_.draining() || !req_.keep_alive;
+  const bool closing = close || close_after_ || worker_.draining() || !keep_alive_;
   std::string_view bytes = localReply(reply, closing);
   if (head_request_) {
     bytes = bytes.substr(0, bytes.find("\r\n\r\n") + 4);  // HEAD: same head, no body

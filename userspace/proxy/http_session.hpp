@@ -13,6 +13,7 @@
 
 #include "common/buffer.hpp"
 #include "http/parser.hpp"
+#include "proxy/admission.hpp"
 #include "proxy/forwarder.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/watchdog.hpp"
@@ -20,14 +21,17 @@
 namespace sluice::proxy {
 
 class Worker;
+struct RequestText;
 struct Snapshot;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
 public:
-  HttpSession(Worker& worker, boost::asio::ip::tcp::socket socket);
+  HttpSession(Worker& worker, boost::asio::ip::tcp::socket socket, ConnectionLimit::Slot slot);
   ~HttpSession();
 
-  static void start(Worker& worker, boost::asio::ip::tcp::socket socket);
+  // `slot`: the connection's place under --max-connections, held for the session's life.
+  static void start(Worker& worker, boost::asio::ip::tcp::socket socket,
+                    ConnectionLimit::Slot slot);
   // Drain: a session waiting for its next request is closed now; a busy one closes after its
   // current response.
   void closeIfIdle();
@@ -41,12 +45,17 @@ private:
   enum class Outcome : std::uint8_t { kKeepAlive, kClose };
 
   boost::asio::awaitable<void> run();
+  // Idle: waits (holding no buffer) until the client sends or closes; false if it closed, timed
+  // out, or the agent is draining.
+  boost::asio::awaitable<bool> waitForRequest();
   // Reads until a whole head is in the buffer (or the head is refused, or the connection ends).
-  // kIncomplete with consumed 0: the connection ended or timed out before a head.
+  // kIncomplete with consumed 0: the connection ended or timed out before a head. The head is
+  // parsed into the worker's scratch (Worker::requestHead()).
   boost::asio::awaitable<http::ParseResult> readHead();
   boost::asio::awaitable<Outcome> handleRequest(std::size_t head_len);
+  boost::asio::awaitable<Outcome> normalizeAndRoute(const http::RequestHead& req);
   // Matches the request against `snap` and forwards it, or answers it (404, 413, 503).
-  boost::asio::awaitable<Outcome> route(const Snapshot& snap);
+  boost::asio::awaitable<Outcome> route(const Snapshot& snap, const http::RequestHead& req);
   boost::asio::awaitable<Outcome> sendLocal(LocalReply reply, bool close, RouteStats* route);
   // After an error reply: discard what the client still sends, for a bounded time and volume.
   boost::asio::awaitable<void> linger();
@@ -55,21 +64,21 @@ private:
 
   Worker& worker_;
   boost::asio::ip::tcp::socket client_;
+  ConnectionLimit::Slot slot_;
   Watchdog watchdog_;
   const std::uint64_t id_;
   std::string client_ip_;
-  Buffer in_;
+  Buffer in_;  // storage only while there are bytes to handle (Worker::buffers())
   Forwarder forwarder_;
-  std::string path_buf_;  // normalized routing path and host; capacity reused per request
-  std::string host_buf_;
-  std::string_view path_;
+  std::unique_ptr<RequestText> text_;  // lent by the worker for one request
+  std::string_view path_;              // into text_: the normalized routing path and host
   std::string_view host_;
-  http::RequestHead req_;
   Clock::time_point request_start_{};
   bool idle_ = true;  // waiting for the first byte of a request
   bool close_after_ = false;
   bool linger_ = false;
   bool head_request_ = false;
+  bool keep_alive_ = true;  // the request allowed keep-alive
 };
 
 }  // namespace sluice::proxy

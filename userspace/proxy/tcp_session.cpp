@@ -16,7 +16,8 @@ using boost::system::error_code;
 
 namespace {
 
-asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t port) {
+asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t port,
+                            [[maybe_unused]] ConnectionLimit::Slot slot) {  // held for the flow
   const ProxyConfig& cfg = worker.config();
   auto& g = globalStats();
   g.active_connections.fetch_add(1, std::memory_order_relaxed);
@@ -44,15 +45,19 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
   error_code ignored;
   client.set_option(tcp::no_delay(true), ignored);
   upstream::Connection& backend = *connected.connection;
-  Buffer from_client(cfg.io_buffer_bytes);
+  Buffer from_client;
+  from_client.acquire(worker.buffers());
+  backend.buffer.acquire(worker.buffers());
   Relay relay(client, backend.socket, cfg.splice, worker.datapath(), cfg.tunnel_idle_timeout);
   co_await relay.run(cfg.splice.connection, from_client, backend.buffer, 0);
 }
 
 }  // namespace
 
-void startTcpSession(Worker& worker, tcp::socket socket, std::uint16_t port) {
-  asio::co_spawn(worker.io(), serve(worker, std::move(socket), port), asio::detached);
+void startTcpSession(Worker& worker, tcp::socket socket, std::uint16_t port,
+                     ConnectionLimit::Slot slot) {
+  asio::co_spawn(worker.io(), serve(worker, std::move(socket), port, std::move(slot)),
+                 asio::detached);
 }
 
 }  // namespace sluice::proxy

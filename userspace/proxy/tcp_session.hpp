@@ -7,10 +7,14 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "proxy/admission.hpp"
+
 namespace sluice::proxy {
 
 class Worker;
 
-void startTcpSession(Worker& worker, boost::asio::ip::tcp::socket socket, std::uint16_t port);
+// `slot`: the connection's place under --max-connections, held until the flow ends.
+void startTcpSession(Worker& worker, boost::asio::ip::tcp::socket socket, std::uint16_t port,
+                     ConnectionLimit::Slot slot);
 
 }  // namespace sluice::proxy

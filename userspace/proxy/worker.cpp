@@ -22,33 +22,58 @@ using boost::system::error_code;
 
 namespace {
 constexpr auto kSweepInterval = std::chrono::seconds(2);
+// Free blocks a worker keeps for the next busy moment; more are freed as they come back.
+constexpr std::size_t kMaxFreeBuffers = 256;
+constexpr std::size_t kMaxFreeTexts = 1024;
+// A lent request string grown past this (a huge head) is dropped instead of kept.
+constexpr std::size_t kMaxKeptTextBytes = 16 * 1024;
 }  // namespace
 
 Worker::Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots,
-               bpf::SpliceDatapath* datapath)
+               bpf::SpliceDatapath* datapath, ConnectionLimit& limit)
     : index_(index),
       config_(config),
       snapshots_(snapshots),
       datapath_(datapath),
+      limit_(limit),
       sweep_timer_(io_),
-      accept_backoff_(io_),
+      buffers_(config.io_buffer_bytes, kMaxFreeBuffers),
       pool_(config.max_idle_per_endpoint),
       rng_(0x5eed0000ULL + index * 7919ULL +
            static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())),
-      connector_(io_.get_executor(), pool_, rng_, config.upstream_connect_timeout,
-                 config.io_buffer_bytes) {}
+      connector_(io_.get_executor(), pool_, rng_, config.upstream_connect_timeout) {}
 
 Worker::~Worker() {
   pool_.clear();
 }
 
-Result<void> Worker::listen(const tcp::endpoint& endpoint) {
-  acceptor_.emplace(io_);
-  auto listening = net::listen(*acceptor_, endpoint, {.reuse_port = true});
-  if (!listening) {
-    acceptor_.reset();
+std::unique_ptr<RequestText> Worker::takeText() {
+  if (free_texts_.empty()) {
+    auto text = std::make_unique<RequestText>();
+    text->host.reserve(64);
+    text->path.reserve(128);
+    text->head.reserve(2048);
+    return text;
   }
-  return listening;
+  auto text = std::move(free_texts_.back());
+  free_texts_.pop_back();
+  return text;
+}
+
+void Worker::giveText(std::unique_ptr<RequestText> text) {
+  if (text && free_texts_.size() < kMaxFreeTexts && text->head.capacity() <= kMaxKeptTextBytes &&
+      text->scratch.capacity() <= kMaxKeptTextBytes) {
+    free_texts_.push_back(std::move(text));
+  }
+}
+
+Result<void> Worker::listen(const tcp::endpoint& endpoint) {
+  auto acceptor = std::make_unique<tcp::acceptor>(io_);
+  SLUICE_CHECK(net::listen(*acceptor, endpoint, {.reuse_port = true}));
+  error_code ec;
+  const std::uint16_t port = acceptor->local_endpoint(ec).port();
+  listeners_[port] = Listener{std::move(acceptor), next_listener_id_++, true};
+  return success();
 }
 
 void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint16_t> ports) {
@@ -56,17 +81,17 @@ void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint
     if (draining_) {
       return;
     }
-    for (auto it = tcp_acceptors_.begin(); it != tcp_acceptors_.end();) {
-      if (std::find(ports.begin(), ports.end(), it->first) == ports.end()) {
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+      if (!it->second.http && std::find(ports.begin(), ports.end(), it->first) == ports.end()) {
         error_code ignored;
-        it->second->close(ignored);  // its pending accept completes with operation_aborted
-        it = tcp_acceptors_.erase(it);
+        it->second.acceptor->close(ignored);  // its pending accept completes with an abort
+        it = listeners_.erase(it);
       } else {
         ++it;
       }
     }
     for (std::uint16_t port : ports) {
-      if (tcp_acceptors_.contains(port)) {
+      if (listeners_.contains(port)) {
         continue;
       }
       auto acceptor = std::make_unique<tcp::acceptor>(io_);
@@ -78,62 +103,76 @@ void Worker::setTcpPorts(const asio::ip::address& address, std::vector<std::uint
                            listening.error().message());
         continue;
       }
-      acceptTcp(port, *acceptor);
-      tcp_acceptors_.emplace(port, std::move(acceptor));
+      const std::uint64_t id = next_listener_id_++;
+      listeners_[port] = Listener{std::move(acceptor), id, false};
+      accept(port, id);
     }
   });
 }
 
-void Worker::acceptTcp(std::uint16_t port, tcp::acceptor& acceptor) {
-  acceptor.async_accept([this, port, &acceptor](error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor.is_open() || draining_) {
-      return;  // closed (route removed or drain): the acceptor may already be destroyed
-    }
-    if (!ec) {
-      startTcpSession(*this, std::move(socket), port);
-      acceptTcp(port, acceptor);
-      return;
-    }
-    SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} accept on TCP route {}: {}", index_, port,
-                       ec.message());
-    auto backoff = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
-    backoff->async_wait([this, port, backoff](error_code wec) {
-      auto it = tcp_acceptors_.find(port);
-      if (!wec && !draining_ && it != tcp_acceptors_.end()) {
-        acceptTcp(port, *it->second);
-      }
-    });
-  });
+Worker::Listener* Worker::listener(std::uint16_t port, std::uint64_t id) {
+  auto it = listeners_.find(port);
+  return it != listeners_.end() && it->second.id == id && it->second.acceptor->is_open()
+             ? &it->second
+             : nullptr;
 }
 
 void Worker::run() {
-  accept();
+  for (auto& [port, l] : listeners_) {
+    accept(port, l.id);
+  }
   sweepPool();
   io_.run();
 }
 
-void Worker::accept() {
-  acceptor_->async_accept([this](error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open()) {
-        return;
-      }
-      // EMFILE and friends: the pending connection stays queued, so retrying at once would
-      // spin. Back off briefly and try again; connections closing meanwhile free descriptors.
-      SPDLOG_LOGGER_WARN(log::get("proxy"), "worker {} accept: {} (retrying in 50 ms)", index_,
-                         ec.message());
-      accept_backoff_.expires_after(std::chrono::milliseconds(50));
-      accept_backoff_.async_wait([this](error_code wec) {
-        if (!wec && !draining_) {
-          accept();
-        }
-      });
-      return;
-    } else {
-      HttpSession::start(*this, std::move(socket));
+void Worker::accept(std::uint16_t port, std::uint64_t id) {
+  Listener* l = listener(port, id);
+  if (draining_ || l == nullptr) {
+    return;
+  }
+  if (!limit_.tryAcquire()) {
+    // At --max-connections: stop accepting; the kernel's backlog holds the next connections
+    // until a slot frees (on any worker), which posts this accept again.
+    auto again = [this, port, id] { asio::post(io_, [this, port, id] { accept(port, id); }); };
+    if (!limit_.waitForSlot(again)) {
+      again();
     }
-    if (!draining_) {
-      accept();
+    return;
+  }
+  l->acceptor->async_accept([this, port, id, slot = ConnectionLimit::Slot(&limit_)](
+                                error_code ec, tcp::socket socket) mutable {
+    if (ec == asio::error::operation_aborted || draining_ || listener(port, id) == nullptr) {
+      return;  // closed (route removed or drain); the slot goes with the handler
+    }
+    if (ec) {
+      // EMFILE and friends: the pending connection stays queued, so retrying at once
+      // would spin. Back off briefly; connections closing meanwhile free descriptors.
+      SPDLOG_LOGGER_WARN(log::get("proxy"),
+                         "worker {} accept on port {}: {} (retrying in "
+                         "50 ms)",
+                         index_, port, ec.message());
+      retryAccept(port, id);
+      return;
+    }
+    onAccepted(port, id, std::move(socket), std::move(slot));
+  });
+}
+
+void Worker::onAccepted(std::uint16_t port, std::uint64_t id, tcp::socket socket,
+                        ConnectionLimit::Slot slot) {
+  if (listener(port, id)->http) {
+    HttpSession::start(*this, std::move(socket), std::move(slot));
+  } else {
+    startTcpSession(*this, std::move(socket), port, std::move(slot));
+  }
+  accept(port, id);
+}
+
+void Worker::retryAccept(std::uint16_t port, std::uint64_t id) {
+  auto backoff = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(50));
+  backoff->async_wait([this, port, id, backoff](error_code ec) {
+    if (!ec) {
+      accept(port, id);
     }
   });
 }
@@ -154,16 +193,11 @@ void Worker::sweepPool() {
 void Worker::drain() {
   asio::post(io_, [this]() {
     draining_ = true;
-    if (acceptor_) {
+    for (auto& [port, l] : listeners_) {
       error_code ignored;
-      acceptor_->close(ignored);
-    }
-    for (auto& [port, acceptor] : tcp_acceptors_) {
-      error_code ignored;
-      acceptor->close(ignored);
+      l.acceptor->close(ignored);
     }
     sweep_timer_.cancel();
-    accept_backoff_.cancel();
     pool_.clear();
     for (HttpSession* s = sessions_; s != nullptr;) {
       HttpSession* next = s->next;  // closeIfIdle only cancels; the session unlinks later

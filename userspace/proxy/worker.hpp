@@ -1,6 +1,7 @@
-// A worker: one thread, one io_context, one SO_REUSEPORT listener, its own upstream pool. The
-// kernel spreads accepted connections over the workers' listeners; nothing on the request path is
-// shared between workers except the read-only snapshot and relaxed counters.
+// A worker: one thread, one io_context, one SO_REUSEPORT listener (plus one per TCP route), its
+// own upstream pool, buffer pool and parse scratch. The kernel spreads accepted connections over
+// the workers' listeners; nothing on the request path is shared between workers except the
+// read-only snapshot, the connection limit and relaxed counters.
 #pragma once
 
 #include <atomic>
@@ -15,8 +16,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/buffer.hpp"
 #include "common/result.hpp"
+#include "http/parser.hpp"
 #include "lb/balancer.hpp"
+#include "proxy/admission.hpp"
 #include "proxy/config.hpp"
 #include "proxy/snapshot.hpp"
 #include "upstream/connector.hpp"
@@ -30,11 +34,19 @@ namespace sluice::proxy {
 
 class HttpSession;
 
+struct RequestText {
+  std::string host;     // normalized routing host
+  std::string path;     // normalized routing path (what the upstream receives)
+  std::string head;     // the head being sent: the request's upstream, then the response's
+  std::string scratch;  // X-Forwarded-For assembly
+};
+
 class Worker {
 public:
-  // `datapath`: where sockmap relays arm their pairs (null: sockmap is not used).
+  // `datapath`: where sockmap relays arm their pairs (null: sockmap is not used). `limit`: the
+  // agent-wide connection cap every listener takes a slot from before accepting.
   Worker(unsigned index, const ProxyConfig& config, SnapshotHolder& snapshots,
-         bpf::SpliceDatapath* datapath);
+         bpf::SpliceDatapath* datapath, ConnectionLimit& limit);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -63,6 +75,15 @@ public:
   }
   const ProxyConfig& config() const { return config_; }
   upstream::Pool& pool() { return pool_; }
+  BufferPool& buffers() { return buffers_; }
+  // Parse scratch shared by the worker's sessions: valid only from a parse to the next co_await
+  // (another session may parse into it then), so users copy what they keep.
+  http::RequestHead& requestHead() { return request_head_; }
+  http::ResponseHead& responseHead() { return response_head_; }
+  // Strings one request needs while it is on its way (normalized host and path, the head being
+  // sent), lent for the request and given back with their capacity.
+  std::unique_ptr<RequestText> takeText();
+  void giveText(std::unique_ptr<RequestText> text);
   upstream::Connector& connector() { return connector_; }
   bpf::SpliceDatapath* datapath() const { return datapath_; }
   lb::Rng& rng() { return rng_; }
@@ -74,19 +95,32 @@ public:
   void detach(HttpSession* s);
 
 private:
-  void accept();
-  void acceptTcp(std::uint16_t port, boost::asio::ip::tcp::acceptor& acceptor);
+  struct Listener {
+    std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+    std::uint64_t id = 0;  // a removed and re-added port is another listener
+    bool http = false;     // the HTTP listener; otherwise a TCP route
+  };
+  // One accept on listener `port`/`id` holding a connection slot; at the cap it waits for one.
+  void accept(std::uint16_t port, std::uint64_t id);
+  void onAccepted(std::uint16_t port, std::uint64_t id, boost::asio::ip::tcp::socket socket,
+                  ConnectionLimit::Slot slot);
+  void retryAccept(std::uint16_t port, std::uint64_t id);
+  Listener* listener(std::uint16_t port, std::uint64_t id);
   void sweepPool();
 
   const unsigned index_;
   const ProxyConfig& config_;
   SnapshotHolder& snapshots_;
   bpf::SpliceDatapath* const datapath_;
+  ConnectionLimit& limit_;
   boost::asio::io_context io_{1};
-  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
-  std::map<std::uint16_t, std::unique_ptr<boost::asio::ip::tcp::acceptor>> tcp_acceptors_;
+  std::map<std::uint16_t, Listener> listeners_;  // by local port
+  std::uint64_t next_listener_id_ = 1;
   boost::asio::steady_timer sweep_timer_;
-  boost::asio::steady_timer accept_backoff_;
+  BufferPool buffers_;
+  http::RequestHead request_head_;
+  http::ResponseHead response_head_;
+  std::vector<std::unique_ptr<RequestText>> free_texts_;
   upstream::Pool pool_;
   lb::Rng rng_;
   upstream::Connector connector_;

@@ -16,12 +16,8 @@ using tcp = asio::ip::tcp;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 Connector::Connector(asio::any_io_executor executor, Pool& pool, lb::Rng& rng,
-                     std::chrono::milliseconds timeout, std::size_t buffer_bytes)
-    : executor_(std::move(executor)),
-      pool_(pool),
-      rng_(rng),
-      timeout_(timeout),
-      buffer_bytes_(buffer_bytes) {}
+                     std::chrono::milliseconds timeout)
+    : executor_(std::move(executor)), pool_(pool), rng_(rng), timeout_(timeout) {}
 
 asio::awaitable<ConnectStatus> Connector::open(Connection& conn, const lb::EndpointState& ep) {
   using namespace asio::experimental::awaitable_operators;
@@ -59,12 +55,12 @@ asio::awaitable<ConnectResult> Connector::connect(lb::Balancer& balancer, Cluste
       break;  // no other endpoint: report how the last attempt failed
     }
     if (options.pooled) {
-      if (ConnectionPtr conn = pool_.acquire(ep->id(), now)) {
+      if (ConnectionPtr conn = pool_.acquire(ep->id())) {
         bump(stats().reused);
         co_return ConnectResult{ConnectStatus::kConnected, std::move(conn), ep, true};
       }
     }
-    auto conn = std::make_unique<Connection>(executor_, buffer_bytes_, ep->id());
+    auto conn = std::make_shared<Connection>(executor_, ep->id());
     bump(stats().connects);
     result.status = co_await open(*conn, *ep);
     if (result.status == ConnectStatus::kConnected) {

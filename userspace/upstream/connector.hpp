@@ -39,7 +39,7 @@ struct ConnectOptions {
 class Connector {
 public:
   Connector(boost::asio::any_io_executor executor, Pool& pool, lb::Rng& rng,
-            std::chrono::milliseconds timeout, std::size_t buffer_bytes);
+            std::chrono::milliseconds timeout);
 
   boost::asio::awaitable<ConnectResult> connect(lb::Balancer& balancer, ClusterStats& stats,
                                                 ConnectOptions options = {});
@@ -52,7 +52,6 @@ private:
   Pool& pool_;
   lb::Rng& rng_;
   const std::chrono::milliseconds timeout_;
-  const std::size_t buffer_bytes_;
 };
 
 }  // namespace sluice::upstream

@@ -1,76 +1,98 @@
 #include "upstream/pool.hpp"
 
-#include <sys/socket.h>
-
-#include <cerrno>
-
 namespace sluice::upstream {
-namespace {
 
-// Below this idle time we trust the connection and rely on the request retry instead of paying
-// a syscall per request; upstream keep-alive timeouts are seconds, not milliseconds.
-constexpr auto kProbeAfter = std::chrono::milliseconds(500);
-
-bool stillOpen(Connection& conn) {
-  char byte;
-  ssize_t n = ::recv(conn.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  // EAGAIN: open and quiet. 0: the upstream closed. Data: an unsolicited response — unusable.
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+PoolStats& Pool::stats() {
+  static PoolStats s;
+  return s;
 }
 
-}  // namespace
-
-ConnectionPtr Pool::acquire(std::uint32_t endpoint_id, Clock::time_point now) {
+ConnectionPtr Pool::acquire(std::uint32_t endpoint_id) {
   auto it = idle_.find(endpoint_id);
-  if (it == idle_.end()) {
+  if (it == idle_.end() || it->second.empty()) {
     return nullptr;
   }
-  auto& stack = it->second;
-  while (!stack.empty()) {
-    ConnectionPtr conn = std::move(stack.back());
-    stack.pop_back();
-    if ((now - conn->idle_since < kProbeAfter && !conn->probe_before_reuse) || stillOpen(*conn)) {
-      return conn;
-    }
-    boost::system::error_code ignored;
-    conn->socket.close(ignored);
-  }
-  return nullptr;
+  ConnectionPtr conn = std::move(it->second.back());
+  it->second.pop_back();
+  ++conn->idle_epoch;  // its watch, completing later, now belongs to no pooling
+  boost::system::error_code ignored;
+  conn->socket.cancel(ignored);
+  return conn;
 }
 
 void Pool::release(ConnectionPtr conn, Clock::time_point now) {
-  auto& stack = idle_[conn->endpoint_id];
-  if (stack.size() >= max_idle_) {
+  auto& list = idle_[conn->endpoint_id];
+  if (list.size() >= max_idle_ || !conn->buffer.empty()) {
     boost::system::error_code ignored;
     conn->socket.close(ignored);
     return;
   }
+  conn->buffer.release();
   conn->idle_since = now;
-  conn->buffer.clear();
-  stack.push_back(std::move(conn));
+  conn->pool_index = list.size();
+  watch(conn);
+  list.push_back(std::move(conn));
+}
+
+void Pool::watch(const ConnectionPtr& conn) {
+  const std::uint64_t epoch = ++conn->idle_epoch;
+  conn->socket.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                          [this, conn, epoch](boost::system::error_code ec) {
+                            if (ec || conn->idle_epoch != epoch) {
+                              return;  // taken out, or closed by the sweep
+                            }
+                            // A byte or EOF while idle: whatever it is, it answers no request.
+                            bump(stats().closed_idle);
+                            unlink(*conn);
+                            boost::system::error_code ignored;
+                            conn->socket.close(ignored);
+                          });
+}
+
+void Pool::unlink(Connection& conn) {
+  auto it = idle_.find(conn.endpoint_id);
+  if (it == idle_.end()) {
+    return;
+  }
+  auto& list = it->second;
+  const std::size_t i = conn.pool_index;
+  if (i >= list.size() || list[i].get() != &conn) {
+    return;
+  }
+  ++conn.idle_epoch;
+  if (i + 1 != list.size()) {
+    list[i] = std::move(list.back());
+    list[i]->pool_index = i;
+  }
+  list.pop_back();
 }
 
 std::size_t Pool::sweep(Clock::time_point now, Clock::duration idle_timeout) {
   std::size_t closed = 0;
   for (auto it = idle_.begin(); it != idle_.end();) {
-    auto& stack = it->second;
-    std::erase_if(stack, [&](ConnectionPtr& conn) {
+    auto& list = it->second;
+    std::erase_if(list, [&](ConnectionPtr& conn) {
       if (now - conn->idle_since < idle_timeout) {
         return false;
       }
+      ++conn->idle_epoch;
       boost::system::error_code ignored;
       conn->socket.close(ignored);
       ++closed;
       return true;
     });
-    it = stack.empty() ? idle_.erase(it) : std::next(it);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      list[i]->pool_index = i;
+    }
+    it = list.empty() ? idle_.erase(it) : std::next(it);
   }
   return closed;
 }
 
 void Pool::clear() {
-  for (auto& [id, stack] : idle_) {
-    for (auto& conn : stack) {
+  for (auto& [id, list] : idle_) {
+    for (auto& conn : list) {
+      ++conn->idle_epoch;
       boost::system::error_code ignored;
       conn->socket.close(ignored);
     }
@@ -80,8 +102,8 @@ void Pool::clear() {
 
 std::size_t Pool::idleCount() const {
   std::size_t n = 0;
-  for (const auto& [id, stack] : idle_) {
-    n += stack.size();
+  for (const auto& [id, list] : idle_) {
+    n += list.size();
   }
   return n;
 }

@@ -1,5 +1,7 @@
 #include "upstream/stats.hpp"
 
+#include "upstream/pool.hpp"
+
 namespace sluice::upstream {
 
 void Histogram::observe(std::chrono::nanoseconds d) {
@@ -20,6 +22,9 @@ UpstreamStats& stats() {
 }
 
 void renderMetrics(admin::MetricsWriter& out) {
+  out.counter("sluice_upstream_idle_closed_total",
+              "Idle pooled connections closed because the upstream sent a byte or closed.",
+              Pool::stats().closed_idle.load());
   out.counter("sluice_upstream_connections_total", "Upstream connections opened.",
               stats().connects.load());
   out.counter("sluice_upstream_reused_total", "Requests sent on a pooled connection.",

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 
 #include "common/net.hpp"
 #include "upstream/connector.hpp"
@@ -80,7 +81,7 @@ protected:
   tcp::acceptor listener_;
   Pool pool_{16};
   lb::Rng rng_{1};
-  Connector connector_{io_.get_executor(), pool_, rng_, 200ms, 4096};
+  Connector connector_{io_.get_executor(), pool_, rng_, 200ms};
   ClusterStats stats_{"default/svc:80"};
   lb::Registry registry_;
 };
@@ -120,30 +121,54 @@ TEST_F(ConnectorTest, RefusedAndTimedOutAreTold) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
-TEST(Pool, AnIdleConnectionTheUpstreamClosedIsNotHandedOut) {
-  asio::io_context io;
-  tcp::acceptor listener(io, {asio::ip::address_v4::loopback(), 0});
-  Pool pool(4);
-  auto conn = std::make_unique<Connection>(io.get_executor(), 4096, 7);
+// A pooled connection to a server that accepted it; the server end is returned too.
+std::pair<ConnectionPtr, tcp::socket> pooledConnection(asio::io_context& io,
+                                                       tcp::acceptor& listener,
+                                                       std::uint32_t endpoint_id) {
+  auto conn = std::make_shared<Connection>(io.get_executor(), endpoint_id);
   conn->socket.connect(listener.local_endpoint());
-  tcp::socket server = listener.accept();
-  conn->probe_before_reuse = true;  // probe even when just released
-  pool.release(std::move(conn), std::chrono::steady_clock::now());
-  EXPECT_EQ(pool.idleCount(), 1u);
-  server.close();
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(pool.acquire(7, std::chrono::steady_clock::now()), nullptr);
-  EXPECT_EQ(pool.idleCount(), 0u);
+  return {conn, listener.accept()};
 }
 
-TEST(Pool, SweepClosesConnectionsIdleTooLong) {
+TEST(Pool, AnIdleConnectionThatGetsAByteOrEofIsClosedAtOnce) {
   asio::io_context io;
   tcp::acceptor listener(io, {asio::ip::address_v4::loopback(), 0});
   Pool pool(4);
-  auto conn = std::make_unique<Connection>(io.get_executor(), 4096, 1);
-  conn->socket.connect(listener.local_endpoint());
+  auto [stray, stray_server] = pooledConnection(io, listener, 7);
+  auto [closed, closed_server] = pooledConnection(io, listener, 7);
+  auto [quiet, quiet_server] = pooledConnection(io, listener, 7);
+  const auto before = Pool::stats().closed_idle.load();
+  for (auto* c : {&stray, &closed, &quiet}) {
+    pool.release(*c, std::chrono::steady_clock::now());
+  }
+  EXPECT_EQ(pool.idleCount(), 3u);
+  asio::write(stray_server, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\n\r\n")));
+  closed_server.close();
+  io.run_for(200ms);
+  io.restart();
+  EXPECT_EQ(Pool::stats().closed_idle.load() - before, 2u);
+  EXPECT_FALSE(stray->socket.is_open());
+  EXPECT_FALSE(closed->socket.is_open());
+  EXPECT_EQ(pool.idleCount(), 1u);
+  ConnectionPtr got = pool.acquire(7);
+  EXPECT_EQ(got, quiet) << "only the quiet connection is handed out";
+  EXPECT_EQ(pool.acquire(7), nullptr);
+  // Taken out, it is no longer watched: a byte now is the response to its next request.
+  asio::write(quiet_server, asio::buffer(std::string_view("x")));
+  io.run_for(100ms);
+  EXPECT_TRUE(got->socket.is_open());
+}
+
+TEST(Pool, SweepClosesConnectionsIdleTooLongAndAFullPoolClosesTheRest) {
+  asio::io_context io;
+  tcp::acceptor listener(io, {asio::ip::address_v4::loopback(), 0});
+  Pool pool(1);
+  auto [a, a_server] = pooledConnection(io, listener, 1);
+  auto [b, b_server] = pooledConnection(io, listener, 1);
   const auto t0 = std::chrono::steady_clock::now();
-  pool.release(std::move(conn), t0);
+  pool.release(a, t0);
+  pool.release(b, t0);  // over max_idle_per_endpoint: closed
+  EXPECT_FALSE(b->socket.is_open());
   EXPECT_EQ(pool.sweep(t0 + 1s, 30s), 0u);
   EXPECT_EQ(pool.sweep(t0 + 31s, 30s), 1u);
   EXPECT_EQ(pool.idleCount(), 0u);
