@@ -28,9 +28,13 @@
  *    the peer has taken the redirected bytes (sluice_flow_stats.bytes).
  *  - Sockets leave sluice_socks by themselves when closed; sluice_peers and sluice_flow_stats
  *    entries do not, so the agent removes them (SpliceDatapath::removePair/clearStale).
+ *  - Helpers: bpf_skc_to_tcp_sock (5.9) needs CAP_PERFMON in the loader on every kernel tested
+ *    (docs/kernels.md). tcp_sock fields are read with a direct, CO-RE-relocated load through the
+ *    BTF pointer it returns, never BPF_CORE_READ: that compiles to bpf_probe_read_kernel, which
+ *    lockdown=confidentiality refuses, and libbpf then substitutes bpf_probe_read, which sk_skb
+ *    programs may not call.
  */
 #include "vmlinux.h"
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "sluice_abi.h"
@@ -102,7 +106,8 @@ static __always_inline bool over_budget(struct sluice_flow *flow, struct sluice_
 	if (!psk)
 		return false; /* the redirect below finds no peer either and parks the bytes */
 	tp = bpf_skc_to_tcp_sock(psk);
-	write_seq = tp ? BPF_CORE_READ(tp, write_seq) : 0;
+	/* A direct BTF load (vmlinux.h's preserve_access_index keeps it CO-RE-relocated). */
+	write_seq = tp ? tp->write_seq : 0;
 	bpf_sk_release(psk);
 	if (!tp)
 		return false;
