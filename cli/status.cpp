@@ -64,7 +64,8 @@ void collectPrograms(const SpliceMaps& maps, StatusModel& status) {
 }
 
 Result<void> collectMaps(const SpliceMaps& maps, StatusModel& status) {
-  const bpf::PinnedMap* opened[] = {&maps.socks, &maps.peers, &maps.flow_stats, &maps.verdicts};
+  const bpf::PinnedMap* opened[] = {&maps.socks, &maps.targets, &maps.peers, &maps.flow_stats,
+                                    &maps.verdicts};
   static_assert(std::size(opened) == bpf::kSpliceMaps.size());
   for (std::size_t i = 0; i < bpf::kSpliceMaps.size(); ++i) {
     const bpf::PinnedMap& map = *opened[i];

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <iterator>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
@@ -279,17 +280,18 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   EXPECT_EQ(s.at("splice_strategy").as_string(), "unknown (agent admin not reachable)");
 
   const json::array& maps = s.at("maps").as_array();
-  ASSERT_EQ(maps.size(), 4U) << run;
+  ASSERT_EQ(maps.size(), 5U) << run;
   const struct {
     const char* name;
     const char* type;
     std::uint64_t max_entries;
     std::uint64_t entries;
   } want[] = {{SLUICE_MAP_SOCKS, "sockhash", SLUICE_MAX_SOCKETS, 2},
+              {SLUICE_MAP_TARGETS, "sockhash", SLUICE_MAX_SOCKETS, 2},
               {SLUICE_MAP_PEERS, "hash", SLUICE_MAX_SOCKETS, 2},
               {SLUICE_MAP_FLOW_STATS, "hash", SLUICE_MAX_SOCKETS, 2},
               {SLUICE_MAP_VERDICTS, "percpu_array", SLUICE_REASON_SLOTS, SLUICE_REASON_SLOTS}};
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < std::size(want); ++i) {
     const json::object& m = maps[i].as_object();
     EXPECT_EQ(m.at("name").as_string(), want[i].name);
     EXPECT_EQ(m.at("type").as_string(), want[i].type) << want[i].name;
@@ -352,6 +354,7 @@ TEST_F(IngressctlTest, StatusTableShowsTheSameFieldsAsColumns) {
             std::to_string(SLUICE_REASON_SLOTS))
       << run;
 
+  EXPECT_EQ(rowStartingWith(run.out, SLUICE_MAP_TARGETS).back(), "2") << run;
   const auto program = rowStartingWith(run.out, std::to_string(progId(datapath_->verdictProgFd())));
   ASSERT_EQ(program.size(), 6U) << run;
   EXPECT_EQ(program[1], "sluice_splice_v");

@@ -225,7 +225,10 @@ Result<void> SpliceDatapath::unpinMaps(const std::string& pin_root) {
 }
 
 int SpliceDatapath::socksMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_socks);
+  return ::bpf_map__fd(skel_->maps.sluice_socks_v3);
+}
+int SpliceDatapath::targetsMapFd() const noexcept {
+  return ::bpf_map__fd(skel_->maps.sluice_targets);
 }
 int SpliceDatapath::peersMapFd() const noexcept {
   return ::bpf_map__fd(skel_->maps.sluice_peers_v2);
@@ -242,10 +245,14 @@ int SpliceDatapath::verdictProgFd() const noexcept {
 
 namespace {
 
-// SO_RCVLOWAT gates the verdict: TCP wakes a socket's data_ready (the verdict, once the socket is
-// in the sockhash) only when at least rcvlowat bytes are queued, and setting it wakes data_ready
-// at once if that many are. Raising it while the pair is half inserted keeps arriving bytes in
-// the receive queue; lowering it to 1 afterwards runs the verdict over them, in order.
+// SO_RCVLOWAT is addPair's kick: setting it makes TCP call data_ready (the verdict, once the
+// socket is in sluice_socks_v3) at once if that many bytes are queued. Lowering it to 1 after
+// the inserts runs the verdict over bytes that queued before the socket had one, in order;
+// without that they would wait for the next arrival, and a request waiting for its reply would
+// deadlock. Raising it first keeps the verdict from running on every skb of a burst while the
+// pair is half armed; correctness does not depend on it any more (TCP ignores the gate under
+// memory pressure or a closed receive window: tests/kernels/FINDINGS.md, finding 5), the
+// insert order does.
 void setRcvLowat(int fd, int value) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
 }
@@ -282,20 +289,31 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
 
   std::lock_guard lock(mutex_);
   Rollback rollback;
-  // Metadata first: it is inert until a socket is in the sockhash. Then the client socket, then
-  // the backend; bytes that arrive on the client in between are parked, not lost (see header).
+  // Metadata first: it is inert until a socket is in the sockhash. Then both sockets into
+  // sluice_targets, which has no program, so their receive path does not change. Only then into
+  // sluice_socks_v3, whose verdict redirects into sluice_targets: from the moment either
+  // socket's verdict can run, its peer is a valid target, whichever side speaks first.
   const struct {
     int map_fd;
     std::uint64_t cookie;
     const void* value;
     const char* what;
+    ArmingStep step;
   } steps[] = {
-      {peersMapFd(), *client, &client_flow, "insert client peer into " SLUICE_MAP_PEERS},
-      {peersMapFd(), *backend, &backend_flow, "insert backend peer into " SLUICE_MAP_PEERS},
-      {flowStatsMapFd(), *client, &zero, "insert client counters into " SLUICE_MAP_FLOW_STATS},
-      {flowStatsMapFd(), *backend, &zero, "insert backend counters into " SLUICE_MAP_FLOW_STATS},
-      {socksMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_SOCKS},
-      {socksMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_SOCKS},
+      {peersMapFd(), *client, &client_flow, "insert client peer into " SLUICE_MAP_PEERS, {}},
+      {peersMapFd(), *backend, &backend_flow, "insert backend peer into " SLUICE_MAP_PEERS, {}},
+      {flowStatsMapFd(), *client, &zero, "insert client counters into " SLUICE_MAP_FLOW_STATS,
+       {}},
+      {flowStatsMapFd(), *backend, &zero, "insert backend counters into " SLUICE_MAP_FLOW_STATS,
+       {}},
+      {targetsMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_TARGETS,
+       {SLUICE_MAP_TARGETS, true}},
+      {targetsMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_TARGETS,
+       {SLUICE_MAP_TARGETS, false}},
+      {socksMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_SOCKS,
+       {SLUICE_MAP_SOCKS, true}},
+      {socksMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_SOCKS,
+       {SLUICE_MAP_SOCKS, false}},
   };
   // The kernel caps the value at half the receive buffer limit; INT_MAX asks for that cap.
   setRcvLowat(client_fd, INT_MAX);
@@ -306,6 +324,9 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
       setRcvLowat(client_fd, 1);
       setRcvLowat(backend_fd, 1);
       return inserted.error();
+    }
+    if (arming_hook_ && !step.step.map.empty()) {
+      arming_hook_(step.step);
     }
   }
   rollback.commit();
@@ -355,9 +376,11 @@ Result<void> SpliceDatapath::removeLocked(std::uint64_t cookie) {
   if (with_peer) {
     cookies.push_back(flow.peer_cookie);
   }
-  // Sockhash first so the verdict stops before the metadata it reads disappears.
+  // The verdict's sockhash first so the verdict stops before the metadata it reads disappears,
+  // then the targets (arming in reverse).
   Result<void> first = success();
   const std::pair<int, const char*> maps[] = {{socksMapFd(), SLUICE_MAP_SOCKS},
+                                              {targetsMapFd(), SLUICE_MAP_TARGETS},
                                               {peersMapFd(), SLUICE_MAP_PEERS},
                                               {flowStatsMapFd(), SLUICE_MAP_FLOW_STATS}};
   for (const auto& [map_fd, name] : maps) {
