@@ -7,6 +7,9 @@
 // PA and PB are the agent's sockets; addPair(PA, PB) hands the pair to the kernel, after which
 // nothing in this process relays bytes: whatever reaches B from A (and A from B) was spliced by
 // the verdict program. Each test pins its maps under its own bpffs directory and removes it.
+//
+// Without bpffs or a privilege the datapath needs (and only if the kernel then refuses it) the
+// fixture's tests skip with the verifier's reason; with every privilege a refusal fails them.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/magic.h>
@@ -17,6 +20,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -28,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <string>
@@ -38,6 +44,7 @@
 #include "bpf/abi.hpp"
 #include "bpf/libbpf_log.hpp"
 #include "bpf/splice_datapath.hpp"
+#include "bpf/splice_object.hpp"
 #include "loopback_pair.hpp"
 
 namespace sluice::bpf {
@@ -189,12 +196,12 @@ TEST_F(SpliceTest, ProbeFindsEverythingTheDatapathNeeds) {
   std::cout << "probe: " << line << "\n";
   EXPECT_NE(line.find("btf yes"), std::string::npos) << line;
   EXPECT_NE(line.find("bpffs yes"), std::string::npos) << line;
-  EXPECT_NE(line.find("sockhash yes"), std::string::npos) << line;
+  EXPECT_NE(line.find("splice program yes"), std::string::npos) << line;
   EXPECT_NE(line.find("stream_verdict attach yes"), std::string::npos) << line;
 }
 
 TEST_F(SpliceTest, OpenPinsEveryMapUnderThePinRootAndAttachesTheVerdict) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   const int fds[] = {datapath_->socksMapFd(), datapath_->targetsMapFd(),
                      datapath_->peersMapFd(), datapath_->flowStatsMapFd(),
                      datapath_->verdictsMapFd()};
@@ -228,7 +235,7 @@ std::vector<std::uint32_t> attachedVerdicts(int socks_fd) {
 // What an agent restart looks like when the old agent died without detaching: the new one takes
 // over the pinned sockhash, and the old one's late destructor must not detach the new program.
 TEST_F(SpliceTest, ASecondInstanceTakesOverTheVerdictAndTheFirstCannotDetachIt) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   auto second = SpliceDatapath::open(options_);
   ASSERT_TRUE(second.ok()) << second.error().message();
   const std::uint32_t second_prog = progId((*second)->verdictProgFd());
@@ -282,8 +289,14 @@ TEST_F(SpliceTest, RefusesAPinnedMapWithAnotherLayout) {
   setLibbpfLog(nullptr);
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.error().code(), EINVAL);
-  EXPECT_NE(opened.error().message().find("another layout"), std::string::npos)
-      << opened.error().message();
+  const std::string message = opened.error().message();
+  EXPECT_NE(message.find("another layout"), std::string::npos) << message;
+  // It names the map, both layouts, and nothing it did not find.
+  EXPECT_NE(message.find(path + " is hash key 8B value 16B, expected hash key 8B value 40B"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find(SLUICE_MAP_FLOW_STATS), std::string::npos) << message;
+  EXPECT_EQ(message.find("verifier"), std::string::npos) << message;
   bool mentioned = false;
   for (const auto& warning : g_libbpf_warnings) {
     mentioned = mentioned || warning.find(path) != std::string::npos;
@@ -292,7 +305,7 @@ TEST_F(SpliceTest, RefusesAPinnedMapWithAnotherLayout) {
 }
 
 TEST_F(SpliceTest, SplicesMebibytesBothWaysWithoutUserspace) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -351,7 +364,7 @@ TEST_F(SpliceTest, SplicesMebibytesBothWaysWithoutUserspace) {
 }
 
 TEST_F(SpliceTest, RemovePairEmptiesTheMapsAndHandsSocketsBackToUserspace) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get(), 42));
@@ -373,7 +386,7 @@ TEST_F(SpliceTest, RemovePairEmptiesTheMapsAndHandsSocketsBackToUserspace) {
 }
 
 TEST_F(SpliceTest, ClosedSocketsLeaveTheSockhashAndClearStaleDropsTheirEntries) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology gone = makeTopology();
   Topology live = makeTopology();
   ASSERT_TRUE(complete(gone) && complete(live));
@@ -401,7 +414,7 @@ TEST_F(SpliceTest, ClosedSocketsLeaveTheSockhashAndClearStaleDropsTheirEntries) 
 }
 
 TEST_F(SpliceTest, AddPairRollsBackEverythingWhenTheBackendCannotBeSpliced) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   Fd unconnected(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -433,7 +446,7 @@ TEST_F(SpliceTest, AddPairRollsBackEverythingWhenTheBackendCannotBeSpliced) {
 }
 
 TEST_F(SpliceTest, AddPairRefusesASplicedSocketAndLeavesItsPairIntact) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   Topology other = makeTopology();
   ASSERT_TRUE(complete(t) && complete(other));
@@ -454,7 +467,7 @@ TEST_F(SpliceTest, AddPairRefusesASplicedSocketAndLeavesItsPairIntact) {
 }
 
 TEST_F(SpliceTest, SocketWithoutPeerEntryIsLeftToUserspace) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   sluice_flow_key key{cookieOf(t.pa.get())};
@@ -476,7 +489,7 @@ TEST_F(SpliceTest, SocketWithoutPeerEntryIsLeftToUserspace) {
 }
 
 TEST_F(SpliceTest, BytesForAClosedPeerAreParkedNotDropped) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -503,7 +516,7 @@ TEST_F(SpliceTest, BytesForAClosedPeerAreParkedNotDropped) {
 // Without the SO_RCVLOWAT kick in addPair these bytes waited for the next arrival (a request
 // that waits for its reply would deadlock); now arming runs the verdict over them.
 TEST_F(SpliceTest, BytesQueuedBeforeArmingGoOutWhenArmed) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_TRUE(writeAll(t.a.get(), bytesOf("early ")));
@@ -633,7 +646,7 @@ TEST_F(SpliceTest, ABurstWhileThePairIsHalfArmedIsRedirectedNotParked) {
 // outside its TCP send queue, holds the direction, and the held bytes stay on the sending socket
 // where TCP flow control applies.
 TEST_F(SpliceTest, BudgetHoldsADirectionWhoseReaderStalls) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   constexpr std::uint32_t kBudget = 256 * 1024;
@@ -682,7 +695,7 @@ TEST_F(SpliceTest, BudgetHoldsADirectionWhoseReaderStalls) {
 }
 
 TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -701,7 +714,7 @@ TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {
   // Sockets keep the program they were inserted with.
   expectRoundTrip(t, "detached");
 
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   EXPECT_EQ(objectId(datapath_->socksMapFd()), socks_id);
   EXPECT_EQ(objectId(datapath_->peersMapFd()), peers_id);
   EXPECT_EQ(countEntries(datapath_->peersMapFd()), 2U);
@@ -712,6 +725,150 @@ TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {
   ASSERT_TRUE(cleared.ok());
   EXPECT_EQ(*cleared, 0U) << "live sockets are not stale";
   ASSERT_OK(datapath_->removePair(t.pa.get()));
+}
+
+// ---- a datapath the verifier refuses ------------------------------------------------------------
+
+// Runs `body` in a child process whose effective capability set lacks `drop`, and returns what
+// it returned; nullopt (with `why`) when that could not be arranged. A child, because libbpf
+// caches some kernel feature probes per process and a refusal must not leak into other tests.
+std::optional<std::string> inChildWithout(std::vector<int> drop,
+                                          const std::function<std::string()>& body,
+                                          std::string* why) {
+  int out[2];
+  if (::pipe(out) != 0) {
+    *why = std::string("pipe: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(out[0]);
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (::syscall(SYS_capget, &header, data) != 0) {
+      ::_exit(3);
+    }
+    for (int cap : drop) {
+      data[cap / 32].effective &= ~(1u << (cap % 32));
+    }
+    if (::syscall(SYS_capset, &header, data) != 0) {
+      ::_exit(3);
+    }
+    const std::string text = body();
+    const bool written = ::write(out[1], text.data(), text.size()) ==
+                         static_cast<ssize_t>(text.size());
+    ::_exit(written ? 0 : 4);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof(buf))) > 0;) {
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    *why = "child " + std::string(WIFEXITED(status) ? "exited " + std::to_string(WEXITSTATUS(status))
+                                                    : "was killed");
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::string lineAfter(const std::string& text, const std::string& prefix) {
+  const std::size_t at = text.find("\n" + prefix);
+  if (at == std::string::npos) {
+    return "";
+  }
+  const std::size_t from = at + 1 + prefix.size();
+  return text.substr(from, text.find('\n', from) - from);
+}
+
+// tests/kernels/FINDINGS.md, finding 3: without CAP_PERFMON the verifier refuses the verdict's
+// tcp_sock read on every kernel tested. open() must say that (the helper, the capability), not
+// blame the layout of maps it pinned a moment before; verify() and probe() must agree with it;
+// and the failed open must leave nothing pinned.
+TEST(SpliceRefusal, WithoutPerfmonOpenReportsTheVerifiersReasonNotALayout) {
+  if (!onBpffs("/sys/fs/bpf")) {
+    GTEST_SKIP() << "/sys/fs/bpf is not bpffs";
+  }
+  constexpr int kCapPerfmon = 38;
+  if (const std::string missing = missingBpfCapabilities();
+      !missing.empty() && missing != "CAP_PERFMON") {
+    GTEST_SKIP() << "the verifier is not reached without " << missing;
+  }
+  const std::string root = uniquePinRoot("sluice-refusal");
+  std::string why;
+  const auto out = inChildWithout(
+      {CAP_SYS_ADMIN, kCapPerfmon},
+      [&] {
+        Options options;
+        options.pin_root = root;
+        auto opened = SpliceDatapath::open(options);
+        auto verified = SpliceDatapath::verify();
+        std::string text = "\nopen: " + (opened ? std::string("ok") : opened.error().message()) +
+                           "\nverify: " + (verified ? std::string("ok") : verified.error().message()) +
+                           "\nprobe: " + SpliceDatapath::probe() + "\n";
+        if (opened) {
+          opened->reset();
+        }
+        (void)SpliceDatapath::unpinMaps(root);
+        return text;
+      },
+      &why);
+  if (!out) {
+    GTEST_SKIP() << "cannot drop CAP_PERFMON in a child: " << why;
+  }
+  const std::string open = lineAfter(*out, "open: ");
+  const std::string verify = lineAfter(*out, "verify: ");
+  const std::string probe = lineAfter(*out, "probe: ");
+  std::cout << "without CAP_PERFMON:" << *out;
+  if (verify == "ok") {
+    // A kernel that lets sk_skb call bpf_skc_to_tcp_sock without CAP_PERFMON: consistent too.
+    EXPECT_EQ(open, "ok");
+    EXPECT_NE(probe.find("splice program yes"), std::string::npos) << probe;
+    return;
+  }
+  EXPECT_EQ(open.find("another layout"), std::string::npos) << open;
+  EXPECT_EQ(open.rfind("the verifier refused sluice_splice_verdict: ", 0), 0U) << open;
+  EXPECT_NE(open.find("bpf_skc_to_tcp_sock#137"), std::string::npos) << open;
+  EXPECT_NE(open.find("lacks CAP_PERFMON"), std::string::npos) << open;
+  EXPECT_EQ(verify, open) << "verify() and open() disagree";
+  EXPECT_NE(probe.find("splice program no (" + open + ")"), std::string::npos) << probe;
+  EXPECT_NE(probe.find("attach not tried"), std::string::npos) << probe;
+  EXPECT_EQ(probe.find("attach yes"), std::string::npos) << probe;
+  struct stat st {};
+  EXPECT_NE(::stat(root.c_str(), &st), 0) << "a failed open left " << root << " behind";
+}
+
+// The verifier's words are the last line of its log that is not part of the walk.
+TEST(SpliceRefusal, VerifierReasonIsTheLogsLastVerdict) {
+  // 5.10 (Debian 5.10.262), trimmed.
+  EXPECT_EQ(verifierReason("func#0 @0\n0: R1=ctx(id=0,off=0,imm=0) R10=fp0\n"
+                           "0: (bf) r6 = r1\n1: (85) call bpf_get_socket_cookie#46\n"
+                           "135: (85) call bpf_skc_to_tcp_sock#137\n"
+                           "unknown func bpf_skc_to_tcp_sock#137\n"
+                           "processed 128 insns (limit 1000000) max_states_per_insn 0 "
+                           "total_states 9 peak_states 9 mark_read 4\n"),
+            "unknown func bpf_skc_to_tcp_sock#137");
+  // 6.12 style: source lines and register states after each instruction.
+  EXPECT_EQ(verifierReason("0: R1=ctx() R10=fp0\n"
+                           "; int sluice_splice_verdict(struct __sk_buff *skb) @ splice.bpf.c:121\n"
+                           "0: (bf) r6 = r1                       ; R1=ctx() R6_w=ctx()\n"
+                           "47: (85) call bpf_skc_to_tcp_sock#137\n"
+                           "program of this type cannot use helper bpf_skc_to_tcp_sock#137\n"
+                           "processed 48 insns (limit 1000000) max_states_per_insn 0 "
+                           "total_states 3 peak_states 3 mark_read 2\n"),
+            "program of this type cannot use helper bpf_skc_to_tcp_sock#137");
+  EXPECT_EQ(verifierReason("12: (0f) r3 += r2\nR3 has pointer with unsupported alu operation, "
+                           "pointer arithmetic with it prohibited for !root\n"
+                           "verification time 31 usec\nstack depth 0\n"
+                           "processed 13 insns (limit 1000000)\n"),
+            "R3 has pointer with unsupported alu operation, pointer arithmetic with it prohibited "
+            "for !root");
+  EXPECT_EQ(verifierReason(""), "");
+  EXPECT_EQ(verifierReason("0: (b7) r0 = 0\n1: (95) exit\nprocessed 2 insns\n"), "");
 }
 
 } // namespace

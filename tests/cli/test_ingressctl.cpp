@@ -264,7 +264,7 @@ protected:
 // ---- status ----------------------------------------------------------------------------------
 
 TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -318,18 +318,18 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   }
   EXPECT_GE(verdicts[SLUICE_REASON_REDIRECT].at("count").to_number<std::uint64_t>(), 1U);
 
-  bool sockhash = false;
+  bool program = false;
   for (const auto& f : s.at("kernel").as_array()) {
-    sockhash = sockhash ||
-               (f.at("feature").as_string() == "sockhash" && f.at("value").as_string() == "yes");
+    program = program || (f.at("feature").as_string() == "splice_program" &&
+                          f.at("value").as_string() == "yes");
   }
-  EXPECT_TRUE(sockhash) << run;
+  EXPECT_TRUE(program) << run;
   EXPECT_TRUE(s.at("warnings").as_array().empty()) << run;
   EXPECT_EQ(run.err, "");
 }
 
 TEST_F(IngressctlTest, StatusTableShowsTheSameFieldsAsColumns) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -408,7 +408,7 @@ private:
 };
 
 TEST_F(IngressctlTest, StatusTakesTheSpliceStrategyFromTheAgentAdmin) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"({"generation":3,"splice_strategy":"sockmap","ready":true})");
   const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
                           "json"});
@@ -423,7 +423,7 @@ TEST_F(IngressctlTest, StatusTakesTheSpliceStrategyFromTheAgentAdmin) {
 // Flows relayed without sockmap live only in the agent; flows lists them from /debug/flows, and
 // skips the agent's sockmap rows, which the maps already gave with the kernel's counters.
 TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"j([{"flow_id":9,"client":"10.0.0.1:5000","backend":"10.1.0.1:80",)j"
                   R"j("strategy":"adaptive(up:pipe,down:copy)","bytes_in":123,"bytes_out":45,)j"
                   R"j("age_seconds":7},{"flow_id":10,"client":"a","backend":"b",)j"
@@ -447,7 +447,7 @@ TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
 }
 
 TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"({"generation":3})");
   const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
                           "json"});
@@ -459,7 +459,7 @@ TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
 }
 
 TEST_F(IngressctlTest, StatusShowsNoProgramOnceTheAgentDetached) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   datapath_.reset(); // the destructor detaches the verdict; the pins stay
   const CtlRun run = ctl({"status", "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run;
@@ -473,7 +473,7 @@ TEST_F(IngressctlTest, StatusShowsNoProgramOnceTheAgentDetached) {
 // ---- flows -----------------------------------------------------------------------------------
 
 TEST_F(IngressctlTest, FlowsShowsOneFlowWithItsAddressesAndGrowingCounters) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -540,7 +540,7 @@ TEST_F(IngressctlTest, FlowsShowsOneFlowWithItsAddressesAndGrowingCounters) {
 }
 
 TEST_F(IngressctlTest, FlowsListsEachOfSeveralPairsOnce) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t1 = makeTopology();
   Topology t2 = makeTopology();
   ASSERT_TRUE(complete(t1) && complete(t2));
@@ -556,7 +556,7 @@ TEST_F(IngressctlTest, FlowsListsEachOfSeveralPairsOnce) {
 }
 
 TEST_F(IngressctlTest, FlowsIsEmptyAfterRemovePair) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -576,7 +576,7 @@ TEST_F(IngressctlTest, FlowsIsEmptyAfterRemovePair) {
 // Entries whose sockets this namespace cannot see (another netns, or gone) are shown by cookie;
 // a half whose other half is missing is still one flow, oriented by its direction flag.
 TEST_F(IngressctlTest, FlowsShowUnresolvableSocketsByCookie) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   constexpr std::uint64_t kClient = 0xfffffff000000001ULL;
   constexpr std::uint64_t kBackend = 0xfffffff000000002ULL;
   constexpr std::uint64_t kOrphanBackend = 0xfffffff000000003ULL;
@@ -665,7 +665,7 @@ TEST_F(IngressctlTest, PinDirOffBpffsIsRefused) {
 }
 
 TEST_F(IngressctlTest, WithoutPrivilegesItSaysWhatItNeeds) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_}, /*unprivileged=*/true);
   if (run.exit_code == 126 || run.exit_code == 127) {
     GTEST_SKIP() << "cannot run " INGRESSCTL_PATH " as nobody (exit " << run.exit_code << ")";
@@ -732,16 +732,21 @@ TEST(IngressctlRender, AgesAreShort) {
 
 TEST(IngressctlStatus, ProbeLineSplitsIntoFeatures) {
   const auto features = parseProbeLine(
-      "kernel 6.18.44-fc, btf yes, bpffs no (/sys/fs/bpf is not bpffs), sockhash no "
-      "(Operation not permitted), sk_skb stream_verdict attach not tried");
+      "kernel 6.18.44-fc, btf yes, bpffs no (/sys/fs/bpf is not bpffs), splice program no "
+      "(the verifier refused sluice_splice_verdict: unknown func bpf_skc_to_tcp_sock#137 (this "
+      "process lacks CAP_PERFMON: the flow budget reads the peer's tcp_sock through "
+      "bpf_skc_to_tcp_sock)), sk_skb stream_verdict attach not tried");
   ASSERT_EQ(features.size(), 5U);
   EXPECT_EQ(features[0].feature, "kernel");
   EXPECT_EQ(features[0].value, "6.18.44-fc");
   EXPECT_EQ(features[1].feature, "btf");
   EXPECT_EQ(features[1].value, "yes");
   EXPECT_EQ(features[2].value, "no (/sys/fs/bpf is not bpffs)");
-  EXPECT_EQ(features[3].feature, "sockhash");
-  EXPECT_EQ(features[3].value, "no (Operation not permitted)");
+  EXPECT_EQ(features[3].feature, "splice_program");
+  EXPECT_EQ(features[3].value,
+            "no (the verifier refused sluice_splice_verdict: unknown func bpf_skc_to_tcp_sock#137 "
+            "(this process lacks CAP_PERFMON: the flow budget reads the peer's tcp_sock through "
+            "bpf_skc_to_tcp_sock))");
   EXPECT_EQ(features[4].feature, "sk_skb_stream_verdict_attach");
   EXPECT_EQ(features[4].value, "not tried");
 }

@@ -16,12 +16,11 @@
 #include <vector>
 
 #include "bpf/libbpf_log.hpp"
+#include "bpf/splice_object.hpp"
 #include "splice.skel.h"
 
 namespace sluice::bpf {
 namespace {
-
-constexpr std::string_view kObjectName = "splice.bpf.o";
 
 std::string cookieText(std::uint64_t cookie) { return "cookie " + std::to_string(cookie); }
 
@@ -170,25 +169,10 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
     return error;
   };
 
-  bpf_object_open_opts open_opts{};
-  open_opts.sz = sizeof(open_opts);
-  open_opts.pin_root_path = root.c_str();
-  auto skel = Skeleton<SpliceSkel>::open(&open_opts, kObjectName);
+  auto skel = loadSpliceObject(root);
   if (!skel) {
     return failed(skel.error());
   }
-  if (auto loaded = skel->load(kObjectName); !loaded) {
-    switch (loaded.error().code()) {
-    case EINVAL:
-      return failed(loaded.error().wrap("maps pinned under " + root +
-                                        " may have another layout (see the libbpf warning)"));
-    case EPERM:
-      return failed(loaded.error().wrap("needs CAP_BPF and CAP_NET_ADMIN (or root)"));
-    default:
-      return failed(loaded.error());
-    }
-  }
-
   std::unique_ptr<SpliceDatapath> datapath(new SpliceDatapath(std::move(*skel), root));
   // Programs are copied into each socket's psock when it is inserted, so attach before any
   // insert. flags 0 replaces a program a crashed agent left attached to the pinned map.

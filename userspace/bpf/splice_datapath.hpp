@@ -77,10 +77,18 @@ using VerdictCounters = std::array<std::uint64_t, SLUICE_REASON_COUNT>;
 class SpliceDatapath {
 public:
   // Prepares the pin root, loads splice.bpf.o (reusing maps already pinned there) and attaches
-  // the stream verdict to sluice_socks_v3. Fails with a clear message when BPF is unusable.
+  // the stream verdict to sluice_socks_v3. Fails with a clear message when BPF is unusable: the
+  // verifier's reason when it refused the program (and which capability or helper is missing),
+  // the differing maps when a pinned map has another layout.
   static Result<std::unique_ptr<SpliceDatapath>> open(const Options& options = {});
 
-  // One line for the startup log: kernel release, BTF, bpffs, sockhash, sk_skb verdict attach.
+  // Loads exactly what open() loads, without pinning or keeping anything, and attaches the
+  // verdict to its own unpinned sockhash: "available" means the verifier accepted the program
+  // that will run. An error says why not (the same text open() would give).
+  static Result<void> verify();
+
+  // One line for the startup log and ingressctl: kernel release, BTF, bpffs, and verify()'s
+  // answer as "splice program yes|no (why)" and "sk_skb stream_verdict attach ...".
   static std::string probe();
 
   // The kernel's socket cookie (SO_COOKIE): the key of every per-socket map.
