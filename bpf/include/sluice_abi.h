@@ -42,6 +42,14 @@
 #define SLUICE_MAP_FLOW_STATS "sluice_flow_stats"
 #define SLUICE_MAP_VERDICTS "sluice_verdicts"
 
+/*
+ * The agent pins its verdict program here too (same directory), so ingressctl can name it with
+ * nothing but file access and CAP_BPF: opening a program by id needs CAP_SYS_ADMIN, and kernels
+ * before 5.19 cannot list the programs attached to a sockmap at all. Kernel name: 15 characters,
+ * "sluice_splice_v".
+ */
+#define SLUICE_PROG_VERDICT "sluice_splice_verdict"
+
 /* Capacity of the per-socket maps; a spliced pair uses two entries in each. */
 #define SLUICE_MAX_SOCKETS 65536
 

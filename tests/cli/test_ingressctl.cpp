@@ -7,7 +7,9 @@
 //   client A  <──tcp──>  PA [agent]  PB  <──tcp──>  server B
 //
 // --admin always points somewhere explicit (a closed port, or a fake admin server in the test),
-// so a real agent on this host never changes the results.
+// so a real agent on this host never changes the results. Kernels before 5.19 cannot list the
+// programs attached to a sockmap: there the status tests expect the pinned verdict marked
+// "pinned by the agent (attachment not queryable)" and the warning that says why.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -27,6 +30,7 @@
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <iterator>
 #include <cstdint>
@@ -34,6 +38,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -64,8 +69,15 @@ std::ostream& operator<<(std::ostream& os, const CtlRun& run) {
   return os << "exit " << run.exit_code << "\n--- stdout\n" << run.out << "--- stderr\n" << run.err;
 }
 
-// Runs ingressctl with `args`; as uid/gid 65534 (nobody) when `unprivileged`. Kills it after 30 s.
-CtlRun runCtl(const std::vector<std::string>& args, bool unprivileged = false) {
+enum class As {
+  kSelf,
+  kNobody,          // uid/gid 65534
+  kNoCapSysAdmin,   // this uid, CAP_SYS_ADMIN dropped from the bounding set (as in the DaemonSet)
+};
+
+// Runs ingressctl with `args` as `as`; exit 126 when the child could not become that. Kills it
+// after 30 s.
+CtlRun runCtl(const std::vector<std::string>& args, As as = As::kSelf) {
   CtlRun run;
   int out_pipe[2];
   int err_pipe[2];
@@ -84,8 +96,12 @@ CtlRun runCtl(const std::vector<std::string>& args, bool unprivileged = false) {
   if (pid == 0) {
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
-    if (unprivileged && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 ||
-                         ::setuid(65534) != 0)) {
+    if (as == As::kNobody &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) {
+      ::_exit(126);
+    }
+    // exec as uid 0 grants the bounding set, so this is what a container without it gets.
+    if (as == As::kNoCapSysAdmin && ::prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) {
       ::_exit(126);
     }
     ::execv(argv[0], argv.data());
@@ -219,6 +235,21 @@ std::uint32_t progId(int fd) {
   return ::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
 }
 
+// Whether this kernel lists the programs attached to a sockmap (BPF_PROG_QUERY, 5.19+).
+bool kernelListsSockmapPrograms(int sockhash_fd) {
+  std::uint32_t ids[4] = {};
+  std::uint32_t count = 4;
+  if (::bpf_prog_query(sockhash_fd, BPF_SK_SKB_STREAM_VERDICT, 0, nullptr, ids, &count) == 0) {
+    return true;
+  }
+  EXPECT_EQ(errno, EINVAL) << "bpf_prog_query: " << std::strerror(errno);
+  return false;
+}
+
+constexpr std::string_view kCannotListWarning =
+    "cannot list programs attached to " SLUICE_MAP_SOCKS
+    ": this kernel cannot list sockmap programs (Linux < 5.19)";
+
 // ---- fixture ---------------------------------------------------------------------------------
 
 class IngressctlTest : public ::testing::Test {
@@ -310,6 +341,15 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   EXPECT_EQ(p.at("type").as_string(), "sk_skb");
   EXPECT_EQ(p.at("attach_type").as_string(), "sk_skb_stream_verdict");
   EXPECT_EQ(p.at("attached_to").as_string(), SLUICE_MAP_SOCKS);
+  // Where the kernel cannot list, the agent's pin still names the verdict, marked as such.
+  const bool listed = kernelListsSockmapPrograms(datapath_->socksMapFd());
+  EXPECT_EQ(p.at("attached").as_string(), listed ? "yes" : kPinnedNotQueryable) << run;
+  if (listed) {
+    EXPECT_TRUE(s.at("programs_unlisted").is_null()) << run;
+  } else {
+    EXPECT_EQ(s.at("programs_unlisted").as_string(),
+              "this kernel cannot list sockmap programs (Linux < 5.19)");
+  }
 
   const json::array& verdicts = s.at("verdicts").as_array();
   ASSERT_EQ(verdicts.size(), static_cast<std::size_t>(SLUICE_REASON_COUNT));
@@ -324,7 +364,12 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
                           f.at("value").as_string() == "yes");
   }
   EXPECT_TRUE(program) << run;
-  EXPECT_TRUE(s.at("warnings").as_array().empty()) << run;
+  if (listed) {
+    EXPECT_TRUE(s.at("warnings").as_array().empty()) << run;
+  } else {
+    ASSERT_EQ(s.at("warnings").as_array().size(), 1U) << run;
+    EXPECT_EQ(s.at("warnings").as_array()[0].as_string(), kCannotListWarning);
+  }
   EXPECT_EQ(run.err, "");
 }
 
@@ -355,11 +400,22 @@ TEST_F(IngressctlTest, StatusTableShowsTheSameFieldsAsColumns) {
       << run;
 
   EXPECT_EQ(rowStartingWith(run.out, SLUICE_MAP_TARGETS).back(), "2") << run;
+  EXPECT_EQ(rowStartingWith(run.out, "ID"),
+            (std::vector<std::string>{"ID", "NAME", "TAG", "TYPE", "ATTACH-TYPE", "ATTACHED-TO",
+                                      "ATTACHED"}))
+      << run;
   const auto program = rowStartingWith(run.out, std::to_string(progId(datapath_->verdictProgFd())));
-  ASSERT_EQ(program.size(), 6U) << run;
+  ASSERT_GE(program.size(), 7U) << run;
   EXPECT_EQ(program[1], "sluice_splice_v");
   EXPECT_EQ(program[4], "sk_skb_stream_verdict");
   EXPECT_EQ(program[5], SLUICE_MAP_SOCKS);
+  std::string attached;
+  for (std::size_t i = 6; i < program.size(); ++i) {
+    attached += (i > 6 ? " " : "") + program[i];
+  }
+  EXPECT_EQ(attached,
+            kernelListsSockmapPrograms(datapath_->socksMapFd()) ? "yes" : kPinnedNotQueryable)
+      << run;
   EXPECT_EQ(rowStartingWith(run.out, "redirect").size(), 2U) << run;
   EXPECT_NE(run.out.find("unknown (agent admin not reachable)"), std::string::npos) << run;
 }
@@ -458,16 +514,48 @@ TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
             "unknown (agent does not report splice_strategy)");
 }
 
+// What DaemonSet capabilities give (finding 2): no CAP_SYS_ADMIN, so no program can be opened by
+// id; the verdict is named from its pin, with nothing to warn about.
+TEST_F(IngressctlTest, StatusNamesTheVerdictWithoutCapSysAdmin) {
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
+  const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin_, "-o", "json"},
+                            As::kNoCapSysAdmin);
+  if (run.exit_code == 126) {
+    GTEST_SKIP() << "cannot drop CAP_SYS_ADMIN from the bounding set (no CAP_SETPCAP)";
+  }
+  ASSERT_EQ(run.exit_code, 0) << run;
+  const json::value v = parseJson(run.out);
+  ASSERT_TRUE(v.is_object()) << run;
+  const json::array& programs = v.at("programs").as_array();
+  ASSERT_EQ(programs.size(), 1U) << run;
+  EXPECT_EQ(programs[0].at("id").to_number<std::uint32_t>(), progId(datapath_->verdictProgFd()));
+  EXPECT_EQ(programs[0].at("name").as_string(), "sluice_splice_v") << run;
+  EXPECT_EQ(programs[0].at("tag").as_string().size(), 16U) << run;
+  EXPECT_EQ(programs[0].at("type").as_string(), "sk_skb") << run;
+  for (const auto& w : v.at("warnings").as_array()) {
+    EXPECT_EQ(w.as_string(), kCannotListWarning) << run;
+  }
+}
+
 TEST_F(IngressctlTest, StatusShowsNoProgramOnceTheAgentDetached) {
   ASSERT_NO_FATAL_FAILURE(openDatapath());
-  datapath_.reset(); // the destructor detaches the verdict; the pins stay
+  const bool listed = kernelListsSockmapPrograms(datapath_->socksMapFd());
+  datapath_.reset(); // the destructor detaches the verdict and unpins it; the maps stay
+  struct stat st {};
+  EXPECT_NE(::stat(bpf::pinPath(pin_root_, bpf::kVerdictPin).c_str(), &st), 0)
+      << "the verdict's pin outlived the datapath";
   const CtlRun run = ctl({"status", "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run;
   const json::value v = parseJson(run.out);
   ASSERT_TRUE(v.is_object()) << run;
   EXPECT_TRUE(v.at("programs").as_array().empty()) << run;
   const CtlRun table = ctl({"status"});
-  EXPECT_NE(table.out.find("none attached to " SLUICE_MAP_SOCKS), std::string::npos) << table;
+  // Never "none attached" where the kernel cannot tell.
+  EXPECT_NE(table.out.find(listed ? "none attached to " SLUICE_MAP_SOCKS
+                                  : "unknown (this kernel cannot list sockmap programs (Linux < "
+                                    "5.19))"),
+            std::string::npos)
+      << table;
 }
 
 // ---- flows -----------------------------------------------------------------------------------
@@ -666,7 +754,7 @@ TEST_F(IngressctlTest, PinDirOffBpffsIsRefused) {
 
 TEST_F(IngressctlTest, WithoutPrivilegesItSaysWhatItNeeds) {
   ASSERT_NO_FATAL_FAILURE(openDatapath());
-  const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_}, /*unprivileged=*/true);
+  const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_}, As::kNobody);
   if (run.exit_code == 126 || run.exit_code == 127) {
     GTEST_SKIP() << "cannot run " INGRESSCTL_PATH " as nobody (exit " << run.exit_code << ")";
   }

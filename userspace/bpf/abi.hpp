@@ -43,6 +43,9 @@ inline constexpr std::array<std::string_view, 5> kSpliceMaps = {
     SLUICE_MAP_SOCKS, SLUICE_MAP_TARGETS, SLUICE_MAP_PEERS, SLUICE_MAP_FLOW_STATS,
     SLUICE_MAP_VERDICTS};
 
+// The verdict program's pin, next to the maps (see SLUICE_PROG_VERDICT).
+inline constexpr std::string_view kVerdictPin = SLUICE_PROG_VERDICT;
+
 // The kernel keeps BPF_OBJ_NAME_LEN - 1 = 15 characters of a name; bpftool and ingressctl's
 // map ids must not mix up two maps that share those.
 constexpr bool namesDistinctInKernel() {

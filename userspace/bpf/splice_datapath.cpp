@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <linux/magic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <string_view>
@@ -21,6 +23,9 @@
 
 namespace sluice::bpf {
 namespace {
+
+// bpffs refuses names with dots (reserved), so the staging pin is marked by a suffix.
+constexpr std::string_view kStagingPrefix = SLUICE_PROG_VERDICT "_staging_";
 
 std::string cookieText(std::uint64_t cookie) { return "cookie " + std::to_string(cookie); }
 
@@ -142,12 +147,56 @@ Result<std::vector<std::uint64_t>> mapKeys(int map_fd, const char* map) {
   return Error(EAGAIN, std::string("iterate ") + map + ": map kept changing");
 }
 
+std::uint32_t programId(int prog_fd) {
+  bpf_prog_info info{};
+  std::uint32_t len = sizeof(info);
+  return ::bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 ? info.id : 0;
+}
+
+// Id of the program pinned at `path`; 0 if none (or not a program).
+std::uint32_t pinnedProgramId(const std::string& path) {
+  const int fd = ::bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    return 0;
+  }
+  const std::uint32_t id = programId(fd);
+  ::close(fd);
+  return id;
+}
+
+// Pins the verdict as <root>/sluice_splice_verdict, replacing a previous agent's pin atomically:
+// pinned under a private name first, then renamed over it (bpffs renames like tmpfs), so
+// ingressctl never finds the name missing while an agent runs.
+Result<void> pinVerdict(int prog_fd, const std::string& root) {
+  static std::atomic<unsigned> counter{0};
+  const std::string path = pinPath(root, kVerdictPin);
+  const std::string staging =
+      pinPath(root, std::string(kStagingPrefix) + std::to_string(::getpid()) + "_" +
+                        std::to_string(counter.fetch_add(1)));
+  if (int err = ::bpf_obj_pin(prog_fd, staging.c_str()); err != 0) {
+    return Error(err, "pin " SLUICE_PROG_VERDICT " at " + staging);
+  }
+  if (::rename(staging.c_str(), path.c_str()) != 0) {
+    const Error error = errnoError("pin " SLUICE_PROG_VERDICT ": rename " + staging + " to " + path);
+    ::unlink(staging.c_str());
+    return error;
+  }
+  return success();
+}
+
 } // namespace
 
 SpliceDatapath::SpliceDatapath(Skeleton<SpliceSkel> skel, std::string pin_root)
     : skel_(std::move(skel)), pin_root_(std::move(pin_root)) {}
 
 SpliceDatapath::~SpliceDatapath() {
+  if (verdict_pinned_) {
+    // Only our own pin: a second instance that took over renamed its program over it.
+    const std::string path = pinPath(pin_root_, kVerdictPin);
+    if (pinnedProgramId(path) == programId(verdictProgFd())) {
+      ::unlink(path.c_str());
+    }
+  }
   if (attached_) {
     // Fails with ENOENT if another instance replaced our program on the shared pinned map,
     // which is what we want: never detach someone else's program.
@@ -182,6 +231,11 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
     return failed(Error(err, "attach sk_skb/stream_verdict to " SLUICE_MAP_SOCKS));
   }
   datapath->attached_ = true;
+  if (auto pinned = pinVerdict(datapath->verdictProgFd(), root); !pinned) {
+    datapath.reset(); // detaches
+    return failed(pinned.error());
+  }
+  datapath->verdict_pinned_ = true;
   return datapath;
 }
 
@@ -201,6 +255,19 @@ Result<void> SpliceDatapath::unpinMaps(const std::string& pin_root) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return errnoError("unpin " + path);
     }
+  }
+  const std::string verdict = pinPath(root, kVerdictPin);
+  if (::unlink(verdict.c_str()) != 0 && errno != ENOENT) {
+    return errnoError("unpin " + verdict);
+  }
+  // A staging pin of an agent that died between pinning and renaming it.
+  if (DIR* dir = ::opendir(root.c_str()); dir != nullptr) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (std::string_view(entry->d_name).substr(0, kStagingPrefix.size()) == kStagingPrefix) {
+        ::unlinkat(::dirfd(dir), entry->d_name, 0);
+      }
+    }
+    ::closedir(dir);
   }
   if (::rmdir(root.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
     return errnoError("remove pin root " + root);

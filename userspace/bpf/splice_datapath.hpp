@@ -1,6 +1,7 @@
 // SpliceDatapath: the agent's handle on splice.bpf.c, the sockmap splice of proxied socket pairs.
 //
-// It owns the loaded skeleton and the verdict program's attachment to the pinned sockhash, and
+// It owns the loaded skeleton, the verdict program's attachment to the pinned sockhash and its
+// pin next to the maps (so ingressctl can name it on every kernel and without CAP_SYS_ADMIN), and
 // turns "splice these two sockets" into the ordered map writes the kernel program expects.
 // Mutating calls are serialized internally, so worker threads may call addPair/removePair
 // concurrently; stats() and verdictCounters() read maps without locking.
@@ -76,10 +77,10 @@ using VerdictCounters = std::array<std::uint64_t, SLUICE_REASON_COUNT>;
 
 class SpliceDatapath {
 public:
-  // Prepares the pin root, loads splice.bpf.o (reusing maps already pinned there) and attaches
-  // the stream verdict to sluice_socks_v3. Fails with a clear message when BPF is unusable: the
-  // verifier's reason when it refused the program (and which capability or helper is missing),
-  // the differing maps when a pinned map has another layout.
+  // Prepares the pin root, loads splice.bpf.o (reusing maps already pinned there), attaches the
+  // stream verdict to sluice_socks_v3 and pins it as sluice_splice_verdict. Fails with a clear
+  // message when BPF is unusable: the verifier's reason when it refused the program (and which
+  // capability or helper is missing), the differing maps when a pinned map has another layout.
   static Result<std::unique_ptr<SpliceDatapath>> open(const Options& options = {});
 
   // Loads exactly what open() loads, without pinning or keeping anything, and attaches the
@@ -94,8 +95,9 @@ public:
   // The kernel's socket cookie (SO_COOKIE): the key of every per-socket map.
   static Result<std::uint64_t> socketCookie(int fd);
 
-  // Unpins the splice maps under `pin_root` and removes the directory if that leaves it empty.
-  // Missing pins are not an error. Live spliced sockets keep working until closed.
+  // Unpins the splice maps and the verdict under `pin_root` and removes the directory if that
+  // leaves it empty. Missing pins are not an error. Live spliced sockets keep working until
+  // closed.
   static Result<void> unpinMaps(const std::string& pin_root);
 
   SpliceDatapath(const SpliceDatapath&) = delete;
@@ -103,7 +105,8 @@ public:
   SpliceDatapath(SpliceDatapath&&) = delete;
   SpliceDatapath& operator=(SpliceDatapath&&) = delete;
 
-  // Detaches the verdict from sluice_socks_v3; pinned maps and their entries stay.
+  // Detaches the verdict from sluice_socks_v3 and removes its pin if it is still this one's;
+  // pinned maps and their entries stay.
   ~SpliceDatapath();
 
   // Splices two connected TCP sockets: bytes received on either are sent on the other by the
@@ -164,6 +167,7 @@ private:
   Skeleton<SpliceSkel> skel_;
   std::string pin_root_;
   bool attached_ = false;
+  bool verdict_pinned_ = false;
   std::function<void(const ArmingStep&)> arming_hook_;
   std::mutex mutex_; // serializes addPair/removePair/clearStale
 };
