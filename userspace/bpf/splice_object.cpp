@@ -42,7 +42,8 @@ bool walkLine(std::string_view line) {
       startsWith(line, "func#") || startsWith(line, "libbpf: ") ||
       startsWith(line, "verification time") || startsWith(line, "stack depth") ||
       startsWith(line, "Validating ") || startsWith(line, "last_idx") ||
-      startsWith(line, "regs=") || startsWith(line, "parent ") || startsWith(line, "mark_precise")) {
+      startsWith(line, "regs=") || startsWith(line, "parent ") ||
+      startsWith(line, "mark_precise")) {
     return true;
   }
   // "12: (85) call bpf_skc_to_tcp_sock#137", "12: R0=..." and "12:" alone.
@@ -133,11 +134,21 @@ Error loadError(const Error& failed, const SpliceSkel& skel, const std::string& 
     for (const auto& cap : missingCapabilities()) {
       lacks += (lacks.empty() ? "" : ", ") + cap;
     }
-    return failed.wrap("needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root)" +
-                       (lacks.empty() ? std::string() : "; this process lacks " + lacks));
+    if (!lacks.empty()) {
+      return failed.wrap("needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root); this process "
+                         "lacks " + lacks);
+    }
+    // Every capability is there: on kernels before 5.11 the likely cause is RLIMIT_MEMLOCK,
+    // which libbpf's own warning names ("try raising 'ulimit -l'?").
   }
-  // Whatever libbpf itself said last is the best detail left (a pin it could not write, ...).
-  return warnings.empty() ? failed : failed.wrap(warnings.back());
+  // What libbpf itself said is the best detail left: its memlock hint if it gave one, else its
+  // first warning, which names the cause (later ones only say the object failed to load).
+  for (const auto& warning : warnings) {
+    if (warning.find("ulimit -l") != std::string::npos) {
+      return failed.wrap(warning);
+    }
+  }
+  return warnings.empty() ? failed : failed.wrap(warnings.front());
 }
 
 } // namespace
