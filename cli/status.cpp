@@ -106,7 +106,8 @@ void collectPrograms(const SpliceMaps& maps, StatusModel& status) {
                                          std::string(kPinnedNotQueryable)));
   } else if (!pinned_listed) {
     status.warnings.push_back("the verdict pinned at " + pin + " (id " +
-                              std::to_string(pinned->id) + ") is not attached to " SLUICE_MAP_SOCKS);
+                              std::to_string(pinned->id) +
+                              ") is not attached to " SLUICE_MAP_SOCKS);
   }
 }
 

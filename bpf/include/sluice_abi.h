@@ -36,8 +36,8 @@
  * `bpftool map show` prints "sluice_flow_sta" for SLUICE_MAP_FLOW_STATS; address maps by pin
  * path, never by kernel name.
  */
-#define SLUICE_MAP_SOCKS "sluice_socks_v3"  /* v3: verdict attached here, redirects go to targets */
-#define SLUICE_MAP_TARGETS "sluice_targets" /* v3: program-less sockhash the verdict redirects into */
+#define SLUICE_MAP_SOCKS "sluice_socks_v3"  /* v3: the verdict's map; redirects go to targets */
+#define SLUICE_MAP_TARGETS "sluice_targets" /* v3: program-less, what the verdict redirects into */
 #define SLUICE_MAP_PEERS "sluice_peers_v2"  /* v2: budget, seq_base */
 #define SLUICE_MAP_FLOW_STATS "sluice_flow_stats"
 #define SLUICE_MAP_VERDICTS "sluice_verdicts"

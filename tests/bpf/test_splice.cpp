@@ -226,8 +226,8 @@ TEST_F(SpliceTest, OpenPinsEveryMapAndTheVerdictUnderThePinRoot) {
 
 // Ids of the programs attached to a sockmap with `type`, or nullopt where the kernel cannot
 // list them (BPF_PROG_QUERY on sockmaps arrived in 5.19: EINVAL before).
-std::optional<std::vector<std::uint32_t>> attached(int map_fd,
-                                                   bpf_attach_type type = BPF_SK_SKB_STREAM_VERDICT) {
+std::optional<std::vector<std::uint32_t>> attached(
+    int map_fd, bpf_attach_type type = BPF_SK_SKB_STREAM_VERDICT) {
   std::uint32_t ids[4] = {};
   std::uint32_t count = 4;
   if (::bpf_prog_query(map_fd, type, 0, nullptr, ids, &count) != 0) {
@@ -636,7 +636,8 @@ TEST_F(SpliceTest, ABurstWhileThePairIsHalfArmedIsRedirectedNotParked) {
     if (step.map != SLUICE_MAP_SOCKS || verdict_steps++ != 0) {
       return;
     }
-    state_at_burst = std::string(step.client ? "client" : "backend") + " socket just got the verdict";
+    state_at_burst =
+        std::string(step.client ? "client" : "backend") + " socket just got the verdict";
     sent = sendUntilStalled({t.a.get(), t.b.get()}, {&upstream, &downstream},
                             std::chrono::milliseconds(300));
     for (std::uint64_t cookie : {ca, cb}) {
@@ -809,8 +810,8 @@ std::optional<std::string> inChildWithout(std::vector<int> drop,
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    *why = "child " + std::string(WIFEXITED(status) ? "exited " + std::to_string(WEXITSTATUS(status))
-                                                    : "was killed");
+    *why = WIFEXITED(status) ? "child exited " + std::to_string(WEXITSTATUS(status))
+                             : std::string("child was killed");
     return std::nullopt;
   }
   return text;
@@ -847,8 +848,10 @@ TEST(SpliceRefusal, WithoutPerfmonOpenReportsTheVerifiersReasonNotALayout) {
         options.pin_root = root;
         auto opened = SpliceDatapath::open(options);
         auto verified = SpliceDatapath::verify();
-        std::string text = "\nopen: " + (opened ? std::string("ok") : opened.error().message()) +
-                           "\nverify: " + (verified ? std::string("ok") : verified.error().message()) +
+        auto text_of = [](const auto& result) {
+          return result ? std::string("ok") : result.error().message();
+        };
+        std::string text = "\nopen: " + text_of(opened) + "\nverify: " + text_of(verified) +
                            "\nprobe: " + SpliceDatapath::probe() + "\n";
         if (opened) {
           opened->reset();

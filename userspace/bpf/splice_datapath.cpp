@@ -177,7 +177,8 @@ Result<void> pinVerdict(int prog_fd, const std::string& root) {
     return Error(err, "pin " SLUICE_PROG_VERDICT " at " + staging);
   }
   if (::rename(staging.c_str(), path.c_str()) != 0) {
-    const Error error = errnoError("pin " SLUICE_PROG_VERDICT ": rename " + staging + " to " + path);
+    const Error error =
+        errnoError("pin " SLUICE_PROG_VERDICT ": rename " + staging + " to " + path);
     ::unlink(staging.c_str());
     return error;
   }
