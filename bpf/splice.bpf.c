@@ -3,10 +3,19 @@
  * splice.bpf.c - sockmap splice of proxied connection pairs.
  *
  * The agent owns a client-side and a backend-side socket per flow. Once a flow no longer needs
- * per-message decisions it inserts both sockets into sluice_socks and names each one's peer in
- * sluice_peers; from then on the stream verdict below redirects every byte received on one
- * socket to the other socket's egress (flags 0: sent, not queued for reading), in both
- * directions, without waking userspace.
+ * per-message decisions it names each socket's peer in sluice_peers, inserts both sockets into
+ * sluice_targets and then into sluice_socks_v3; from then on the stream verdict below redirects
+ * every byte received on one socket to the other socket's egress (flags 0: sent, not queued for
+ * reading), in both directions, without waking userspace.
+ *
+ * Two sockhashes, so that arming a pair has no window (tests/kernels/FINDINGS.md, finding 5):
+ * the verdict is attached to sluice_socks_v3 and redirects into sluice_targets, which has no
+ * program. A socket in a program-less map keeps its normal receive path, and a psock without a
+ * verdict accepts one from a second map later. The agent inserts both sockets into
+ * sluice_targets first, so by the time either socket's verdict can run, its peer is already a
+ * valid redirect target. With one map, a burst on the first socket inserted could run the
+ * verdict before the second was in (SO_RCVLOWAT does not hold back data_ready under memory
+ * pressure or a closed receive window) and had its bytes parked.
  *
  * Kernel behaviour this relies on (verdict-only, no stream parser; TCP verdict-only since ~5.10):
  *  - The verdict runs when new data reaches a socket in the map. Data already sitting in the
@@ -26,25 +35,38 @@
  *    closes the window towards the sender: a peer that stops reading costs at most budget +
  *    socket buffers per direction. The agent relays a held direction itself, in order, after
  *    the peer has taken the redirected bytes (sluice_flow_stats.bytes).
- *  - Sockets leave sluice_socks by themselves when closed; sluice_peers and sluice_flow_stats
+ *  - Sockets leave both sockhashes by themselves when closed; sluice_peers and sluice_flow_stats
  *    entries do not, so the agent removes them (SpliceDatapath::removePair/clearStale).
+ *  - Helpers: bpf_skc_to_tcp_sock (5.9) needs CAP_PERFMON in the loader on every kernel tested
+ *    (docs/kernels.md). tcp_sock fields are read with a direct, CO-RE-relocated load through the
+ *    BTF pointer it returns, never BPF_CORE_READ: that compiles to bpf_probe_read_kernel, which
+ *    lockdown=confidentiality refuses, and libbpf then substitutes bpf_probe_read, which sk_skb
+ *    programs may not call.
  */
 #include "vmlinux.h"
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "sluice_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The agent's spliced sockets, keyed by socket cookie; the redirect target of the verdict. */
+/* The agent's spliced sockets, keyed by socket cookie; the verdict below is attached here. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, SLUICE_MAX_SOCKETS);
 	__type(key, struct sluice_flow_key);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_socks SEC(".maps");
+} sluice_socks_v3 SEC(".maps");
+
+/* The same sockets, without a program: what the verdict redirects into (inserted first). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SLUICE_MAX_SOCKETS);
+	__type(key, struct sluice_flow_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_targets SEC(".maps");
 
 /* Each spliced socket's peer and flow metadata; written only by the agent. */
 struct {
@@ -98,11 +120,12 @@ static __always_inline bool over_budget(struct sluice_flow *flow, struct sluice_
 	struct tcp_sock *tp;
 	__u32 write_seq, taken, backlog;
 
-	psk = bpf_map_lookup_elem(&sluice_socks, peer);
+	psk = bpf_map_lookup_elem(&sluice_targets, peer);
 	if (!psk)
 		return false; /* the redirect below finds no peer either and parks the bytes */
 	tp = bpf_skc_to_tcp_sock(psk);
-	write_seq = tp ? BPF_CORE_READ(tp, write_seq) : 0;
+	/* A direct BTF load (vmlinux.h's preserve_access_index keeps it CO-RE-relocated). */
+	write_seq = tp ? tp->write_seq : 0;
 	bpf_sk_release(psk);
 	if (!tp)
 		return false;
@@ -167,10 +190,10 @@ int sluice_splice_verdict(struct __sk_buff *skb)
 		return SK_PASS;
 	}
 
-	if (bpf_sk_redirect_hash(skb, &sluice_socks, &peer, 0) != SK_PASS) {
+	if (bpf_sk_redirect_hash(skb, &sluice_targets, &peer, 0) != SK_PASS) {
 		/*
-		 * The peer is not in the sockhash: the pair is being armed (the other socket is
-		 * inserted next) or the peer was closed. TCP already acknowledged these bytes, so
+		 * The peer is not a target: it was closed (arming inserts both targets before
+		 * either socket gets this verdict). TCP already acknowledged these bytes, so
 		 * dropping them would corrupt the stream silently; SK_PASS parks them on this
 		 * socket's ingress queue where the agent can see them (readable, counted) and
 		 * decide to relay or close.

@@ -27,7 +27,8 @@ struct Expected {
 };
 
 // Layouts from sluice_abi.h / splice.bpf.c, in kSpliceMaps order.
-constexpr std::array<Expected, 4> kLayouts = {{
+constexpr std::array<Expected, 5> kLayouts = {{
+    {BPF_MAP_TYPE_SOCKHASH, sizeof(sluice_flow_key), sizeof(__u64)},
     {BPF_MAP_TYPE_SOCKHASH, sizeof(sluice_flow_key), sizeof(__u64)},
     {BPF_MAP_TYPE_HASH, sizeof(sluice_flow_key), sizeof(sluice_flow)},
     {BPF_MAP_TYPE_HASH, sizeof(sluice_flow_key), sizeof(sluice_flow_stats)},
@@ -106,8 +107,13 @@ Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
     return Error(ENOENT, names + " not pinned under " + dir + " (the other splice maps are): " +
                              std::string(kVersionHint));
   }
-  return SpliceMaps{dir, std::move(*maps[0]), std::move(*maps[1]), std::move(*maps[2]),
-                    std::move(*maps[3])};
+  static_assert(kLayouts.size() == bpf::kSpliceMaps.size());
+  return SpliceMaps{dir,
+                    std::move(*maps[0]),
+                    std::move(*maps[1]),
+                    std::move(*maps[2]),
+                    std::move(*maps[3]),
+                    std::move(*maps[4])};
 }
 
 } // namespace sluice::cli

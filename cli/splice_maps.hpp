@@ -1,4 +1,4 @@
-// The four maps splice.bpf.c pins, opened read-only from a pin directory, with the message an
+// The five maps splice.bpf.c pins, opened read-only from a pin directory, with the message an
 // operator needs when that is not possible. Errors from here (and from every ingressctl command)
 // carry the complete user-facing text in Error::context(); main prints it as is.
 #pragma once
@@ -12,7 +12,8 @@ namespace sluice::cli {
 
 struct SpliceMaps {
   std::string pin_dir; // normalized: no trailing slash
-  bpf::PinnedMap socks;
+  bpf::PinnedMap socks;   // sluice_socks_v3: the verdict's sockhash
+  bpf::PinnedMap targets; // sluice_targets: what the verdict redirects into
   bpf::PinnedMap peers;
   bpf::PinnedMap flow_stats;
   bpf::PinnedMap verdicts;

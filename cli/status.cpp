@@ -3,6 +3,7 @@
 #include <linux/bpf.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <iterator>
 #include <ostream>
@@ -22,49 +23,97 @@ constexpr auto kAdminTimeout = std::chrono::milliseconds(1500);
 constexpr bpf_attach_type kSockmapAttachTypes[] = {
     BPF_SK_SKB_STREAM_PARSER, BPF_SK_SKB_STREAM_VERDICT, BPF_SK_SKB_VERDICT, BPF_SK_MSG_VERDICT};
 
+// Why BPF_PROG_QUERY could not list the sockhash's programs; empty for an error to warn about
+// and carry on (the next attach type may work).
+std::string unlistedReason(int code) {
+  switch (code) {
+  case EINVAL:
+    return "this kernel cannot list sockmap programs (Linux < 5.19)";
+  case EPERM:
+  case EACCES:
+    return "listing sockmap programs needs CAP_NET_ADMIN (or root)";
+  default:
+    return "";
+  }
+}
+
+StatusModel::Program programRow(const bpf::ProgramInfo& info, std::uint32_t attach_type,
+                                std::string attached) {
+  StatusModel::Program program;
+  program.id = info.id;
+  program.name = info.name;
+  program.tag = info.tag;
+  program.type = bpf::progTypeName(info.type);
+  program.attach_type = bpf::attachTypeName(attach_type);
+  program.attached_to = SLUICE_MAP_SOCKS;
+  program.attached = std::move(attached);
+  return program;
+}
+
+// A listed program: named from the agent's pin when it is that one (no privilege beyond the pin
+// directory's), else by id, which needs CAP_SYS_ADMIN.
+StatusModel::Program listedProgram(std::uint32_t id, std::uint32_t attach_type,
+                                   const Result<bpf::ProgramInfo>& pinned, StatusModel& status) {
+  if (pinned && pinned->id == id) {
+    return programRow(*pinned, attach_type, "yes");
+  }
+  if (auto info = bpf::programInfo(id)) {
+    return programRow(*info, attach_type, "yes");
+  } else {
+    StatusModel::Program program = programRow({}, attach_type, "yes");
+    program.id = id;
+    program.name = program.tag = program.type = "?";
+    status.warnings.push_back(info.error().message() +
+                              (info.error().code() == EPERM ? " (needs CAP_SYS_ADMIN)" : ""));
+    return program;
+  }
+}
+
 void collectPrograms(const SpliceMaps& maps, StatusModel& status) {
+  const std::string pin = bpf::pinPath(maps.pin_dir, bpf::kVerdictPin);
+  const Result<bpf::ProgramInfo> pinned = bpf::pinnedProgramInfo(pin);
+  if (!pinned && pinned.error().code() != ENOENT) {
+    status.warnings.push_back(pinned.error().message());
+  }
+  bool pinned_listed = false;
   for (bpf_attach_type type : kSockmapAttachTypes) {
     auto ids = maps.socks.attachedPrograms(type);
     if (!ids) {
-      const int code = ids.error().code();
-      if (code == EBUSY) {
+      if (ids.error().code() == EBUSY) {
         // The stream verdict and the skb verdict exclude each other: the kernel answers EBUSY
         // for one while the other is attached, so nothing is attached at this point.
         continue;
       }
-      if (code == EINVAL) {
-        status.warnings.push_back("cannot list programs attached to " SLUICE_MAP_SOCKS
-                                  ": querying sockmap programs needs Linux 5.19 or later");
-        return;
+      status.programs_unlisted = unlistedReason(ids.error().code());
+      if (status.programs_unlisted.empty()) {
+        status.warnings.push_back(ids.error().message());
+        continue;
       }
-      if (code == EPERM || code == EACCES) {
-        status.warnings.push_back("cannot list programs attached to " SLUICE_MAP_SOCKS
-                                  ": needs CAP_NET_ADMIN (or root)");
-        return;
-      }
-      status.warnings.push_back(ids.error().message());
-      continue;
+      status.warnings.push_back("cannot list programs attached to " SLUICE_MAP_SOCKS ": " +
+                                status.programs_unlisted);
+      break;
     }
     for (std::uint32_t id : *ids) {
-      StatusModel::Program program;
-      program.id = id;
-      program.attach_type = bpf::attachTypeName(type);
-      program.attached_to = SLUICE_MAP_SOCKS;
-      if (auto info = bpf::programInfo(id)) {
-        program.name = info->name;
-        program.tag = info->tag;
-        program.type = bpf::progTypeName(info->type);
-      } else {
-        program.name = program.tag = program.type = "?";
-        status.warnings.push_back(info.error().message());
-      }
-      status.programs.push_back(std::move(program));
+      status.programs.push_back(listedProgram(id, type, pinned, status));
+      pinned_listed = pinned_listed || (pinned && pinned->id == id);
     }
+  }
+  if (!pinned) {
+    return; // an agent older than the pin, or none running: the list (if any) is all we know
+  }
+  if (!status.programs_unlisted.empty()) {
+    status.programs.push_back(programRow(*pinned, BPF_SK_SKB_STREAM_VERDICT,
+                                         std::string(kPinnedNotQueryable)));
+  } else if (!pinned_listed) {
+    status.warnings.push_back("the verdict pinned at " + pin + " (id " +
+                              std::to_string(pinned->id) +
+                              ") is not attached to " SLUICE_MAP_SOCKS);
   }
 }
 
 Result<void> collectMaps(const SpliceMaps& maps, StatusModel& status) {
-  const bpf::PinnedMap* opened[] = {&maps.socks, &maps.peers, &maps.flow_stats, &maps.verdicts};
+  const bpf::PinnedMap* opened[] = {&maps.socks, &maps.targets, &maps.peers, &maps.flow_stats,
+                                    &maps.verdicts};
   static_assert(std::size(opened) == bpf::kSpliceMaps.size());
   for (std::size_t i = 0; i < bpf::kSpliceMaps.size(); ++i) {
     const bpf::PinnedMap& map = *opened[i];
@@ -108,10 +157,10 @@ Records summaryRecords(const StatusModel& s) {
 }
 
 Records programRecords(const StatusModel& s) {
-  Records r({"id", "name", "tag", "type", "attach_type", "attached_to"});
+  Records r({"id", "name", "tag", "type", "attach_type", "attached_to", "attached"});
   for (const auto& p : s.programs) {
     r.add({numberCell(p.id), textCell(p.name), textCell(p.tag), textCell(p.type),
-           textCell(p.attach_type), textCell(p.attached_to)});
+           textCell(p.attach_type), textCell(p.attached_to), textCell(p.attached)});
   }
   return r;
 }
@@ -142,7 +191,7 @@ Records kernelRecords(const StatusModel& s) {
 }
 
 void section(std::ostream& out, std::string_view title, const Records& records,
-             std::string_view when_empty) {
+             const std::string& when_empty) {
   out << '\n' << title << ":\n";
   if (records.empty() && !when_empty.empty()) {
     out << "  " << when_empty << '\n';
@@ -235,6 +284,9 @@ void renderStatus(const StatusModel& status, Output output, std::ostream& out) {
   if (output == Output::kJson) {
     boost::json::object root = summary.object(0);
     root["programs"] = programs.array();
+    root["programs_unlisted"] = status.programs_unlisted.empty()
+                                    ? boost::json::value(nullptr)
+                                    : boost::json::value(status.programs_unlisted);
     root["maps"] = maps.array();
     root["verdicts"] = verdicts.array();
     root["kernel"] = kernel.array();
@@ -248,7 +300,9 @@ void renderStatus(const StatusModel& status, Output output, std::ostream& out) {
   }
   summary.printTable(out);
   section(out, "Programs", programs,
-          "none attached to " SLUICE_MAP_SOCKS " (ingress-agent detaches its verdict on exit)");
+          status.programs_unlisted.empty()
+              ? "none attached to " SLUICE_MAP_SOCKS " (ingress-agent detaches its verdict on exit)"
+              : "unknown (" + status.programs_unlisted + ")");
   section(out, "Maps", maps, "");
   section(out, "Verdicts", verdicts, "");
   section(out, "Kernel", kernel, "");

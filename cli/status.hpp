@@ -1,6 +1,13 @@
 // `ingressctl status`: what the kernel datapath looks like right now. Programs attached to the
 // sockhash, the pinned maps and how full they are, verdict counters, kernel features, and the
 // splice strategy the agent reports on its admin port (when reachable).
+//
+// Programs: the kernel lists what is attached to a sockmap only from Linux 5.19 (BPF_PROG_QUERY,
+// with CAP_NET_ADMIN), and opening a program by id needs CAP_SYS_ADMIN, which the DaemonSet does
+// not grant. The agent therefore pins its verdict next to the maps; status names programs from
+// that pin (CAP_BPF and file access suffice), by id only for a program that is not the pinned
+// one, and on a kernel that cannot list shows the pinned verdict as "pinned by the agent
+// (attachment not queryable)" instead of claiming nothing is attached.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +29,8 @@ struct StatusModel {
     std::string tag;
     std::string type;        // "sk_skb"
     std::string attach_type; // "sk_skb_stream_verdict"
-    std::string attached_to; // pinned map name: "sluice_socks"
+    std::string attached_to; // pinned map name: "sluice_socks_v3"
+    std::string attached;    // "yes" (the kernel lists it), or kPinnedNotQueryable
   };
   struct Map {
     std::string name; // pin name (the kernel name is cut at 15 characters)
@@ -46,11 +54,18 @@ struct StatusModel {
   std::string agent_admin;
   std::string splice_strategy;
   std::vector<Program> programs;
+  // Why `programs` may be incomplete ("this kernel cannot list sockmap programs (Linux < 5.19)");
+  // empty when the kernel listed them.
+  std::string programs_unlisted;
   std::vector<Map> maps;
   std::vector<Verdict> verdicts;
   std::vector<Feature> kernel;
   std::vector<std::string> warnings; // partial information: what could not be read, and why
 };
+
+// StatusModel::Program::attached of the agent's pinned verdict when the kernel cannot list.
+inline constexpr std::string_view kPinnedNotQueryable =
+    "pinned by the agent (attachment not queryable)";
 
 // The splice strategy string the agent reports at `/debug/state` → "splice_strategy", or
 // "unknown (...)" saying why not.

@@ -5,7 +5,11 @@
  * Every struct here is the key or value of a map pinned under SLUICE_PIN_DIR, so its layout
  * outlives any single process: fields are fixed width, padding is explicit, and the C++ side
  * (userspace/bpf/abi.hpp) static_asserts sizes and offsets. A layout change gets a new map name
- * (suffix _v2) instead of reinterpreting a pinned map; appending enum values is compatible.
+ * (suffix _v2, _v3...) instead of reinterpreting a pinned map; appending enum values is
+ * compatible. "Layout" includes what an entry means to the other maps and the programs: v3 moved
+ * the redirect target out of the verdict's sockhash (sluice_socks -> sluice_socks_v3 plus
+ * sluice_targets), so a v2 agent and a v3 agent never share a sockhash whose verdict expects
+ * the other's arming order.
  *
  * BPF programs include this after vmlinux.h (which provides __u32/__u64); userspace gets the
  * same types from <linux/types.h>.
@@ -21,7 +25,7 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_ABI_VERSION 2
+#define SLUICE_ABI_VERSION 3
 
 /* bpffs directory holding every pinned Sluice map (libbpf pin_root_path). */
 #define SLUICE_PIN_DIR "/sys/fs/bpf/sluice"
@@ -32,10 +36,19 @@
  * `bpftool map show` prints "sluice_flow_sta" for SLUICE_MAP_FLOW_STATS; address maps by pin
  * path, never by kernel name.
  */
-#define SLUICE_MAP_SOCKS "sluice_socks"
-#define SLUICE_MAP_PEERS "sluice_peers_v2" /* v2: budget, seq_base */
+#define SLUICE_MAP_SOCKS "sluice_socks_v3"  /* v3: the verdict's map; redirects go to targets */
+#define SLUICE_MAP_TARGETS "sluice_targets" /* v3: program-less, what the verdict redirects into */
+#define SLUICE_MAP_PEERS "sluice_peers_v2"  /* v2: budget, seq_base */
 #define SLUICE_MAP_FLOW_STATS "sluice_flow_stats"
 #define SLUICE_MAP_VERDICTS "sluice_verdicts"
+
+/*
+ * The agent pins its verdict program here too (same directory), so ingressctl can name it with
+ * nothing but file access and CAP_BPF: opening a program by id needs CAP_SYS_ADMIN, and kernels
+ * before 5.19 cannot list the programs attached to a sockmap at all. Kernel name: 15 characters,
+ * "sluice_splice_v".
+ */
+#define SLUICE_PROG_VERDICT "sluice_splice_verdict"
 
 /* Capacity of the per-socket maps; a spliced pair uses two entries in each. */
 #define SLUICE_MAX_SOCKETS 65536
@@ -84,7 +97,7 @@ struct sluice_flow_stats {
 	__u64 bytes;	    /* bytes received and redirected to the peer */
 	__u64 packets;	    /* skbs redirected (after GRO/coalescing, not wire packets) */
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last skb, redirected or passed */
-	__u64 passed_bytes; /* bytes left to userspace because the peer was not in sluice_socks */
+	__u64 passed_bytes; /* bytes left to userspace (flow held, or the peer was gone) */
 };
 
 /*
@@ -92,9 +105,9 @@ struct sluice_flow_stats {
  * Prometheus label values and CLI strings. Append only; values must stay below
  * SLUICE_REASON_SLOTS.
  *   redirect      bytes redirected to the peer's egress
- *   no_peer       socket in sluice_socks without a sluice_peers entry: SK_PASS
+ *   no_peer       socket in sluice_socks_v3 without a sluice_peers entry: SK_PASS
  *   userspace     the entry's strategy is SLUICE_STRATEGY_PASS: SK_PASS
- *   peer_missing  the peer's cookie is not in sluice_socks (not yet inserted, or closed): SK_PASS
+ *   peer_missing  the peer's cookie is not in sluice_targets (closed): SK_PASS
  *   over_budget   the peer has not taken `budget` redirected bytes: flow held, SK_PASS
  *   held          the flow was held earlier: SK_PASS (the agent relays this direction)
  *   empty         an skb without payload (a FIN): SK_PASS, so the reader sees EOF

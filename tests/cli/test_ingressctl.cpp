@@ -7,7 +7,9 @@
 //   client A  <──tcp──>  PA [agent]  PB  <──tcp──>  server B
 //
 // --admin always points somewhere explicit (a closed port, or a fake admin server in the test),
-// so a real agent on this host never changes the results.
+// so a real agent on this host never changes the results. Kernels before 5.19 cannot list the
+// programs attached to a sockmap: there the status tests expect the pinned verdict marked
+// "pinned by the agent (attachment not queryable)" and the warning that says why.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -27,12 +30,15 @@
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <iterator>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -63,8 +69,15 @@ std::ostream& operator<<(std::ostream& os, const CtlRun& run) {
   return os << "exit " << run.exit_code << "\n--- stdout\n" << run.out << "--- stderr\n" << run.err;
 }
 
-// Runs ingressctl with `args`; as uid/gid 65534 (nobody) when `unprivileged`. Kills it after 30 s.
-CtlRun runCtl(const std::vector<std::string>& args, bool unprivileged = false) {
+enum class As {
+  kSelf,
+  kNobody,          // uid/gid 65534
+  kNoCapSysAdmin,   // this uid, CAP_SYS_ADMIN dropped from the bounding set (as in the DaemonSet)
+};
+
+// Runs ingressctl with `args` as `as`; exit 126 when the child could not become that. Kills it
+// after 30 s.
+CtlRun runCtl(const std::vector<std::string>& args, As as = As::kSelf) {
   CtlRun run;
   int out_pipe[2];
   int err_pipe[2];
@@ -83,8 +96,12 @@ CtlRun runCtl(const std::vector<std::string>& args, bool unprivileged = false) {
   if (pid == 0) {
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
-    if (unprivileged && (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 ||
-                         ::setuid(65534) != 0)) {
+    if (as == As::kNobody &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)) {
+      ::_exit(126);
+    }
+    // exec as uid 0 grants the bounding set, so this is what a container without it gets.
+    if (as == As::kNoCapSysAdmin && ::prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0) {
       ::_exit(126);
     }
     ::execv(argv[0], argv.data());
@@ -218,6 +235,21 @@ std::uint32_t progId(int fd) {
   return ::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
 }
 
+// Whether this kernel lists the programs attached to a sockmap (BPF_PROG_QUERY, 5.19+).
+bool kernelListsSockmapPrograms(int sockhash_fd) {
+  std::uint32_t ids[4] = {};
+  std::uint32_t count = 4;
+  if (::bpf_prog_query(sockhash_fd, BPF_SK_SKB_STREAM_VERDICT, 0, nullptr, ids, &count) == 0) {
+    return true;
+  }
+  EXPECT_EQ(errno, EINVAL) << "bpf_prog_query: " << std::strerror(errno);
+  return false;
+}
+
+constexpr std::string_view kCannotListWarning =
+    "cannot list programs attached to " SLUICE_MAP_SOCKS
+    ": this kernel cannot list sockmap programs (Linux < 5.19)";
+
 // ---- fixture ---------------------------------------------------------------------------------
 
 class IngressctlTest : public ::testing::Test {
@@ -263,7 +295,7 @@ protected:
 // ---- status ----------------------------------------------------------------------------------
 
 TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -279,17 +311,18 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   EXPECT_EQ(s.at("splice_strategy").as_string(), "unknown (agent admin not reachable)");
 
   const json::array& maps = s.at("maps").as_array();
-  ASSERT_EQ(maps.size(), 4U) << run;
+  ASSERT_EQ(maps.size(), 5U) << run;
   const struct {
     const char* name;
     const char* type;
     std::uint64_t max_entries;
     std::uint64_t entries;
   } want[] = {{SLUICE_MAP_SOCKS, "sockhash", SLUICE_MAX_SOCKETS, 2},
+              {SLUICE_MAP_TARGETS, "sockhash", SLUICE_MAX_SOCKETS, 2},
               {SLUICE_MAP_PEERS, "hash", SLUICE_MAX_SOCKETS, 2},
               {SLUICE_MAP_FLOW_STATS, "hash", SLUICE_MAX_SOCKETS, 2},
               {SLUICE_MAP_VERDICTS, "percpu_array", SLUICE_REASON_SLOTS, SLUICE_REASON_SLOTS}};
-  for (std::size_t i = 0; i < 4; ++i) {
+  for (std::size_t i = 0; i < std::size(want); ++i) {
     const json::object& m = maps[i].as_object();
     EXPECT_EQ(m.at("name").as_string(), want[i].name);
     EXPECT_EQ(m.at("type").as_string(), want[i].type) << want[i].name;
@@ -308,6 +341,15 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   EXPECT_EQ(p.at("type").as_string(), "sk_skb");
   EXPECT_EQ(p.at("attach_type").as_string(), "sk_skb_stream_verdict");
   EXPECT_EQ(p.at("attached_to").as_string(), SLUICE_MAP_SOCKS);
+  // Where the kernel cannot list, the agent's pin still names the verdict, marked as such.
+  const bool listed = kernelListsSockmapPrograms(datapath_->socksMapFd());
+  EXPECT_EQ(p.at("attached").as_string(), listed ? "yes" : kPinnedNotQueryable) << run;
+  if (listed) {
+    EXPECT_TRUE(s.at("programs_unlisted").is_null()) << run;
+  } else {
+    EXPECT_EQ(s.at("programs_unlisted").as_string(),
+              "this kernel cannot list sockmap programs (Linux < 5.19)");
+  }
 
   const json::array& verdicts = s.at("verdicts").as_array();
   ASSERT_EQ(verdicts.size(), static_cast<std::size_t>(SLUICE_REASON_COUNT));
@@ -316,18 +358,23 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   }
   EXPECT_GE(verdicts[SLUICE_REASON_REDIRECT].at("count").to_number<std::uint64_t>(), 1U);
 
-  bool sockhash = false;
+  bool program = false;
   for (const auto& f : s.at("kernel").as_array()) {
-    sockhash = sockhash ||
-               (f.at("feature").as_string() == "sockhash" && f.at("value").as_string() == "yes");
+    program = program || (f.at("feature").as_string() == "splice_program" &&
+                          f.at("value").as_string() == "yes");
   }
-  EXPECT_TRUE(sockhash) << run;
-  EXPECT_TRUE(s.at("warnings").as_array().empty()) << run;
+  EXPECT_TRUE(program) << run;
+  if (listed) {
+    EXPECT_TRUE(s.at("warnings").as_array().empty()) << run;
+  } else {
+    ASSERT_EQ(s.at("warnings").as_array().size(), 1U) << run;
+    EXPECT_EQ(s.at("warnings").as_array()[0].as_string(), kCannotListWarning);
+  }
   EXPECT_EQ(run.err, "");
 }
 
 TEST_F(IngressctlTest, StatusTableShowsTheSameFieldsAsColumns) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -352,11 +399,23 @@ TEST_F(IngressctlTest, StatusTableShowsTheSameFieldsAsColumns) {
             std::to_string(SLUICE_REASON_SLOTS))
       << run;
 
+  EXPECT_EQ(rowStartingWith(run.out, SLUICE_MAP_TARGETS).back(), "2") << run;
+  EXPECT_EQ(rowStartingWith(run.out, "ID"),
+            (std::vector<std::string>{"ID", "NAME", "TAG", "TYPE", "ATTACH-TYPE", "ATTACHED-TO",
+                                      "ATTACHED"}))
+      << run;
   const auto program = rowStartingWith(run.out, std::to_string(progId(datapath_->verdictProgFd())));
-  ASSERT_EQ(program.size(), 6U) << run;
+  ASSERT_GE(program.size(), 7U) << run;
   EXPECT_EQ(program[1], "sluice_splice_v");
   EXPECT_EQ(program[4], "sk_skb_stream_verdict");
   EXPECT_EQ(program[5], SLUICE_MAP_SOCKS);
+  std::string attached;
+  for (std::size_t i = 6; i < program.size(); ++i) {
+    attached += (i > 6 ? " " : "") + program[i];
+  }
+  EXPECT_EQ(attached,
+            kernelListsSockmapPrograms(datapath_->socksMapFd()) ? "yes" : kPinnedNotQueryable)
+      << run;
   EXPECT_EQ(rowStartingWith(run.out, "redirect").size(), 2U) << run;
   EXPECT_NE(run.out.find("unknown (agent admin not reachable)"), std::string::npos) << run;
 }
@@ -405,7 +464,7 @@ private:
 };
 
 TEST_F(IngressctlTest, StatusTakesTheSpliceStrategyFromTheAgentAdmin) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"({"generation":3,"splice_strategy":"sockmap","ready":true})");
   const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
                           "json"});
@@ -420,7 +479,7 @@ TEST_F(IngressctlTest, StatusTakesTheSpliceStrategyFromTheAgentAdmin) {
 // Flows relayed without sockmap live only in the agent; flows lists them from /debug/flows, and
 // skips the agent's sockmap rows, which the maps already gave with the kernel's counters.
 TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"j([{"flow_id":9,"client":"10.0.0.1:5000","backend":"10.1.0.1:80",)j"
                   R"j("strategy":"adaptive(up:pipe,down:copy)","bytes_in":123,"bytes_out":45,)j"
                   R"j("age_seconds":7},{"flow_id":10,"client":"a","backend":"b",)j"
@@ -444,7 +503,7 @@ TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
 }
 
 TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"({"generation":3})");
   const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
                           "json"});
@@ -455,22 +514,54 @@ TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
             "unknown (agent does not report splice_strategy)");
 }
 
+// What DaemonSet capabilities give (finding 2): no CAP_SYS_ADMIN, so no program can be opened by
+// id; the verdict is named from its pin, with nothing to warn about.
+TEST_F(IngressctlTest, StatusNamesTheVerdictWithoutCapSysAdmin) {
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
+  const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin_, "-o", "json"},
+                            As::kNoCapSysAdmin);
+  if (run.exit_code == 126) {
+    GTEST_SKIP() << "cannot drop CAP_SYS_ADMIN from the bounding set (no CAP_SETPCAP)";
+  }
+  ASSERT_EQ(run.exit_code, 0) << run;
+  const json::value v = parseJson(run.out);
+  ASSERT_TRUE(v.is_object()) << run;
+  const json::array& programs = v.at("programs").as_array();
+  ASSERT_EQ(programs.size(), 1U) << run;
+  EXPECT_EQ(programs[0].at("id").to_number<std::uint32_t>(), progId(datapath_->verdictProgFd()));
+  EXPECT_EQ(programs[0].at("name").as_string(), "sluice_splice_v") << run;
+  EXPECT_EQ(programs[0].at("tag").as_string().size(), 16U) << run;
+  EXPECT_EQ(programs[0].at("type").as_string(), "sk_skb") << run;
+  for (const auto& w : v.at("warnings").as_array()) {
+    EXPECT_EQ(w.as_string(), kCannotListWarning) << run;
+  }
+}
+
 TEST_F(IngressctlTest, StatusShowsNoProgramOnceTheAgentDetached) {
-  openDatapath();
-  datapath_.reset(); // the destructor detaches the verdict; the pins stay
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
+  const bool listed = kernelListsSockmapPrograms(datapath_->socksMapFd());
+  datapath_.reset(); // the destructor detaches the verdict and unpins it; the maps stay
+  struct stat st {};
+  EXPECT_NE(::stat(bpf::pinPath(pin_root_, bpf::kVerdictPin).c_str(), &st), 0)
+      << "the verdict's pin outlived the datapath";
   const CtlRun run = ctl({"status", "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run;
   const json::value v = parseJson(run.out);
   ASSERT_TRUE(v.is_object()) << run;
   EXPECT_TRUE(v.at("programs").as_array().empty()) << run;
   const CtlRun table = ctl({"status"});
-  EXPECT_NE(table.out.find("none attached to " SLUICE_MAP_SOCKS), std::string::npos) << table;
+  // Never "none attached" where the kernel cannot tell.
+  EXPECT_NE(table.out.find(listed ? "none attached to " SLUICE_MAP_SOCKS
+                                  : "unknown (this kernel cannot list sockmap programs (Linux < "
+                                    "5.19))"),
+            std::string::npos)
+      << table;
 }
 
 // ---- flows -----------------------------------------------------------------------------------
 
 TEST_F(IngressctlTest, FlowsShowsOneFlowWithItsAddressesAndGrowingCounters) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -537,7 +628,7 @@ TEST_F(IngressctlTest, FlowsShowsOneFlowWithItsAddressesAndGrowingCounters) {
 }
 
 TEST_F(IngressctlTest, FlowsListsEachOfSeveralPairsOnce) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t1 = makeTopology();
   Topology t2 = makeTopology();
   ASSERT_TRUE(complete(t1) && complete(t2));
@@ -553,7 +644,7 @@ TEST_F(IngressctlTest, FlowsListsEachOfSeveralPairsOnce) {
 }
 
 TEST_F(IngressctlTest, FlowsIsEmptyAfterRemovePair) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   Topology t = makeTopology();
   ASSERT_TRUE(complete(t));
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
@@ -573,7 +664,7 @@ TEST_F(IngressctlTest, FlowsIsEmptyAfterRemovePair) {
 // Entries whose sockets this namespace cannot see (another netns, or gone) are shown by cookie;
 // a half whose other half is missing is still one flow, oriented by its direction flag.
 TEST_F(IngressctlTest, FlowsShowUnresolvableSocketsByCookie) {
-  openDatapath();
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
   constexpr std::uint64_t kClient = 0xfffffff000000001ULL;
   constexpr std::uint64_t kBackend = 0xfffffff000000002ULL;
   constexpr std::uint64_t kOrphanBackend = 0xfffffff000000003ULL;
@@ -662,8 +753,8 @@ TEST_F(IngressctlTest, PinDirOffBpffsIsRefused) {
 }
 
 TEST_F(IngressctlTest, WithoutPrivilegesItSaysWhatItNeeds) {
-  openDatapath();
-  const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_}, /*unprivileged=*/true);
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
+  const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_}, As::kNobody);
   if (run.exit_code == 126 || run.exit_code == 127) {
     GTEST_SKIP() << "cannot run " INGRESSCTL_PATH " as nobody (exit " << run.exit_code << ")";
   }
@@ -729,16 +820,21 @@ TEST(IngressctlRender, AgesAreShort) {
 
 TEST(IngressctlStatus, ProbeLineSplitsIntoFeatures) {
   const auto features = parseProbeLine(
-      "kernel 6.18.44-fc, btf yes, bpffs no (/sys/fs/bpf is not bpffs), sockhash no "
-      "(Operation not permitted), sk_skb stream_verdict attach not tried");
+      "kernel 6.18.44-fc, btf yes, bpffs no (/sys/fs/bpf is not bpffs), splice program no "
+      "(the verifier refused sluice_splice_verdict: unknown func bpf_skc_to_tcp_sock#137 (this "
+      "process lacks CAP_PERFMON: the flow budget reads the peer's tcp_sock through "
+      "bpf_skc_to_tcp_sock)), sk_skb stream_verdict attach not tried");
   ASSERT_EQ(features.size(), 5U);
   EXPECT_EQ(features[0].feature, "kernel");
   EXPECT_EQ(features[0].value, "6.18.44-fc");
   EXPECT_EQ(features[1].feature, "btf");
   EXPECT_EQ(features[1].value, "yes");
   EXPECT_EQ(features[2].value, "no (/sys/fs/bpf is not bpffs)");
-  EXPECT_EQ(features[3].feature, "sockhash");
-  EXPECT_EQ(features[3].value, "no (Operation not permitted)");
+  EXPECT_EQ(features[3].feature, "splice_program");
+  EXPECT_EQ(features[3].value,
+            "no (the verifier refused sluice_splice_verdict: unknown func bpf_skc_to_tcp_sock#137 "
+            "(this process lacks CAP_PERFMON: the flow budget reads the peer's tcp_sock through "
+            "bpf_skc_to_tcp_sock))");
   EXPECT_EQ(features[4].feature, "sk_skb_stream_verdict_attach");
   EXPECT_EQ(features[4].value, "not tried");
 }

@@ -120,8 +120,8 @@ inline std::map<std::string, long> perSocketMapEntries(const std::string& pin_di
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(pin_dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("sluice_socks", 0) != 0 && name.rfind("sluice_peers", 0) != 0 &&
-        name.rfind("sluice_flow_stats", 0) != 0) {
+    if (name.rfind("sluice_socks", 0) != 0 && name.rfind("sluice_targets", 0) != 0 &&
+        name.rfind("sluice_peers", 0) != 0 && name.rfind("sluice_flow_stats", 0) != 0) {
       continue;
     }
     RunResult r = run({bpftool, "-j", "map", "dump", "pinned", entry.path().string()});

@@ -46,7 +46,7 @@ def outcome(tests, group, names):
     if not bad:
         return "yes"
     if len(names) == 1:
-        return "no"
+        return "no (skipped)" if got[0] == "SKIPPED" else "no"
     # gtest names lose their suite ("SpliceTest."), check names stay whole
     short = [b.split(".", 1)[1] if b.count(".") == 1 and " " not in b else b for b in bad]
     return "no (%s failed)" % ", ".join(short)
@@ -80,9 +80,13 @@ def rows(features, tests, results):
         ("sockmap splice, agent --splice=sockmap (root / DaemonSet caps)", both("sockmap", splice)),
         ("redirect budget holds a stalled reader",
          outcome(tests, "bpf[root]", ["SpliceTest.BudgetHoldsADirectionWhoseReaderStalls"])),
+        ("burst while a pair is half armed is redirected, tests/bpf (root / DaemonSet caps)",
+         "%s / %s" % tuple(
+             outcome(tests, "bpf[%s]" % v,
+                     ["SpliceTest.ABurstWhileThePairIsHalfArmedIsRedirectedNotParked"])
+             for v in ("root", "caps"))),
         ("programs attached to a sockmap listed (BPF_PROG_QUERY)",
-         outcome(tests, "bpf[root]",
-                 ["SpliceTest.OpenPinsEveryMapUnderThePinRootAndAttachesTheVerdict"])),
+         outcome(tests, "bpf[root]", ["SpliceTest.TheVerdictIsAttachedToTheVerdictSockhashOnly"])),
         ("ingressctl status names the verdict (root / DaemonSet caps)",
          both("sockmap", ["status names the attached verdict"])),
         ("ingressctl flows shows the live flow (root / DaemonSet caps)",
@@ -92,6 +96,12 @@ def rows(features, tests, results):
          both("auto", ["tcp route"])),
         ("without CAP_PERFMON: agent falls back to splice(2) and serves",
          agent("sockmap", "noperfmon", ["falls back", "upgrade tunnel", "tcp route"])),
+        ("without CAP_PERFMON: agent names the verifier's reason",
+         agent("sockmap", "noperfmon", ["fallback reason consistent",
+                                        "fallback names the verifier's reason"])),
+        ("without CAP_PERFMON: tests/bpf skip with the reason (skipped / failed)",
+         "%d / %d" % results.get("bpf[noperfmon]", (0, 0, 0))[2:0:-1]
+         if "bpf[noperfmon]" in results else "not run"),
         ("kTLS: modprobe tls", f("ktls_module")),
         ("kTLS: TCP_ULP \"tls\"", f("ktls_ulp")),
         ("XDP native (xdpdrv) on veth", f("xdp_native_veth")),

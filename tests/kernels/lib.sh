@@ -192,8 +192,8 @@ bpf_load() {
   local obj=$1 pins=$2 rc=0
   bpftool prog loadall "$obj" "$pins" 2>&1 || rc=$?
   rm -rf "$pins"
-  rm -f /sys/fs/bpf/sluice_socks /sys/fs/bpf/sluice_peers_v2 /sys/fs/bpf/sluice_flow_stats \
-    /sys/fs/bpf/sluice_verdicts
+  rm -f /sys/fs/bpf/sluice_socks /sys/fs/bpf/sluice_socks_v3 /sys/fs/bpf/sluice_targets \
+    /sys/fs/bpf/sluice_peers_v2 /sys/fs/bpf/sluice_flow_stats /sys/fs/bpf/sluice_verdicts
   return "$rc"
 }
 

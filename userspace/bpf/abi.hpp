@@ -39,8 +39,38 @@ static_assert(SLUICE_REASON_COUNT <= SLUICE_REASON_SLOTS);
 inline constexpr std::string_view kPinDir = SLUICE_PIN_DIR;
 
 // Maps pinned by splice.bpf.c, in the order ingressctl lists them.
-inline constexpr std::array<std::string_view, 4> kSpliceMaps = {
-    SLUICE_MAP_SOCKS, SLUICE_MAP_PEERS, SLUICE_MAP_FLOW_STATS, SLUICE_MAP_VERDICTS};
+inline constexpr std::array<std::string_view, 5> kSpliceMaps = {
+    SLUICE_MAP_SOCKS, SLUICE_MAP_TARGETS, SLUICE_MAP_PEERS, SLUICE_MAP_FLOW_STATS,
+    SLUICE_MAP_VERDICTS};
+
+// The verdict program's pin, next to the maps (see SLUICE_PROG_VERDICT).
+inline constexpr std::string_view kVerdictPin = SLUICE_PROG_VERDICT;
+
+// The kernel keeps BPF_OBJ_NAME_LEN - 1 = 15 characters of a name; bpftool and ingressctl's
+// map ids must not mix up two maps that share those.
+constexpr bool namesDistinctInKernel() {
+  for (std::size_t i = 0; i < kSpliceMaps.size(); ++i) {
+    for (std::size_t j = i + 1; j < kSpliceMaps.size(); ++j) {
+      if (kSpliceMaps[i].substr(0, 15) == kSpliceMaps[j].substr(0, 15)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+static_assert(namesDistinctInKernel(), "two splice maps share their first 15 characters");
+
+// ABI v3 is the two-sockhash arming order: the verdict's map is a new name (a v2 agent must never
+// attach its verdict, which redirects into its own map, to the map v3 sockets are armed in), and
+// it redirects into a separate program-less map.
+static_assert(SLUICE_ABI_VERSION == 3, "a new ABI version needs new names for what changed");
+static_assert(std::string_view(SLUICE_MAP_SOCKS).ends_with("_v3"));
+static_assert(std::string_view(SLUICE_MAP_SOCKS) != std::string_view(SLUICE_MAP_TARGETS));
+static_assert(std::string_view(SLUICE_MAP_SOCKS).size() <= 15 &&
+              std::string_view(SLUICE_MAP_TARGETS).size() <= 15,
+              "sockhash names are what `bpftool map show` prints: keep them whole");
+// Both sockhashes hold the same key as every per-socket map and a u64 socket fd as the value.
+static_assert(sizeof(sluice_flow_key) == sizeof(__u64));
 
 // "<root>/<map>": where libbpf pins `map` with pin_root_path = root.
 inline std::string pinPath(std::string_view root, std::string_view map) {

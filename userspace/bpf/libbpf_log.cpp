@@ -10,10 +10,22 @@
 #include <string_view>
 
 namespace sluice::bpf {
+
+// The print hook's way into a capture: keeps a warning, says whether to forward the message.
+struct LibbpfCaptureAccess {
+  static bool take(LibbpfCapture& capture, LogLevel level, std::string_view message) {
+    if (level == LogLevel::kWarn) {
+      capture.warnings_.emplace_back(message);
+    }
+    return capture.forward_;
+  }
+};
+
 namespace {
 
 std::atomic<LogFn> g_sink{nullptr};
 std::once_flag g_installed;
+thread_local LibbpfCapture* t_capture = nullptr;
 
 void defaultSink(LogLevel level, std::string_view message) {
   if (level == LogLevel::kWarn) {
@@ -54,12 +66,22 @@ int printHook(libbpf_print_level level, const char* format, va_list args) {
   if (message.substr(0, kPrefix.size()) == kPrefix) {
     message.remove_prefix(kPrefix.size());
   }
+  if (t_capture != nullptr && !LibbpfCaptureAccess::take(*t_capture, toLevel(level), message)) {
+    return len;
+  }
   LogFn sink = g_sink.load(std::memory_order_acquire);
   (sink != nullptr ? sink : defaultSink)(toLevel(level), message);
   return len;
 }
 
 } // namespace
+
+LibbpfCapture::LibbpfCapture(bool forward) : forward_(forward), outer_(t_capture) {
+  installLibbpfLog();
+  t_capture = this;
+}
+
+LibbpfCapture::~LibbpfCapture() { t_capture = outer_; }
 
 void setLibbpfLog(LogFn fn) noexcept {
   g_sink.store(fn, std::memory_order_release);

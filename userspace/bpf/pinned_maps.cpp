@@ -71,17 +71,16 @@ std::string attachTypeName(std::uint32_t type) {
   return orUnknown(::libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(type)), type);
 }
 
-Result<ProgramInfo> programInfo(std::uint32_t id) {
-  const int fd = ::bpf_prog_get_fd_by_id(id);
-  if (fd < 0) {
-    return Error(fd, "open program " + std::to_string(id));
-  }
+namespace {
+
+// The kernel's view of the program behind `fd`, which this closes. Needs nothing beyond the fd.
+Result<ProgramInfo> programInfoOfFd(int fd, const std::string& what) {
   bpf_prog_info info{};
   std::uint32_t len = sizeof(info);
   const int err = ::bpf_obj_get_info_by_fd(fd, &info, &len);
   ::close(fd);
   if (err != 0) {
-    return Error(err, "info of program " + std::to_string(id));
+    return Error(err, "info of " + what);
   }
   ProgramInfo out;
   out.id = info.id;
@@ -93,6 +92,36 @@ Result<ProgramInfo> programInfo(std::uint32_t id) {
     out.tag += hex;
   }
   return out;
+}
+
+// What kind of BPF object an fd is ("anon_inode:bpf-map", "anon_inode:bpf-prog"...).
+std::string objectKind(int fd) {
+  char kind[64] = {};
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  return ::readlink(link.c_str(), kind, sizeof(kind) - 1) > 0 ? std::string(kind) : "";
+}
+
+} // namespace
+
+Result<ProgramInfo> programInfo(std::uint32_t id) {
+  const int fd = ::bpf_prog_get_fd_by_id(id);
+  if (fd < 0) {
+    return Error(fd, "open program " + std::to_string(id));
+  }
+  return programInfoOfFd(fd, "program " + std::to_string(id));
+}
+
+Result<ProgramInfo> pinnedProgramInfo(const std::string& path) {
+  // Programs open read-write only (BPF_F_RDONLY is EINVAL for them); the fd is only looked at.
+  const int fd = ::bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    return Error(fd, "open " + path);
+  }
+  if (const std::string kind = objectKind(fd); !kind.empty() && kind != "anon_inode:bpf-prog") {
+    ::close(fd);
+    return Error(EINVAL, "open " + path + ": pinned object is not a program (" + kind + ")");
+  }
+  return programInfoOfFd(fd, path);
 }
 
 PinnedMap::PinnedMap(int fd, std::string path, MapInfo info, std::size_t value_buffer_size)
@@ -132,10 +161,7 @@ Result<PinnedMap> PinnedMap::openReadOnly(const std::string& path) {
   }
   // A pinned program or link opens just as well, and its info would fill bpf_map_info with
   // something else; the anon inode names what the fd is.
-  char kind[64] = {};
-  const std::string link = "/proc/self/fd/" + std::to_string(fd);
-  if (::readlink(link.c_str(), kind, sizeof(kind) - 1) > 0 &&
-      std::string_view(kind) != "anon_inode:bpf-map") {
+  if (const std::string kind = objectKind(fd); !kind.empty() && kind != "anon_inode:bpf-map") {
     ::close(fd);
     return Error(EINVAL, "open " + path + ": pinned object is not a map (" + kind + ")");
   }

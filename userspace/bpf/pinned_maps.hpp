@@ -3,10 +3,12 @@
 // looking at a live agent's datapath cannot disturb it.
 //
 // Reading pinned maps needs CAP_BPF (or root): bpf(BPF_OBJ_GET) fails with EPERM without it, and
-// bpffs itself is usually mode 0700, which fails earlier with EACCES. Listing the programs attached
-// to a map (attachedPrograms) also needs CAP_NET_ADMIN, and programInfo needs CAP_SYS_ADMIN
-// (BPF_PROG_GET_FD_BY_ID). Iterating a hash map that is being written concurrently is best effort:
-// a key deleted under the walk restarts it, so keys() dedups and bounds the walk.
+// bpffs itself is usually mode 0700, which fails earlier with EACCES. pinnedProgramInfo needs the
+// same and nothing more. Listing the programs attached to a map (attachedPrograms) also needs
+// CAP_NET_ADMIN and Linux 5.19, and programInfo by id needs CAP_SYS_ADMIN
+// (BPF_PROG_GET_FD_BY_ID), which the DaemonSet does not grant. Iterating a hash map that is
+// being written concurrently is best effort: a key deleted under the walk restarts it, so keys()
+// dedups and bounds the walk.
 #pragma once
 
 #include <cerrno>
@@ -52,6 +54,10 @@ std::string attachTypeName(std::uint32_t type);
 
 // Info of the program with this id. Needs CAP_SYS_ADMIN.
 Result<ProgramInfo> programInfo(std::uint32_t id);
+
+// Info of the program pinned at `path`. Needs only what reading the pin directory needs (CAP_BPF
+// and file access). ENOENT: nothing pinned there; EINVAL: the pin is not a program.
+Result<ProgramInfo> pinnedProgramInfo(const std::string& path);
 
 class PinnedMap {
 public:

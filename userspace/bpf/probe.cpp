@@ -1,5 +1,7 @@
-// SpliceDatapath::probe(): what this kernel offers the splice datapath, in one log line. Each
-// feature is tried for real (create the map, load and attach a two-instruction verdict), because
+// SpliceDatapath::verify() and probe(): what this kernel offers the splice datapath. The probe
+// loads the agent's own splice.bpf.o (not a stand-in program), because what decides whether the
+// datapath works is whether the verifier accepts exactly that program with this process's
+// capabilities: the helpers it calls differ by kernel and by capability (docs/kernels.md), and
 // version numbers lie on distribution kernels.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -15,61 +17,37 @@
 
 #include "bpf/libbpf_log.hpp"
 #include "bpf/splice_datapath.hpp"
+#include "bpf/splice_object.hpp"
+#include "splice.skel.h"
 
 namespace sluice::bpf {
 namespace {
 
-class Fd {
-public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  int get() const { return fd_; }
-
-private:
-  int fd_;
-};
-
 std::string no(int err) { return std::string("no (") + std::strerror(err < 0 ? -err : err) + ")"; }
 
-std::string probeVerdictAttach(int* sockhash_ok) {
-  Fd map(::bpf_map_create(BPF_MAP_TYPE_SOCKHASH, "sluice_probe", sizeof(__u64), sizeof(__u64), 1,
-                          nullptr));
-  if (map.get() < 0) {
-    *sockhash_ok = map.get();
-    return "not tried";
+// The probe line is "feature value, feature value, ...", so a reason must not contain ", ".
+std::string lineSafe(std::string text) {
+  for (std::size_t at = text.find(", "); at != std::string::npos; at = text.find(", ", at)) {
+    text[at] = ';';
   }
-  *sockhash_ok = 0;
-
-  // r0 = SK_PASS; exit
-  const bpf_insn insns[] = {
-      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, SK_PASS},
-      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-  };
-  bpf_prog_load_opts opts{};
-  opts.sz = sizeof(opts);
-  opts.expected_attach_type = BPF_SK_SKB_STREAM_VERDICT;
-  Fd prog(::bpf_prog_load(BPF_PROG_TYPE_SK_SKB, "sluice_probe", "GPL", insns,
-                          sizeof(insns) / sizeof(insns[0]), &opts));
-  if (prog.get() < 0) {
-    return no(prog.get());
-  }
-  if (int err = ::bpf_prog_attach(prog.get(), map.get(), BPF_SK_SKB_STREAM_VERDICT, 0); err != 0) {
-    return no(err);
-  }
-  ::bpf_prog_detach2(prog.get(), map.get(), BPF_SK_SKB_STREAM_VERDICT);
-  return "yes";
+  return text;
 }
 
 } // namespace
 
-std::string SpliceDatapath::probe() {
+Result<void> SpliceDatapath::verify() {
   installLibbpfLog();
+  SLUICE_TRY(auto skel, loadSpliceObject(""));
+  const int prog = ::bpf_program__fd(skel->progs.sluice_splice_verdict);
+  const int map = ::bpf_map__fd(skel->maps.sluice_socks_v3);
+  if (int err = ::bpf_prog_attach(prog, map, BPF_SK_SKB_STREAM_VERDICT, 0); err != 0) {
+    return Error(err, "attach sk_skb/stream_verdict to an unpinned " SLUICE_MAP_SOCKS);
+  }
+  ::bpf_prog_detach2(prog, map, BPF_SK_SKB_STREAM_VERDICT);
+  return success(); // the skeleton's maps and program go with it
+}
+
+std::string SpliceDatapath::probe() {
   std::string line = "kernel ";
   utsname uts{};
   line += ::uname(&uts) == 0 ? uts.release : "unknown";
@@ -85,12 +63,20 @@ std::string SpliceDatapath::probe() {
     line += fs.f_type == BPF_FS_MAGIC ? "yes" : "no (/sys/fs/bpf is not bpffs)";
   }
 
-  int sockhash = 0;
-  const std::string verdict = probeVerdictAttach(&sockhash);
-  line += ", sockhash ";
-  line += sockhash == 0 ? "yes" : no(sockhash);
+  // The attach is verify()'s last step, so a failure before it means it was not tried.
+  const Result<void> verified = verify();
+  const bool attach_failed =
+      !verified && verified.error().context().find("attach sk_skb") != std::string::npos;
+  line += ", splice program ";
+  line += verified || attach_failed ? "yes" : "no (" + lineSafe(verified.error().message()) + ")";
   line += ", sk_skb stream_verdict attach ";
-  line += verdict;
+  if (verified) {
+    line += "yes";
+  } else if (attach_failed) {
+    line += "no (" + lineSafe(verified.error().message()) + ")";
+  } else {
+    line += "not tried";
+  }
   return line;
 }
 

@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <linux/magic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <string_view>
@@ -16,12 +18,14 @@
 #include <vector>
 
 #include "bpf/libbpf_log.hpp"
+#include "bpf/splice_object.hpp"
 #include "splice.skel.h"
 
 namespace sluice::bpf {
 namespace {
 
-constexpr std::string_view kObjectName = "splice.bpf.o";
+// bpffs refuses names with dots (reserved), so the staging pin is marked by a suffix.
+constexpr std::string_view kStagingPrefix = SLUICE_PROG_VERDICT "_staging_";
 
 std::string cookieText(std::uint64_t cookie) { return "cookie " + std::to_string(cookie); }
 
@@ -143,12 +147,57 @@ Result<std::vector<std::uint64_t>> mapKeys(int map_fd, const char* map) {
   return Error(EAGAIN, std::string("iterate ") + map + ": map kept changing");
 }
 
+std::uint32_t programId(int prog_fd) {
+  bpf_prog_info info{};
+  std::uint32_t len = sizeof(info);
+  return ::bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 ? info.id : 0;
+}
+
+// Id of the program pinned at `path`; 0 if none (or not a program).
+std::uint32_t pinnedProgramId(const std::string& path) {
+  const int fd = ::bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    return 0;
+  }
+  const std::uint32_t id = programId(fd);
+  ::close(fd);
+  return id;
+}
+
+// Pins the verdict as <root>/sluice_splice_verdict, replacing a previous agent's pin atomically:
+// pinned under a private name first, then renamed over it (bpffs renames like tmpfs), so
+// ingressctl never finds the name missing while an agent runs.
+Result<void> pinVerdict(int prog_fd, const std::string& root) {
+  static std::atomic<unsigned> counter{0};
+  const std::string path = pinPath(root, kVerdictPin);
+  const std::string staging =
+      pinPath(root, std::string(kStagingPrefix) + std::to_string(::getpid()) + "_" +
+                        std::to_string(counter.fetch_add(1)));
+  if (int err = ::bpf_obj_pin(prog_fd, staging.c_str()); err != 0) {
+    return Error(err, "pin " SLUICE_PROG_VERDICT " at " + staging);
+  }
+  if (::rename(staging.c_str(), path.c_str()) != 0) {
+    const Error error =
+        errnoError("pin " SLUICE_PROG_VERDICT ": rename " + staging + " to " + path);
+    ::unlink(staging.c_str());
+    return error;
+  }
+  return success();
+}
+
 } // namespace
 
 SpliceDatapath::SpliceDatapath(Skeleton<SpliceSkel> skel, std::string pin_root)
     : skel_(std::move(skel)), pin_root_(std::move(pin_root)) {}
 
 SpliceDatapath::~SpliceDatapath() {
+  if (verdict_pinned_) {
+    // Only our own pin: a second instance that took over renamed its program over it.
+    const std::string path = pinPath(pin_root_, kVerdictPin);
+    if (pinnedProgramId(path) == programId(verdictProgFd())) {
+      ::unlink(path.c_str());
+    }
+  }
   if (attached_) {
     // Fails with ENOENT if another instance replaced our program on the shared pinned map,
     // which is what we want: never detach someone else's program.
@@ -170,25 +219,10 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
     return error;
   };
 
-  bpf_object_open_opts open_opts{};
-  open_opts.sz = sizeof(open_opts);
-  open_opts.pin_root_path = root.c_str();
-  auto skel = Skeleton<SpliceSkel>::open(&open_opts, kObjectName);
+  auto skel = loadSpliceObject(root);
   if (!skel) {
     return failed(skel.error());
   }
-  if (auto loaded = skel->load(kObjectName); !loaded) {
-    switch (loaded.error().code()) {
-    case EINVAL:
-      return failed(loaded.error().wrap("maps pinned under " + root +
-                                        " may have another layout (see the libbpf warning)"));
-    case EPERM:
-      return failed(loaded.error().wrap("needs CAP_BPF and CAP_NET_ADMIN (or root)"));
-    default:
-      return failed(loaded.error());
-    }
-  }
-
   std::unique_ptr<SpliceDatapath> datapath(new SpliceDatapath(std::move(*skel), root));
   // Programs are copied into each socket's psock when it is inserted, so attach before any
   // insert. flags 0 replaces a program a crashed agent left attached to the pinned map.
@@ -198,6 +232,11 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
     return failed(Error(err, "attach sk_skb/stream_verdict to " SLUICE_MAP_SOCKS));
   }
   datapath->attached_ = true;
+  if (auto pinned = pinVerdict(datapath->verdictProgFd(), root); !pinned) {
+    datapath.reset(); // detaches
+    return failed(pinned.error());
+  }
+  datapath->verdict_pinned_ = true;
   return datapath;
 }
 
@@ -218,6 +257,19 @@ Result<void> SpliceDatapath::unpinMaps(const std::string& pin_root) {
       return errnoError("unpin " + path);
     }
   }
+  const std::string verdict = pinPath(root, kVerdictPin);
+  if (::unlink(verdict.c_str()) != 0 && errno != ENOENT) {
+    return errnoError("unpin " + verdict);
+  }
+  // A staging pin of an agent that died between pinning and renaming it.
+  if (DIR* dir = ::opendir(root.c_str()); dir != nullptr) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (std::string_view(entry->d_name).substr(0, kStagingPrefix.size()) == kStagingPrefix) {
+        ::unlinkat(::dirfd(dir), entry->d_name, 0);
+      }
+    }
+    ::closedir(dir);
+  }
   if (::rmdir(root.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
     return errnoError("remove pin root " + root);
   }
@@ -225,7 +277,10 @@ Result<void> SpliceDatapath::unpinMaps(const std::string& pin_root) {
 }
 
 int SpliceDatapath::socksMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_socks);
+  return ::bpf_map__fd(skel_->maps.sluice_socks_v3);
+}
+int SpliceDatapath::targetsMapFd() const noexcept {
+  return ::bpf_map__fd(skel_->maps.sluice_targets);
 }
 int SpliceDatapath::peersMapFd() const noexcept {
   return ::bpf_map__fd(skel_->maps.sluice_peers_v2);
@@ -242,10 +297,14 @@ int SpliceDatapath::verdictProgFd() const noexcept {
 
 namespace {
 
-// SO_RCVLOWAT gates the verdict: TCP wakes a socket's data_ready (the verdict, once the socket is
-// in the sockhash) only when at least rcvlowat bytes are queued, and setting it wakes data_ready
-// at once if that many are. Raising it while the pair is half inserted keeps arriving bytes in
-// the receive queue; lowering it to 1 afterwards runs the verdict over them, in order.
+// SO_RCVLOWAT is addPair's kick: setting it makes TCP call data_ready (the verdict, once the
+// socket is in sluice_socks_v3) at once if that many bytes are queued. Lowering it to 1 after
+// the inserts runs the verdict over bytes that queued before the socket had one, in order;
+// without that they would wait for the next arrival, and a request waiting for its reply would
+// deadlock. Raising it first keeps the verdict from running on every skb of a burst while the
+// pair is half armed; correctness does not depend on it any more (TCP ignores the gate under
+// memory pressure or a closed receive window: tests/kernels/FINDINGS.md, finding 5), the
+// insert order does.
 void setRcvLowat(int fd, int value) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
 }
@@ -282,20 +341,31 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
 
   std::lock_guard lock(mutex_);
   Rollback rollback;
-  // Metadata first: it is inert until a socket is in the sockhash. Then the client socket, then
-  // the backend; bytes that arrive on the client in between are parked, not lost (see header).
+  // Metadata first: it is inert until a socket is in the sockhash. Then both sockets into
+  // sluice_targets, which has no program, so their receive path does not change. Only then into
+  // sluice_socks_v3, whose verdict redirects into sluice_targets: from the moment either
+  // socket's verdict can run, its peer is a valid target, whichever side speaks first.
   const struct {
     int map_fd;
     std::uint64_t cookie;
     const void* value;
     const char* what;
+    ArmingStep step;
   } steps[] = {
-      {peersMapFd(), *client, &client_flow, "insert client peer into " SLUICE_MAP_PEERS},
-      {peersMapFd(), *backend, &backend_flow, "insert backend peer into " SLUICE_MAP_PEERS},
-      {flowStatsMapFd(), *client, &zero, "insert client counters into " SLUICE_MAP_FLOW_STATS},
-      {flowStatsMapFd(), *backend, &zero, "insert backend counters into " SLUICE_MAP_FLOW_STATS},
-      {socksMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_SOCKS},
-      {socksMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_SOCKS},
+      {peersMapFd(), *client, &client_flow, "insert client peer into " SLUICE_MAP_PEERS, {}},
+      {peersMapFd(), *backend, &backend_flow, "insert backend peer into " SLUICE_MAP_PEERS, {}},
+      {flowStatsMapFd(), *client, &zero, "insert client counters into " SLUICE_MAP_FLOW_STATS,
+       {}},
+      {flowStatsMapFd(), *backend, &zero, "insert backend counters into " SLUICE_MAP_FLOW_STATS,
+       {}},
+      {targetsMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_TARGETS,
+       {SLUICE_MAP_TARGETS, true}},
+      {targetsMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_TARGETS,
+       {SLUICE_MAP_TARGETS, false}},
+      {socksMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_SOCKS,
+       {SLUICE_MAP_SOCKS, true}},
+      {socksMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_SOCKS,
+       {SLUICE_MAP_SOCKS, false}},
   };
   // The kernel caps the value at half the receive buffer limit; INT_MAX asks for that cap.
   setRcvLowat(client_fd, INT_MAX);
@@ -306,6 +376,9 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
       setRcvLowat(client_fd, 1);
       setRcvLowat(backend_fd, 1);
       return inserted.error();
+    }
+    if (arming_hook_ && !step.step.map.empty()) {
+      arming_hook_(step.step);
     }
   }
   rollback.commit();
@@ -355,9 +428,11 @@ Result<void> SpliceDatapath::removeLocked(std::uint64_t cookie) {
   if (with_peer) {
     cookies.push_back(flow.peer_cookie);
   }
-  // Sockhash first so the verdict stops before the metadata it reads disappears.
+  // The verdict's sockhash first so the verdict stops before the metadata it reads disappears,
+  // then the targets (arming in reverse).
   Result<void> first = success();
   const std::pair<int, const char*> maps[] = {{socksMapFd(), SLUICE_MAP_SOCKS},
+                                              {targetsMapFd(), SLUICE_MAP_TARGETS},
                                               {peersMapFd(), SLUICE_MAP_PEERS},
                                               {flowStatsMapFd(), SLUICE_MAP_FLOW_STATS}};
   for (const auto& [map_fd, name] : maps) {

@@ -1,18 +1,22 @@
 // SpliceDatapath: the agent's handle on splice.bpf.c, the sockmap splice of proxied socket pairs.
 //
-// It owns the loaded skeleton and the verdict program's attachment to the pinned sockhash, and
+// It owns the loaded skeleton, the verdict program's attachment to the pinned sockhash and its
+// pin next to the maps (so ingressctl can name it on every kernel and without CAP_SYS_ADMIN), and
 // turns "splice these two sockets" into the ordered map writes the kernel program expects.
 // Mutating calls are serialized internally, so worker threads may call addPair/removePair
 // concurrently; stats() and verdictCounters() read maps without locking.
 //
 // Kernel interactions worth knowing before using it (details in bpf/splice.bpf.c):
 //  - Bytes the agent read but has not forwarded must be written to the peer by the agent before
-//    addPair. Bytes still in a receive queue need nothing: addPair holds the verdict back with
-//    SO_RCVLOWAT while it inserts and then runs it over them in order (without that they would
-//    wait for the next arrival).
-//  - addPair inserts the client socket into the sockhash before the backend socket. Bytes that
-//    arrive in between, or after the peer closed, are not dropped: the verdict passes them to the
-//    receiving socket's ingress queue (recvmsg only) and counts them in passed_bytes.
+//    addPair. Bytes still in a receive queue need nothing: once the pair is armed addPair runs
+//    the verdict over them in order with an SO_RCVLOWAT kick (without it they would wait for the
+//    next arrival).
+//  - addPair inserts both sockets into sluice_targets (no program) before either goes into
+//    sluice_socks_v3 (the verdict), so a byte arriving at any point of arming is either still in
+//    its socket's receive queue or redirected to a peer that is already a target; there is no
+//    window in which the verdict finds no peer (tests/kernels/FINDINGS.md, finding 5). Bytes for
+//    a peer that closed are not dropped: the verdict passes them to the receiving socket's
+//    ingress queue (recvmsg only) and counts them in passed_bytes.
 //  - A verdict program is copied into a socket's psock when the socket is inserted; detaching it
 //    from the map (destructor) affects only sockets inserted afterwards.
 //  - No backpressure of its own: bytes queued for a peer that does not drain are not charged to
@@ -27,9 +31,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "bpf/abi.hpp"
 #include "common/result.hpp"
@@ -59,23 +66,38 @@ struct FlowStats {
   std::uint64_t passed_bytes = 0;
 };
 
+// One socket insert of addPair into a sockhash (see setArmingHook).
+struct ArmingStep {
+  std::string_view map; // SLUICE_MAP_TARGETS or SLUICE_MAP_SOCKS
+  bool client = false;  // the client-side socket (else the backend-side one) was just inserted
+};
+
 // Verdict outcomes summed over CPUs, indexed by enum sluice_reason (labels: kReasonLabels).
 using VerdictCounters = std::array<std::uint64_t, SLUICE_REASON_COUNT>;
 
 class SpliceDatapath {
 public:
-  // Prepares the pin root, loads splice.bpf.o (reusing maps already pinned there) and attaches
-  // the stream verdict to sluice_socks. Fails with a clear message when BPF is unusable.
+  // Prepares the pin root, loads splice.bpf.o (reusing maps already pinned there), attaches the
+  // stream verdict to sluice_socks_v3 and pins it as sluice_splice_verdict. Fails with a clear
+  // message when BPF is unusable: the verifier's reason when it refused the program (and which
+  // capability or helper is missing), the differing maps when a pinned map has another layout.
   static Result<std::unique_ptr<SpliceDatapath>> open(const Options& options = {});
 
-  // One line for the startup log: kernel release, BTF, bpffs, sockhash, sk_skb verdict attach.
+  // Loads exactly what open() loads, without pinning or keeping anything, and attaches the
+  // verdict to its own unpinned sockhash: "available" means the verifier accepted the program
+  // that will run. An error says why not (the same text open() would give).
+  static Result<void> verify();
+
+  // One line for the startup log and ingressctl: kernel release, BTF, bpffs, and verify()'s
+  // answer as "splice program yes|no (why)" and "sk_skb stream_verdict attach ...".
   static std::string probe();
 
   // The kernel's socket cookie (SO_COOKIE): the key of every per-socket map.
   static Result<std::uint64_t> socketCookie(int fd);
 
-  // Unpins the splice maps under `pin_root` and removes the directory if that leaves it empty.
-  // Missing pins are not an error. Live spliced sockets keep working until closed.
+  // Unpins the splice maps and the verdict under `pin_root` and removes the directory if that
+  // leaves it empty. Missing pins are not an error. Live spliced sockets keep working until
+  // closed.
   static Result<void> unpinMaps(const std::string& pin_root);
 
   SpliceDatapath(const SpliceDatapath&) = delete;
@@ -83,7 +105,8 @@ public:
   SpliceDatapath(SpliceDatapath&&) = delete;
   SpliceDatapath& operator=(SpliceDatapath&&) = delete;
 
-  // Detaches the verdict from sluice_socks; pinned maps and their entries stay.
+  // Detaches the verdict from sluice_socks_v3 and removes its pin if it is still this one's;
+  // pinned maps and their entries stay.
   ~SpliceDatapath();
 
   // Splices two connected TCP sockets: bytes received on either are sent on the other by the
@@ -121,8 +144,16 @@ public:
 
   const std::string& pinRoot() const noexcept { return pin_root_; }
 
+  // Test seam: addPair calls `hook` after each socket insert into a sockhash, with the pair half
+  // armed and the pair lock held, so a test can send bytes into exactly that state. The agent
+  // never sets it. Not thread-safe against a concurrent addPair.
+  void setArmingHook(std::function<void(const ArmingStep&)> hook) {
+    arming_hook_ = std::move(hook);
+  }
+
   // Raw fds for typed map access and tests; owned by this object.
   int socksMapFd() const noexcept;
+  int targetsMapFd() const noexcept;
   int peersMapFd() const noexcept;
   int flowStatsMapFd() const noexcept;
   int verdictsMapFd() const noexcept;
@@ -136,6 +167,8 @@ private:
   Skeleton<SpliceSkel> skel_;
   std::string pin_root_;
   bool attached_ = false;
+  bool verdict_pinned_ = false;
+  std::function<void(const ArmingStep&)> arming_hook_;
   std::mutex mutex_; // serializes addPair/removePair/clearStale
 };
 

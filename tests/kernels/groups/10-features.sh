@@ -12,7 +12,8 @@ probes=$BUILD/kernels/probes
 btf() { [[ -r /sys/kernel/btf/vmlinux ]] && echo yes || echo no; }
 feature btf "$(btf)"
 # Lockdown (none unless booted with lockdown= or Secure Boot): confidentiality refuses
-# bpf_probe_read_kernel, which BPF_CORE_READ compiles to.
+# bpf_probe_read_kernel, which BPF_CORE_READ compiles to (the splice verdict no longer uses it:
+# finding 6 of FINDINGS.md).
 lockdown() {
   local f=/sys/kernel/security/lockdown
   if [[ -r $f ]]; then sed -n 's/.*\[\(.*\)\].*/\1/p' "$f"; else echo "unknown (no $f)"; fi
@@ -69,9 +70,9 @@ feature xdp_generic_lo "$(xdp_attach xdpgeneric lo)"
 # Socket-less SYN cookies (helpers 204-207, 6.0) for the XDP front door.
 probe_load syncookie_raw "$probes/syncookie_raw.bpf.o"
 
-# The splice verdict reads the peer's tcp_sock.write_seq through bpf_skc_to_tcp_sock() and
-# BPF_CORE_READ (the bpf_probe_read_kernel helper). Which of that needs CAP_PERFMON, and would a
-# direct BTF load do instead?
+# The splice verdict reads the peer's tcp_sock.write_seq through bpf_skc_to_tcp_sock() and a
+# direct BTF load. Without CAP_PERFMON the helper is refused; the standalone probe of the same
+# read shows that it is the helper, not the load, that needs it.
 probe_load splice_noperfmon "$BUILD/bpf/skel/splice.bpf.o" noperfmon
 probe_load tcp_sock_direct_read "$probes/tcp_sock_direct.bpf.o"
 probe_load tcp_sock_direct_read_caps "$probes/tcp_sock_direct.bpf.o" caps
