@@ -142,7 +142,7 @@ static __always_inline bool over_budget(struct sluice_flow *flow, struct sluice_
 SEC("sk_skb/stream_verdict")
 int sluice_splice_verdict(struct __sk_buff *skb)
 {
-	struct sluice_flow_key self = { .cookie = bpf_get_socket_cookie(skb) };
+	struct sluice_flow_key self = {.cookie = bpf_get_socket_cookie(skb)};
 	struct sluice_flow_key peer;
 	struct sluice_flow_stats *st;
 	struct sluice_flow *flow;
@@ -160,10 +160,11 @@ int sluice_splice_verdict(struct __sk_buff *skb)
 
 	if (len == 0) {
 		/*
-		 * A FIN without payload. Redirected, the peer's psock worker "sends" 0 bytes, which it
-		 * treats as a broken pipe: it sets EPIPE on the peer and stops all its redirects (seen
-		 * on 6.18 as half-closes turning into resets). Passed, it reaches this socket's reader
-		 * as EOF, and the agent shuts the peer down after the redirected bytes are out.
+		 * A FIN without payload. Redirected, the peer's psock worker "sends" 0 bytes, which
+		 * it treats as a broken pipe: it sets EPIPE on the peer and stops all its redirects
+		 * (seen on 6.18 as half-closes turning into resets). Passed, it reaches this
+		 * socket's reader as EOF, and the agent shuts the peer down after the redirected
+		 * bytes are out.
 		 */
 		count_reason(SLUICE_REASON_EMPTY);
 		return SK_PASS;

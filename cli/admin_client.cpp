@@ -17,7 +17,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMaxReply = 8 << 20; // /debug/state of a big cluster is well below this
+constexpr std::size_t kMaxReply = 8 << 20;  // /debug/state of a big cluster is well below this
 
 class Socket {
 public:
@@ -109,7 +109,7 @@ std::optional<std::string> dechunk(std::string_view raw) {
   }
 }
 
-} // namespace
+}  // namespace
 
 Result<AdminEndpoint> parseAdminEndpoint(const std::string& text) {
   const std::size_t colon = text.rfind(':');
@@ -119,8 +119,7 @@ Result<AdminEndpoint> parseAdminEndpoint(const std::string& text) {
   std::string host = text.substr(0, colon);
   const std::string port_text = text.substr(colon + 1);
   unsigned port = 0;
-  const auto parsed =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto parsed = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || parsed.ec != std::errc() ||
       parsed.ptr != port_text.data() + port_text.size() || port == 0 || port > 65535) {
     return Error("'" + text + "': port must be a number from 1 to 65535");
@@ -147,67 +146,96 @@ Result<AdminEndpoint> parseAdminEndpoint(const std::string& text) {
       return out;
     }
   }
-  return Error("'" + text + "': '" + host +
-               "' is not an IPv4 address or a bracketed IPv6 address");
+  return Error("'" + text + "': '" + host + "' is not an IPv4 address or a bracketed IPv6 address");
 }
 
-Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
-                           std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  const std::string what = "GET http://" + endpoint.text + std::string(path);
-  Socket sock(::socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+namespace {
+
+// A non-blocking socket connected to `endpoint` before `deadline`.
+Result<void> connectTo(const Socket& sock, const AdminEndpoint& endpoint,
+                       Clock::time_point deadline, const std::string& what) {
   if (sock.get() < 0) {
     return errnoError(what);
   }
   if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&endpoint.address),
-                endpoint.length) != 0) {
-    if (errno != EINPROGRESS) {
-      return errnoError(what);
-    }
-    if (auto ready = waitFor(sock.get(), POLLOUT, deadline, what.c_str()); !ready) {
-      return ready.error();
-    }
-    int err = 0;
-    socklen_t len = sizeof(err);
-    ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      return Error(err, what);
-    }
+                endpoint.length) == 0) {
+    return success();
   }
+  if (errno != EINPROGRESS) {
+    return errnoError(what);
+  }
+  SLUICE_CHECK(waitFor(sock.get(), POLLOUT, deadline, what.c_str()));
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) {
+    return Error(err, what);
+  }
+  return success();
+}
 
-  const std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + endpoint.text +
-                              "\r\nAccept: application/json\r\nUser-Agent: ingressctl\r\n"
-                              "Connection: close\r\n\r\n";
+Result<void> sendAll(const Socket& sock, std::string_view data, Clock::time_point deadline,
+                     const std::string& what) {
   std::size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n =
-        ::send(sock.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+  while (sent < data.size()) {
+    const ssize_t n = ::send(sock.get(), data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (auto ready = waitFor(sock.get(), POLLOUT, deadline, what.c_str()); !ready) {
-        return ready.error();
-      }
+      SLUICE_CHECK(waitFor(sock.get(), POLLOUT, deadline, what.c_str()));
     } else {
       return errnoError(what);
     }
   }
+  return success();
+}
 
-  std::string raw;
-  char buf[16384];
-  std::optional<std::size_t> body_start;
+// What the reply's head says about its body, once the head is complete.
+struct Framing {
+  std::size_t body_start = 0;
   std::optional<std::size_t> content_length;
   bool chunked = false;
-  for (;;) {
-    if (body_start && content_length && raw.size() >= *body_start + *content_length) {
-      break;
+};
+
+std::optional<Framing> framingOf(std::string_view raw) {
+  const std::size_t end = raw.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    return std::nullopt;
+  }
+  Framing f;
+  f.body_start = end + 4;
+  const std::string_view head = raw.substr(0, end);
+  if (auto length = headerValue(head, "content-length")) {
+    std::size_t value = 0;
+    const char* end_of_value = length->data() + length->size();
+    const auto parsed = std::from_chars(length->data(), end_of_value, value);
+    if (parsed.ec == std::errc() && parsed.ptr == end_of_value) {
+      f.content_length = value;
     }
-    if (body_start && chunked && dechunk(std::string_view(raw).substr(*body_start))) {
-      break;
-    }
-    if (auto ready = waitFor(sock.get(), POLLIN, deadline, what.c_str()); !ready) {
-      return ready.error();
-    }
+  }
+  if (auto te = headerValue(head, "transfer-encoding")) {
+    f.chunked = lower(*te).find("chunked") != std::string::npos;
+  }
+  return f;
+}
+
+bool complete(std::string_view raw, const std::optional<Framing>& f) {
+  if (!f) {
+    return false;
+  }
+  if (f->content_length) {
+    return raw.size() >= f->body_start + *f->content_length;
+  }
+  return f->chunked && dechunk(raw.substr(f->body_start)).has_value();
+}
+
+// Reads until the reply is complete by its framing, or the peer closes.
+Result<std::string> receiveReply(const Socket& sock, Clock::time_point deadline,
+                                 const std::string& what, std::optional<Framing>& framing) {
+  std::string raw;
+  char buf[16384];
+  while (!complete(raw, framing)) {
+    SLUICE_CHECK(waitFor(sock.get(), POLLIN, deadline, what.c_str()));
     const ssize_t n = ::recv(sock.get(), buf, sizeof(buf), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) {
@@ -222,26 +250,16 @@ Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
     if (raw.size() > kMaxReply) {
       return Error(EMSGSIZE, what + ": reply larger than " + std::to_string(kMaxReply) + " bytes");
     }
-    if (!body_start) {
-      if (const std::size_t end = raw.find("\r\n\r\n"); end != std::string::npos) {
-        body_start = end + 4;
-        const std::string_view head = std::string_view(raw).substr(0, end);
-        if (auto length = headerValue(head, "content-length")) {
-          std::size_t value = 0;
-          const char* end_of_value = length->data() + length->size();
-          const auto parsed = std::from_chars(length->data(), end_of_value, value);
-          if (parsed.ec == std::errc() && parsed.ptr == end_of_value) {
-            content_length = value;
-          }
-        }
-        if (auto te = headerValue(head, "transfer-encoding")) {
-          chunked = lower(*te).find("chunked") != std::string::npos;
-        }
-      }
+    if (!framing) {
+      framing = framingOf(raw);
     }
   }
+  return raw;
+}
 
-  if (raw.compare(0, 7, "HTTP/1.") != 0 || raw.size() < 12 || !body_start) {
+Result<HttpReply> decodeReply(std::string_view raw, const std::optional<Framing>& framing,
+                              const std::string& what) {
+  if (raw.compare(0, 7, "HTTP/1.") != 0 || raw.size() < 12 || !framing) {
     return Error(EPROTO, what + ": not an HTTP/1.x reply");
   }
   HttpReply reply;
@@ -249,23 +267,40 @@ Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
   if (parsed.ec != std::errc()) {
     return Error(EPROTO, what + ": bad status line");
   }
-  std::string_view body = std::string_view(raw).substr(*body_start);
-  if (chunked) {
+  std::string_view body = raw.substr(framing->body_start);
+  if (framing->chunked) {
     auto decoded = dechunk(body);
     if (!decoded) {
       return Error(EPROTO, what + ": truncated chunked body");
     }
     reply.body = std::move(*decoded);
-  } else {
-    if (content_length) {
-      if (body.size() < *content_length) {
-        return Error(EPROTO, what + ": truncated body");
-      }
-      body = body.substr(0, *content_length);
-    }
-    reply.body = std::string(body);
+    return reply;
   }
+  if (framing->content_length) {
+    if (body.size() < *framing->content_length) {
+      return Error(EPROTO, what + ": truncated body");
+    }
+    body = body.substr(0, *framing->content_length);
+  }
+  reply.body = std::string(body);
   return reply;
 }
 
-} // namespace sluice::cli
+}  // namespace
+
+Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
+                           std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  const std::string what = "GET http://" + endpoint.text + std::string(path);
+  Socket sock(::socket(endpoint.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  SLUICE_CHECK(connectTo(sock, endpoint, deadline, what));
+  const std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + endpoint.text +
+                              "\r\nAccept: application/json\r\nUser-Agent: ingressctl\r\n"
+                              "Connection: close\r\n\r\n";
+  SLUICE_CHECK(sendAll(sock, request, deadline, what));
+  std::optional<Framing> framing;
+  SLUICE_TRY(const std::string raw, receiveReply(sock, deadline, what, framing));
+  return decodeReply(raw, framing, what);
+}
+
+}  // namespace sluice::cli

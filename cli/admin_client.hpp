@@ -17,7 +17,7 @@ namespace sluice::cli {
 struct AdminEndpoint {
   sockaddr_storage address{};
   socklen_t length = 0;
-  std::string text; // as given: "127.0.0.1:10254"
+  std::string text;  // as given: "127.0.0.1:10254"
 };
 
 // "ADDR:PORT" with a numeric IPv4 address or a bracketed IPv6 one ("[::1]:10254"), the form the
@@ -32,6 +32,6 @@ struct HttpReply {
 // GET `path` with Connection: close; the whole exchange is bounded by `timeout`. Errors:
 // ECONNREFUSED/ETIMEDOUT when nothing answers, EPROTO for a reply that is not HTTP/1.x.
 Result<HttpReply> adminGet(const AdminEndpoint& endpoint, std::string_view path,
-                                std::chrono::milliseconds timeout);
+                           std::chrono::milliseconds timeout);
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

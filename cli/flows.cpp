@@ -21,7 +21,7 @@ namespace {
 
 std::uint64_t monotonicNs() {
   timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts); // the clock bpf_ktime_get_ns() and created_ns use
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock bpf_ktime_get_ns() and created_ns use
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
@@ -48,8 +48,7 @@ Records flowRecords(const FlowsModel& model) {
   Records r({"flow_id", "client", "backend", "strategy", "bytes_in", "bytes_out", "pkts_in",
              "pkts_out", "age"});
   for (const auto& f : model.flows) {
-    Cell age = f.age_seconds ? Cell{formatAge(*f.age_seconds), *f.age_seconds}
-                             : Cell{"-", nullptr};
+    Cell age = f.age_seconds ? Cell{formatAge(*f.age_seconds), *f.age_seconds} : Cell{"-", nullptr};
     r.add({numberCell(f.flow_id), textCell(f.client), textCell(f.backend), textCell(f.strategy),
            numberCell(f.bytes_in), numberCell(f.bytes_out), numberCell(f.pkts_in),
            numberCell(f.pkts_out), std::move(age)});
@@ -57,16 +56,16 @@ Records flowRecords(const FlowsModel& model) {
   return r;
 }
 
-} // namespace
+}  // namespace
 
 std::string strategyLabel(std::uint8_t strategy) {
   switch (strategy) {
-  case SLUICE_STRATEGY_PASS:
-    return "sockmap(pass)";
-  case SLUICE_STRATEGY_REDIRECT:
-    return "sockmap";
-  default:
-    return "unknown(" + std::to_string(strategy) + ")";
+    case SLUICE_STRATEGY_PASS:
+      return "sockmap(pass)";
+    case SLUICE_STRATEGY_REDIRECT:
+      return "sockmap";
+    default:
+      return "unknown(" + std::to_string(strategy) + ")";
   }
 }
 
@@ -140,7 +139,7 @@ Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint&
     sluice_flow flow{};
     if (auto read = maps->peers.lookup(&key, &flow); !read) {
       if (read.error().code() == ENOENT) {
-        continue; // the pair was removed while we walked
+        continue;  // the pair was removed while we walked
       }
       return userError(read.error());
     }
@@ -163,10 +162,10 @@ Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint&
   for (const auto& [cookie, flow] : entries) {
     const std::uint64_t peer = flow.peer_cookie;
     if (!seen.insert({std::min(cookie, peer), std::max(cookie, peer)}).second) {
-      continue; // the other half of a pair already listed
+      continue;  // the other half of a pair already listed
     }
-    const bool backend_half = (flow.flags & SLUICE_FLOW_F_CLIENT) == 0 &&
-                              (flow.flags & SLUICE_FLOW_F_BACKEND) != 0;
+    const bool backend_half =
+        (flow.flags & SLUICE_FLOW_F_CLIENT) == 0 && (flow.flags & SLUICE_FLOW_F_BACKEND) != 0;
     Pending p;
     p.client_cookie = backend_half ? flow.peer_cookie : cookie;
     p.backend_cookie = backend_half ? cookie : flow.peer_cookie;
@@ -240,4 +239,4 @@ void renderFlows(const FlowsModel& model, Output output, std::ostream& out, std:
   }
 }
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

@@ -11,28 +11,28 @@
 #include <string>
 #include <vector>
 
-#include "common/result.hpp"
 #include "admin_client.hpp"
+#include "common/result.hpp"
 #include "render.hpp"
 
 namespace sluice::cli {
 
 struct FlowRow {
-  std::uint64_t flow_id = 0; // the agent's id, the same in both halves' entries
-  std::string client;        // client's address as the agent's client-side socket sees it
-  std::string backend;       // backend's address as the agent's backend-side socket sees it
-  std::string strategy;      // "sockmap", "sockmap(pass)", or the agent's: "pipe", "copy",
-                             // "adaptive(up:copy,down:pipe)"
+  std::uint64_t flow_id = 0;  // the agent's id, the same in both halves' entries
+  std::string client;         // client's address as the agent's client-side socket sees it
+  std::string backend;        // backend's address as the agent's backend-side socket sees it
+  std::string strategy;       // "sockmap", "sockmap(pass)", or the agent's: "pipe", "copy",
+                              // "adaptive(up:copy,down:pipe)"
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t pkts_in = 0;
   std::uint64_t pkts_out = 0;
-  std::optional<std::uint64_t> age_seconds; // since the pair was armed; unset if unknown
+  std::optional<std::uint64_t> age_seconds;  // since the pair was armed; unset if unknown
 };
 
 struct FlowsModel {
   std::vector<FlowRow> flows;
-  std::vector<std::string> warnings; // e.g. addresses that could not be resolved, and why
+  std::vector<std::string> warnings;  // e.g. addresses that could not be resolved, and why
 };
 
 // Label of a sluice_flow.strategy value; "unknown(N)" for values newer than this build.
@@ -45,4 +45,4 @@ Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint&
 // Table or JSON array of flows. Warnings go to `err` (JSON output stays a bare array).
 void renderFlows(const FlowsModel& model, Output output, std::ostream& out, std::ostream& err);
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

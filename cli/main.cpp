@@ -53,20 +53,21 @@ int fail(Output output, int code, const std::string& message) {
   return code;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string pin_dir(sluice::bpf::kPinDir);
   std::string output_name = "table";
   std::string admin_text = "127.0.0.1:10254";
 
-  CLI::App app{"Read-only view of Sluice's kernel datapath: the BPF programs and maps "
-               "ingress-agent pins, and the flows it has spliced.",
-               "ingressctl"};
+  CLI::App app{
+      "Read-only view of Sluice's kernel datapath: the BPF programs and maps "
+      "ingress-agent pins, and the flows it has spliced.",
+      "ingressctl"};
   // At most one; "none" is reported after parsing, so an unknown word is called unexpected
   // (CLI11 checks requirements before extras and would only say a subcommand is required).
   app.require_subcommand(0, 1);
-  app.fallthrough(); // global options are accepted after the subcommand too
+  app.fallthrough();  // global options are accepted after the subcommand too
   app.add_option("--pin-dir", pin_dir, "bpffs directory holding the agent's pinned maps")
       ->capture_default_str();
   app.add_option("-o,--output", output_name, "Output format: table or json")
@@ -81,9 +82,10 @@ int main(int argc, char** argv) {
           },
           "ADDR:PORT"))
       ->capture_default_str();
-  CLI::App* status = app.add_subcommand(
-      "status", "Programs, attach points, pinned maps and fill, verdict counters, kernel "
-                "features and the splice strategy in use");
+  CLI::App* status =
+      app.add_subcommand("status",
+                         "Programs, attach points, pinned maps and fill, verdict counters, kernel "
+                         "features and the splice strategy in use");
   CLI::App* flows = app.add_subcommand(
       "flows", "One row per spliced flow: addresses, strategy, bytes and packets each way, age");
 
@@ -92,7 +94,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
-      return app.exit(e); // --help
+      return app.exit(e);  // --help
     }
     if (json_hint) {
       return fail(Output::kJson, kExitUsage, e.what());

@@ -13,7 +13,9 @@ Cell textCell(std::string text) {
   return Cell{std::move(text), std::move(json)};
 }
 
-Cell numberCell(std::uint64_t value) { return Cell{std::to_string(value), value}; }
+Cell numberCell(std::uint64_t value) {
+  return Cell{std::to_string(value), value};
+}
 
 void Records::add(std::vector<Cell> row) {
   if (row.size() != fields_.size()) {
@@ -103,4 +105,4 @@ std::string formatAge(std::uint64_t seconds) {
   return text;
 }
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

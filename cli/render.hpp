@@ -60,4 +60,4 @@ void printJson(std::ostream& out, const boost::json::value& value);
 // Human-friendly durations for the table: "45s", "3m07s", "2h05m", "4d03h".
 std::string formatAge(std::uint64_t seconds);
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

@@ -16,7 +16,6 @@
 namespace sluice::cli {
 namespace {
 
-
 class NetlinkSocket {
 public:
   NetlinkSocket() : fd_(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) {}
@@ -72,7 +71,7 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
   message.header.nlmsg_seq = 1;
   message.request.sdiag_family = family;
   message.request.sdiag_protocol = IPPROTO_TCP;
-  message.request.idiag_states = ~0U; // every TCP state: spliced sockets may be closing
+  message.request.idiag_states = ~0U;  // every TCP state: spliced sockets may be closing
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   if (::sendto(nl.get(), &message, sizeof(message), 0, reinterpret_cast<sockaddr*>(&kernel),
@@ -126,10 +125,10 @@ Result<void> dumpFamily(std::uint8_t family, const std::unordered_set<std::uint6
   }
 }
 
-} // namespace
+}  // namespace
 
-Result<std::unordered_map<std::uint64_t, SocketAddresses>>
-resolveTcpCookies(const std::unordered_set<std::uint64_t>& cookies) {
+Result<std::unordered_map<std::uint64_t, SocketAddresses>> resolveTcpCookies(
+    const std::unordered_set<std::uint64_t>& cookies) {
   std::unordered_map<std::uint64_t, SocketAddresses> out;
   if (cookies.empty()) {
     return out;
@@ -150,4 +149,4 @@ resolveTcpCookies(const std::unordered_set<std::uint64_t>& cookies) {
   return out;
 }
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

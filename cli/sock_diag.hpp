@@ -23,7 +23,7 @@ struct SocketAddresses {
 
 // Addresses of the TCP sockets (IPv4 and IPv6, any state) whose cookie is in `cookies`. Cookies
 // without a socket in this namespace are absent from the result.
-Result<std::unordered_map<std::uint64_t, SocketAddresses>>
-resolveTcpCookies(const std::unordered_set<std::uint64_t>& cookies);
+Result<std::unordered_map<std::uint64_t, SocketAddresses>> resolveTcpCookies(
+    const std::unordered_set<std::uint64_t>& cookies);
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

@@ -12,7 +12,6 @@
 namespace sluice::cli {
 namespace {
 
-
 std::string notPinned(const std::string& dir) {
   return "no Sluice maps pinned under " + dir + ": is ingress-agent running with BPF enabled?";
 }
@@ -35,13 +34,15 @@ constexpr std::array<Expected, 5> kLayouts = {{
     {BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(__u64)},
 }};
 
-bool permissionDenied(int code) { return code == EPERM || code == EACCES; }
+bool permissionDenied(int code) {
+  return code == EPERM || code == EACCES;
+}
 
 std::string needsCapability(const Error& error) {
   return "reading BPF maps needs CAP_BPF (or root): " + error.message();
 }
 
-} // namespace
+}  // namespace
 
 Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
   std::string dir = pin_dir;
@@ -60,8 +61,9 @@ Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
       return Error(code, needsCapability(checked.error()));
     }
     if (code == ENOTSUP) {
-      return Error(code, dir + " is not on bpffs: point --pin-dir at the bpffs directory "
-                               "ingress-agent pins its maps in (default " SLUICE_PIN_DIR ")");
+      return Error(code, dir +
+                             " is not on bpffs: point --pin-dir at the bpffs directory "
+                             "ingress-agent pins its maps in (default " SLUICE_PIN_DIR ")");
     }
     if (code == ENOTDIR) {
       return Error(code, dir + " is not a directory");
@@ -89,9 +91,9 @@ Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
     }
     const Expected& want = kLayouts[i];
     if (auto layout = opened->checkLayout(want.type, want.key_size, want.value_size); !layout) {
-      return Error(layout.error().code(),
-                   layout.error().context() + " (sluice_abi.h v" +
-                       std::to_string(SLUICE_ABI_VERSION) + "): " + std::string(kVersionHint));
+      return Error(layout.error().code(), layout.error().context() + " (sluice_abi.h v" +
+                                              std::to_string(SLUICE_ABI_VERSION) +
+                                              "): " + std::string(kVersionHint));
     }
     found.push_back(name);
     maps.emplace_back(std::move(*opened));
@@ -104,8 +106,8 @@ Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
     for (const auto& name : missing) {
       names += (names.empty() ? "" : ", ") + name;
     }
-    return Error(ENOENT, names + " not pinned under " + dir + " (the other splice maps are): " +
-                             std::string(kVersionHint));
+    return Error(ENOENT, names + " not pinned under " + dir +
+                             " (the other splice maps are): " + std::string(kVersionHint));
   }
   static_assert(kLayouts.size() == bpf::kSpliceMaps.size());
   return SpliceMaps{dir,
@@ -116,4 +118,4 @@ Result<SpliceMaps> openSpliceMaps(const std::string& pin_dir) {
                     std::move(*maps[4])};
 }
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

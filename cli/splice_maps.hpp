@@ -11,9 +11,9 @@
 namespace sluice::cli {
 
 struct SpliceMaps {
-  std::string pin_dir; // normalized: no trailing slash
-  bpf::PinnedMap socks;   // sluice_socks_v3: the verdict's sockhash
-  bpf::PinnedMap targets; // sluice_targets: what the verdict redirects into
+  std::string pin_dir;     // normalized: no trailing slash
+  bpf::PinnedMap socks;    // sluice_socks_v3: the verdict's sockhash
+  bpf::PinnedMap targets;  // sluice_targets: what the verdict redirects into
   bpf::PinnedMap peers;
   bpf::PinnedMap flow_stats;
   bpf::PinnedMap verdicts;
@@ -28,4 +28,4 @@ inline Error userError(const Error& error) {
   return Error(error.code(), error.message());
 }
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

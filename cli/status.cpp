@@ -27,13 +27,13 @@ constexpr bpf_attach_type kSockmapAttachTypes[] = {
 // and carry on (the next attach type may work).
 std::string unlistedReason(int code) {
   switch (code) {
-  case EINVAL:
-    return "this kernel cannot list sockmap programs (Linux < 5.19)";
-  case EPERM:
-  case EACCES:
-    return "listing sockmap programs needs CAP_NET_ADMIN (or root)";
-  default:
-    return "";
+    case EINVAL:
+      return "this kernel cannot list sockmap programs (Linux < 5.19)";
+    case EPERM:
+    case EACCES:
+      return "listing sockmap programs needs CAP_NET_ADMIN (or root)";
+    default:
+      return "";
   }
 }
 
@@ -99,11 +99,11 @@ void collectPrograms(const SpliceMaps& maps, StatusModel& status) {
     }
   }
   if (!pinned) {
-    return; // an agent older than the pin, or none running: the list (if any) is all we know
+    return;  // an agent older than the pin, or none running: the list (if any) is all we know
   }
   if (!status.programs_unlisted.empty()) {
-    status.programs.push_back(programRow(*pinned, BPF_SK_SKB_STREAM_VERDICT,
-                                         std::string(kPinnedNotQueryable)));
+    status.programs.push_back(
+        programRow(*pinned, BPF_SK_SKB_STREAM_VERDICT, std::string(kPinnedNotQueryable)));
   } else if (!pinned_listed) {
     status.warnings.push_back("the verdict pinned at " + pin + " (id " +
                               std::to_string(pinned->id) +
@@ -200,7 +200,7 @@ void section(std::ostream& out, std::string_view title, const Records& records,
   records.printTable(out, 2);
 }
 
-} // namespace
+}  // namespace
 
 std::vector<StatusModel::Feature> parseProbeLine(std::string_view line) {
   std::vector<StatusModel::Feature> out;
@@ -300,9 +300,9 @@ void renderStatus(const StatusModel& status, Output output, std::ostream& out) {
   }
   summary.printTable(out);
   section(out, "Programs", programs,
-          status.programs_unlisted.empty()
-              ? "none attached to " SLUICE_MAP_SOCKS " (ingress-agent detaches its verdict on exit)"
-              : "unknown (" + status.programs_unlisted + ")");
+          status.programs_unlisted.empty() ? "none attached to " SLUICE_MAP_SOCKS
+                                             " (ingress-agent detaches its verdict on exit)"
+                                           : "unknown (" + status.programs_unlisted + ")");
   section(out, "Maps", maps, "");
   section(out, "Verdicts", verdicts, "");
   section(out, "Kernel", kernel, "");
@@ -314,4 +314,4 @@ void renderStatus(const StatusModel& status, Output output, std::ostream& out) {
   }
 }
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

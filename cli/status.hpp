@@ -25,15 +25,15 @@ namespace sluice::cli {
 struct StatusModel {
   struct Program {
     std::uint32_t id = 0;
-    std::string name; // kernel name, 15 characters at most
+    std::string name;  // kernel name, 15 characters at most
     std::string tag;
-    std::string type;        // "sk_skb"
-    std::string attach_type; // "sk_skb_stream_verdict"
-    std::string attached_to; // pinned map name: "sluice_socks_v3"
-    std::string attached;    // "yes" (the kernel lists it), or kPinnedNotQueryable
+    std::string type;         // "sk_skb"
+    std::string attach_type;  // "sk_skb_stream_verdict"
+    std::string attached_to;  // pinned map name: "sluice_socks_v3"
+    std::string attached;     // "yes" (the kernel lists it), or kPinnedNotQueryable
   };
   struct Map {
-    std::string name; // pin name (the kernel name is cut at 15 characters)
+    std::string name;  // pin name (the kernel name is cut at 15 characters)
     std::string type;
     std::uint32_t id = 0;
     std::uint32_t key_size = 0;
@@ -42,7 +42,7 @@ struct StatusModel {
     std::uint64_t entries = 0;
   };
   struct Verdict {
-    std::string reason; // label from SLUICE_REASON_TABLE
+    std::string reason;  // label from SLUICE_REASON_TABLE
     std::uint64_t count = 0;
   };
   struct Feature {
@@ -60,7 +60,7 @@ struct StatusModel {
   std::vector<Map> maps;
   std::vector<Verdict> verdicts;
   std::vector<Feature> kernel;
-  std::vector<std::string> warnings; // partial information: what could not be read, and why
+  std::vector<std::string> warnings;  // partial information: what could not be read, and why
 };
 
 // StatusModel::Program::attached of the agent's pinned verdict when the kernel cannot list.
@@ -78,4 +78,4 @@ Result<StatusModel> collectStatus(const std::string& pin_dir, const AdminEndpoin
 
 void renderStatus(const StatusModel& status, Output output, std::ostream& out);
 
-} // namespace sluice::cli
+}  // namespace sluice::cli

@@ -36,9 +36,12 @@
  * `bpftool map show` prints "sluice_flow_sta" for SLUICE_MAP_FLOW_STATS; address maps by pin
  * path, never by kernel name.
  */
-#define SLUICE_MAP_SOCKS "sluice_socks_v3"  /* v3: the verdict's map; redirects go to targets */
-#define SLUICE_MAP_TARGETS "sluice_targets" /* v3: program-less, what the verdict redirects into */
-#define SLUICE_MAP_PEERS "sluice_peers_v2"  /* v2: budget, seq_base */
+/* v3: the map the verdict is attached to; its redirects go to SLUICE_MAP_TARGETS */
+#define SLUICE_MAP_SOCKS "sluice_socks_v3"
+/* v3: the same sockets, no program: what the verdict redirects into */
+#define SLUICE_MAP_TARGETS "sluice_targets"
+/* v2: budget, seq_base */
+#define SLUICE_MAP_PEERS "sluice_peers_v2"
 #define SLUICE_MAP_FLOW_STATS "sluice_flow_stats"
 #define SLUICE_MAP_VERDICTS "sluice_verdicts"
 
@@ -62,14 +65,14 @@ struct sluice_flow_key {
 };
 
 /* sluice_flow.flags: which side of the proxied pair this socket is. */
-#define SLUICE_FLOW_F_CLIENT (1U << 0)	/* faces the downstream client */
-#define SLUICE_FLOW_F_BACKEND (1U << 1) /* faces the upstream backend */
+#define SLUICE_FLOW_F_CLIENT (1U << 0)	 /* faces the downstream client */
+#define SLUICE_FLOW_F_BACKEND (1U << 1)	 /* faces the upstream backend */
 #define SLUICE_FLOW_F_SEQ_BASE (1U << 2) /* set by the verdict: seq_base holds the peer's base */
-#define SLUICE_FLOW_F_HELD (1U << 3)	 /* set by the verdict: over budget, bytes go to userspace */
+#define SLUICE_FLOW_F_HELD (1U << 3) /* set by the verdict: over budget, bytes go to userspace */
 
 /* sluice_flow.strategy: what the verdict program does with bytes received on this socket. */
 enum sluice_strategy {
-	SLUICE_STRATEGY_PASS = 0,     /* SK_PASS: leave bytes to userspace (zeroed entry is inert) */
+	SLUICE_STRATEGY_PASS = 0, /* SK_PASS: leave bytes to userspace (zeroed entry is inert) */
 	SLUICE_STRATEGY_REDIRECT = 1, /* redirect bytes to the peer socket's egress */
 };
 
@@ -114,20 +117,20 @@ struct sluice_flow_stats {
  * SK_PASS bytes land in the socket's psock ingress queue, readable only with recv/recvmsg
  * (older kernels report FIONREAD 0 for them; splice(2) did not see them before 2025).
  */
-#define SLUICE_REASON_TABLE(X)                            \
-	X(SLUICE_REASON_REDIRECT, 0, "redirect")          \
-	X(SLUICE_REASON_NO_PEER, 1, "no_peer")            \
-	X(SLUICE_REASON_USERSPACE, 2, "userspace")        \
-	X(SLUICE_REASON_PEER_MISSING, 3, "peer_missing")  \
-	X(SLUICE_REASON_OVER_BUDGET, 4, "over_budget")    \
-	X(SLUICE_REASON_HELD, 5, "held")                  \
+#define SLUICE_REASON_TABLE(X)                                                                     \
+	X(SLUICE_REASON_REDIRECT, 0, "redirect")                                                   \
+	X(SLUICE_REASON_NO_PEER, 1, "no_peer")                                                     \
+	X(SLUICE_REASON_USERSPACE, 2, "userspace")                                                 \
+	X(SLUICE_REASON_PEER_MISSING, 3, "peer_missing")                                           \
+	X(SLUICE_REASON_OVER_BUDGET, 4, "over_budget")                                             \
+	X(SLUICE_REASON_HELD, 5, "held")                                                           \
 	X(SLUICE_REASON_EMPTY, 6, "empty")
 
 enum sluice_reason {
 #define SLUICE_REASON_ENUM_(name, value, label) name = value,
 	SLUICE_REASON_TABLE(SLUICE_REASON_ENUM_)
 #undef SLUICE_REASON_ENUM_
-	SLUICE_REASON_COUNT,
+		SLUICE_REASON_COUNT,
 };
 
 #ifndef __cplusplus

@@ -5,10 +5,10 @@
 // Header-only, test code only.
 #pragma once
 
+#include <arpa/inet.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -91,10 +91,10 @@ inline std::string bpfUnavailableReason() {
   }
   static const Result<void> verified = bpf::SpliceDatapath::verify();
   if (verified) {
-    return ""; // this kernel does not need what is missing
+    return "";  // this kernel does not need what is missing
   }
-  return "this process lacks " + missing + "; the kernel refuses the splice datapath: " +
-         verified.error().message();
+  return "this process lacks " + missing +
+         "; the kernel refuses the splice datapath: " + verified.error().message();
 }
 
 // A pin root no other test process or test uses: /sys/fs/bpf/<prefix>-<pid>-<n>.
@@ -131,8 +131,7 @@ Fd connectLoopback(std::uint16_t port) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(port);
-  if (fd.get() < 0 ||
-      ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (fd.get() < 0 || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     return Fd();
   }
   setTimeouts(fd.get());
@@ -174,8 +173,8 @@ bool complete(const Topology& t) {
 
 }  // namespace sluice::testing
 
-#define ASSERT_OK(expr)                                                                            \
-  do {                                                                                             \
-    const auto& result_ = (expr);                                                                  \
-    ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().message();                       \
+#define ASSERT_OK(expr)                                                      \
+  do {                                                                       \
+    const auto& result_ = (expr);                                            \
+    ASSERT_TRUE(result_.ok()) << #expr << ": " << result_.error().message(); \
   } while (0)

@@ -30,8 +30,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -106,7 +106,9 @@ std::size_t tcpBufferMax(const std::string& name) {
   return max;
 }
 
-std::vector<std::uint8_t> bytesOf(const std::string& s) { return {s.begin(), s.end()}; }
+std::vector<std::uint8_t> bytesOf(const std::string& s) {
+  return {s.begin(), s.end()};
+}
 
 // Bytes available to userspace on fd right now (waits up to timeout_ms for the first ones).
 std::string drain(int fd, int timeout_ms) {
@@ -211,9 +213,8 @@ TEST_F(SpliceTest, ProbeFindsEverythingTheDatapathNeeds) {
 
 TEST_F(SpliceTest, OpenPinsEveryMapAndTheVerdictUnderThePinRoot) {
   ASSERT_NO_FATAL_FAILURE(openDatapath());
-  const int fds[] = {datapath_->socksMapFd(), datapath_->targetsMapFd(),
-                     datapath_->peersMapFd(), datapath_->flowStatsMapFd(),
-                     datapath_->verdictsMapFd()};
+  const int fds[] = {datapath_->socksMapFd(), datapath_->targetsMapFd(), datapath_->peersMapFd(),
+                     datapath_->flowStatsMapFd(), datapath_->verdictsMapFd()};
   static_assert(std::size(fds) == kSpliceMaps.size());
   for (std::size_t i = 0; i < kSpliceMaps.size(); ++i) {
     const std::string path = pinPath(pin_root_, kSpliceMaps[i]);
@@ -295,8 +296,7 @@ TEST_F(SpliceTest, RefusesAPinRootOutsideBpffs) {
   auto opened = SpliceDatapath::open(options_);
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.error().code(), ENOTSUP);
-  EXPECT_NE(opened.error().message().find("bpffs"), std::string::npos)
-      << opened.error().message();
+  EXPECT_NE(opened.error().message().find("bpffs"), std::string::npos) << opened.error().message();
   struct stat st {};
   EXPECT_NE(::stat(options_.pin_root.c_str(), &st), 0) << "must not create directories off bpffs";
   options_.pin_root = pin_root_;
@@ -410,7 +410,7 @@ TEST_F(SpliceTest, RemovePairEmptiesTheMapsAndHandsSocketsBackToUserspace) {
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get(), 42));
   expectRoundTrip(t, "spliced");
 
-  ASSERT_OK(datapath_->removePair(t.pb.get())); // either side names the pair
+  ASSERT_OK(datapath_->removePair(t.pb.get()));  // either side names the pair
   EXPECT_EQ(countEntries(datapath_->socksMapFd()), 0U);
   EXPECT_EQ(countEntries(datapath_->targetsMapFd()), 0U);
   EXPECT_EQ(countEntries(datapath_->peersMapFd()), 0U);
@@ -435,7 +435,7 @@ TEST_F(SpliceTest, ClosedSocketsLeaveTheSockhashAndClearStaleDropsTheirEntries) 
   expectRoundTrip(gone, "gone");
   EXPECT_EQ(countEntries(datapath_->socksMapFd()), 4U);
 
-  gone = Topology{}; // closes all four sockets of the first flow
+  gone = Topology{};  // closes all four sockets of the first flow
   EXPECT_EQ(countEntries(datapath_->socksMapFd()), 2U) << "closed sockets stay in the sockhash";
   EXPECT_EQ(countEntries(datapath_->targetsMapFd()), 2U) << "closed sockets stay in the targets";
   EXPECT_EQ(countEntries(datapath_->peersMapFd()), 4U);
@@ -443,7 +443,7 @@ TEST_F(SpliceTest, ClosedSocketsLeaveTheSockhashAndClearStaleDropsTheirEntries) 
 
   auto cleared = datapath_->clearStale();
   ASSERT_TRUE(cleared.ok()) << cleared.error().message();
-  EXPECT_EQ(*cleared, 4U); // two peer entries, two counter entries
+  EXPECT_EQ(*cleared, 4U);  // two peer entries, two counter entries
   EXPECT_EQ(countEntries(datapath_->peersMapFd()), 2U);
   EXPECT_EQ(countEntries(datapath_->flowStatsMapFd()), 2U);
   expectRoundTrip(live, "live");
@@ -561,7 +561,7 @@ TEST_F(SpliceTest, BytesQueuedBeforeArmingGoOutWhenArmed) {
   ASSERT_TRUE(complete(t));
   ASSERT_TRUE(writeAll(t.a.get(), bytesOf("early ")));
   ASSERT_TRUE(writeAll(t.b.get(), bytesOf("reply ")));
-  ::usleep(50'000); // let them land in the receive queues
+  ::usleep(50'000);  // let them land in the receive queues
   ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
   EXPECT_EQ(drain(t.b.get(), 2000), "early ");
   EXPECT_EQ(drain(t.a.get(), 2000), "reply ");
@@ -656,11 +656,11 @@ TEST_F(SpliceTest, ABurstWhileThePairIsHalfArmedIsRedirectedNotParked) {
   bool wrote_b = false;
   {
     std::jthread writer_a([&] {
-      wrote_a = writeAll(t.a.get(), {upstream.begin() + static_cast<std::ptrdiff_t>(sent[0]),
-                                     upstream.end()});
+      wrote_a = writeAll(t.a.get(),
+                         {upstream.begin() + static_cast<std::ptrdiff_t>(sent[0]), upstream.end()});
     });
-    wrote_b = writeAll(t.b.get(), {downstream.begin() + static_cast<std::ptrdiff_t>(sent[1]),
-                                   downstream.end()});
+    wrote_b = writeAll(
+        t.b.get(), {downstream.begin() + static_cast<std::ptrdiff_t>(sent[1]), downstream.end()});
   }
   reader_a.join();
   reader_b.join();
@@ -747,7 +747,7 @@ TEST_F(SpliceTest, ReopenReusesPinnedMapsAndSplicedFlowsSurviveTheDetach) {
   auto before = datapath_->stats(ca);
   ASSERT_TRUE(before.ok());
 
-  datapath_.reset(); // detaches the verdict from the map; the pins hold the maps
+  datapath_.reset();  // detaches the verdict from the map; the pins hold the maps
   for (std::string_view map : kSpliceMaps) {
     struct stat st {};
     EXPECT_EQ(::stat(pinPath(pin_root_, map).c_str(), &st), 0) << map;
@@ -796,8 +796,8 @@ std::optional<std::string> inChildWithout(std::vector<int> drop,
       ::_exit(3);
     }
     const std::string text = body();
-    const bool written = ::write(out[1], text.data(), text.size()) ==
-                         static_cast<ssize_t>(text.size());
+    const bool written =
+        ::write(out[1], text.data(), text.size()) == static_cast<ssize_t>(text.size());
     ::_exit(written ? 0 : 4);
   }
   ::close(out[1]);
@@ -914,5 +914,5 @@ TEST(SpliceRefusal, VerifierReasonIsTheLogsLastVerdict) {
   EXPECT_EQ(verifierReason("0: (b7) r0 = 0\n1: (95) exit\nprocessed 2 insns\n"), "");
 }
 
-} // namespace
-} // namespace sluice::bpf
+}  // namespace
+}  // namespace sluice::bpf

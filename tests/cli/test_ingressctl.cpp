@@ -32,10 +32,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <iterator>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -43,10 +43,10 @@
 #include <utility>
 #include <vector>
 
+#include "../bpf/loopback_pair.hpp"
 #include "admin_client.hpp"
 #include "bpf/abi.hpp"
 #include "bpf/splice_datapath.hpp"
-#include "../bpf/loopback_pair.hpp"
 #include "render.hpp"
 #include "status.hpp"
 
@@ -60,7 +60,7 @@ using namespace sluice::testing;
 // ---- ingressctl as a child process ----------------------------------------------------------
 
 struct CtlRun {
-  int exit_code = -1; // -1: killed or did not exit
+  int exit_code = -1;  // -1: killed or did not exit
   std::string out;
   std::string err;
 };
@@ -71,8 +71,8 @@ std::ostream& operator<<(std::ostream& os, const CtlRun& run) {
 
 enum class As {
   kSelf,
-  kNobody,          // uid/gid 65534
-  kNoCapSysAdmin,   // this uid, CAP_SYS_ADMIN dropped from the bounding set (as in the DaemonSet)
+  kNobody,         // uid/gid 65534
+  kNoCapSysAdmin,  // this uid, CAP_SYS_ADMIN dropped from the bounding set (as in the DaemonSet)
 };
 
 // Runs ingressctl with `args` as `as`; exit 126 when the child could not become that. Kills it
@@ -184,7 +184,6 @@ std::vector<std::string> rowStartingWith(const std::string& text, const std::str
 }
 
 // ---- sockets ----------------------------------------------------------------------------------
-
 
 std::string endpointText(int fd, bool peer) {
   sockaddr_in addr{};
@@ -326,8 +325,7 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
     const json::object& m = maps[i].as_object();
     EXPECT_EQ(m.at("name").as_string(), want[i].name);
     EXPECT_EQ(m.at("type").as_string(), want[i].type) << want[i].name;
-    EXPECT_EQ(m.at("max_entries").to_number<std::uint64_t>(), want[i].max_entries)
-        << want[i].name;
+    EXPECT_EQ(m.at("max_entries").to_number<std::uint64_t>(), want[i].max_entries) << want[i].name;
     EXPECT_EQ(m.at("entries").to_number<std::uint64_t>(), want[i].entries) << want[i].name;
     EXPECT_GT(m.at("id").to_number<std::uint64_t>(), 0U);
   }
@@ -336,7 +334,7 @@ TEST_F(IngressctlTest, StatusJsonListsTheMapsTheirFillAndTheAttachedVerdict) {
   ASSERT_EQ(programs.size(), 1U) << run;
   const json::object& p = programs[0].as_object();
   EXPECT_EQ(p.at("id").to_number<std::uint32_t>(), progId(datapath_->verdictProgFd()));
-  EXPECT_EQ(p.at("name").as_string(), "sluice_splice_v"); // kernel names stop at 15 characters
+  EXPECT_EQ(p.at("name").as_string(), "sluice_splice_v");  // kernel names stop at 15 characters
   EXPECT_EQ(p.at("tag").as_string().size(), 16U);
   EXPECT_EQ(p.at("type").as_string(), "sk_skb");
   EXPECT_EQ(p.at("attach_type").as_string(), "sk_skb_stream_verdict");
@@ -385,8 +383,8 @@ TEST_F(IngressctlTest, StatusTableShowsTheSameFieldsAsColumns) {
             (std::vector<std::string>{"PIN-DIR", "AGENT-ADMIN", "SPLICE-STRATEGY"}))
       << run;
   EXPECT_EQ(rowStartingWith(run.out, "NAME"),
-            (std::vector<std::string>{"NAME", "TYPE", "ID", "KEY-SIZE", "VALUE-SIZE",
-                                      "MAX-ENTRIES", "ENTRIES"}))
+            (std::vector<std::string>{"NAME", "TYPE", "ID", "KEY-SIZE", "VALUE-SIZE", "MAX-ENTRIES",
+                                      "ENTRIES"}))
       << run;
   const auto socks = rowStartingWith(run.out, SLUICE_MAP_SOCKS);
   ASSERT_EQ(socks.size(), 7U) << run;
@@ -450,9 +448,10 @@ private:
       request.append(buf, static_cast<std::size_t>(n));
     }
     request_line_ = request.substr(0, request.find("\r\n"));
-    const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                              "Content-Length: " +
-                              std::to_string(body_.size()) + "\r\n\r\n" + body_;
+    const std::string reply =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body_.size()) + "\r\n\r\n" + body_;
     ::send(conn.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
   }
 
@@ -466,8 +465,8 @@ private:
 TEST_F(IngressctlTest, StatusTakesTheSpliceStrategyFromTheAgentAdmin) {
   ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"({"generation":3,"splice_strategy":"sockmap","ready":true})");
-  const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
-                          "json"});
+  const CtlRun run =
+      runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run;
   EXPECT_EQ(admin.requestLine(), "GET /debug/state HTTP/1.1");
   const json::value v = parseJson(run.out);
@@ -484,8 +483,8 @@ TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
                   R"j("strategy":"adaptive(up:pipe,down:copy)","bytes_in":123,"bytes_out":45,)j"
                   R"j("age_seconds":7},{"flow_id":10,"client":"a","backend":"b",)j"
                   R"j("strategy":"sockmap","bytes_in":1,"bytes_out":1,"age_seconds":1}])j");
-  const CtlRun run = runCtl({"flows", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
-                          "json"});
+  const CtlRun run =
+      runCtl({"flows", "--pin-dir", pin_root_, "--admin", admin.address(), "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run;
   EXPECT_EQ(admin.requestLine(), "GET /debug/flows HTTP/1.1");
   EXPECT_EQ(run.err, "");
@@ -505,13 +504,12 @@ TEST_F(IngressctlTest, FlowsAddTheAgentsPipeAndCopyFlows) {
 TEST_F(IngressctlTest, StatusSaysWhenTheAgentDoesNotReportAStrategy) {
   ASSERT_NO_FATAL_FAILURE(openDatapath());
   FakeAdmin admin(R"({"generation":3})");
-  const CtlRun run = runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o",
-                          "json"});
+  const CtlRun run =
+      runCtl({"status", "--pin-dir", pin_root_, "--admin", admin.address(), "-o", "json"});
   ASSERT_EQ(run.exit_code, 0) << run;
   const json::value v = parseJson(run.out);
   ASSERT_TRUE(v.is_object()) << run;
-  EXPECT_EQ(v.at("splice_strategy").as_string(),
-            "unknown (agent does not report splice_strategy)");
+  EXPECT_EQ(v.at("splice_strategy").as_string(), "unknown (agent does not report splice_strategy)");
 }
 
 // What DaemonSet capabilities give (finding 2): no CAP_SYS_ADMIN, so no program can be opened by
@@ -540,7 +538,7 @@ TEST_F(IngressctlTest, StatusNamesTheVerdictWithoutCapSysAdmin) {
 TEST_F(IngressctlTest, StatusShowsNoProgramOnceTheAgentDetached) {
   ASSERT_NO_FATAL_FAILURE(openDatapath());
   const bool listed = kernelListsSockmapPrograms(datapath_->socksMapFd());
-  datapath_.reset(); // the destructor detaches the verdict and unpins it; the maps stay
+  datapath_.reset();  // the destructor detaches the verdict and unpins it; the maps stay
   struct stat st {};
   EXPECT_NE(::stat(bpf::pinPath(pin_root_, bpf::kVerdictPin).c_str(), &st), 0)
       << "the verdict's pin outlived the datapath";
@@ -657,7 +655,7 @@ TEST_F(IngressctlTest, FlowsIsEmptyAfterRemovePair) {
   const CtlRun table = ctl({"flows"});
   ASSERT_EQ(table.exit_code, 0) << table;
   const auto rows = lines(table.out);
-  ASSERT_EQ(rows.size(), 1U) << table; // the header only
+  ASSERT_EQ(rows.size(), 1U) << table;  // the header only
   EXPECT_EQ(words(rows[0])[0], "FLOW-ID");
 }
 
@@ -675,7 +673,8 @@ TEST_F(IngressctlTest, FlowsShowUnresolvableSocketsByCookie) {
   } entries[] = {
       {kBackend, {kClient, 7, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_PASS, {}, 0, 0}},
       {kClient, {kBackend, 7, 0, SLUICE_FLOW_F_CLIENT, SLUICE_STRATEGY_PASS, {}, 0, 0}},
-      {kOrphanBackend, {kGoneClient, 8, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_REDIRECT, {}, 0, 0}},
+      {kOrphanBackend,
+       {kGoneClient, 8, 0, SLUICE_FLOW_F_BACKEND, SLUICE_STRATEGY_REDIRECT, {}, 0, 0}},
   };
   for (const auto& e : entries) {
     sluice_flow_key key{e.cookie};
@@ -691,7 +690,7 @@ TEST_F(IngressctlTest, FlowsShowUnresolvableSocketsByCookie) {
   EXPECT_EQ(pair.at("client").as_string(), "cookie:" + std::to_string(kClient));
   EXPECT_EQ(pair.at("backend").as_string(), "cookie:" + std::to_string(kBackend));
   EXPECT_EQ(pair.at("strategy").as_string(), "sockmap(pass)");
-  EXPECT_TRUE(pair.at("age").is_null()); // created_ns 0: unknown
+  EXPECT_TRUE(pair.at("age").is_null());  // created_ns 0: unknown
   const json::object& orphan = v.as_array()[1].as_object();
   EXPECT_EQ(orphan.at("client").as_string(), "cookie:" + std::to_string(kGoneClient));
   EXPECT_EQ(orphan.at("backend").as_string(), "cookie:" + std::to_string(kOrphanBackend));
@@ -764,11 +763,11 @@ TEST_F(IngressctlTest, WithoutPrivilegesItSaysWhatItNeeds) {
 
 TEST_F(IngressctlTest, UsageErrorsExitWithTwo) {
   const std::vector<std::vector<std::string>> bad = {
-      {"frobnicate"},                        // unknown subcommand
-      {},                                    // no subcommand
-      {"status", "-o", "yaml"},              // unknown format
-      {"flows", "--admin", "localhost"},     // not ADDR:PORT
-      {"flows", "--admin", "10.0.0.1:99999"}, // port out of range
+      {"frobnicate"},                          // unknown subcommand
+      {},                                      // no subcommand
+      {"status", "-o", "yaml"},                // unknown format
+      {"flows", "--admin", "localhost"},       // not ADDR:PORT
+      {"flows", "--admin", "10.0.0.1:99999"},  // port out of range
       {"flows", "--no-such-flag"},
   };
   for (const auto& args : bad) {
@@ -803,9 +802,10 @@ TEST(IngressctlRender, HeadersAreTheFieldNamesUpperCasedWithDashes) {
   r.add({textCell("x"), numberCell(12345)});
   std::ostringstream out;
   r.printTable(out);
-  EXPECT_EQ(out.str(), "NAME          ENTRIES\n"
-                       "sluice_socks  2\n"
-                       "x             12345\n");
+  EXPECT_EQ(out.str(),
+            "NAME          ENTRIES\n"
+            "sluice_socks  2\n"
+            "x             12345\n");
   EXPECT_EQ(json::serialize(r.array()),
             R"([{"name":"sluice_socks","entries":2},{"name":"x","entries":12345}])");
 }
@@ -848,5 +848,5 @@ TEST(IngressctlAdmin, EndpointsAreNumericAddrPort) {
   EXPECT_FALSE(parseAdminEndpoint("::1:10254"));
 }
 
-} // namespace
-} // namespace sluice::cli
+}  // namespace
+}  // namespace sluice::cli

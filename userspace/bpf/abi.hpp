@@ -67,7 +67,7 @@ static_assert(SLUICE_ABI_VERSION == 3, "a new ABI version needs new names for wh
 static_assert(std::string_view(SLUICE_MAP_SOCKS).ends_with("_v3"));
 static_assert(std::string_view(SLUICE_MAP_SOCKS) != std::string_view(SLUICE_MAP_TARGETS));
 static_assert(std::string_view(SLUICE_MAP_SOCKS).size() <= 15 &&
-              std::string_view(SLUICE_MAP_TARGETS).size() <= 15,
+                  std::string_view(SLUICE_MAP_TARGETS).size() <= 15,
               "sockhash names are what `bpftool map show` prints: keep them whole");
 // Both sockhashes hold the same key as every per-socket map and a u64 socket fd as the value.
 static_assert(sizeof(sluice_flow_key) == sizeof(__u64));
@@ -105,4 +105,4 @@ constexpr std::string_view reasonLabel(std::uint32_t reason) {
   return reason < kReasonLabels.size() ? kReasonLabels[reason] : std::string_view("unknown");
 }
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -35,12 +35,12 @@ void defaultSink(LogLevel level, std::string_view message) {
 
 LogLevel toLevel(libbpf_print_level level) {
   switch (level) {
-  case LIBBPF_WARN:
-    return LogLevel::kWarn;
-  case LIBBPF_INFO:
-    return LogLevel::kInfo;
-  case LIBBPF_DEBUG:
-    break;
+    case LIBBPF_WARN:
+      return LogLevel::kWarn;
+    case LIBBPF_INFO:
+      return LogLevel::kInfo;
+    case LIBBPF_DEBUG:
+      break;
   }
   return LogLevel::kDebug;
 }
@@ -74,14 +74,16 @@ int printHook(libbpf_print_level level, const char* format, va_list args) {
   return len;
 }
 
-} // namespace
+}  // namespace
 
 LibbpfCapture::LibbpfCapture(bool forward) : forward_(forward), outer_(t_capture) {
   installLibbpfLog();
   t_capture = this;
 }
 
-LibbpfCapture::~LibbpfCapture() { t_capture = outer_; }
+LibbpfCapture::~LibbpfCapture() {
+  t_capture = outer_;
+}
 
 void setLibbpfLog(LogFn fn) noexcept {
   g_sink.store(fn, std::memory_order_release);
@@ -92,4 +94,4 @@ void installLibbpfLog() noexcept {
   std::call_once(g_installed, [] { libbpf_set_print(printHook); });
 }
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -42,4 +42,4 @@ private:
   std::vector<std::string> warnings_;
 };
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

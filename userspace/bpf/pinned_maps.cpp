@@ -16,7 +16,9 @@
 namespace sluice::bpf {
 namespace {
 
-std::string unknown(std::uint32_t value) { return "unknown(" + std::to_string(value) + ")"; }
+std::string unknown(std::uint32_t value) {
+  return "unknown(" + std::to_string(value) + ")";
+}
 
 std::string orUnknown(const char* name, std::uint32_t value) {
   return name != nullptr ? std::string(name) : unknown(value);
@@ -24,13 +26,13 @@ std::string orUnknown(const char* name, std::uint32_t value) {
 
 bool perCpu(std::uint32_t type) {
   switch (type) {
-  case BPF_MAP_TYPE_PERCPU_HASH:
-  case BPF_MAP_TYPE_PERCPU_ARRAY:
-  case BPF_MAP_TYPE_LRU_PERCPU_HASH:
-  case BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
-    return true;
-  default:
-    return false;
+    case BPF_MAP_TYPE_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_ARRAY:
+    case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+    case BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -39,7 +41,7 @@ std::string layoutText(std::uint32_t type, std::uint32_t key_size, std::uint32_t
          std::to_string(value_size) + "B";
 }
 
-} // namespace
+}  // namespace
 
 Result<void> checkPinDir(const std::string& dir) {
   struct statfs fs {};
@@ -101,7 +103,7 @@ std::string objectKind(int fd) {
   return ::readlink(link.c_str(), kind, sizeof(kind) - 1) > 0 ? std::string(kind) : "";
 }
 
-} // namespace
+}  // namespace
 
 Result<ProgramInfo> programInfo(std::uint32_t id) {
   const int fd = ::bpf_prog_get_fd_by_id(id);
@@ -125,12 +127,16 @@ Result<ProgramInfo> pinnedProgramInfo(const std::string& path) {
 }
 
 PinnedMap::PinnedMap(int fd, std::string path, MapInfo info, std::size_t value_buffer_size)
-    : fd_(fd), path_(std::move(path)), info_(std::move(info)),
+    : fd_(fd),
+      path_(std::move(path)),
+      info_(std::move(info)),
       value_buffer_size_(value_buffer_size) {}
 
 PinnedMap::PinnedMap(PinnedMap&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)),
-      info_(std::move(other.info_)), value_buffer_size_(other.value_buffer_size_) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      info_(std::move(other.info_)),
+      value_buffer_size_(other.value_buffer_size_) {}
 
 PinnedMap& PinnedMap::operator=(PinnedMap&& other) noexcept {
   if (this != &other) {
@@ -255,4 +261,4 @@ Result<std::vector<std::uint32_t>> PinnedMap::attachedPrograms(std::uint32_t att
   return ids;
 }
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -25,20 +25,20 @@ namespace sluice::bpf {
 // The kernel's view of a map (BPF_OBJ_GET_INFO_BY_FD).
 struct MapInfo {
   std::uint32_t id = 0;
-  std::uint32_t type = 0; // enum bpf_map_type
+  std::uint32_t type = 0;  // enum bpf_map_type
   std::uint32_t key_size = 0;
   std::uint32_t value_size = 0;
   std::uint32_t max_entries = 0;
   std::uint32_t map_flags = 0;
-  std::string name; // kernel name, at most 15 characters (BPF_OBJ_NAME_LEN)
+  std::string name;  // kernel name, at most 15 characters (BPF_OBJ_NAME_LEN)
 };
 
 // The kernel's view of a loaded program.
 struct ProgramInfo {
   std::uint32_t id = 0;
-  std::uint32_t type = 0; // enum bpf_prog_type
-  std::string name;       // at most 15 characters
-  std::string tag;        // 16 hex digits, as bpftool prints it
+  std::uint32_t type = 0;  // enum bpf_prog_type
+  std::string name;        // at most 15 characters
+  std::string tag;         // 16 hex digits, as bpftool prints it
 };
 
 // Checks that `dir` is a directory on bpffs. Errors: ENOENT (missing), ENOTSUP (not on bpffs),
@@ -124,4 +124,4 @@ private:
   std::size_t value_buffer_size_ = 0;
 };
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -23,7 +23,9 @@
 namespace sluice::bpf {
 namespace {
 
-std::string no(int err) { return std::string("no (") + std::strerror(err < 0 ? -err : err) + ")"; }
+std::string no(int err) {
+  return std::string("no (") + std::strerror(err < 0 ? -err : err) + ")";
+}
 
 // The probe line is "feature value, feature value, ...", so a reason must not contain ", ".
 std::string lineSafe(std::string text) {
@@ -33,7 +35,7 @@ std::string lineSafe(std::string text) {
   return text;
 }
 
-} // namespace
+}  // namespace
 
 Result<void> SpliceDatapath::verify() {
   installLibbpfLog();
@@ -44,7 +46,7 @@ Result<void> SpliceDatapath::verify() {
     return Error(err, "attach sk_skb/stream_verdict to an unpinned " SLUICE_MAP_SOCKS);
   }
   ::bpf_prog_detach2(prog, map, BPF_SK_SKB_STREAM_VERDICT);
-  return success(); // the skeleton's maps and program go with it
+  return success();  // the skeleton's maps and program go with it
 }
 
 std::string SpliceDatapath::probe() {
@@ -80,4 +82,4 @@ std::string SpliceDatapath::probe() {
   return line;
 }
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

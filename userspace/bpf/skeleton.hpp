@@ -54,4 +54,4 @@ private:
   std::unique_ptr<T, Destroy> skel_;
 };
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -27,7 +27,9 @@ namespace {
 // bpffs refuses names with dots (reserved), so the staging pin is marked by a suffix.
 constexpr std::string_view kStagingPrefix = SLUICE_PROG_VERDICT "_staging_";
 
-std::string cookieText(std::uint64_t cookie) { return "cookie " + std::to_string(cookie); }
+std::string cookieText(std::uint64_t cookie) {
+  return "cookie " + std::to_string(cookie);
+}
 
 std::string normalizePinRoot(std::string root) {
   while (root.size() > 1 && root.back() == '/') {
@@ -81,7 +83,7 @@ Result<void> preparePinRoot(const std::string& root, bool* created) {
 
 std::uint64_t monotonicNs() {
   timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts); // the clock bpf_ktime_get_ns() reads
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock bpf_ktime_get_ns() reads
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
@@ -185,7 +187,7 @@ Result<void> pinVerdict(int prog_fd, const std::string& root) {
   return success();
 }
 
-} // namespace
+}  // namespace
 
 SpliceDatapath::SpliceDatapath(Skeleton<SpliceSkel> skel, std::string pin_root)
     : skel_(std::move(skel)), pin_root_(std::move(pin_root)) {}
@@ -214,7 +216,7 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
   }
   auto failed = [&](Error error) -> Result<std::unique_ptr<SpliceDatapath>> {
     if (created) {
-      ::rmdir(root.c_str()); // only if libbpf left it empty
+      ::rmdir(root.c_str());  // only if libbpf left it empty
     }
     return error;
   };
@@ -233,7 +235,7 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
   }
   datapath->attached_ = true;
   if (auto pinned = pinVerdict(datapath->verdictProgFd(), root); !pinned) {
-    datapath.reset(); // detaches
+    datapath.reset();  // detaches
     return failed(pinned.error());
   }
   datapath->verdict_pinned_ = true;
@@ -309,7 +311,7 @@ void setRcvLowat(int fd, int value) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof(value));
 }
 
-} // namespace
+}  // namespace
 
 Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_t flow_id,
                                      std::uint32_t budget) {
@@ -354,17 +356,31 @@ Result<void> SpliceDatapath::addPair(int client_fd, int backend_fd, std::uint64_
   } steps[] = {
       {peersMapFd(), *client, &client_flow, "insert client peer into " SLUICE_MAP_PEERS, {}},
       {peersMapFd(), *backend, &backend_flow, "insert backend peer into " SLUICE_MAP_PEERS, {}},
-      {flowStatsMapFd(), *client, &zero, "insert client counters into " SLUICE_MAP_FLOW_STATS,
+      {flowStatsMapFd(), *client, &zero, "insert client counters into " SLUICE_MAP_FLOW_STATS, {}},
+      {flowStatsMapFd(),
+       *backend,
+       &zero,
+       "insert backend counters into " SLUICE_MAP_FLOW_STATS,
        {}},
-      {flowStatsMapFd(), *backend, &zero, "insert backend counters into " SLUICE_MAP_FLOW_STATS,
-       {}},
-      {targetsMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_TARGETS,
+      {targetsMapFd(),
+       *client,
+       &client_value,
+       "insert client socket into " SLUICE_MAP_TARGETS,
        {SLUICE_MAP_TARGETS, true}},
-      {targetsMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_TARGETS,
+      {targetsMapFd(),
+       *backend,
+       &backend_value,
+       "insert backend socket into " SLUICE_MAP_TARGETS,
        {SLUICE_MAP_TARGETS, false}},
-      {socksMapFd(), *client, &client_value, "insert client socket into " SLUICE_MAP_SOCKS,
+      {socksMapFd(),
+       *client,
+       &client_value,
+       "insert client socket into " SLUICE_MAP_SOCKS,
        {SLUICE_MAP_SOCKS, true}},
-      {socksMapFd(), *backend, &backend_value, "insert backend socket into " SLUICE_MAP_SOCKS,
+      {socksMapFd(),
+       *backend,
+       &backend_value,
+       "insert backend socket into " SLUICE_MAP_SOCKS,
        {SLUICE_MAP_SOCKS, false}},
   };
   // The kernel caps the value at half the receive buffer limit; INT_MAX asks for that cap.
@@ -492,8 +508,8 @@ Result<std::size_t> SpliceDatapath::clearStale() {
         continue;
       }
       if (err != -ENOENT) {
-        return Error(err, "clear stale entries: lookup " + cookieText(cookie) +
-                              " in " SLUICE_MAP_SOCKS);
+        return Error(err,
+                     "clear stale entries: lookup " + cookieText(cookie) + " in " SLUICE_MAP_SOCKS);
       }
       if (int del = ::bpf_map_delete_elem(map_fd, &key); del == 0) {
         ++removed;
@@ -505,4 +521,4 @@ Result<std::size_t> SpliceDatapath::clearStale() {
   return removed;
 }
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

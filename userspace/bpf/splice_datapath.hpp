@@ -39,8 +39,8 @@
 #include <utility>
 
 #include "bpf/abi.hpp"
-#include "common/result.hpp"
 #include "bpf/skeleton.hpp"
+#include "common/result.hpp"
 
 // bpftool names the skeleton struct after the object; "splice" is also glibc's splice(2), so
 // always spell it as an elaborated type.
@@ -68,8 +68,8 @@ struct FlowStats {
 
 // One socket insert of addPair into a sockhash (see setArmingHook).
 struct ArmingStep {
-  std::string_view map; // SLUICE_MAP_TARGETS or SLUICE_MAP_SOCKS
-  bool client = false;  // the client-side socket (else the backend-side one) was just inserted
+  std::string_view map;  // SLUICE_MAP_TARGETS or SLUICE_MAP_SOCKS
+  bool client = false;   // the client-side socket (else the backend-side one) was just inserted
 };
 
 // Verdict outcomes summed over CPUs, indexed by enum sluice_reason (labels: kReasonLabels).
@@ -169,7 +169,7 @@ private:
   bool attached_ = false;
   bool verdict_pinned_ = false;
   std::function<void(const ArmingStep&)> arming_hook_;
-  std::mutex mutex_; // serializes addPair/removePair/clearStale
+  std::mutex mutex_;  // serializes addPair/removePair/clearStale
 };
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

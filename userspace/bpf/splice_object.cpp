@@ -69,7 +69,7 @@ std::string pinnedLayoutMismatches(const SpliceSkel& skel, const std::string& ro
     const std::string path = pinPath(root, ::bpf_map__name(map));
     auto pinned = PinnedMap::openReadOnly(path);
     if (!pinned) {
-      continue; // nothing pinned there (or unreadable): not a layout problem
+      continue;  // nothing pinned there (or unreadable): not a layout problem
     }
     if (auto same = pinned->checkLayout(::bpf_map__type(map), ::bpf_map__key_size(map),
                                         ::bpf_map__value_size(map));
@@ -135,8 +135,10 @@ Error loadError(const Error& failed, const SpliceSkel& skel, const std::string& 
       lacks += (lacks.empty() ? "" : ", ") + cap;
     }
     if (!lacks.empty()) {
-      return failed.wrap("needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root); this process "
-                         "lacks " + lacks);
+      return failed.wrap(
+          "needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root); this process "
+          "lacks " +
+          lacks);
     }
     // Every capability is there: on kernels before 5.11 the likely cause is RLIMIT_MEMLOCK,
     // which libbpf's own warning names ("try raising 'ulimit -l'?").
@@ -151,7 +153,7 @@ Error loadError(const Error& failed, const SpliceSkel& skel, const std::string& 
   return warnings.empty() ? failed : failed.wrap(warnings.front());
 }
 
-} // namespace
+}  // namespace
 
 std::string verifierReason(std::string_view log) {
   std::string_view reason;
@@ -217,4 +219,4 @@ Result<Skeleton<SpliceSkel>> loadSpliceObject(const std::string& pin_root) {
   return skel;
 }
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -36,4 +36,4 @@ std::string verifierReason(std::string_view log);
 // ("CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"); CAP_SYS_ADMIN stands in for each.
 std::vector<std::string> missingCapabilities();
 
-} // namespace sluice::bpf
+}  // namespace sluice::bpf

@@ -111,15 +111,17 @@ SplicedPair::~SplicedPair() {
   }
 }
 
-Result<FlowStats> SplicedPair::stats(Side side) const { return datapath_->stats(cookies_[side]); }
+Result<FlowStats> SplicedPair::stats(Side side) const {
+  return datapath_->stats(cookies_[side]);
+}
 
 std::chrono::steady_clock::time_point SplicedPair::lastActivity() const {
   // bpf_ktime_get_ns is CLOCK_MONOTONIC, the clock of steady_clock on Linux.
   std::chrono::steady_clock::time_point last{};
   for (std::uint64_t cookie : cookies_) {
     if (auto st = datapath_->stats(cookie); st && st->last_seen_ns != 0) {
-      last = std::max(last, std::chrono::steady_clock::time_point(
-                                std::chrono::nanoseconds(st->last_seen_ns)));
+      last = std::max(
+          last, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(st->last_seen_ns)));
     }
   }
   return last;
@@ -140,12 +142,11 @@ Result<void> SplicedPair::intact() const {
     auto st = datapath_->stats(cookies_[side]);
     auto received = bytesReceived(fds_[side]);
     if (st && received && st->bytes + st->passed_bytes > *received - received_base_[side]) {
-      return Error(EPROTO, "flow cookie " + std::to_string(cookies_[side]) +
-                               ": the kernel handled " +
-                               std::to_string(st->bytes + st->passed_bytes) +
-                               " bytes but the socket received " +
-                               std::to_string(*received - received_base_[side]) +
-                               ": duplicated data");
+      return Error(EPROTO,
+                   "flow cookie " + std::to_string(cookies_[side]) + ": the kernel handled " +
+                       std::to_string(st->bytes + st->passed_bytes) +
+                       " bytes but the socket received " +
+                       std::to_string(*received - received_base_[side]) + ": duplicated data");
     }
   }
   return success();

@@ -40,8 +40,9 @@ public:
 
 private:
   friend class SpliceDatapath;
-  SplicedPair(SpliceDatapath& datapath, std::array<int, 2> fds, std::array<std::uint64_t, 2> cookies,
-              std::array<std::uint64_t, 2> written_base, std::array<std::uint64_t, 2> received_base);
+  SplicedPair(SpliceDatapath& datapath, std::array<int, 2> fds,
+              std::array<std::uint64_t, 2> cookies, std::array<std::uint64_t, 2> written_base,
+              std::array<std::uint64_t, 2> received_base);
 
   SpliceDatapath* datapath_;
   std::array<int, 2> fds_;

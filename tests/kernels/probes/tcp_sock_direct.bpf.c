@@ -5,31 +5,30 @@
  * bpf_probe_read_kernel helper). Loading it on each kernel, with and without CAP_PERFMON, tells
  * whether the datapath could drop the probe-read helper (refused under lockdown=confidentiality).
  */
-#include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "vmlinux.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, 2);
-	__type(key, __u64);
-	__type(value, __u64);
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, 2);
+  __type(key, __u64);
+  __type(value, __u64);
 } probe_socks SEC(".maps");
 
 SEC("sk_skb/stream_verdict")
-int sluice_probe_direct(struct __sk_buff *skb)
-{
-	__u64 key = bpf_get_socket_cookie(skb);
-	struct bpf_sock *sk = bpf_map_lookup_elem(&probe_socks, &key);
-	struct tcp_sock *tp;
-	__u32 write_seq = 0;
+int sluice_probe_direct(struct __sk_buff* skb) {
+  __u64 key = bpf_get_socket_cookie(skb);
+  struct bpf_sock* sk = bpf_map_lookup_elem(&probe_socks, &key);
+  struct tcp_sock* tp;
+  __u32 write_seq = 0;
 
-	if (!sk)
-		return SK_PASS;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (tp)
-		write_seq = tp->write_seq;
-	bpf_sk_release(sk);
-	return write_seq & 1 ? SK_PASS : SK_DROP;
+  if (!sk)
+    return SK_PASS;
+  tp = bpf_skc_to_tcp_sock(sk);
+  if (tp)
+    write_seq = tp->write_seq;
+  bpf_sk_release(sk);
+  return write_seq & 1 ? SK_PASS : SK_DROP;
 }
