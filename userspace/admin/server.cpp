@@ -21,9 +21,8 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
-namespace {
-
-asio::awaitable<void> serve(tcp::socket socket, const Handler& handler) {
+asio::awaitable<void> Server::serve(tcp::socket socket) {
+  const Handler& handler = handler_;
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer(8192);
   for (;;) {
@@ -56,11 +55,16 @@ asio::awaitable<void> serve(tcp::socket socket, const Handler& handler) {
   }
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.socket().close(ignored);
+  --open_;
+  if (paused_) {
+    paused_ = false;
+    accept();
+  }
 }
 
-}  // namespace
-
-Server::Server(asio::io_context& io, Handler handler) : io_(io), handler_(std::move(handler)) {}
+Server::Server(asio::io_context& io, Handler handler)
+    : io_(io), handler_(std::move(handler)), retry_(io) {}
 
 Result<void> Server::start(const tcp::endpoint& endpoint) {
   acceptor_.emplace(io_);
@@ -73,13 +77,29 @@ Result<void> Server::start(const tcp::endpoint& endpoint) {
 }
 
 void Server::accept() {
+  if (!acceptor_ || !acceptor_->is_open()) {
+    return;
+  }
+  if (open_ >= kMaxConnections) {
+    paused_ = true;  // the kernel's backlog holds the next ones; serve() resumes
+    return;
+  }
   acceptor_->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_ || !acceptor_->is_open()) {
       return;
     }
-    if (!ec) {
-      asio::co_spawn(io_, serve(std::move(socket), handler_), asio::detached);
+    if (ec) {
+      // EMFILE and the like leave the connection queued: retrying at once would spin.
+      retry_.expires_after(std::chrono::milliseconds(100));
+      retry_.async_wait([this](boost::system::error_code wec) {
+        if (!wec) {
+          accept();
+        }
+      });
+      return;
     }
+    ++open_;
+    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
     accept();
   });
 }
@@ -89,6 +109,7 @@ void Server::stop() {
     boost::system::error_code ignored;
     acceptor_->close(ignored);
   }
+  retry_.cancel();
 }
 
 tcp::endpoint Server::localEndpoint() const {

@@ -53,10 +53,13 @@ int Agent::run() {
   std::signal(SIGPIPE, SIG_IGN);
   raiseFileLimit();
   if (!config_.access_log.empty()) {
-    if (auto opened = proxy::openAccessLog(config_.access_log); !opened) {
+    auto opened = proxy::AccessLog::open(config_.access_log);
+    if (!opened) {
       log->error("{}", opened.error().message());
       return 2;
     }
+    access_log_ = std::move(*opened);
+    proxy::setAccessLog(access_log_.get());
   }
   splicing_ =
       std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir, config_.proxy.splice);
@@ -102,6 +105,8 @@ int Agent::run() {
   }
   log->info("stopped; {} connections still open at exit",
             proxy::globalStats().active_connections.load());
+  proxy::setAccessLog(nullptr);
+  access_log_.reset();  // writes out what the workers queued
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
   spdlog::shutdown();
   // Sessions cut at the deadline still own coroutine frames inside the workers' io_contexts;
@@ -178,6 +183,9 @@ void Agent::registerPages() {
     limit_->renderMetrics(out);
   });
   pages_.addMetrics([this](admin::MetricsWriter& out) { reconciler_.renderMetrics(out); });
+  if (access_log_) {
+    pages_.addMetrics([this](admin::MetricsWriter& out) { access_log_->renderMetrics(out); });
+  }
   pages_.addMetrics([this](admin::MetricsWriter& out) { splicing_->renderMetrics(out); });
   pages_.addMetrics([this](admin::MetricsWriter& out) { source_->renderMetrics(out); });
   pages_.addState([this](boost::json::object& out) {

@@ -19,6 +19,7 @@
 #include "control/ingress_status.hpp"
 #include "control/reconciler.hpp"
 #include "k8s/source.hpp"
+#include "proxy/access_log.hpp"
 #include "proxy/admission.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/splicing.hpp"
@@ -54,6 +55,7 @@ private:
   admin::Server admin_;
   proxy::SnapshotHolder snapshots_;
   control::Reconciler reconciler_;
+  std::unique_ptr<proxy::AccessLog> access_log_;  // outlives the workers that write to it
   std::unique_ptr<proxy::Splicing> splicing_;
   std::unique_ptr<proxy::ConnectionLimit> limit_;
   std::unique_ptr<k8s::Source> source_;

@@ -313,8 +313,8 @@ void HttpSession::finishRequest(int status, RouteStats* route) {
 
 void HttpSession::writeAccessLog(int status) {
   const lb::EndpointState* endpoint = forwarder_.endpoint();
-  std::string line;
-  line.reserve(256);
+  std::string& line = worker_.logLine();  // the worker's: no allocation once it has grown
+  line.clear();
   line += "{\"conn\":";
   line += std::to_string(id_);
   line += ",\"client\":";
@@ -331,7 +331,7 @@ void HttpSession::writeAccessLog(int status) {
   line += std::to_string(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_).count());
   line += '}';
-  accessLog()(line);
+  accessLog()->write(line);
 }
 
 }  // namespace sluice::proxy

@@ -80,6 +80,8 @@ public:
   // (another session may parse into it then), so users copy what they keep.
   http::RequestHead& requestHead() { return request_head_; }
   http::ResponseHead& responseHead() { return response_head_; }
+  // The access-log line being built (same rule: used between two co_awaits).
+  std::string& logLine() { return log_line_; }
   // Strings one request needs while it is on its way (normalized host and path, the head being
   // sent), lent for the request and given back with their capacity.
   std::unique_ptr<RequestText> takeText();
@@ -120,6 +122,7 @@ private:
   BufferPool buffers_;
   http::RequestHead request_head_;
   http::ResponseHead response_head_;
+  std::string log_line_;
   std::vector<std::unique_ptr<RequestText>> free_texts_;
   upstream::Pool pool_;
   lb::Rng rng_;
