@@ -462,4 +462,15 @@ std::string serviceYaml(const std::string& name, int port, const std::string& po
   return y;
 }
 
+double metricValue(std::uint16_t admin_port, const std::string& sample) {
+  std::istringstream in(httpGet(admin_port, "/metrics"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(sample + " ", 0) == 0) {
+      return std::stod(line.substr(sample.size() + 1));
+    }
+  }
+  return -1;
+}
+
 }  // namespace sluice::test

@@ -109,6 +109,8 @@ std::optional<Response> request(std::uint16_t port, const std::string& method,
                                 const std::string& body = "");
 
 std::string httpGet(std::uint16_t port, const std::string& path);
+// The value of the agent's /metrics sample named exactly `sample` (labels included), or -1.
+double metricValue(std::uint16_t admin_port, const std::string& sample);
 
 // The echo backend's "service" field of a reply, or "<status>" for a reply that is not the
 // backend's (an agent 404/503), or "<no response>".

@@ -25,6 +25,8 @@ struct RawFlags {
   std::string header_timeout = "10s", idle_timeout = "60s", body_timeout = "60s";
   std::string connect_timeout = "5s", response_timeout = "60s", upstream_idle = "30s";
   std::string tunnel_idle = "1h", drain_timeout = "30s", shutdown_delay = "0s";
+  std::string request_timeout = "60s";
+  std::uint64_t min_body_rate = 0;
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
   std::uint64_t max_body = 0;
   std::size_t max_head = 0;
@@ -112,6 +114,14 @@ void addProxyFlags(CLI::App& cli, RawFlags& raw) {
       ->capture_default_str();
   cli.add_option("--body-timeout", raw.body_timeout, "Inactivity while reading a request body")
       ->capture_default_str();
+  cli.add_option("--request-timeout", raw.request_timeout,
+                 "Total time from a request head's first byte to its body's last (0s: none)")
+      ->capture_default_str();
+  cli.add_option("--min-body-rate", raw.min_body_rate,
+                 "Request bodies must arrive at least this fast, in bytes/s averaged over 10 s "
+                 "(0: no minimum)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 30))
+      ->capture_default_str();
   cli.add_option("--upstream-connect-timeout", raw.connect_timeout, "Upstream TCP connect")
       ->capture_default_str();
   cli.add_option("--upstream-response-timeout", raw.response_timeout,
@@ -183,6 +193,12 @@ Result<void> applyDurations(const RawFlags& raw, AgentConfig& out) {
     return Error("--shutdown-delay '" + raw.shutdown_delay + "' is not a duration (e.g. 0s, 5s)");
   }
   out.shutdown_delay = *delay;
+  auto request = parseDuration(raw.request_timeout);
+  if (!request) {
+    return Error("--request-timeout '" + raw.request_timeout +
+                 "' is not a duration (e.g. 60s, 5m; 0s for none)");
+  }
+  out.proxy.request_timeout = *request;
   if (!(out.lease_duration > out.renew_deadline && out.renew_deadline > out.retry_period) ||
       out.lease_duration < std::chrono::seconds(1)) {
     return Error(
@@ -294,6 +310,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   raw.max_body = out.proxy.max_request_body;
   raw.max_head = out.proxy.limits.max_head_bytes;
   raw.max_idle = out.proxy.max_idle_per_endpoint;
+  raw.min_body_rate = out.proxy.min_body_rate;
   CLI::App cli{"ingress-agent: Sluice's node agent, an eBPF-assisted Kubernetes ingress"};
   cli.set_version_flag("--version", std::string("ingress-agent 0.1.0"));
   addSourceFlags(cli, out);
@@ -314,6 +331,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   out.workers = raw.workers;
   out.proxy.max_request_body = raw.max_body;
   out.proxy.max_idle_per_endpoint = raw.max_idle;
+  out.proxy.min_body_rate = raw.min_body_rate;
   out.proxy.limits.max_head_bytes = raw.max_head;
   out.proxy.limits.max_request_line = std::min(out.proxy.limits.max_request_line, raw.max_head);
   out.proxy.access_log = !out.access_log.empty();

@@ -14,6 +14,10 @@ struct ProxyConfig {
   std::chrono::milliseconds header_timeout{10'000};  // first byte of a head → its end
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
   std::chrono::milliseconds body_timeout{60'000};    // inactivity while reading a request body
+  // First byte of the head → last byte of the body, whatever the activity; 0 = none.
+  std::chrono::milliseconds request_timeout{60'000};
+  // Request bodies: at least this many bytes/s in every 10 s window; 0 = no minimum.
+  std::uint64_t min_body_rate = 1024;
   std::chrono::milliseconds upstream_connect_timeout{5'000};
   std::chrono::milliseconds upstream_response_timeout{60'000};  // head, and inactivity in body
   std::chrono::milliseconds upstream_idle_timeout{30'000};      // pooled idle connections

@@ -20,6 +20,9 @@ namespace sluice::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// A body write upstream that took longer than this means the upstream, not the client, set the
+// pace in that --min-body-rate window.
+constexpr auto kUpstreamHeldUp = std::chrono::milliseconds(100);
 
 namespace {
 
@@ -176,7 +179,9 @@ asio::awaitable<Forwarder::Result> Forwarder::streamRequestBody() {
                         .remaining = req_.content_length,
                         .total = req_.content_length,
                         .max_payload = worker_.config().max_request_body};
+  watchdog_.startBodyRate(worker_.config().min_body_rate);
   const PumpEnd end = co_await pump(client_, in_, up_->socket, framing, {}, Direction::kRequest);
+  watchdog_.stopBodyRate();
   if (end == PumpEnd::kDone) {
     co_return Result{Outcome::kKeepAlive};
   }
@@ -334,11 +339,15 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   co_return Result{keep ? Outcome::kKeepAlive : Outcome::kClose, status};
 }
 
-void Forwarder::touch(void* self) {
+void Forwarder::touch(void* self, std::size_t sent) {
   auto* f = static_cast<Forwarder*>(self);
   const ProxyConfig& cfg = f->worker_.config();
-  f->watchdog_.arm(f->touching_ == Direction::kResponse ? cfg.upstream_response_timeout
-                                                        : cfg.body_timeout);
+  if (f->touching_ == Direction::kResponse) {
+    f->watchdog_.arm(cfg.upstream_response_timeout);
+  } else {
+    f->watchdog_.countBody(sent);
+    f->watchdog_.arm(cfg.body_timeout, Watchdog::kCapped);
+  }
 }
 
 asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& buf, tcp::socket& to,
@@ -369,8 +378,9 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
       done = r.status == http::ParseStatus::kComplete;
     }
     if (take > 0 || !prefix.empty()) {
+      const auto write_start = std::chrono::steady_clock::now();
       if (dir == Direction::kRequest) {
-        watchdog_.arm(cfg.upstream_response_timeout);
+        watchdog_.arm(cfg.upstream_response_timeout);  // the upstream's turn, not the client's
       }
       const std::array<asio::const_buffer, 2> bufs{asio::buffer(prefix),
                                                    asio::buffer(avail.data(), take)};
@@ -380,11 +390,19 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
         co_return PumpEnd::kWriteFailed;
       }
       buf.consume(take);
+      if (dir == Direction::kRequest &&
+          std::chrono::steady_clock::now() - write_start > kUpstreamHeldUp) {
+        watchdog_.upstreamHeldUp();
+      }
     }
     if (done) {
       co_return PumpEnd::kDone;
     }
-    watchdog_.arm(dir == Direction::kRequest ? cfg.body_timeout : cfg.upstream_response_timeout);
+    if (dir == Direction::kRequest) {
+      watchdog_.arm(cfg.body_timeout, Watchdog::kCapped);
+    } else {
+      watchdog_.arm(cfg.upstream_response_timeout);
+    }
     if (f.kind == http::BodyKind::kContentLength && buf.empty() &&
         cfg.splice.body == SpliceStrategy::kPipe && f.total > cfg.splice.body_threshold) {
       // A large delimited body: the rest moves socket to socket with splice(2), exactly its
@@ -398,6 +416,9 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
       // EOF ends a close-delimited body; anywhere else the body was cut short.
       const bool end_of_body = f.kind == http::BodyKind::kUntilClose && ec == asio::error::eof;
       co_return end_of_body ? PumpEnd::kDone : PumpEnd::kReadFailed;
+    }
+    if (dir == Direction::kRequest) {
+      watchdog_.countBody(n);
     }
     buf.commit(n);
   }

@@ -106,7 +106,7 @@ private:
   Result upstreamFailure(bool close);
   void take(upstream::ConnectResult connected);
   void release(bool reusable);
-  static void touch(void* self);
+  static void touch(void* self, std::size_t sent);
 
   Worker& worker_;
   boost::asio::ip::tcp::socket& client_;

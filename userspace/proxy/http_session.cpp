@@ -149,6 +149,8 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
   if (idle_ && !co_await waitForRequest()) {
     co_return http::ParseResult{};
   }
+  // The head's first byte is here (or already buffered, pipelined): the request's clock starts.
+  watchdog_.startRequest(cfg.request_timeout);
   bool header_deadline_set = false;
   for (;;) {
     if (!in_.empty()) {
@@ -167,7 +169,7 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
       }
       idle_ = false;
       if (!header_deadline_set) {
-        watchdog_.arm(cfg.header_timeout);
+        watchdog_.arm(cfg.header_timeout, Watchdog::kCapped);
         header_deadline_set = true;
       }
     }

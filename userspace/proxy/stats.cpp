@@ -36,6 +36,12 @@ void renderGlobalMetrics(admin::MetricsWriter& out) {
               g.connections_total.load());
   out.counter("sluice_upgrades_total", "Connections switched to a tunnel (101).",
               g.upgrades.load());
+  out.family("sluice_client_timeouts_total", Type::kCounter,
+             "Requests cut (408) because the client was too slow: past --request-timeout "
+             "(request_deadline), or a body under --min-body-rate (body_rate).");
+  out.sample("sluice_client_timeouts_total", {{"reason", "request_deadline"}},
+             g.request_deadlines.load());
+  out.sample("sluice_client_timeouts_total", {{"reason", "body_rate"}}, g.slow_bodies.load());
 }
 
 void renderRouteMetrics(admin::MetricsWriter& out, const StatsRegistry<RouteStats>& routes) {

@@ -53,6 +53,8 @@ struct GlobalStats {
   Counter connections_total{0};
   Counter requests_total{0};
   Counter upgrades{0};
+  Counter request_deadlines{0};  // --request-timeout passed while the client sent its request
+  Counter slow_bodies{0};        // a request body under --min-body-rate for a whole window
   std::array<Counter, static_cast<std::size_t>(LocalReply::kCount)> local_replies{};
   std::array<Counter, 32> parse_errors{};  // by http::ParseError
   void localReply(LocalReply r) { bump(local_replies[static_cast<std::size_t>(r)]); }

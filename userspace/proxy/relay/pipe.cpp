@@ -117,21 +117,12 @@ asio::awaitable<SpliceEnd> spliceLoop(tcp::socket& from, tcp::socket& to, std::u
 }
 
 asio::awaitable<bool> spliceExactly(tcp::socket& from, tcp::socket& to, std::uint64_t length,
-                                    std::size_t pipe_bytes, void (*touch)(void*), void* touch_arg) {
+                                    std::size_t pipe_bytes, SpliceProgress progress,
+                                    void* context) {
   boost::system::error_code ignored;
   from.native_non_blocking(true, ignored);
   to.native_non_blocking(true, ignored);
-  struct Touch {
-    void (*fn)(void*);
-    void* arg;
-  } t{touch, touch_arg};
-  const SpliceEnd end = co_await spliceLoop(
-      from, to, length, pipe_bytes,
-      [](void* ctx, std::size_t) {
-        auto* tt = static_cast<Touch*>(ctx);
-        tt->fn(tt->arg);
-      },
-      &t);
+  const SpliceEnd end = co_await spliceLoop(from, to, length, pipe_bytes, progress, context);
   if (end == SpliceEnd::kDone) {
     auto& stats = spliceStats();
     stats.body_splices.fetch_add(1, std::memory_order_relaxed);

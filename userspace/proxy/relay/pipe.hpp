@@ -23,11 +23,11 @@ boost::asio::awaitable<SpliceEnd> spliceLoop(boost::asio::ip::tcp::socket& from,
                                              void* context);
 
 // Moves exactly `length` bytes from `from` to `to`. The caller sets the deadline before the
-// call; `touch(touch_arg)` runs whenever bytes move. False on EOF before `length`, an error, or
-// cancellation (the caller's watchdog cancels the sockets).
+// call; `progress(context, sent)` runs whenever bytes move. False on EOF before `length`, an
+// error, or cancellation (the caller's watchdog cancels the sockets).
 boost::asio::awaitable<bool> spliceExactly(boost::asio::ip::tcp::socket& from,
                                            boost::asio::ip::tcp::socket& to, std::uint64_t length,
-                                           std::size_t pipe_bytes, void (*touch)(void*),
-                                           void* touch_arg);
+                                           std::size_t pipe_bytes, SpliceProgress progress,
+                                           void* context);
 
 }  // namespace sluice::proxy
