@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <string_view>
 
+// The path and host normalizers were declared here; existing callers find them through this.
+#include "http/normalize.hpp"
+
 namespace sluice::http {
 
 inline constexpr std::size_t kMaxHeaders = 100;
@@ -196,15 +199,5 @@ std::string_view findHeader(const Header* headers, std::size_t count, std::strin
 // True for hop-by-hop fields a proxy must not forward: Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, and every field named in a Connection header value.
 bool isHopByHop(std::string_view name, std::string_view connection_value);
-
-// Normalize an origin-form path for routing: percent-decodes unreserved characters only (other
-// escapes stay, upper-cased), removes "." and ".." segments. Returns false for paths that are
-// not origin-form or climb above the root. `out` must have room for path.size() bytes; the result
-// is never longer than the input. `out_len` receives the normalized length.
-bool normalizePath(std::string_view path, char* out, std::size_t& out_len);
-
-// Lower-case the host and strip an optional :port (IPv6 literals keep their brackets). Returns
-// false for a syntactically invalid host. `out` needs host.size() bytes.
-bool normalizeHost(std::string_view host, char* out, std::size_t& out_len);
 
 }  // namespace sluice::http
