@@ -409,13 +409,15 @@ TEST(ErrorsTest, StatusAndNames) {
       {ParseError::kBadChunkExtension, "bad_chunk_extension"},
       {ParseError::kBadChunkData, "bad_chunk_data"},
       {ParseError::kBadTrailer, "bad_trailer"},
+      {ParseError::kBodyTooLarge, "body_too_large"},
   };
-  ASSERT_EQ(all.size(), static_cast<std::size_t>(ParseError::kBadTrailer) + 1);
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(ParseError::kBodyTooLarge) + 1);
   for (const auto& [error, name] : all) {
     EXPECT_EQ(errorName(error), name);
     const int expected =
         error == ParseError::kRequestLineTooLong                                     ? 414
         : error == ParseError::kHeadTooLarge || error == ParseError::kTooManyHeaders ? 431
+        : error == ParseError::kBodyTooLarge                                         ? 413
                                                                                      : 400;
     EXPECT_EQ(statusFor(error), expected) << name;
   }
