@@ -1,6 +1,7 @@
 # cmake -P script behind the fuzz_*_smoke tests.
 #   FUZZER          fuzzer executable
-#   CORPUS_ROOT     directory whose subdirectories hold *.http seeds
+#   CORPUS_ROOT     directory whose subdirectories (or itself) hold the seeds
+#   SEED_GLOB       seed file pattern (default *.http)
 #   WORK_DIR        scratch directory in the build tree (wiped first)
 #   DICT            libFuzzer dictionary (optional)
 #   MAX_TOTAL_TIME  seconds to fuzz
@@ -13,7 +14,10 @@ endforeach()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}/corpus" "${WORK_DIR}/artifacts")
 # Seeds are prefixed with their folder: malformed/ and valid/ both start at 001.
-file(GLOB_RECURSE seeds "${CORPUS_ROOT}/*.http")
+if(NOT DEFINED SEED_GLOB OR SEED_GLOB STREQUAL "")
+  set(SEED_GLOB "*.http")
+endif()
+file(GLOB_RECURSE seeds "${CORPUS_ROOT}/${SEED_GLOB}")
 foreach(seed IN LISTS seeds)
   get_filename_component(folder "${seed}" DIRECTORY)
   get_filename_component(folder "${folder}" NAME)

@@ -355,6 +355,8 @@ int statusFor(ParseError e) {
     case ParseError::kHeadTooLarge:
     case ParseError::kTooManyHeaders:
       return 431;
+    case ParseError::kBodyTooLarge:
+      return 413;
     default:
       return 400;
   }
@@ -410,6 +412,8 @@ std::string_view errorName(ParseError e) {
       return "bad_chunk_data";
     case ParseError::kBadTrailer:
       return "bad_trailer";
+    case ParseError::kBodyTooLarge:
+      return "body_too_large";
   }
   return "unknown";
 }

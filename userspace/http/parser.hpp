@@ -12,9 +12,14 @@
 // extensions; Content-Length, Transfer-Encoding and Host are refused as trailer fields.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
+
+// The path and host normalizers were declared here; existing callers find them through this.
+#include "http/normalize.hpp"
 
 namespace sluice::http {
 
@@ -57,9 +62,10 @@ enum class ParseError : std::uint8_t {
   kBadChunkExtension,    // chunk-ext with invalid bytes
   kBadChunkData,         // chunk data not followed by CRLF
   kBadTrailer,           // invalid trailer field
+  kBodyTooLarge,         // chunked payload over ChunkedDecoder::Config::max_payload -> 413
 };
 
-// The HTTP status a client gets for a request that failed with `e` (400, 414 or 431).
+// The HTTP status a client gets for a request that failed with `e` (400, 413, 414 or 431).
 int statusFor(ParseError e);
 // A short stable name for metrics and logs, e.g. "bad_chunk_size".
 std::string_view errorName(ParseError e);
@@ -125,23 +131,58 @@ ParseResult parseRequestHead(std::string_view buf, RequestHead& out, const Limit
 ParseResult parseResponseHead(std::string_view buf, ResponseHead& out,
                               std::string_view request_method, const Limits& limits = {});
 
-// Incremental validator for a chunked body, fed raw bytes as they arrive. It does not copy or
-// de-chunk: the proxy forwards the raw bytes it consumed, so the downstream sees exactly the
-// framing we validated. Trailers are validated like header fields, and Content-Length,
+// Incremental decoder for a chunked body, fed raw bytes as they arrive; a body split anywhere
+// across reads is judged exactly as if it had arrived whole. It never copies payload. The mode
+// decides what the caller writes downstream for the bytes it consumed (feed(data, Spans&)):
+// - kValidate: those raw bytes unchanged, so the next hop sees exactly the framing we validated;
+// - kFilterTrailers: the raw bytes, minus the trailer fields with header-only semantics
+//   (isHeaderOnlyTrailer): the kept trailer section is collected in a caller-provided scratch
+//   buffer and emitted once the body ends (a request body forwarded upstream);
+// - kDechunk: the payload only, without chunk lines and trailers (a chunked response relayed to
+//   an HTTP/1.0 client as a close-delimited body).
+// Trailers are validated like header fields in every mode, and Content-Length,
 // Transfer-Encoding and Host are refused there. After kComplete, feed() returns kComplete with
 // `consumed` 0 until reset(); after kError it keeps returning the same error.
 class ChunkedDecoder {
 public:
+  enum class Mode : std::uint8_t { kValidate, kFilterTrailers, kDechunk };
+  struct Config {
+    Mode mode = Mode::kValidate;
+    // Most payload bytes (the sum of chunk sizes) allowed, 0 for no limit. A chunk-size line
+    // that would pass it fails with kBodyTooLarge (413) before any data of that chunk, so a body
+    // over --max-request-body is told apart from bad framing (400).
+    std::uint64_t max_payload = 0;
+    // kFilterTrailers: where the kept trailer section is built, reused for every body. The
+    // trailer limit becomes min(max_trailer_bytes, its size): give it max_trailer_bytes.
+    std::span<char> trailer_scratch{};
+  };
   struct Result {
-    ParseStatus status;  // kIncomplete: all of `data` consumed, body continues; kComplete: body
-                         // ended after `consumed` bytes; kError: invalid framing
+    ParseStatus status;  // kIncomplete: the body continues (see feed for consumed); kComplete:
+                         // the body ended after `consumed` bytes; kError: invalid framing
     ParseError error;
     std::size_t consumed;
   };
+  // What to write downstream for one feed(), in order: views into the data fed or into the
+  // trailer scratch, valid until the next feed() or reset(). Empty views are never listed.
+  struct Spans {
+    static constexpr std::size_t kCapacity = 16;
+    std::array<std::string_view, kCapacity> part{};
+    std::size_t count = 0;
+  };
+
   explicit ChunkedDecoder(std::size_t max_trailer_bytes = 8192) : max_trailer_(max_trailer_bytes) {}
+  // Validates `data`; kIncomplete means all of it was consumed. In kValidate the caller forwards
+  // data[0, consumed); in the other modes use the Spans overload to know what to write.
   Result feed(std::string_view data);
+  // The same, and fills `out` (cleared first) with what to write for the consumed bytes.
+  // kDechunk lists one span per chunk's data and stops early when `out` is full: then the status
+  // is kIncomplete with consumed < data.size(); write the spans, drop the consumed bytes and call
+  // again with the rest before reading more. On kError `out` is meaningless.
+  Result feed(std::string_view data, Spans& out);
+  // Ready for the next body, with `config`; reset() is kValidate without a payload limit.
+  void reset(const Config& config);
   void reset();
-  // Payload bytes (sum of chunk sizes) seen so far, for body-size limits.
+  // Payload bytes declared by the chunk-size lines seen so far (counted before their data).
   std::uint64_t payloadBytes() const { return payload_; }
 
 private:
@@ -174,21 +215,43 @@ private:
   };
   static constexpr std::size_t kTrailerNameCapture = 18;  // longest name checked, plus one
 
+  Result decode(std::string_view data, Spans* out, std::size_t& raw_end);
   Result failAt(ParseError e, std::size_t at);
+  ParseError stepSize(char c);
+  ParseError stepExt(char c);
+  ParseError stepSizeLf(char c);
+  ParseError stepTrailer(char c);
   bool trailerNameForbidden() const;
+  std::size_t trailerLimit() const;
 
   State state_ = State::kSize;
   ExtState ext_state_ = ExtState::kBeforeSemi;
   ParseError error_ = ParseError::kNone;
+  Mode mode_ = Mode::kValidate;
+  bool drop_field_ = false;  // kFilterTrailers: the current trailer field is not forwarded
   std::uint64_t remaining_ = 0;
   std::uint64_t payload_ = 0;
+  std::uint64_t max_payload_ = 0;
   std::size_t size_digits_ = 0;
   std::size_t ext_bytes_ = 0;
   std::size_t trailer_bytes_ = 0;
   std::size_t max_trailer_;
   std::size_t trailer_name_len_ = 0;
   char trailer_name_[kTrailerNameCapture] = {};
+  std::span<char> scratch_;
+  std::size_t scratch_len_ = 0;
+  std::size_t field_start_ = 0;  // offset in scratch_ of the current trailer field
 };
+
+// RFC 9110 §6.5.1: trailer fields a recipient must not treat like the header field of the same
+// name, and which kFilterTrailers drops from a request body: framing and connection control
+// (Trailer, TE, Connection, Keep-Alive, Proxy-Connection, Upgrade), routing and request
+// modifiers (Expect, Max-Forwards, Cache-Control, Pragma, Range, If-*), authentication
+// (Authorization, Proxy-Authorization, Proxy-Authenticate, WWW-Authenticate, Cookie, Set-Cookie),
+// content handling (Content-Encoding, Content-Type, Content-Range), forwarding (Forwarded,
+// X-Forwarded-*, X-Real-IP, Via, X-Original-URL, X-Rewrite-URL), and any name with '_' (the
+// header rule). Content-Length, Transfer-Encoding and Host are refused outright, not dropped.
+bool isHeaderOnlyTrailer(std::string_view name);
 
 // Header lookup helpers (case-insensitive names).
 std::string_view findHeader(const Header* headers, std::size_t count, std::string_view name);
@@ -196,15 +259,5 @@ std::string_view findHeader(const Header* headers, std::size_t count, std::strin
 // True for hop-by-hop fields a proxy must not forward: Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade, and every field named in a Connection header value.
 bool isHopByHop(std::string_view name, std::string_view connection_value);
-
-// Normalize an origin-form path for routing: percent-decodes unreserved characters only (other
-// escapes stay, upper-cased), removes "." and ".." segments. Returns false for paths that are
-// not origin-form or climb above the root. `out` must have room for path.size() bytes; the result
-// is never longer than the input. `out_len` receives the normalized length.
-bool normalizePath(std::string_view path, char* out, std::size_t& out_len);
-
-// Lower-case the host and strip an optional :port (IPv6 literals keep their brackets). Returns
-// false for a syntactically invalid host. `out` needs host.size() bytes.
-bool normalizeHost(std::string_view host, char* out, std::size_t& out_len);
 
 }  // namespace sluice::http

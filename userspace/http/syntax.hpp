@@ -260,4 +260,8 @@ struct Authority {
 };
 bool parseAuthority(std::string_view text, Authority& out);
 
+// RFC 3986 IPv4address (dec-octets without leading zeros) and IPv6address (no brackets, no zone).
+bool validIpv4(std::string_view s);
+bool validIpv6(std::string_view s);
+
 }  // namespace sluice::http::detail

@@ -55,7 +55,7 @@ struct Cluster {
 };
 
 struct PathRule {
-  std::string path;  // as written; Prefix paths keep any trailing slash here
+  std::string path;  // normalized (model::normalizeRulePath); Prefix paths keep a trailing slash
   PathType type = PathType::kPrefix;
   std::string cluster;  // Cluster::name
   std::string ingress;  // "namespace/name" that contributed it, for labels and debugging

@@ -47,6 +47,62 @@ std::string normalizedPath(const std::string& path, bool exact) {
   return path;
 }
 
+// Why a rule path cannot be matched, in the words of the Ingress author.
+std::string_view rulePathProblem(http::PathError e) {
+  switch (e) {
+    case http::PathError::kNone:
+      return "";
+    case http::PathError::kNotOriginForm:
+      return "must start with \"/\"";
+    case http::PathError::kBadByte:
+      return "contains a control byte, '#' or '?', which no request path can hold";
+    case http::PathError::kBadEscape:
+      return "has a '%' that is not followed by two hex digits";
+    case http::PathError::kEscapedSlash:
+      return "contains %2F or %5C, which requests may not carry (--path-escaped-slashes=reject)";
+    case http::PathError::kBackslash:
+      return "contains \\, which requests may not carry (--path-escaped-slashes=reject)";
+    case http::PathError::kAboveRoot:
+      return "climbs above \"/\" with \"..\"";
+  }
+  return "is invalid";
+}
+
+}  // namespace
+
+Result<std::string> normalizeRulePath(std::string_view path, const http::PathOptions& options) {
+  if (path.empty()) {
+    return std::string("/");
+  }
+  // A path written with raw UTF-8 or spaces names what a client sends percent-encoded.
+  std::string encoded;
+  encoded.reserve(path.size());
+  for (const char c : path) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == ' ' || byte >= 0x80) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      encoded.push_back('%');
+      encoded.push_back(kHex[byte >> 4]);
+      encoded.push_back(kHex[byte & 0x0f]);
+    } else {
+      encoded.push_back(c);
+    }
+  }
+  if (encoded == "*") {
+    return Error(std::string(rulePathProblem(http::PathError::kNotOriginForm)));
+  }
+  std::string out(encoded.size(), '\0');
+  std::size_t len = 0;
+  if (const http::PathError e = http::normalizePath(encoded, options, out.data(), len);
+      e != http::PathError::kNone) {
+    return Error(std::string(rulePathProblem(e)));
+  }
+  out.resize(len);
+  return out;
+}
+
+namespace {
+
 std::string ingressKey(const k8s::Ingress& ing) {
   return ing.metadata.ns + "/" + ing.metadata.name;
 }
@@ -219,7 +275,15 @@ private:
           continue;
         }
         const bool exact = p.path_type == k8s::PathType::kExact;
-        const std::string path = p.path.empty() ? std::string("/") : p.path;
+        // Rule paths are normalized like request paths, so "/caf%c3%a9" matches what a client
+        // sends for it, and a path no request can carry is reported instead of never matching.
+        Result<std::string> normalized = normalizeRulePath(p.path, options_.paths);
+        if (!normalized) {
+          warn(object, where + ".path \"" + p.path + "\" " + normalized.error().message() +
+                           "; rule skipped");
+          continue;
+        }
+        const std::string& path = *normalized;
         auto [owner, inserted] =
             build.owners.try_emplace({normalizedPath(path, exact), exact}, key);
         if (!inserted) {

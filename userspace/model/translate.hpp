@@ -7,6 +7,8 @@
 //   same host, normalized path and type, the oldest wins and the other gets a "shadowed" warning.
 // - ImplementationSpecific is treated as Prefix (also for duplicate detection); an empty
 //   ImplementationSpecific path means "/".
+// - Rule paths are normalized like request paths (normalizeRulePath); a path that no request
+//   could match is skipped with a warning.
 // - A request that matches no path of its host bucket goes to that host's default backend (the
 //   defaultBackend of the oldest Ingress that has one among those with rules for the host), else
 //   to the global default backend (oldest Ingress of our class with one), else 404.
@@ -15,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.hpp"
+#include "http/normalize.hpp"
 #include "k8s/ingress_class.hpp"
 #include "k8s/objects.hpp"
 #include "k8s/store.hpp"
@@ -31,7 +35,13 @@ struct TranslateOptions {
   std::string tcp_services = "sluice-system/sluice-tcp-services";
   // Ports the agent serves otherwise (HTTP, admin): a TCP route cannot take them.
   std::vector<std::uint16_t> reserved_ports;
+  // How request paths are normalized (--path-escaped-slashes): rule paths follow the same rules.
+  http::PathOptions paths{};
 };
+
+// A rule path as the route table compares it: raw bytes >= 0x80 and spaces percent-encoded, then
+// http::normalizePath with `options` ("" is "/"). An error says why no request could match it.
+Result<std::string> normalizeRulePath(std::string_view path, const http::PathOptions& options);
 
 // The cluster name for a service backend of an Ingress in `ns`: "ns/service:port", with the port
 // as written (number or name).

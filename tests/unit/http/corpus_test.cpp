@@ -42,7 +42,7 @@ std::vector<fs::path> httpFiles(const fs::path& dir) {
 }
 
 ParseError errorByName(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(ParseError::kBadTrailer); ++i) {
+  for (int i = 0; i <= static_cast<int>(ParseError::kBodyTooLarge); ++i) {
     const auto e = static_cast<ParseError>(i);
     if (errorName(e) == name) {
       return e;

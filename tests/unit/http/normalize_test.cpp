@@ -57,15 +57,31 @@ TEST(NormalizePathTest, Table) {
       {"/a/..b/c", "/a/..b/c"},
       {"/a/.b", "/a/.b"},
       {"/a./b", "/a./b"},
-      // multiple slashes are kept as received
-      {"//a//b", "//a//b"},
-      {"/a//../b", "/a/b"},
-      {"/a//..", "/a/"},
+      // runs of slashes are merged before anything else
+      {"//a//b", "/a/b"},
+      {"//admin", "/admin"},
+      {"///", "/"},
+      {"/a//", "/a/"},
+      {"/a//../b", "/b"},
+      {"/a//..", "/"},
+      {"/a/.//b", "/a/b"},
+      {"//..//a", nullptr},
+      // a segment that is "." or ".." without its ";" parameters is a dot-segment
+      {"/public/..;/manager", "/manager"},
+      {"/public/..;x=1/manager", "/manager"},
+      {"/a/.;x/b", "/a/b"},
+      {"/a/b/..;", "/a/"},
+      {"/a/%2e%2e;jsessionid=1/b", "/b"},
+      {"/..;/a", nullptr},
+      {"/a;x/b", "/a;x/b"},
+      {"/a/..x;/b", "/a/..x;/b"},
+      {"/a/...;/b", "/a/...;/b"},
+      {"/a/;/b", "/a/;/b"},
+      {"/a/..%3B/b", "/a/..%3B/b"},
       // escapes: unreserved decoded, the rest upper-cased
       {"/%41%42c", "/ABc"},
       {"/%7e%2D%2e%5F", "/~-._"},
-      {"/a%2fb", "/a%2Fb"},
-      {"/a%2Fb", "/a%2Fb"},
+
       {"/%20x%3a", "/%20x%3A"},
       {"/%00", "/%00"},
       {"/%c3%a9", "/%C3%A9"},
@@ -78,7 +94,12 @@ TEST(NormalizePathTest, Table) {
       {"/a/%2e./b/", "/b/"},
       // other visible bytes the parser accepts pass through
       {"/a;b=c,d!$&'()*+:@", "/a;b=c,d!$&'()*+:@"},
-      {"/a\\b", "/a\\b"},
+      // escaped slashes and backslashes are refused by default
+      {"/a%2fb", nullptr},
+      {"/a%2Fb", nullptr},
+      {"/a%5cb", nullptr},
+      {"/a\\b", nullptr},
+      {"/%2F", nullptr},
       // rejected
       {"/..", nullptr},
       {"/../a", nullptr},
@@ -116,6 +137,79 @@ TEST(NormalizePathTest, Table) {
   }
 }
 
+// The reason a path is refused, and the keep switch.
+PathError reason(std::string_view in, EscapedSlashes slashes = EscapedSlashes::kReject) {
+  std::vector<char> out(in.size() == 0 ? 1 : in.size());
+  std::size_t len = 12345;
+  const PathError e = normalizePath(in, PathOptions{.escaped_slashes = slashes}, out.data(), len);
+  if (e != PathError::kNone) {
+    EXPECT_EQ(len, 0U) << in;
+  }
+  return e;
+}
+
+std::optional<std::string> kept(std::string_view in) {
+  std::vector<char> out(in.size() == 0 ? 1 : in.size());
+  std::size_t len = 0;
+  if (normalizePath(in, PathOptions{.escaped_slashes = EscapedSlashes::kKeep}, out.data(), len) !=
+      PathError::kNone) {
+    return std::nullopt;
+  }
+  return std::string(out.data(), len);
+}
+
+TEST(NormalizePathTest, RefusalsNameTheirReason) {
+  EXPECT_EQ(reason("/a/b"), PathError::kNone);
+  EXPECT_EQ(reason(""), PathError::kNotOriginForm);
+  EXPECT_EQ(reason("a/b"), PathError::kNotOriginForm);
+  EXPECT_EQ(reason("/a b"), PathError::kBadByte);
+  EXPECT_EQ(reason("/a?b"), PathError::kBadByte);
+  EXPECT_EQ(reason("/a#b"), PathError::kBadByte);
+  EXPECT_EQ(reason("/a\x80"), PathError::kBadByte);
+  EXPECT_EQ(reason("/%G0"), PathError::kBadEscape);
+  EXPECT_EQ(reason("/a%2"), PathError::kBadEscape);
+  EXPECT_EQ(reason("/a%2f"), PathError::kEscapedSlash);
+  EXPECT_EQ(reason("/a%5C"), PathError::kEscapedSlash);
+  EXPECT_EQ(reason("/a\\b"), PathError::kBackslash);
+  EXPECT_EQ(reason("/.."), PathError::kAboveRoot);
+  EXPECT_EQ(reason("/a/../..;x"), PathError::kAboveRoot);
+  EXPECT_EQ(reason("/a%2fb", EscapedSlashes::kKeep), PathError::kNone);
+  EXPECT_EQ(reason("/a\\b", EscapedSlashes::kKeep), PathError::kNone);
+}
+
+TEST(NormalizePathTest, ErrorNames) {
+  const std::pair<PathError, std::string_view> all[] = {
+      {PathError::kNone, "none"},
+      {PathError::kNotOriginForm, "not_origin_form"},
+      {PathError::kBadByte, "bad_byte"},
+      {PathError::kBadEscape, "bad_escape"},
+      {PathError::kEscapedSlash, "escaped_slash"},
+      {PathError::kBackslash, "backslash"},
+      {PathError::kAboveRoot, "above_root"},
+  };
+  ASSERT_EQ(std::size(all), kPathErrorCount);
+  for (const auto& [e, name] : all) {
+    EXPECT_EQ(pathErrorName(e), name);
+  }
+  EXPECT_EQ(pathErrorName(static_cast<PathError>(200)), "unknown");
+}
+
+TEST(NormalizePathTest, KeptEscapedSlashesAreOpaque) {
+  const PathCase cases[] = {
+      {"/a%2fb", "/a%2Fb"},         {"/a%2Fb/%5c", "/a%2Fb/%5C"}, {"/a\\b", "/a\\b"},
+      {"/a%2f..", "/a%2F.."},  // not a dot-segment: the escape is not a separator
+      {"/a/..%2f/b", "/a/..%2F/b"}, {"/a\\../b", "/a\\../b"},     {"/x/%2f/../y", "/x/y"},
+      {"//a%2F//b", "/a%2F/b"},     {"/a/%2E%2E", "/"},
+  };
+  for (const PathCase& c : cases) {
+    SCOPED_TRACE(c.in);
+    const std::optional<std::string> got = kept(c.in);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(*got, c.out);
+    EXPECT_EQ(kept(*got), got) << "idempotent";
+  }
+}
+
 TEST(NormalizePathTest, NulByteRejected) {
   EXPECT_FALSE(path(std::string("/a\0b", 4)).has_value());
 }
@@ -148,7 +242,38 @@ TEST(NormalizeHostTest, Table) {
       {"[::]", "[::]"},
       {"xn--BCHER-kva.example", "xn--bcher-kva.example"},
       {"h:65535", "h"},
-      {"%41.example", "%41.example"},
+      {"a-b.c-d", "a-b.c-d"},
+      {"1.2.3.4.", "1.2.3.4"},
+      {"9a.example", "9a.example"},
+      {"example.123a", "example.123a"},
+      {"0xg.example", "0xg.example"},
+      // refused: anything but LDH labels, IP literals and a port
+      {"%41.example", nullptr},
+      {"a_b.example", nullptr},
+      {"a,b.example", nullptr},
+      {"a!b", nullptr},
+      {"a$b", nullptr},
+      {"a&b", nullptr},
+      {"a'b", nullptr},
+      {"a(b)", nullptr},
+      {"a*b", nullptr},
+      {"a+b", nullptr},
+      {"a;b", nullptr},
+      {"a=b", nullptr},
+      {"a~b", nullptr},
+      {"*.example.com", nullptr},
+      {".example.com", nullptr},
+      {"example..com", nullptr},
+      {"example.com..", nullptr},
+      // a name that ends in a number is an IPv4 address in another spelling
+      {"1.2.3", nullptr},
+      {"127.1", nullptr},
+      {"2130706433", nullptr},
+      {"01.2.3.4", nullptr},
+      {"1.2.3.256", nullptr},
+      {"example.0x7f", nullptr},
+      {"0x7f.0.0.1", nullptr},
+      {"example.0X", nullptr},
       {"", nullptr},
       {".", nullptr},
       {"a..", nullptr},
@@ -193,6 +318,24 @@ TEST(NormalizeHostTest, Table) {
       EXPECT_EQ(host(*got), got);
     }
   }
+}
+
+TEST(NormalizeHostTest, LabelAndNameLengths) {
+  const std::string label63(63, 'a');
+  const std::string label64(64, 'a');
+  EXPECT_EQ(host(label63 + ".example"), label63 + ".example");
+  EXPECT_EQ(host(label64 + ".example"), std::nullopt);
+  // 253 bytes in all (without the root dot) is the longest DNS name.
+  std::string name;
+  while (name.size() < 253 - 64) {
+    name += label63 + ".";
+  }
+  name += std::string(253 - name.size(), 'b');
+  ASSERT_EQ(name.size(), 253U);
+  EXPECT_EQ(host(name), name);
+  EXPECT_EQ(host(name + "."), name);
+  EXPECT_EQ(host(name + ":80"), name);
+  EXPECT_EQ(host("c" + name), std::nullopt);
 }
 
 TEST(HopByHopTest, FixedSet) {
@@ -266,13 +409,15 @@ TEST(ErrorsTest, StatusAndNames) {
       {ParseError::kBadChunkExtension, "bad_chunk_extension"},
       {ParseError::kBadChunkData, "bad_chunk_data"},
       {ParseError::kBadTrailer, "bad_trailer"},
+      {ParseError::kBodyTooLarge, "body_too_large"},
   };
-  ASSERT_EQ(all.size(), static_cast<std::size_t>(ParseError::kBadTrailer) + 1);
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(ParseError::kBodyTooLarge) + 1);
   for (const auto& [error, name] : all) {
     EXPECT_EQ(errorName(error), name);
     const int expected =
         error == ParseError::kRequestLineTooLong                                     ? 414
         : error == ParseError::kHeadTooLarge || error == ParseError::kTooManyHeaders ? 431
+        : error == ParseError::kBodyTooLarge                                         ? 413
                                                                                      : 400;
     EXPECT_EQ(statusFor(error), expected) << name;
   }

@@ -335,6 +335,53 @@ cluster t/web:80: 10.0.0.1:8080
 )");
 }
 
+// The decoder already refuses Exact and Prefix paths with "//", dot-segments or "%2F" (the API
+// server's rule); ImplementationSpecific paths and escapes reach translate.
+TEST(TranslateRulePaths, NormalizedLikeRequestsAndInvalidOnesSkipped) {
+  const std::string yaml =
+      std::string(kOurClass) + webService() +
+      pathsIngress(
+          "t", "old", "2024-01-01T00:00:00Z",
+          "  - http:\n      paths:\n" + pathLine("/caf%c3%a9", "Exact") +
+              pathLine("/%7Euser", "Prefix") + pathLine("//a//b/./c/", "ImplementationSpecific") +
+              pathLine("/x/..;/y", "ImplementationSpecific") +
+              pathLine("/a%2Fb", "ImplementationSpecific") + pathLine("\"/q?x\"", "Prefix") +
+              pathLine("/..", "ImplementationSpecific") + pathLine("\"/w\\\\x\"", "Exact")) +
+      pathsIngress("t", "new", "2024-02-01T00:00:00Z",
+                   "  - http:\n      paths:\n" + pathLine("/CAF%C3%A9", "Exact") +
+                       pathLine("/~user/", "Prefix"));
+  const DesiredState s = translate(storeFrom(yaml), {});
+  const std::string p0 = "Ingress t/old: spec.rules[0].http.paths[";
+  EXPECT_EQ(
+      dump(s),
+      R"(host ""
+  Exact /caf%C3%A9 -> t/web:80 (t/old)
+  Prefix /~user -> t/web:80 (t/old)
+  ImplementationSpecific /a/b/c/ -> t/web:80 (t/old)
+  ImplementationSpecific /y -> t/web:80 (t/old)
+  Exact /CAF%C3%A9 -> t/web:80 (t/new)
+cluster t/web:80: 10.0.0.1:8080
+warning )" +
+          p0 +
+          R"(4].path "/a%2Fb" contains %2F or %5C, which requests may not carry (--path-escaped-slashes=reject); rule skipped
+warning )" +
+          p0 +
+          R"(5].path "/q?x" contains a control byte, '#' or '?', which no request path can hold; rule skipped
+warning )" +
+          p0 + R"(6].path "/.." climbs above "/" with ".."; rule skipped
+warning )" +
+          p0 +
+          R"(7].path "/w\x" contains \, which requests may not carry (--path-escaped-slashes=reject); rule skipped
+warning Ingress t/new: spec.rules[0].http.paths[1]: host (any host) path "/~user/" (Prefix) is shadowed by t/old
+)");
+  TranslateOptions keep;
+  keep.paths.escaped_slashes = http::EscapedSlashes::kKeep;
+  const DesiredState k = translate(storeFrom(yaml), keep);
+  EXPECT_NE(dump(k).find("ImplementationSpecific /a%2Fb -> t/web:80 (t/old)"), std::string::npos)
+      << dump(k);
+  EXPECT_NE(dump(k).find("Exact /w\\x -> t/web:80 (t/old)"), std::string::npos) << dump(k);
+}
+
 // ---- backends → endpoints ----
 
 constexpr const char* kApi = R"(
