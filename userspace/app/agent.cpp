@@ -33,7 +33,13 @@ void raiseFileLimit() {
 model::TranslateOptions translateOptions(const AgentConfig& c) {
   return {.classes = {c.ingress_class, c.controller},
           .tcp_services = c.tcp_services,
-          .reserved_ports = {c.listen_http.port(), c.admin.port()}};
+          .reserved_ports = {c.listen_http.port(), c.admin.port()},
+          .paths = c.proxy.paths,
+          .host_ownership = c.host_ownership,
+          // The operator wrote every manifest; API objects come from whoever may write them.
+          .restrict_endpoints = c.manifests_dir.empty(),
+          .allowed_endpoints = c.allow_endpoint_cidrs,
+          .node_addresses = net::localAddresses()};
 }
 
 }  // namespace

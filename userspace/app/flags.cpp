@@ -27,6 +27,10 @@ struct RawFlags {
   std::string tunnel_idle = "1h", drain_timeout = "30s", shutdown_delay = "0s";
   std::string request_timeout = "60s";
   std::uint64_t min_body_rate = 0;
+  std::string trusted_proxies;
+  std::string allow_endpoint_cidrs;
+  std::string escaped_slashes = "reject";
+  std::string host_ownership = "shared";
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
   std::uint64_t max_body = 0;
   std::size_t max_head = 0;
@@ -142,6 +146,60 @@ void addProxyFlags(CLI::App& cli, RawFlags& raw) {
       ->capture_default_str();
 }
 
+void addEdgeFlags(CLI::App& cli, AgentConfig& out, RawFlags& raw) {
+  cli.add_option("--trusted-proxies", raw.trusted_proxies,
+                 "Comma-separated CIDRs of proxies in front of the agent (a cloud load balancer): "
+                 "their X-Forwarded-*, X-Real-IP and Forwarded headers are kept and appended to, "
+                 "and their PROXY protocol headers accepted; everyone else's are replaced");
+  cli.add_flag("--proxy-protocol", out.proxy.proxy_protocol,
+               "Accept a PROXY protocol v1/v2 header on the HTTP listener from --trusted-proxies "
+               "(the client address it carries becomes the request's client)");
+  cli.add_option("--path-escaped-slashes", raw.escaped_slashes,
+                 "A request path with %2F, %5C or a backslash: 'reject' (400) or 'keep' them "
+                 "opaque (never decoded, never a segment boundary)")
+      ->check(CLI::IsMember({"reject", "keep"}))
+      ->capture_default_str();
+  cli.add_option("--host-ownership", raw.host_ownership,
+                 "'shared': every Ingress may add rules to any host; 'first': a host belongs to "
+                 "the namespace of its oldest Ingress, other namespaces' rules for it are refused")
+      ->check(CLI::IsMember({"shared", "first"}))
+      ->capture_default_str();
+  cli.add_option("--allow-endpoint-cidrs", raw.allow_endpoint_cidrs,
+                 "API source: endpoint addresses allowed although loopback, link-local or the "
+                 "node's own (refused by default; see docs/operations.md)");
+  cli.add_option("--cluster-max-connections", out.proxy.cluster_max_connections,
+                 "Upstream connections busy with a request, per Service port and agent, unless "
+                 "the Service's sluice.dev/max-connections says otherwise; over it: 503")
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
+  cli.add_option("--cluster-max-pending-requests", out.proxy.cluster_max_pending,
+                 "Requests waiting for an upstream connection, per Service port and agent, "
+                 "unless sluice.dev/max-pending-requests says otherwise; over it: 503")
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
+}
+
+Result<void> applyEdgeFlags(const RawFlags& raw, AgentConfig& out) {
+  auto trusted = net::parseCidrs(raw.trusted_proxies);
+  if (!trusted) {
+    return trusted.error().wrap("--trusted-proxies");
+  }
+  out.proxy.trusted_proxies = std::move(*trusted);
+  if (out.proxy.proxy_protocol && out.proxy.trusted_proxies.empty()) {
+    return Error("--proxy-protocol accepts the header only from --trusted-proxies; give them");
+  }
+  auto allowed = net::parseCidrs(raw.allow_endpoint_cidrs);
+  if (!allowed) {
+    return allowed.error().wrap("--allow-endpoint-cidrs");
+  }
+  out.allow_endpoint_cidrs = std::move(*allowed);
+  out.proxy.paths.escaped_slashes =
+      raw.escaped_slashes == "keep" ? http::EscapedSlashes::kKeep : http::EscapedSlashes::kReject;
+  out.host_ownership =
+      raw.host_ownership == "first" ? model::HostOwnership::kFirst : model::HostOwnership::kShared;
+  return success();
+}
+
 void addSpliceFlags(CLI::App& cli, AgentConfig& out) {
   cli.add_option("--splice", out.splice,
                  "How routed connections move bytes: auto, sockmap (in-kernel redirect), pipe "
@@ -240,6 +298,7 @@ Result<void> validate(const RawFlags& raw, AgentConfig& out) {
     return Error("--log-level '" + out.log_level + "' is not a level");
   }
   SLUICE_CHECK(applyDurations(raw, out));
+  SLUICE_CHECK(applyEdgeFlags(raw, out));
   if (!out.publish_address.empty()) {
     if (auto addresses = control::parsePublishAddresses(out.publish_address); !addresses) {
       return addresses.error().wrap("--publish-address");
@@ -317,6 +376,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   addStatusFlags(cli, out, raw);
   addServingFlags(cli, out, raw);
   addProxyFlags(cli, raw);
+  addEdgeFlags(cli, out, raw);
   addSpliceFlags(cli, out);
   try {
     cli.parse(argc, argv);

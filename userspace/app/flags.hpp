@@ -10,7 +10,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "common/cidr.hpp"
 #include "common/result.hpp"
+#include "model/translate.hpp"
 #include "proxy/config.hpp"
 
 namespace sluice::app {
@@ -46,6 +48,8 @@ struct AgentConfig {
   std::string splice = "auto";  // auto | sockmap | pipe | copy (resolved at startup)
   std::string bpf_pin_dir;      // bpffs directory of the pinned maps; "" = bpf::kPinDir
   std::string tcp_services = "sluice-system/sluice-tcp-services";  // ConfigMap ns/name, "" = off
+  model::HostOwnership host_ownership = model::HostOwnership::kShared;
+  net::CidrSet allow_endpoint_cidrs;  // API source: exceptions to the endpoint safety check
   proxy::ProxyConfig proxy;
 };
 

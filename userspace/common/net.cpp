@@ -1,8 +1,12 @@
 #include "common/net.hpp"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/ip/v6_only.hpp>
 
@@ -58,6 +62,34 @@ std::string peerAddress(const tcp::socket& socket) {
   boost::system::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
   return ec ? std::string() : addressText(remote.address());
+}
+
+std::vector<std::string> localAddresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) {
+    return out;
+  }
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) {
+      continue;
+    }
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      boost::asio::ip::address_v4::bytes_type b;
+      std::memcpy(b.data(), &a->sin_addr, 4);
+      out.push_back(boost::asio::ip::address_v4(b).to_string());
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      boost::asio::ip::address_v6::bytes_type b;
+      std::memcpy(b.data(), &a->sin6_addr, 16);
+      out.push_back(addressText(boost::asio::ip::address_v6(b)));
+    }
+  }
+  ::freeifaddrs(list);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 }  // namespace sluice::net

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,6 +29,10 @@ std::string addressText(boost::asio::ip::address address);
 std::string endpointText(const boost::asio::ip::tcp::endpoint& endpoint);
 // The remote address of a connected socket as addressText(), or "" when it is not connected.
 std::string peerAddress(const boost::asio::ip::tcp::socket& socket);
+
+// The IP addresses of this host's interfaces (getifaddrs; in a hostNetwork pod, the node's), as
+// addressText(); IPv6 link-local ones without their zone. Empty if they cannot be listed.
+std::vector<std::string> localAddresses();
 
 // Nanoseconds on the steady clock (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns reads).
 inline std::int64_t monotonicNs(std::chrono::steady_clock::time_point t) {

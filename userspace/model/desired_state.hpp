@@ -46,11 +46,20 @@ struct Endpoint {
   bool operator==(const Endpoint&) const = default;
 };
 
+// What a Service's annotations set for its clusters; 0 and "" leave the agent's defaults.
+struct ClusterOptions {
+  std::uint32_t max_connections = 0;       // sluice.dev/max-connections, per agent
+  std::uint32_t max_pending_requests = 0;  // sluice.dev/max-pending-requests, per agent
+  std::string upgrade_protocols;           // sluice.dev/upgrade-protocols; "" = websocket
+  bool operator==(const ClusterOptions&) const = default;
+};
+
 // One Service port resolved to the EndpointSlice endpoints that serve it.
 struct Cluster {
   std::string name;  // "namespace/service:port" (port as written in the Ingress: number or name)
   LbPolicy lb = LbPolicy::kRoundRobin;
   std::vector<Endpoint> endpoints;  // sorted, deduplicated; empty → 503
+  ClusterOptions options{};
   bool operator==(const Cluster&) const = default;
 };
 
@@ -87,6 +96,7 @@ struct DesiredState {
   std::vector<TcpRoute> tcp_routes;            // sorted by port
   std::vector<Cluster> clusters;               // sorted by name, every name referenced above
   std::vector<Warning> warnings;               // objects skipped or partly ignored
+  std::size_t refused_endpoints = 0;           // endpoint addresses the safety check refused
 };
 
 }  // namespace sluice::model

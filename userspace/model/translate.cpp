@@ -8,6 +8,8 @@
 #include <tuple>
 #include <utility>
 
+#include "http/rewrite.hpp"
+
 namespace sluice::model {
 namespace {
 
@@ -330,6 +332,42 @@ private:
     return LbPolicy::kRoundRobin;
   }
 
+  // A limit annotation: a whole number from 1 to 1,000,000; anything else is ignored with a
+  // warning (the agent's default applies).
+  std::uint32_t limitAnnotation(const k8s::Service& svc, std::string_view annotation) {
+    auto it = svc.metadata.annotations.find(std::string(annotation));
+    if (it == svc.metadata.annotations.end()) {
+      return 0;
+    }
+    const std::string& text = it->second;
+    std::uint32_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 1'000'000) {
+      warn("Service " + svc.metadata.ns + "/" + svc.metadata.name,
+           "annotation " + std::string(annotation) + ": \"" + text +
+               "\" is not a whole number from 1 to 1000000; using the agent's default");
+      return 0;
+    }
+    return value;
+  }
+
+  ClusterOptions clusterOptions(const k8s::Service& svc) {
+    ClusterOptions options;
+    options.max_connections = limitAnnotation(svc, kMaxConnectionsAnnotation);
+    options.max_pending_requests = limitAnnotation(svc, kMaxPendingAnnotation);
+    auto it = svc.metadata.annotations.find(std::string(kUpgradeProtocolsAnnotation));
+    if (it != svc.metadata.annotations.end()) {
+      if (http::validUpgradeProtocols(it->second)) {
+        options.upgrade_protocols = it->second;
+      } else {
+        warn("Service " + svc.metadata.ns + "/" + svc.metadata.name,
+             "annotation " + std::string(kUpgradeProtocolsAnnotation) + ": \"" + it->second +
+                 "\" is not a comma-separated list of protocol tokens; allowing websocket only");
+      }
+    }
+    return options;
+  }
+
   Cluster resolve(const std::string& name, const ClusterRef& ref) {
     Cluster cluster;
     cluster.name = name;
@@ -341,6 +379,7 @@ private:
     }
     const k8s::Service& svc = svc_it->second;
     cluster.lb = lbPolicy(svc);
+    cluster.options = clusterOptions(svc);
     if (svc.type == "ExternalName") {
       warn(ref.referrer, "backend " + name + ": Service " + svc_key +
                              " is of type ExternalName, which has no endpoints to route to");

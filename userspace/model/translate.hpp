@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/cidr.hpp"
 #include "common/result.hpp"
 #include "http/normalize.hpp"
 #include "k8s/ingress_class.hpp"
@@ -27,6 +28,15 @@
 namespace sluice::model {
 
 inline constexpr std::string_view kLoadBalanceAnnotation = "sluice.dev/load-balance";
+inline constexpr std::string_view kMaxConnectionsAnnotation = "sluice.dev/max-connections";
+inline constexpr std::string_view kMaxPendingAnnotation = "sluice.dev/max-pending-requests";
+inline constexpr std::string_view kUpgradeProtocolsAnnotation = "sluice.dev/upgrade-protocols";
+
+// Who may add rules for a host (--host-ownership).
+enum class HostOwnership : std::uint8_t {
+  kShared,  // every Ingress of our class, merged (the Ingress API's own semantics)
+  kFirst,   // the namespace of the oldest Ingress with a rule for the host; others are refused
+};
 
 struct TranslateOptions {
   k8s::ClassFilter classes;  // which Ingresses are ours
@@ -37,6 +47,13 @@ struct TranslateOptions {
   std::vector<std::uint16_t> reserved_ports;
   // How request paths are normalized (--path-escaped-slashes): rule paths follow the same rules.
   http::PathOptions paths{};
+  HostOwnership host_ownership = HostOwnership::kShared;
+  // Endpoint safety (API mode): an endpoint address that is loopback, link-local or one of
+  // `node_addresses` is refused with a warning unless `allowed_endpoints` contains it. Off for
+  // manifests, whose author is the operator.
+  bool restrict_endpoints = false;
+  net::CidrSet allowed_endpoints;           // --allow-endpoint-cidrs
+  std::vector<std::string> node_addresses;  // the node's own IP addresses (IP literals)
 };
 
 // A rule path as the route table compares it: raw bytes >= 0x80 and spaces percent-encoded, then

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/cidr.hpp"
+#include "http/normalize.hpp"
 #include "http/parser.hpp"
 #include "proxy/relay/relay.hpp"
 
@@ -31,6 +33,13 @@ struct ProxyConfig {
   // 1,000 client connections with a cap of 128); idle ones expire after upstream_idle_timeout.
   std::size_t max_idle_per_endpoint = 4096;
   http::Limits limits;
+  http::PathOptions paths{};  // --path-escaped-slashes
+  // Peers whose forwarding headers (and PROXY protocol header) are believed.
+  net::CidrSet trusted_proxies;
+  bool proxy_protocol = false;  // the HTTP listener accepts a PROXY header from trusted peers
+  // Circuit breakers per cluster and agent (a Service's annotations override them).
+  std::uint32_t cluster_max_connections = 4096;  // upstream connections busy with a request
+  std::uint32_t cluster_max_pending = 1024;      // requests waiting for a connection
   bool access_log = false;
   SpliceConfig splice;
 };
