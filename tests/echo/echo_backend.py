@@ -12,7 +12,8 @@ proxy. Special paths exercise proxy features:
   /close/N           reply with N bytes delimited by closing the connection (no length)
   /then-close        reply as if keep-alive, then close the connection anyway
   /early-hints       send a 103 interim response before the final one
-  /upgrade           answer "Upgrade: echo" with 101 and then echo raw bytes back
+  /upgrade           answer "Upgrade: echo" or "Upgrade: websocket" with 101 naming the same
+                     protocol, then echo raw bytes back (/upgrade/wrong names another one)
 
 With --log FILE every request received is appended as one JSON line (method, path), so a test
 can prove that a rejected request never reached the backend. Prints "PORT <n>" on stdout once
@@ -153,10 +154,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         elif path == "/early-hints":
             self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
-        elif path == "/upgrade" and self.headers.get("Upgrade", "").lower() == "echo":
+        elif path in ("/upgrade", "/upgrade/wrong") and self.headers.get("Upgrade", "").lower() in (
+            "echo", "websocket"
+        ):
+            asked = self.headers.get("Upgrade").lower()
             self.send_response(101)
             self.send_header("Connection", "Upgrade")
-            self.send_header("Upgrade", "echo")
+            self.send_header("Upgrade", asked if path == "/upgrade" else "h2c")
             self.end_headers()
             self.wfile.flush()
             sock = self.connection

@@ -132,7 +132,7 @@ boost::json::value Response::json() const {
   return ec ? boost::json::value() : v;
 }
 
-Connection::Connection(std::uint16_t port, const std::string& address) {
+Connection::Connection(std::uint16_t port, const std::string& address, const std::string& source) {
   const bool v6 = address.find(':') != std::string::npos;
   fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   int one = 1;
@@ -145,6 +145,16 @@ Connection::Connection(std::uint16_t port, const std::string& address) {
     ::inet_pton(AF_INET6, address.c_str(), &addr.sin6_addr);
     rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   } else {
+    if (!source.empty()) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source.c_str(), &local.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+        ::close(fd_);
+        fd_ = -1;
+        return;
+      }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

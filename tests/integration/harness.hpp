@@ -80,7 +80,10 @@ struct Response {
 // A blocking HTTP/1.1 client over one TCP connection with a per-operation timeout.
 class Connection {
 public:
-  explicit Connection(std::uint16_t port, const std::string& address = "127.0.0.1");
+  // `source`: the local address to connect from ("" = the kernel's choice), e.g. 127.0.0.2 to
+  // be a peer outside --trusted-proxies 127.0.0.1/32.
+  explicit Connection(std::uint16_t port, const std::string& address = "127.0.0.1",
+                      const std::string& source = "");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

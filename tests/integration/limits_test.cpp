@@ -3,6 +3,7 @@
 // per-cluster circuit breakers.
 #include <poll.h>
 
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -94,6 +95,77 @@ TEST(Deadlines, ABodyUnderTheMinimumRateIsCutAfterAWindowAndAFasterOneIsNot) {
   EXPECT_EQ(fast_reply->status, 200);
   EXPECT_EQ(metricValue(agent.adminPort(), "sluice_client_timeouts_total{reason=\"body_rate\"}"),
             1);
+}
+
+long rssKiB(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return -1;
+}
+
+// More connections than --max-connections, each holding half a head: the agent takes up to the
+// cap (the kernel's backlog holds the rest), its memory stays bounded, and a well-behaved client
+// queued behind them is served once the header timeout frees slots.
+TEST(Overload, HalfHeadsBeyondTheCapCostBoundedMemoryAndAGoodClientIsServedLater) {
+  EchoBackend web("web");
+  TempDir dir;
+  dir.write("a.yaml", oneServiceManifests(web.port()));
+  Agent agent(dir.path(), {{"--max-connections", "50", "--header-timeout", "2s"}, 1});
+  ASSERT_EQ(request(agent.port(), "GET", "x", "/warm")->status, 200);
+  const long rss_before = rssKiB(agent.process().pid());
+  std::vector<std::unique_ptr<Connection>> holders;
+  for (int i = 0; i < 120; ++i) {
+    holders.push_back(std::make_unique<Connection>(agent.port()));
+    ASSERT_TRUE(holders.back()->send("GET /held HTTP/1.1\r\nHost: x\r\nX-Half: ")) << i;
+  }
+  std::this_thread::sleep_for(500ms);
+  EXPECT_LE(metricValue(agent.adminPort(), "sluice_active_connections"), 50);
+  const long rss_held = rssKiB(agent.process().pid());
+  EXPECT_LT(rss_held - rss_before, 8 * 1024) << "KiB grown for 50 half heads";
+  // The admin listener is not behind the cap: the agent can still be inspected.
+  EXPECT_GE(metricValue(agent.adminPort(), "sluice_connections_total"), 50);
+  // Queued behind 120 half heads: served once the header timeout has cleared the ones ahead.
+  const auto start = Clock::now();
+  auto r = request(agent.port(), "GET", "x", "/good");
+  ASSERT_TRUE(r) << "not served after " << seconds(Clock::now() - start) << " s";
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(seconds(Clock::now() - start), 15);
+  EXPECT_LT(rssKiB(agent.process().pid()) - rss_before, 8 * 1024);
+}
+
+// sluice.dev/max-connections: 1 on the Service: while one request is at the backend, the next
+// one is answered 503 at once and counted; once it is done the cluster takes requests again.
+TEST(Breakers, OverTheServicesConnectionLimitIs503AtOnce) {
+  EchoBackend web("web");
+  TempDir dir;
+  dir.write("a.yaml", oneServiceManifests(web.port(), "    sluice.dev/max-connections: \"1\"\n"));
+  Agent agent(dir.path(), {{}, 2});
+  std::thread slow([&] {
+    auto r = request(agent.port(), "GET", "x", "/delay/1500");
+    EXPECT_TRUE(r && r->status == 200);
+  });
+  std::this_thread::sleep_for(500ms);
+  const auto start = Clock::now();
+  auto refused = request(agent.port(), "GET", "x", "/second");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_LT(seconds(Clock::now() - start), 0.5) << "at once, not queued";
+  EXPECT_EQ(metricValue(agent.adminPort(),
+                        "sluice_upstream_overflow_total{cluster=\"default/web:http\","
+                        "limit=\"connections\"}"),
+            1);
+  slow.join();
+  auto after = request(agent.port(), "GET", "x", "/third");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+  EXPECT_EQ(metricValue(agent.adminPort(),
+                        "sluice_upstream_busy_connections{cluster=\"default/web:http\"}"),
+            0);
 }
 
 }  // namespace

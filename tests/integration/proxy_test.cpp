@@ -37,10 +37,11 @@ protected:
         "a.yaml", ingressClassYaml() + "---\n" +
                       serviceYaml("web", 80, "http", {{"127.0.0.1", backend_->port()}}) + "---\n" +
                       ingressYaml("web", {{"", {{"/", "Prefix", "web", "http"}}}}));
-    agent_ = new Agent(manifests_->path(),
-                       {{"--upstream-response-timeout", "1s", "--header-timeout", "1s",
-                         "--max-request-body", "10000000", "--max-header-bytes", "16384"},
-                        2});
+    agent_ = new Agent(
+        manifests_->path(),
+        {{"--upstream-response-timeout", "1s", "--header-timeout", "1s", "--max-request-body",
+          "10000000", "--max-header-bytes", "16384", "--trusted-proxies", "127.0.0.1/32"},
+         2});
   }
   static void TearDownTestSuite() {
     delete agent_;
@@ -164,7 +165,7 @@ TEST_F(Proxy, LocalRepliesToHeadHaveNoBody) {
   EXPECT_EQ(c.readAll(300ms), "") << "no body bytes may follow a reply to HEAD";
 }
 
-TEST_F(Proxy, MultipleForwardedForFieldsAreJoined) {
+TEST_F(Proxy, MultipleForwardedForFieldsFromATrustedPeerAreJoined) {
   auto r = request(agent_->port(), "GET", "a", "/xff",
                    "X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 198.51.100.2\r\n");
   ASSERT_TRUE(r);
@@ -221,11 +222,11 @@ TEST_F(Proxy, UpgradeTurnsTheConnectionIntoATunnel) {
   Connection c(agent_->port());
   ASSERT_TRUE(
       c.send("GET /upgrade HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
-             "Upgrade: echo\r\n\r\n"));
+             "Upgrade: websocket\r\n\r\n"));
   auto r = c.read();
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 101);
-  EXPECT_EQ(r->header("Upgrade").value_or(""), "echo");
+  EXPECT_EQ(r->header("Upgrade").value_or(""), "websocket");
   for (int i = 0; i < 50; ++i) {
     std::string msg = "frame-" + std::to_string(i);
     ASSERT_TRUE(c.send(msg));

@@ -151,7 +151,9 @@ TEST_F(ConformancePaths, BackendSeesHostUnchangedAndForwardedHeaders) {
   }
   EXPECT_EQ(h["host"], "bar.foo.com");
   EXPECT_EQ(h["user-agent"], "Go-http-client/1.1");
-  EXPECT_EQ(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+  // The peer is not a trusted proxy: its X-Forwarded-* are replaced, not extended.
+  EXPECT_EQ(h["x-forwarded-for"], "127.0.0.1");
+  EXPECT_EQ(h["x-real-ip"], "127.0.0.1");
   EXPECT_EQ(h["x-forwarded-proto"], "http");
   EXPECT_EQ(h["x-forwarded-host"], "bar.foo.com");
   EXPECT_EQ(h.count("x-secret"), 0u) << "fields named in Connection are hop-by-hop";

@@ -163,7 +163,9 @@ download() {  # PACKAGE VERSION: prints the path of the cached .deb (fetched if 
       cat "$RUN/download-$pkg.log" >&2
       return 1
     fi
-    deb=$(find "$debs" -maxdepth 1 -name "${pkg}_*.deb" -newer "$APT_DIR/sources.list" | head -1)
+    # By name, not by mtime: apt stamps the file with whole seconds (the server's time), which
+    # can read older than a sources.list written in the same second.
+    deb=$(find "$debs" -maxdepth 1 -name "${pkg}_${ver//:/%3a}_*.deb" | head -1)
     [[ -n $deb ]] || { echo "apt-get download of $pkg $ver left no .deb in $debs" >&2; return 1; }
   fi
   echo "$deb"

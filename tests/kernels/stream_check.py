@@ -2,7 +2,7 @@
 """Moves bytes through a running ingress-agent and checks them with SHA-256 (tests/kernels/).
 
   stream_check.py upgrade PORT MIB [--hold-file PATH]
-      GET /upgrade with "Upgrade: echo" to the demo host, expects 101 from the echo backend,
+      GET /upgrade with "Upgrade: websocket" to the demo host, expects 101 from the echo backend,
       then streams MIB MiB through the tunnel and reads the echo back. With --hold-file, the
       tunnel stays open after the transfer (printing "HOLDING") until PATH exists, so the
       caller can look at the live flow with ingressctl; then it half-closes and expects EOF.
@@ -83,7 +83,7 @@ def upgrade(port, mib, hold_file):
     data = payload(size, 1)
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     sock.sendall(
-        b"GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+        b"GET /upgrade HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
         % DEMO_HOST.encode()
     )
     head, rest = read_head(sock)

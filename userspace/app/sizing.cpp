@@ -55,6 +55,14 @@ std::pair<std::uint64_t, std::string> memoryLimit() {
 
 }  // namespace
 
+void raiseFileLimit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 ConnectionSizing sizeConnections(std::size_t requested) {
   if (requested != 0) {
     return {requested, "--max-connections"};

@@ -98,9 +98,10 @@ std::shared_ptr<const proxy::Snapshot> Reconciler::build(
                          [](const model::Cluster& c, const std::string& n) { return c.name < n; });
     model::Cluster empty;
     empty.name = name;
-    snap->balancers.push_back(
-        balancerFor(it != desired->clusters.end() && it->name == name ? *it : empty));
+    const model::Cluster& cluster = it != desired->clusters.end() && it->name == name ? *it : empty;
+    snap->balancers.push_back(balancerFor(cluster));
     snap->cluster_stats.push_back(cluster_stats_.get(name));
+    snap->cluster_options.push_back(cluster.options);
   }
   for (const std::string& l : snap->routes->routeLabels()) {
     snap->route_stats.push_back(route_stats_.get(l));

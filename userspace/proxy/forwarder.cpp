@@ -23,6 +23,9 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // A body write upstream that took longer than this means the upstream, not the client, set the
 // pace in that --min-body-rate window.
 constexpr auto kUpstreamHeldUp = std::chrono::milliseconds(100);
+// Interim (1xx) responses relayed for one request; more is a backend flooding the client (and
+// holding the request open without end): 502.
+constexpr int kMaxInterimResponses = 8;
 
 namespace {
 
@@ -63,8 +66,23 @@ void Forwarder::take(upstream::ConnectResult connected) {
   watchdog_.watch(Watchdog::kUpstream, &up_->socket);
 }
 
+bool Forwarder::takeBusy(const Snapshot& snap, std::uint32_t cluster) {
+  const std::uint32_t annotated = snap.cluster_options[cluster].max_connections;
+  const std::uint32_t limit = annotated != 0 ? annotated : worker_.config().cluster_max_connections;
+  if (!cluster_stats_->busy.tryTake(limit)) {
+    bump(cluster_stats_->overflow_connections);
+    return false;
+  }
+  busy_held_ = true;
+  return true;
+}
+
 void Forwarder::release(bool reusable) {
   watchdog_.watch(Watchdog::kUpstream, nullptr);
+  if (busy_held_) {
+    busy_held_ = false;
+    cluster_stats_->busy.give();
+  }
   if (!up_) {
     return;
   }
@@ -85,12 +103,14 @@ void Forwarder::close() {
 asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& req,
                                                       RequestText& text, const Snapshot& snap,
                                                       std::uint32_t cluster,
-                                                      std::string_view client_ip,
+                                                      const http::Forwarding& fwd,
                                                       bool client_keep_alive) {
+  const std::string& annotated = snap.cluster_options[cluster].upgrade_protocols;
+  upgrade_protocols_ = annotated.empty() ? http::kDefaultUpgradeProtocols : annotated;
   req_ = Request{.head = req.method == "HEAD",
                  .http10 = req.version_minor == 0,
                  .keep_alive = client_keep_alive,
-                 .upgrade = req.upgrade,
+                 .upgrade = http::upgradeAllowed(req, upgrade_protocols_),
                  .expect_continue = req.expect_continue && req.body != http::BodyKind::kNone,
                  .idempotent = http::isIdempotent(req.method),
                  .body = req.body,
@@ -101,7 +121,16 @@ asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& r
   // client buffer can be consumed and reused for the body, or given back while the upstream
   // works when there is no body.
   text_ = &text;
-  http::buildUpstreamHead(req, text.path, {.client_ip = client_ip}, text.head, text.scratch);
+  http::Forwarding route_fwd = fwd;
+  route_fwd.upgrade_protocols = upgrade_protocols_;
+  http::buildUpstreamHead(req, text.path, route_fwd, text.head, text.scratch);
+  text.upgrade.clear();
+  for (std::size_t i = 0; req_.upgrade && i < req.header_count; ++i) {
+    if (http::iequals(req.headers[i].name, "upgrade")) {
+      text.upgrade += text.upgrade.empty() ? "" : ", ";
+      text.upgrade += req.headers[i].value;
+    }
+  }
   chunked_.reset();
   if (req_.body == http::BodyKind::kNone) {
     in_.releaseIfEmpty();
@@ -145,12 +174,25 @@ asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& sna
                                                              bool fresh_only) {
   const ProxyConfig& cfg = worker_.config();
   const bool has_body = req_.body != http::BodyKind::kNone;
+  const std::uint32_t annotated = snap.cluster_options[cluster].max_pending_requests;
+  const std::uint32_t max_pending = annotated != 0 ? annotated : cfg.cluster_max_pending;
   for (int attempt = 0;; ++attempt) {
-    auto connected = co_await worker_.connector().connect(*snap.balancers[cluster], *cluster_stats_,
-                                                          {.pooled = !fresh_only && attempt == 0});
+    // The breakers answer at once: no queue builds up behind a cluster that is at its limit.
+    if (!takeBusy(snap, cluster)) {
+      co_return reply(LocalReply::k503, has_body);
+    }
+    auto connected = co_await worker_.connector().connect(
+        *snap.balancers[cluster], *cluster_stats_,
+        {.pooled = !fresh_only && attempt == 0, .max_pending = max_pending});
     if (connected.status != upstream::ConnectStatus::kConnected) {
-      const bool timed_out = connected.status == upstream::ConnectStatus::kTimedOut;
-      co_return reply(timed_out ? LocalReply::k504 : LocalReply::k502, has_body);
+      release(false);
+      LocalReply r = LocalReply::k502;
+      if (connected.status == upstream::ConnectStatus::kTimedOut) {
+        r = LocalReply::k504;
+      } else if (connected.status == upstream::ConnectStatus::kOverflow) {
+        r = LocalReply::k503;
+      }
+      co_return reply(r, has_body);
     }
     take(std::move(connected));
     // Send the head alone: if a pooled connection turns out dead we can still retry, since no
@@ -175,21 +217,37 @@ asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& sna
 
 asio::awaitable<Forwarder::Result> Forwarder::streamRequestBody() {
   touching_ = Direction::kRequest;
+  const ProxyConfig& cfg = worker_.config();
   const Framing framing{.kind = req_.body,
                         .remaining = req_.content_length,
                         .total = req_.content_length,
-                        .max_payload = worker_.config().max_request_body};
-  watchdog_.startBodyRate(worker_.config().min_body_rate);
+                        .mode = http::ChunkedDecoder::Mode::kFilterTrailers,
+                        .max_payload = cfg.max_request_body};
+  if (req_.body == http::BodyKind::kChunked) {
+    // Trailers that would mean something as header fields (framing, routing, credentials,
+    // forwarding) never reach the upstream; the kept ones are rebuilt in a pool block.
+    trailers_.acquire(worker_.buffers());
+    const auto room = trailers_.prepare();
+    const std::size_t bytes = std::min(room.size(), cfg.limits.max_head_bytes);
+    chunked_.reset({.mode = framing.mode,
+                    .max_payload = framing.max_payload,
+                    .trailer_scratch = {static_cast<char*>(room.data()), bytes}});
+  }
+  watchdog_.startBodyRate(cfg.min_body_rate);
   const PumpEnd end = co_await pump(client_, in_, up_->socket, framing, {}, Direction::kRequest);
   watchdog_.stopBodyRate();
+  trailers_.release();
   if (end == PumpEnd::kDone) {
     co_return Result{Outcome::kKeepAlive};
   }
-  // The client sent bad framing, went away or stalled, or the upstream refused the body. The
-  // upstream connection is in an unknown state either way.
+  // The client sent bad framing or too much, went away or stalled, or the upstream refused the
+  // body. The upstream connection is in an unknown state either way.
   release(false);
   if (end == PumpEnd::kWriteFailed) {
     co_return upstreamFailure(true);
+  }
+  if (end == PumpEnd::kTooLarge) {
+    co_return reply(LocalReply::k413, true);
   }
   co_return reply(watchdog_.takeTimeout() ? LocalReply::k408 : LocalReply::k400, true);
 }
@@ -201,6 +259,7 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
   watchdog_.arm(cfg.upstream_response_timeout);
   http::ResponseHead& resp = worker_.responseHead();  // scratch: used until the next co_await
   bool any_byte = false;
+  int interim_count = 0;
   for (;;) {
     Buffer& ub = up_->buffer;
     if (!ub.empty()) {
@@ -208,6 +267,12 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
       pr = http::parseResponseHead(ub.readable(), resp, req_.head ? "HEAD" : "GET", cfg.limits);
       const bool interim = pr.status == http::ParseStatus::kComplete && resp.status >= 100 &&
                            resp.status < 200 && resp.status != 101;
+      if (interim && ++interim_count > kMaxInterimResponses) {
+        SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] too many 1xx from {}", id_, endpoint_->key());
+        bump(cluster_stats_->upstream_resets);
+        release(false);
+        co_return reply(LocalReply::k502, true);
+      }
       if (interim) {
         if (!req_.http10) {
           auto [ec, n] = co_await asio::async_write(
@@ -295,7 +360,11 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   const http::ResponseHead& resp = worker_.responseHead();
   Buffer& ub = up_->buffer;
   if (resp.status == 101) {
-    if (!req_.upgrade) {
+    if (!req_.upgrade || !upgradeAnswered(resp)) {
+      // A switch nobody asked for, or to a protocol that was not asked for or is not allowed:
+      // the bytes that follow are not HTTP the client expects.
+      SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] unasked 101 from {}", id_, endpoint_->key());
+      bump(cluster_stats_->upstream_resets);
       release(false);
       co_return reply(LocalReply::k502, true);
     }
@@ -315,16 +384,21 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   const bool close_client =
       http::mustCloseClient(req_.keep_alive, req_.http10, resp) || worker_.draining();
   const int status = resp.status;
-  http::buildResponseHead(resp, close_client, req_.http10, text_->head);
+  // An HTTP/1.0 client cannot read chunked framing: it gets the payload, delimited by the close.
+  const bool dechunk = http::dechunkForClient(resp, req_.http10);
+  http::buildResponseHead(resp, {.close = close_client, .http10 = req_.http10, .dechunk = dechunk},
+                          text_->head);
   // resp views are intact until the body is read: decide reuse now.
   const bool reusable_response = http::upstreamReusable(resp);
   const Framing framing{.kind = resp.body,
                         .remaining = resp.content_length,
                         .total = resp.content_length,
+                        .mode = dechunk ? http::ChunkedDecoder::Mode::kDechunk
+                                        : http::ChunkedDecoder::Mode::kValidate,
                         .max_payload = 0};
   ub.consume(head_len);
   touching_ = Direction::kResponse;
-  chunked_.reset();
+  chunked_.reset({.mode = framing.mode});
   const PumpEnd end =
       co_await pump(up_->socket, ub, client_, framing, text_->head, Direction::kResponse);
   const bool upstream_ok = end == PumpEnd::kDone || end == PumpEnd::kWriteFailed;
@@ -337,6 +411,20 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   release(upstream_ok && client_ok && reusable_response && up_->buffer.empty());
   const bool keep = upstream_ok && client_ok && !close_client;
   co_return Result{keep ? Outcome::kKeepAlive : Outcome::kClose, status};
+}
+
+bool Forwarder::upgradeAnswered(const http::ResponseHead& resp) const {
+  bool any = false;
+  for (std::size_t i = 0; i < resp.header_count; ++i) {
+    if (!http::iequals(resp.headers[i].name, "upgrade")) {
+      continue;
+    }
+    if (!http::upgradeListAccepted(text_->upgrade, upgrade_protocols_, resp.headers[i].value)) {
+      return false;
+    }
+    any = true;
+  }
+  return any;
 }
 
 void Forwarder::touch(void* self, std::size_t sent) {
@@ -367,15 +455,22 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
       f.remaining -= take;
       done = f.remaining == 0;
     } else if (f.kind == http::BodyKind::kChunked) {
-      auto r = chunked_.feed(avail);
-      if (r.status == http::ParseStatus::kError) {
-        co_return PumpEnd::kBadFraming;
+      if (dir == Direction::kRequest) {
+        watchdog_.arm(cfg.upstream_response_timeout);  // the upstream's turn, not the client's
       }
-      if (f.max_payload != 0 && chunked_.payloadBytes() > f.max_payload) {
-        co_return PumpEnd::kTooLarge;
+      const auto write_start = std::chrono::steady_clock::now();
+      const PumpEnd end = co_await pumpChunked(buf, to, f, prefix, done);
+      if (end != PumpEnd::kDone) {
+        co_return end;
       }
-      take = r.consumed;
-      done = r.status == http::ParseStatus::kComplete;
+      if (dir == Direction::kRequest &&
+          std::chrono::steady_clock::now() - write_start > kUpstreamHeldUp) {
+        watchdog_.upstreamHeldUp();
+      }
+      take = 0;
+      if (!done && !buf.empty()) {
+        continue;  // the decoder's spans were full: more of the buffer to write first
+      }
     }
     if (take > 0 || !prefix.empty()) {
       const auto write_start = std::chrono::steady_clock::now();
@@ -422,6 +517,39 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
     }
     buf.commit(n);
   }
+}
+
+asio::awaitable<Forwarder::PumpEnd> Forwarder::pumpChunked(Buffer& buf, tcp::socket& to,
+                                                           const Framing& f,
+                                                           std::string_view& prefix, bool& done) {
+  http::ChunkedDecoder::Spans spans;
+  const std::string_view avail = buf.readable();
+  const http::ChunkedDecoder::Result r = f.mode == http::ChunkedDecoder::Mode::kValidate
+                                             ? chunked_.feed(avail)
+                                             : chunked_.feed(avail, spans);
+  if (r.status == http::ParseStatus::kError) {
+    co_return r.error == http::ParseError::kBodyTooLarge ? PumpEnd::kTooLarge
+                                                         : PumpEnd::kBadFraming;
+  }
+  if (f.mode == http::ChunkedDecoder::Mode::kValidate && r.consumed > 0) {
+    spans.part[0] = avail.substr(0, r.consumed);
+    spans.count = 1;
+  }
+  done = r.status == http::ParseStatus::kComplete;
+  std::array<asio::const_buffer, http::ChunkedDecoder::Spans::kCapacity + 1> bufs{};
+  bufs[0] = asio::buffer(prefix);
+  for (std::size_t i = 0; i < spans.count; ++i) {
+    bufs[i + 1] = asio::buffer(spans.part[i]);
+  }
+  if (spans.count > 0 || !prefix.empty()) {
+    auto [ec, n] = co_await asio::async_write(to, bufs, kNoThrow);
+    prefix = {};
+    if (ec) {
+      co_return PumpEnd::kWriteFailed;
+    }
+  }
+  buf.consume(r.consumed);
+  co_return PumpEnd::kDone;
 }
 
 asio::awaitable<void> Forwarder::tunnel() {

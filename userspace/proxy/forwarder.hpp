@@ -5,8 +5,9 @@
 // Content-Length bodies with splice(2).
 //
 // Failures are values: forward() never writes a local reply itself, it says which one the
-// session should send (502 when the upstream refused or broke, 504 when it timed out, 400/408
-// when the client sent bad framing or stalled). The session's Watchdog bounds every wait.
+// session should send (502 when the upstream refused or broke, 504 when it timed out, 503 when a
+// cluster's circuit breaker is open, 400/408/413 when the client sent bad framing, stalled or
+// sent too much). The session's Watchdog bounds every wait.
 #pragma once
 
 #include <chrono>
@@ -19,6 +20,7 @@
 
 #include "common/buffer.hpp"
 #include "http/parser.hpp"
+#include "http/rewrite.hpp"
 #include "lb/balancer.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/watchdog.hpp"
@@ -51,10 +53,12 @@ public:
   // Forwards the parsed request `req` (its head already consumed from the client buffer) to an
   // endpoint of `cluster`, with `text.path` as the request path; `text` holds the heads being
   // sent for the request's duration. `req` is read only before the first co_await (it is the
-  // worker's scratch). `client_keep_alive`: the client connection may carry another request.
+  // worker's scratch). `fwd`: what the session knows of the connection (its upgrade_protocols
+  // is replaced by the cluster's). `client_keep_alive`: the client connection may carry another
+  // request. `snap` must outlive the request and its tunnel.
   boost::asio::awaitable<Result> forward(const http::RequestHead& req, RequestText& text,
                                          const Snapshot& snap, std::uint32_t cluster,
-                                         std::string_view client_ip, bool client_keep_alive);
+                                         const http::Forwarding& fwd, bool client_keep_alive);
   // After kUpgraded: relays the tunnel until both sides are done.
   boost::asio::awaitable<void> tunnel();
   // The endpoint the last request went to, for the access log (null if none).
@@ -68,7 +72,7 @@ private:
     bool head = false;  // HEAD: the response has no body
     bool http10 = false;
     bool keep_alive = true;
-    bool upgrade = false;
+    bool upgrade = false;  // an allowed upgrade went upstream (text_->upgrade lists it)
     bool expect_continue = false;
     bool idempotent = false;
     http::BodyKind body = http::BodyKind::kNone;
@@ -85,9 +89,12 @@ private:
   };
   struct Framing {
     http::BodyKind kind = http::BodyKind::kNone;
-    std::uint64_t remaining = 0;    // kContentLength: bytes left to move
-    std::uint64_t total = 0;        // kContentLength: the whole body (decides splice)
-    std::uint64_t max_payload = 0;  // kChunked: payload limit, 0 = none
+    std::uint64_t remaining = 0;  // kContentLength: bytes left to move
+    std::uint64_t total = 0;      // kContentLength: the whole body (decides splice)
+    // kChunked: what the decoder does (validate, drop request trailers, de-chunk) and the
+    // payload limit (0 = none).
+    http::ChunkedDecoder::Mode mode = http::ChunkedDecoder::Mode::kValidate;
+    std::uint64_t max_payload = 0;
   };
 
   // Connects and sends the head; a pooled connection that turns out dead is replaced once.
@@ -104,6 +111,16 @@ private:
                                        std::string_view prefix, Direction dir);
   // A refusal (502) or a timeout (504), by what the watchdog saw.
   Result upstreamFailure(bool close);
+  // The cluster's busy-connections breaker: taken once per request, before connecting.
+  bool takeBusy(const Snapshot& snap, std::uint32_t cluster);
+  // The 101 names only protocols the request asked for and the cluster allows.
+  bool upgradeAnswered(const http::ResponseHead& resp) const;
+  // Writes `prefix` then what the chunked decoder says to write for the bytes at the front of
+  // `buf` (all of them in kValidate); sets `consumed` and `done`. kBadFraming or kTooLarge on a
+  // decoder error.
+  boost::asio::awaitable<PumpEnd> pumpChunked(Buffer& buf, boost::asio::ip::tcp::socket& to,
+                                              const Framing& f, std::string_view& prefix,
+                                              bool& done);
   void take(upstream::ConnectResult connected);
   void release(bool reusable);
   static void touch(void* self, std::size_t sent);
@@ -118,7 +135,12 @@ private:
 
   Request req_;
   http::ChunkedDecoder chunked_;
-  RequestText* text_ = nullptr;  // the request's heads, while forward() runs
+  // A chunked request body's kept trailers are rebuilt here (a pool block, only while one
+  // streams).
+  Buffer trailers_;
+  std::string_view upgrade_protocols_;  // the cluster's (into the pinned snapshot)
+  bool busy_held_ = false;              // a unit of cluster_stats_->busy is ours
+  RequestText* text_ = nullptr;         // the request's heads, while forward() runs
   upstream::ConnectionPtr up_;
   lb::EndpointState* endpoint_ = nullptr;
   upstream::ClusterStats* cluster_stats_ = nullptr;

@@ -61,6 +61,10 @@ HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Sl
       forwarder_(worker, client_, in_, watchdog_, id_) {
   error_code ignored;
   client_.set_option(tcp::no_delay(true), ignored);
+  if (const tcp::endpoint local = client_.local_endpoint(ignored); !ignored) {
+    port_ = std::to_string(local.port());
+  }
+  setForwarding();
   watchdog_.watch(Watchdog::kClient, &client_);
   worker_.attach(this);
   auto& g = globalStats();
@@ -90,9 +94,72 @@ void HttpSession::closeIfIdle() {
   }
 }
 
+void HttpSession::setForwarding() {
+  const ProxyConfig& cfg = worker_.config();
+  fwd_ = http::Forwarding{
+      .client_ip = client_ip_,
+      .proto = "http",
+      .port = port_,
+      .trusted_peer = cfg.trusted_proxies.containsText(client_ip_),
+      .trusted = {&net::CidrSet::matchText, &cfg.trusted_proxies},
+  };
+}
+
+asio::awaitable<bool> HttpSession::readProxyHeader() {
+  const ProxyConfig& cfg = worker_.config();
+  if (!co_await waitForRequest()) {
+    co_return false;
+  }
+  watchdog_.arm(cfg.header_timeout, Watchdog::kCapped);
+  auto& g = globalStats();
+  for (;;) {
+    const http::ProxyHeader h = http::parseProxyProtocol(in_.readable());
+    if (h.status == http::ProxyStatus::kError && h.error == http::ProxyError::kNoSignature) {
+      co_return true;  // plain HTTP: the header is optional
+    }
+    if (!fwd_.trusted_peer) {
+      // Anyone could claim any address: only --trusted-proxies may speak for a client.
+      bump(g.proxy_untrusted);
+      co_return false;
+    }
+    if (h.status == http::ProxyStatus::kError) {
+      bump(g.proxy_errors[static_cast<std::size_t>(h.error)]);
+      SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] bad PROXY header from {}: {}", id_, client_ip_,
+                          http::proxyErrorName(h.error));
+      co_return false;
+    }
+    if (h.status == http::ProxyStatus::kComplete) {
+      in_.consume(h.consumed);
+      bump(g.proxy_headers);
+      if (h.command == http::ProxyCommand::kProxy) {
+        client_ip_ =
+            h.source.v6
+                ? net::addressText(asio::ip::address_v6(h.source.bytes))
+                : net::addressText(asio::ip::address_v4({h.source.bytes[0], h.source.bytes[1],
+                                                         h.source.bytes[2], h.source.bytes[3]}));
+        setForwarding();
+      }
+      co_return true;
+    }
+    if (in_.full()) {
+      co_return false;  // cannot happen below the v2 limit; never spin on it
+    }
+    auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
+    if (ec || n == 0) {
+      watchdog_.takeTimeout();
+      co_return false;
+    }
+    in_.commit(n);
+  }
+}
+
 asio::awaitable<void> HttpSession::run() {
   auto self = shared_from_this();
-  for (;;) {
+  bool open = true;
+  if (worker_.config().proxy_protocol) {
+    open = co_await readProxyHeader();
+  }
+  while (open) {
     // Nothing of the previous request may leak into this one (access log, retries, HEAD).
     host_ = {};
     path_ = {};
@@ -205,20 +272,30 @@ asio::awaitable<HttpSession::Outcome> HttpSession::normalizeAndRoute(const http:
   const std::string_view raw_host = req.authority.empty() ? req.host : req.authority;
   std::size_t host_len = 0;
   std::size_t path_len = 0;
+  const ProxyConfig& cfg = worker_.config();
   // resize() within the reserved capacity allocates nothing; normalizing never lengthens.
   text_->host.resize(raw_host.size());
   text_->path.resize(req.path.size());
-  if ((!raw_host.empty() && !http::normalizeHost(raw_host, text_->host.data(), host_len)) ||
-      !http::normalizePath(req.path, text_->path.data(), path_len)) {
+  if (!raw_host.empty() && !http::normalizeHost(raw_host, text_->host.data(), host_len)) {
+    bump(globalStats().parse_errors[static_cast<std::size_t>(http::ParseError::kBadHost)]);
+    co_return co_await sendLocal(LocalReply::k400, true, nullptr);
+  }
+  if (const http::PathError e =
+          http::normalizePath(req.path, cfg.paths, text_->path.data(), path_len);
+      e != http::PathError::kNone) {
+    bump(globalStats().path_errors[static_cast<std::size_t>(e)]);
+    SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] rejected path: {}", id_, http::pathErrorName(e));
     co_return co_await sendLocal(LocalReply::k400, true, nullptr);
   }
   if (req.body == http::BodyKind::kChunked && !in_.empty()) {
     // Body bytes that came with the head are checked before any upstream sees the head, so a
     // malformed chunked body in one packet never reaches a backend at all.
     http::ChunkedDecoder probe;
+    probe.reset({.max_payload = cfg.max_request_body});
     if (auto r = probe.feed(in_.readable()); r.status == http::ParseStatus::kError) {
       bump(globalStats().parse_errors[static_cast<std::size_t>(r.error)]);
-      co_return co_await sendLocal(LocalReply::k400, true, nullptr);
+      const bool too_large = r.error == http::ParseError::kBodyTooLarge;
+      co_return co_await sendLocal(too_large ? LocalReply::k413 : LocalReply::k400, true, nullptr);
     }
   }
   host_ = {text_->host.data(), host_len};
@@ -253,7 +330,7 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap,
   g.active_requests.fetch_add(1, std::memory_order_relaxed);
   const bool keep_alive = req.keep_alive && !worker_.draining() && !close_after_;
   const Forwarder::Result r =
-      co_await forwarder_.forward(req, *text_, snap, match.cluster, client_ip_, keep_alive);
+      co_await forwarder_.forward(req, *text_, snap, match.cluster, fwd_, keep_alive);
   g.active_requests.fetch_sub(1, std::memory_order_relaxed);
   switch (r.outcome) {
     case Forwarder::Outcome::kReply:

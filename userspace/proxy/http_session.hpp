@@ -45,6 +45,12 @@ private:
   enum class Outcome : std::uint8_t { kKeepAlive, kClose };
 
   boost::asio::awaitable<void> run();
+  // --proxy-protocol: before the first request, a trusted peer may send a PROXY header (v1 or
+  // v2); its source address becomes the client's. An untrusted peer that sends one, or a
+  // malformed header, closes the connection (false).
+  boost::asio::awaitable<bool> readProxyHeader();
+  // What the forwarding headers say about this connection, from client_ip_.
+  void setForwarding();
   // Idle: waits (holding no buffer) until the client sends or closes; false if it closed, timed
   // out, or the agent is draining.
   boost::asio::awaitable<bool> waitForRequest();
@@ -68,6 +74,8 @@ private:
   Watchdog watchdog_;
   const std::uint64_t id_;
   std::string client_ip_;
+  std::string port_;  // the listener's port, for X-Forwarded-Port
+  http::Forwarding fwd_;
   Buffer in_;  // storage only while there are bytes to handle (Worker::buffers())
   Forwarder forwarder_;
   std::unique_ptr<RequestText> text_;  // lent by the worker for one request

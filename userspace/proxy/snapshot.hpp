@@ -24,6 +24,7 @@ struct Snapshot {
   std::shared_ptr<const router::RouteTable> routes;
   std::vector<std::shared_ptr<lb::Balancer>> balancers;                // by cluster index
   std::vector<std::shared_ptr<upstream::ClusterStats>> cluster_stats;  // by cluster index
+  std::vector<model::ClusterOptions> cluster_options;                  // by cluster index
   std::vector<std::shared_ptr<RouteStats>> route_stats;                // by route index
   std::vector<std::pair<std::uint16_t, std::uint32_t>> tcp_routes;     // port → cluster, by port
 

@@ -29,6 +29,28 @@ void renderGlobalMetrics(admin::MetricsWriter& out) {
                  {{"reason", http::errorName(static_cast<http::ParseError>(i))}}, v);
     }
   }
+  out.family("sluice_request_path_rejected_total", Type::kCounter,
+             "Requests refused (400) because of their path, by reason (escaped_slash, "
+             "backslash, above_root, ...).");
+  for (std::size_t i = 1; i < g.path_errors.size(); ++i) {
+    if (const auto v = g.path_errors[i].load(); v != 0) {
+      out.sample("sluice_request_path_rejected_total",
+                 {{"reason", http::pathErrorName(static_cast<http::PathError>(i))}}, v);
+    }
+  }
+  out.family("sluice_proxy_protocol_total", Type::kCounter,
+             "PROXY protocol headers: accepted from --trusted-proxies, refused from other "
+             "peers (untrusted), or malformed (by reason); refused and malformed ones close the "
+             "connection.");
+  out.sample("sluice_proxy_protocol_total", {{"result", "accepted"}}, g.proxy_headers.load());
+  out.sample("sluice_proxy_protocol_total", {{"result", "untrusted"}}, g.proxy_untrusted.load());
+  for (std::size_t i = 1; i < g.proxy_errors.size(); ++i) {
+    if (const auto v = g.proxy_errors[i].load(); v != 0) {
+      out.sample("sluice_proxy_protocol_total",
+                 {{"result", std::string(http::proxyErrorName(static_cast<http::ProxyError>(i)))}},
+                 v);
+    }
+  }
   out.gauge("sluice_active_connections", "Open downstream connections.",
             g.active_connections.load());
   out.gauge("sluice_active_requests", "Requests being proxied now.", g.active_requests.load());

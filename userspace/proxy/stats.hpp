@@ -14,7 +14,9 @@
 
 #include "admin/metrics.hpp"
 #include "common/stats.hpp"
+#include "http/normalize.hpp"
 #include "http/parser.hpp"
+#include "http/proxy_protocol.hpp"
 
 namespace sluice::proxy {
 
@@ -56,7 +58,12 @@ struct GlobalStats {
   Counter request_deadlines{0};  // --request-timeout passed while the client sent its request
   Counter slow_bodies{0};        // a request body under --min-body-rate for a whole window
   std::array<Counter, static_cast<std::size_t>(LocalReply::kCount)> local_replies{};
-  std::array<Counter, 32> parse_errors{};  // by http::ParseError
+  std::array<Counter, 32> parse_errors{};                    // by http::ParseError
+  std::array<Counter, http::kPathErrorCount> path_errors{};  // by http::PathError
+  // PROXY protocol headers: taken from a trusted peer, refused from an untrusted one, or bad.
+  Counter proxy_headers{0};
+  Counter proxy_untrusted{0};
+  std::array<Counter, http::kProxyErrorCount> proxy_errors{};  // by http::ProxyError
   void localReply(LocalReply r) { bump(local_replies[static_cast<std::size_t>(r)]); }
 };
 

@@ -32,8 +32,30 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
   if (cluster == kNoTcpRoute) {
     co_return;  // the route was removed after this listener accepted: close
   }
-  auto connected = co_await worker.connector().connect(
-      *snap->balancers[cluster], *snap->cluster_stats[cluster], {.pooled = false});
+  // The cluster's breakers hold for TCP routes too: a flow is a busy upstream connection.
+  const std::shared_ptr<upstream::ClusterStats> stats = snap->cluster_stats[cluster];
+  const model::ClusterOptions& options = snap->cluster_options[cluster];
+  const std::uint32_t max_busy =
+      options.max_connections != 0 ? options.max_connections : cfg.cluster_max_connections;
+  const std::uint32_t max_pending =
+      options.max_pending_requests != 0 ? options.max_pending_requests : cfg.cluster_max_pending;
+  struct Busy {
+    upstream::ClusterStats* stats = nullptr;
+    ~Busy() {
+      if (stats != nullptr) {
+        stats->busy.give();
+      }
+    }
+  } busy;
+  upstream::ConnectResult connected;
+  if (stats->busy.tryTake(max_busy)) {
+    busy.stats = stats.get();
+    connected = co_await worker.connector().connect(*snap->balancers[cluster], *stats,
+                                                    {.pooled = false, .max_pending = max_pending});
+  } else {
+    bump(stats->overflow_connections);
+    connected.status = upstream::ConnectStatus::kOverflow;
+  }
   snap.reset();
   if (connected.status != upstream::ConnectStatus::kConnected) {
     // Nothing to relay to: a reset tells the client at once (no HTTP to answer with).

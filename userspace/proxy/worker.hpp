@@ -39,6 +39,7 @@ struct RequestText {
   std::string path;     // normalized routing path (what the upstream receives)
   std::string head;     // the head being sent: the request's upstream, then the response's
   std::string scratch;  // X-Forwarded-For assembly
+  std::string upgrade;  // the request's Upgrade values, joined, when an upgrade went upstream
 };
 
 class Worker {

@@ -60,9 +60,16 @@ asio::awaitable<ConnectResult> Connector::connect(lb::Balancer& balancer, Cluste
         co_return ConnectResult{ConnectStatus::kConnected, std::move(conn), ep, true};
       }
     }
+    if (options.max_pending != 0 && !cluster.pending.tryTake(options.max_pending)) {
+      bump(cluster.overflow_pending);
+      co_return ConnectResult{ConnectStatus::kOverflow, nullptr, nullptr, false};
+    }
     auto conn = std::make_shared<Connection>(executor_, ep->id());
     bump(stats().connects);
     result.status = co_await open(*conn, *ep);
+    if (options.max_pending != 0) {
+      cluster.pending.give();
+    }
     if (result.status == ConnectStatus::kConnected) {
       co_return ConnectResult{ConnectStatus::kConnected, std::move(conn), ep, false};
     }

@@ -22,6 +22,7 @@ enum class ConnectStatus : std::uint8_t {
   kConnected,
   kRefused,   // refused, reset, unreachable, or no endpoint to try
   kTimedOut,  // the last attempt did not connect within the timeout
+  kOverflow,  // the cluster's pending-requests breaker is open: nothing was tried
 };
 
 struct ConnectResult {
@@ -34,6 +35,8 @@ struct ConnectResult {
 struct ConnectOptions {
   std::uint32_t exclude = lb::kNoEndpoint;  // an endpoint the caller moves away from
   bool pooled = true;  // an idle pooled connection may serve (false: a new one, always)
+  // Requests of the cluster (agent-wide) that may wait for a new connection at once; 0 = any.
+  std::uint32_t max_pending = 0;
 };
 
 class Connector {

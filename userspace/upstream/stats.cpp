@@ -31,6 +31,34 @@ void renderMetrics(admin::MetricsWriter& out) {
               stats().reused.load());
 }
 
+namespace {
+
+void renderBreakerMetrics(admin::MetricsWriter& out,
+                          const std::vector<const ClusterStats*>& sorted) {
+  using Type = admin::MetricsWriter::Type;
+  out.family("sluice_upstream_busy_connections", Type::kGauge,
+             "Upstream connections busy with a request or a TCP flow, by cluster (the "
+             "max-connections breaker counts these).");
+  for (const ClusterStats* cs : sorted) {
+    out.sample("sluice_upstream_busy_connections", {{"cluster", cs->name}}, cs->busy.value());
+  }
+  out.family("sluice_upstream_pending_requests", Type::kGauge,
+             "Requests waiting for a new upstream connection, by cluster.");
+  for (const ClusterStats* cs : sorted) {
+    out.sample("sluice_upstream_pending_requests", {{"cluster", cs->name}}, cs->pending.value());
+  }
+  out.family("sluice_upstream_overflow_total", Type::kCounter,
+             "Requests answered 503 at once by a circuit breaker, by cluster and limit.");
+  for (const ClusterStats* cs : sorted) {
+    out.sample("sluice_upstream_overflow_total", {{"cluster", cs->name}, {"limit", "connections"}},
+               cs->overflow_connections.load());
+    out.sample("sluice_upstream_overflow_total", {{"cluster", cs->name}, {"limit", "pending"}},
+               cs->overflow_pending.load());
+  }
+}
+
+}  // namespace
+
 void renderClusterMetrics(admin::MetricsWriter& out, const StatsRegistry<ClusterStats>& clusters) {
   using Type = admin::MetricsWriter::Type;
   const auto sorted = clusters.sorted();
@@ -55,6 +83,7 @@ void renderClusterMetrics(admin::MetricsWriter& out, const StatsRegistry<Cluster
   for (const ClusterStats* cs : sorted) {
     out.sample("sluice_upstream_retries_total", {{"cluster", cs->name}}, cs->retries.load());
   }
+  renderBreakerMetrics(out, sorted);
 }
 
 }  // namespace sluice::upstream

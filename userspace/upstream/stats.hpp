@@ -3,7 +3,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "admin/metrics.hpp"
@@ -27,6 +29,26 @@ private:
   Counter sum_ns_{0};
 };
 
+// A gauge with a ceiling, shared by every worker: a circuit breaker's count.
+class Gauge {
+public:
+  // Takes one if the gauge is below `max`; false (and nothing taken) at the ceiling.
+  bool tryTake(std::uint32_t max) {
+    std::uint32_t n = value_.load(std::memory_order_relaxed);
+    while (n < max) {
+      if (value_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void give() { value_.fetch_sub(1, std::memory_order_relaxed); }
+  std::uint32_t value() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<std::uint32_t> value_{0};
+};
+
 struct ClusterStats {
   explicit ClusterStats(std::string n) : name(std::move(n)) {}
   const std::string& key() const { return name; }
@@ -35,6 +57,12 @@ struct ClusterStats {
   Counter connect_failures{0};
   Counter retries{0};
   Counter upstream_resets{0};
+  // Circuit breakers, agent-wide: upstream connections busy with a request (or a TCP route's
+  // flow), and requests waiting for a new connection; each over its limit is a 503 at once.
+  Gauge busy;
+  Gauge pending;
+  Counter overflow_connections{0};
+  Counter overflow_pending{0};
 };
 
 struct UpstreamStats {

@@ -4,9 +4,11 @@
  * bpf_tcp_raw_check_syncookie_ipv4, helpers 204/206, Linux 6.0)? The XDP front door's opt-in SYN
  * proxy needs them; loading this program is the probe (it is never attached).
  */
+// vmlinux.h first: the libbpf headers use its kernel types.
+#include "vmlinux.h"
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
-#include "vmlinux.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -5,8 +5,10 @@
  * bpf_probe_read_kernel helper). Loading it on each kernel, with and without CAP_PERFMON, tells
  * whether the datapath could drop the probe-read helper (refused under lockdown=confidentiality).
  */
-#include <bpf/bpf_helpers.h>
+// vmlinux.h first: the libbpf headers use its kernel types.
 #include "vmlinux.h"
+
+#include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";
 

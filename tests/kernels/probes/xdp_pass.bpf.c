@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The smallest XDP program: does the kernel attach XDP (native, generic) to an interface? */
-#include <bpf/bpf_helpers.h>
+// vmlinux.h first: the libbpf headers use its kernel types.
 #include "vmlinux.h"
+
+#include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
