@@ -334,6 +334,10 @@ def cmd_http_record(args):
         "client_core": args.client_core, "both_cores": args.both_cores,
     }
     record = http_run_record(wrk, samples)
+    if args.idle:
+        record["idle_connections"] = args.idle
+        record["rss_before_idle_mib"] = fixed(args.rss_base_kib / 1024, 1)
+        record["idle_kib_per_connection"] = fixed((args.rss_kib - args.rss_base_kib) / args.idle, 2)
     append_record(args.out, record)
     print(http_run_summary(record))
     return 0
@@ -348,7 +352,8 @@ HTTP_RUN_KEYS = (
     "proxy_cpu_seconds", "cpu_seconds_per_100k_requests", "origin_cpu_seconds",
     "origin_cpu_seconds_per_100k_requests", "cpu_vs_origin", "proxy_cpu_percent",
     "proxy_core_busy_percent", "client_core_busy_percent", "other_processes_cpu_percent",
-    "noisy", "peak_rss_mib", "socket_errors", "socket_error_detail", "non_2xx_3xx", "flagged",
+    "noisy", "peak_rss_mib", "idle_connections", "rss_before_idle_mib", "idle_kib_per_connection",
+    "socket_errors", "socket_error_detail", "non_2xx_3xx", "flagged",
     "raw", "samples")
 
 
@@ -394,6 +399,11 @@ def http_row(runs, noise_pct):
         "cpu_seconds_per_100k_min": fixed(min(cpu), 2),
         "cpu_seconds_per_100k_max": fixed(max(cpu), 2),
     })
+    idle = [r["idle_kib_per_connection"] for r in runs if "idle_kib_per_connection" in r]
+    if idle:
+        row["idle_kib_per_connection_median"] = fixed(median(idle), 2)
+        row["idle_kib_per_connection_min"] = min(idle)
+        row["idle_kib_per_connection_max"] = max(idle)
     ratios = [r["cpu_vs_origin"] for r in runs if r.get("cpu_vs_origin") is not None]
     if ratios:
         row["cpu_vs_origin_median"] = fixed(median(ratios), 3)
@@ -496,6 +506,29 @@ def http_main_table(rows, with_origin):
     return lines
 
 
+def http_idle_table(rows):
+    """The idle-connections workload: what one idle keep-alive connection costs each proxy."""
+    idle = [r for r in rows if "idle_kib_per_connection_median" in r]
+    if not idle:
+        return []
+    lines = [
+        "**Idle connections** (`16+10000idle` rows): bench/tools/idle_holder.py opens that many"
+        " keep-alive",
+        "connections (one `GET /` each, then silence) after the warm-up, and wrk keeps a light"
+        " load on",
+        "16 more. KiB per idle connection = (peak RSS − RSS before they opened) ÷ idle"
+        " connections, median over the runs.", "",
+        "| proxy | idle conns | RSS before MiB | peak RSS MiB | KiB per idle conn | over runs |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in idle:
+        lines.append(
+            f"| {r['proxy']} | {r['idle_connections']} | {r['rss_before_idle_mib']:.1f} | "
+            f"{r['peak_rss_mib']:.1f} | {r['idle_kib_per_connection_median']:.2f} | "
+            f"{range_cell(r['idle_kib_per_connection_min'], r['idle_kib_per_connection_max'])} |")
+    return lines + [""]
+
+
 def http_cpu_text(st, noise_pct, spread_pct, with_origin):
     fifo = str(st.get("scheduling", "")).startswith("SCHED_FIFO")
     fifo_note = ("; under SCHED_FIFO they only run when the benchmark processes wait or are"
@@ -563,7 +596,7 @@ def http_markdown(meta, rows):
     st = meta["settings"]
     noise_pct, spread_pct = http_thresholds(st)
     with_origin = any(r.get("cpu_vs_origin_median") is not None for r in rows)
-    lines = http_intro(meta) + http_main_table(rows, with_origin)
+    lines = http_intro(meta) + http_main_table(rows, with_origin) + http_idle_table(rows)
     lines += http_cpu_text(st, noise_pct, spread_pct, with_origin)
     lines += http_cpu_table(st, rows, noise_pct, spread_pct, with_origin)
     noisy = sum(http_row_noisy(r, noise_pct, spread_pct, st["repeat"]) for r in rows)
@@ -970,14 +1003,23 @@ def add_report_inputs(p, result_name):
     p.add_argument("--doc", help="replace the marked section of this Markdown file")
 
 
+def conns_label(text):
+    """wrk's connection count as an int, or an idle-workload label kept as text."""
+    return int(text) if text.isdigit() else text
+
+
 def add_http_record(sub):
     p = sub.add_parser("http-record", help="one run.sh run -> one JSON line")
     p.add_argument("out", help="RUNS.jsonl to append to")
     p.add_argument("--wrk", required=True, help="wrk --latency output of the measured run")
     p.add_argument("--proxy", required=True)
-    p.add_argument("--conns", type=int, required=True)
+    p.add_argument("--conns", type=conns_label, required=True,
+                   help="wrk's connections, or a label such as 16+10000idle")
     p.add_argument("--run", type=int, required=True)
     p.add_argument("--raw-path", required=True, help="the wrk output as the report names it")
+    p.add_argument("--idle", type=int, help="idle keep-alive connections held during the run")
+    p.add_argument("--rss-base-kib", type=int,
+                   help="VmRSS of the proxy before the idle connections opened")
     p.add_argument("--clk-tck", type=int, required=True)
     p.add_argument("--started", type=float, required=True, help="epoch seconds")
     p.add_argument("--ended", type=float, required=True, help="epoch seconds")

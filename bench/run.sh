@@ -11,6 +11,10 @@
 #   BENCH_WARMUP       unmeasured warm-up before each measured run (default 3s; 0 to skip)
 #   BENCH_PROXIES      which proxies, in order (default "sluice nginx haproxy caddy")
 #   BENCH_CONNS        client connection counts (default "64 1000")
+#   BENCH_IDLE         the idle-connections workload: this many idle keep-alive connections held
+#                      (bench/tools/idle_holder.py) while wrk puts a light load of BENCH_IDLE_LOAD
+#                      connections (default 16) through the proxy; reports the proxy's peak RSS and
+#                      KiB per idle connection. Default 10000; 0 skips it
 #   BENCH_WRK_THREADS  wrk threads (default 1: wrk is pinned to one core, more threads only contend)
 #   BENCH_REPEAT       runs per proxy and connection count, interleaved; the median-req/s run is
 #                      reported (default 1)
@@ -56,6 +60,8 @@ DURATION=${BENCH_DURATION:-15s}
 WARMUP=${BENCH_WARMUP:-3s}
 PROXIES=${BENCH_PROXIES:-"sluice nginx haproxy caddy"}
 CONNS=${BENCH_CONNS:-"64 1000"}
+IDLE=${BENCH_IDLE:-10000}
+IDLE_LOAD=${BENCH_IDLE_LOAD:-16}
 REPEAT=${BENCH_REPEAT:-1}
 SPREAD_PCT=${BENCH_SPREAD_PCT:-15}
 WRK_THREADS=${BENCH_WRK_THREADS:-1}
@@ -112,6 +118,7 @@ dur_secs() { # 15s / 1m / 500ms / 15 -> whole seconds (at least 1)
 DURATION_S=$(dur_secs "$DURATION")
 [[ $DURATION_S =~ ^[0-9]+$ && $DURATION_S -ge 1 ]] || die "bad BENCH_DURATION '$DURATION'"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "bad BENCH_REPEAT '$REPEAT'"
+[[ $IDLE =~ ^[0-9]+$ && $IDLE_LOAD =~ ^[1-9][0-9]*$ ]] || die "bad BENCH_IDLE '$IDLE' or BENCH_IDLE_LOAD '$IDLE_LOAD'"
 NOISE_PCT=${BENCH_NOISE_PCT:-$([[ $SCHED == fifo ]] && echo 60 || echo 10)}
 [[ $NOISE_PCT =~ ^[0-9]+$ ]] || die "bad BENCH_NOISE_PCT '$NOISE_PCT'"
 [[ $SPREAD_PCT =~ ^[0-9]+$ ]] || die "bad BENCH_SPREAD_PCT '$SPREAD_PCT'"
@@ -175,9 +182,15 @@ check_body() { # check_body NAME URL: 200 and exactly the 1 KiB body, or die
 check_body origin "http://127.0.0.1:$ORIGIN_PORT/"
 
 # ---------------------------------------------------------------------------------------------
-# Proxies: start one fresh (so VmHWM covers only this run), pinned to the proxy core.
-start_proxy() { # start_proxy NAME RUN_DIR -> PROXY_PID, PROXY_PORT
-  local name=$1 dir=$2 admin_port
+# Proxies: start one fresh (so VmHWM covers only this run), pinned to the proxy core. The idle
+# workload needs more connections than nginx's and HAProxy's defaults here; they get them only
+# there, since both size tables by their limits (more RSS in the other workloads otherwise).
+start_proxy() { # start_proxy NAME RUN_DIR [MANY_CONNECTIONS] -> PROXY_PID, PROXY_PORT
+  local name=$1 dir=$2 many=${3:-} admin_port
+  local worker_connections=8192 rlimit_nofile=16384 maxconn=8000
+  if [[ -n $many ]]; then
+    worker_connections=$((2 * IDLE + 4096)) rlimit_nofile=$((4 * IDLE + 8192)) maxconn=$((IDLE + 4096))
+  fi
   mkdir -p "$dir/tmp"
   pick_port PROXY_PORT
   case $name in
@@ -194,7 +207,8 @@ start_proxy() { # start_proxy NAME RUN_DIR -> PROXY_PID, PROXY_PORT
       ;;
     nginx)
       render "$BENCH_DIR/nginx.conf" "$dir/nginx.conf" \
-        "PREFIX=$dir" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT"
+        "PREFIX=$dir" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
+        "WORKER_CONNECTIONS=$worker_connections" "RLIMIT_NOFILE=$rlimit_nofile"
       nginx -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/nginx-error.log" >"$dir/configtest.log" 2>&1 ||
         { cat "$dir/configtest.log" >&2; die "nginx proxy config invalid"; }
       start_bg "$dir/stdout.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" \
@@ -202,7 +216,8 @@ start_proxy() { # start_proxy NAME RUN_DIR -> PROXY_PID, PROXY_PORT
       PROXY_PID=$START_PID
       ;;
     haproxy)
-      render "$BENCH_DIR/haproxy.cfg" "$dir/haproxy.cfg" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT"
+      render "$BENCH_DIR/haproxy.cfg" "$dir/haproxy.cfg" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
+        "MAXCONN=$maxconn"
       haproxy -c -f "$dir/haproxy.cfg" >"$dir/configtest.log" 2>&1 ||
         { cat "$dir/configtest.log" >&2; die "haproxy config invalid"; }
       start_bg "$dir/haproxy.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
@@ -347,6 +362,69 @@ do_run() {
   stop_pid "$PROXY_PID"
 }
 
+# The idle workload: a light load while IDLE keep-alive connections sit idle. Sampled like
+# do_run over the measured wrk run, plus the proxy's RSS before the idle connections opened (after
+# the warm-up), so that report.py can give the cost of one idle connection.
+do_idle_run() {
+  local proxy=$1 rep=$2 c=$IDLE_LOAD run_dir raw url holder_pid base_kib failed
+  local before_cpu after_cpu before_origin after_origin b0 bt0 b1 bt1 a0 at0 a1 at1 bb bt ab at t0 t1
+  local summary label="$IDLE_LOAD+${IDLE}idle"
+  run_dir=$WORK/$proxy-idle-r$rep
+  raw=$RAW/$proxy-idle-r$rep
+  log "$proxy, $IDLE idle connections + $c loaded, run $rep/$REPEAT: starting $proxy fresh"
+  start_proxy "$proxy" "$run_dir" many
+  url="http://127.0.0.1:$PROXY_PORT/"
+  local warm=$WARMUP
+  [[ $warm == 0 || $warm == 0s ]] && warm=2s # the base RSS is taken after a warm-up, always
+  run_wrk "$c" "$warm" "$url" "$raw.warmup.txt"
+  base_kib=$(rss_kib "$PROXY_PID")
+  rm -f "$run_dir/idle.ready"
+  start_bg "$run_dir/idle.log" "${PRIO[@]}" taskset -c "$CLIENT_CPU" \
+    python3 "$BENCH_DIR/tools/idle_holder.py" "$PROXY_PORT" "$IDLE" "$run_dir/idle.ready"
+  holder_pid=$START_PID
+  for _ in $(seq 600); do
+    [[ -s $run_dir/idle.ready ]] && break
+    alive "$holder_pid" || break
+    sleep 0.2
+  done
+  [[ -s $run_dir/idle.ready ]] || { cat "$run_dir/idle.log" >&2; die "$proxy: the idle holder did not open $IDLE connections"; }
+  failed=$(cat "$run_dir/idle.ready")
+  ((failed == 0)) || log "warning: $failed of $IDLE idle connections failed to open ($proxy)"
+  before_cpu=$(cpu_ticks "$PROXY_PID")
+  before_origin=$(cpu_ticks "$ORIGIN_PID")
+  read -r b0 bt0 < <(core_busy "$PROXY_CPU")
+  read -r b1 bt1 < <(core_busy "$CLIENT_CPU")
+  read -r bb bt < <(both_cores)
+  t0=$(date +%s.%N)
+  run_wrk "$c" "$DURATION" "$url" "$raw.txt"
+  t1=$(date +%s.%N)
+  after_cpu=$(cpu_ticks "$PROXY_PID")
+  after_origin=$(cpu_ticks "$ORIGIN_PID")
+  read -r a0 at0 < <(core_busy "$PROXY_CPU")
+  read -r a1 at1 < <(core_busy "$CLIENT_CPU")
+  read -r ab at < <(both_cores)
+  alive "$PROXY_PID" || die "$proxy died during the idle run (see $run_dir)"
+  summary=$(report http-record "$RAW/runs.jsonl" --wrk "$raw.txt" --proxy "$proxy" --conns "$label" \
+    --run "$rep" --raw-path "${RAW#"$REPO"/}/$proxy-idle-r$rep.txt" --clk-tck "$CLK_TCK" \
+    --started "$t0" --ended "$t1" --proxy-ticks "$((after_cpu - before_cpu))" \
+    --origin-ticks "$((after_origin - before_origin))" --wrk-ticks "$WRK_TICKS" \
+    --rss-kib "$(hwm_kib "$PROXY_PID")" --proxy-core "$((a0 - b0)),$((at0 - bt0))" \
+    --client-core "$((a1 - b1)),$((at1 - bt1))" --both-cores "$((ab - bb)),$((at - bt))" \
+    --idle "$((IDLE - failed))" --rss-base-kib "$base_kib") ||
+    die "$proxy, idle: ${summary:-recording the run failed}"
+  log "$summary"
+  stop_pid "$holder_pid"
+  stop_pid "$PROXY_PID"
+}
+rss_kib() { # sum of VmRSS over pid and descendants
+  local total=0 pid v
+  for pid in $(descendants "$1"); do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
 find "$RAW" -maxdepth 1 -type f -delete # raw/ holds the latest run's outputs only
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 write_meta
@@ -357,6 +435,9 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
     for c in $CONNS; do
       do_run "$proxy" "$c" "$rep"
     done
+    if ((IDLE > 0)) && [[ $proxy != caddy ]]; then
+      do_idle_run "$proxy" "$rep"
+    fi
   done
 done
 
