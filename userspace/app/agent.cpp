@@ -1,7 +1,5 @@
 #include "app/agent.hpp"
 
-#include <sys/resource.h>
-
 #include <csignal>
 #include <cstdlib>
 #include <thread>
@@ -20,15 +18,6 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Enough descriptors for thousands of client plus upstream connections.
-void raiseFileLimit() {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 model::TranslateOptions translateOptions(const AgentConfig& c) {
   return {.classes = {c.ingress_class, c.controller},

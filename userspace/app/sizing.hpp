@@ -22,4 +22,8 @@ struct ConnectionSizing {
 // Call after the file limit was raised.
 ConnectionSizing sizeConnections(std::size_t requested);
 
+// Raises the soft RLIMIT_NOFILE to the hard one: descriptors for thousands of client plus
+// upstream connections.
+void raiseFileLimit();
+
 }  // namespace sluice::app
