@@ -4,7 +4,8 @@
 #   2. the agent, given a kubeconfig, routes to a backend on loopback as Ingress, Service and
 #      EndpointSlice objects are created, changed (endpoint readiness, path) and deleted;
 #   3. the agent holds the leader-election Lease and writes status.loadBalancer of our Ingress,
-#      and never of another class's;
+#      and never of another class's; an Ingress with a bad rule gets one Warning Event, which
+#      the ServiceAccount of k8s/rbac.yaml may create;
 #   4. killing the API server and etcd leaves the agent serving its last good state, and after
 #      both restart (same data) the agent converges to changes made since and leads again.
 # Prints "e2e: N passed, M failed" and exits non-zero on any failure.
@@ -106,6 +107,30 @@ check "second Ingress created" eventually web2 get /extra
 k delete ingress extra
 check "Ingress deleted: 404" eventually 404 status /extra
 check "other class's status untouched" eventually / lb theirs
+# A rule no request can match: the leader writes one Warning Event regarding that Ingress.
+agent_events() {  # name: "reason uid" of each of the agent's Events regarding Ingress NAME
+  "$KUBECTL" get events.v1.events.k8s.io -n default -o json 2>/dev/null | python3 -c 'import json,sys
+for e in json.load(sys.stdin)["items"]:
+  r = e.get("regarding", {})
+  if r.get("kind") == "Ingress" and r.get("name") == sys.argv[1] and e.get("type") == "Warning" \
+     and e.get("reportingController") == "sluice.dev/ingress-agent":
+    print(e["reason"], r.get("uid"))' "$1"
+}
+ingress_yaml badrule '/x%zz' | k apply -f -
+badrule_uid=$("$KUBECTL" get ingress badrule -o jsonpath='{.metadata.uid}')
+check "Warning Event on an Ingress with a bad rule" eventually "InvalidPath $badrule_uid" \
+  agent_events badrule
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: {touch: "1"}}\nspec: {ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]}\n' | k apply -f -
+sleep 1
+check "the same warning is not written twice" eventually "InvalidPath $badrule_uid" \
+  agent_events badrule
+k delete ingress badrule
+check "RBAC: the agent's ServiceAccount may create Events, and no more" bash -c "
+  '$KUBECTL' apply -f '$ROOT/k8s/rbac.yaml' >/dev/null &&
+  as='--as=system:serviceaccount:sluice-system:sluice-agent' &&
+  '$KUBECTL' auth can-i create events.events.k8s.io -n default \$as >/dev/null &&
+  ! '$KUBECTL' auth can-i patch events.events.k8s.io -n default \$as >/dev/null &&
+  ! '$KUBECTL' auth can-i create events -n default \$as >/dev/null"
 # 4. The API server and etcd die: the last good state keeps serving.
 kill -- -"$api_pgid" 2>/dev/null; api_pgid=
 sleep 2

@@ -20,7 +20,8 @@ inject faults:
                   "close_after_reply": n}   (drop the next n kept-alive connections after replying)
 The API port also takes PUT (optimistic concurrency on metadata.resourceVersion: 409 when stale;
 /status changes only the status, the main resource everything else) and POST (create; 409 when
-the object exists). "hang": ["write"] hangs both, ["get"] a GET of one object.
+the object exists). "hang": ["write"] hangs both, ["get"] a GET of one object. An
+events.k8s.io/v1 Event is validated on create as kube-apiserver 1.20 does (422 Invalid).
   POST /drop     drop every open watch mid-stream (no terminating chunk)
   POST /bookmark send a BOOKMARK at the current resourceVersion to every bookmark-enabled watch
   POST /malformed {"plural": p, "line": text}  send a raw line to the open watches of p
@@ -37,6 +38,7 @@ import base64
 import copy
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -55,6 +57,7 @@ KINDS = {
     "Secret": ("", "secrets", True),
     "ConfigMap": ("", "configmaps", True),
     "Lease": ("coordination.k8s.io", "leases", True),
+    "Event": ("events.k8s.io", "events", True),
 }
 PLURALS = {v[1]: k for k, v in KINDS.items()}
 
@@ -82,7 +85,7 @@ class State:
         if group == "discovery.k8s.io":
             return version in self.slice_versions
         return version == {"": "v1", "networking.k8s.io": "v1",
-                           "coordination.k8s.io": "v1"}.get(group)
+                           "coordination.k8s.io": "v1", "events.k8s.io": "v1"}.get(group)
 
 
 STATE = None
@@ -454,12 +457,67 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         path, (group, version, ns, plural, name), subresource, obj = got
         name = obj["metadata"].get("name")
+        if plural == "events":
+            errors = event_errors(obj)
+            if errors:
+                return self.send_json(422, status_obj(422, "Invalid", "Event.events.k8s.io \"%s\" "
+                                                      "is invalid: %s" % (name, "; ".join(errors))))
         with STATE.cond:
             if (ns or "", name) in STATE.objects.get(plural, {}):
                 return self.send_json(409, status_obj(409, "AlreadyExists",
                                                       "%s \"%s\" already exists" % (plural, name)))
             code, result = apply_object(obj)
         self.send_json(201 if code == 200 else code, result)
+
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+MICRO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+def qualified_name_errors(value):
+    """validation.IsQualifiedName: an optional DNS-subdomain prefix and '/', then a name of at
+    most 63 characters."""
+    prefix, _, name = value.rpartition("/")
+    errors = []
+    if "/" in value and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+        errors.append("prefix part must be a DNS subdomain")
+    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
+        errors.append("name part must be a qualified name of at most 63 characters")
+    return errors
+
+
+def event_errors(obj):
+    """ValidateEventCreate of kube-apiserver 1.20 for events.k8s.io/v1 (the JSON field names)."""
+    errors = []
+    meta = obj.get("metadata", {})
+    name = meta.get("name", "")
+    if not name or len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+        errors.append("metadata.name: must be a DNS subdomain")
+    if not MICRO_TIME.match(str(obj.get("eventTime", ""))):
+        errors.append("eventTime: Required value")
+    if obj.get("type") not in ("Normal", "Warning"):
+        errors.append("type: has invalid value")
+    for field in ("deprecatedFirstTimestamp", "deprecatedLastTimestamp", "deprecatedCount",
+                  "deprecatedSource"):
+        if obj.get(field):
+            errors.append(field + ": needs to be unset")
+    regarding = obj.get("regarding") or {}
+    if not regarding.get("namespace") and meta.get("namespace") != "kube-system":
+        errors.append("regarding.namespace: does not match event.namespace")
+    controller = obj.get("reportingController", "")
+    if not controller:
+        errors.append("reportingController: Required value")
+    errors += ["reportingController: " + e for e in qualified_name_errors(controller)]
+    for field in ("reportingInstance", "action", "reason"):
+        value = obj.get(field, "")
+        if not value:
+            errors.append(field + ": Required value")
+        elif len(value) > 128:
+            errors.append(field + ": can have at most 128 characters")
+    if len(obj.get("note", "").encode()) > 1024:
+        errors.append("note: can have at most 1024 characters")
+    return errors
 
 
 def apply_object(obj):

@@ -205,7 +205,7 @@ void Agent::reconcile() {
   }
   source_applied_ready_ = source_applied_ready_ || ready;
   if (status_ && ready) {
-    status_->kick();  // Ingresses or their classes may have changed
+    status_->kick(reconciler_.warnings());  // Ingresses, classes or warnings may have changed
   }
 }
 

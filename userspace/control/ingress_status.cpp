@@ -92,14 +92,20 @@ Result<std::unique_ptr<IngressStatus>> IngressStatus::create(boost::asio::any_io
   }
   self->client_ = *client;
   IngressStatus* raw = self.get();
+  auto may_write = [raw] {
+    return raw->elector_ && raw->elector_->leading() && raw->may_publish_ && raw->may_publish_();
+  };
   self->writer_ =
-      std::make_shared<StatusWriter>(self->client_, store, std::move(status_options), [raw] {
-        return raw->elector_ && raw->elector_->leading() && raw->may_publish_ &&
-               raw->may_publish_();
-      });
+      std::make_shared<StatusWriter>(self->client_, store, std::move(status_options), may_write);
+  EventRecorderOptions event_options;
+  event_options.reporting_instance = reportingInstance(election.identity);
+  event_options.ours = options.ours;
+  self->events_ =
+      std::make_shared<EventRecorder>(self->client_, store, std::move(event_options), may_write);
   self->elector_ = std::make_shared<LeaderElector>(self->client_, election, [raw](bool leading) {
     if (leading) {
       raw->writer_->kick();  // publish what changed while another agent led
+      raw->events_->kick();  // and the warnings that hold now
     }
   });
   log->info("Ingress status: publishing {} when leader of Lease {}/{} (identity {})", publish,
@@ -113,19 +119,22 @@ void IngressStatus::start(std::function<bool()> may_publish) {
   may_publish_ = std::move(may_publish);
   if (writer_) {
     writer_->start();
+    events_->start();
     elector_->start();
   }
 }
 
-void IngressStatus::kick() {
+void IngressStatus::kick(std::vector<k8s::Problem> warnings) {
   if (writer_) {
     writer_->kick();
+    events_->observe(std::move(warnings));
   }
 }
 
 void IngressStatus::stop() {
   if (writer_) {
     writer_->stop();
+    events_->stop();
     elector_->stop(true);
   }
 }
@@ -152,6 +161,7 @@ void IngressStatus::renderMetrics(admin::MetricsWriter& out) const {
   out.sample("sluice_k8s_status_updates_total", {{"result", "ok"}}, ss.writes);
   out.sample("sluice_k8s_status_updates_total", {{"result", "conflict"}}, ss.conflicts);
   out.sample("sluice_k8s_status_updates_total", {{"result", "error"}}, ss.failures);
+  events_->renderMetrics(out);
   k8s::api::renderClientMetrics(out, "leader", client_->stats());
 }
 
@@ -175,6 +185,11 @@ void IngressStatus::renderState(json::object& out) const {
   status["holder"] = ls.holder;
   status["writes"] = ss.writes;
   status["last_error"] = !ss.last_error.empty() ? ss.last_error : ls.last_error;
+  const auto& es = events_->stats();
+  status["events"] = json::object{{"written", es.written},
+                                  {"dropped_rate_limit", es.rate_limited},
+                                  {"dropped_error", es.errors},
+                                  {"last_error", es.last_error}};
   out["ingress_status"] = std::move(status);
 }
 

@@ -65,6 +65,15 @@ bool Reconciler::apply(const k8s::Store& store, std::vector<k8s::Problem> source
   return true;
 }
 
+std::vector<k8s::Problem> Reconciler::warnings() const {
+  std::vector<k8s::Problem> out = source_problems_;
+  if (current_) {
+    const auto& translated = current_->desired->warnings;
+    out.insert(out.end(), translated.begin(), translated.end());
+  }
+  return out;
+}
+
 std::shared_ptr<lb::Balancer> Reconciler::balancerFor(const model::Cluster& cluster) {
   // Unchanged clusters keep their balancer (and so its round-robin position).
   if (current_) {

@@ -32,6 +32,9 @@ public:
   // true when a new generation was published.
   bool apply(const k8s::Store& store, std::vector<k8s::Problem> source_problems);
 
+  // Every warning that holds now: the source's problems, then translate()'s.
+  std::vector<k8s::Problem> warnings() const;
+
   // The snapshot being served (null before the first apply).
   const std::shared_ptr<const proxy::Snapshot>& current() const { return current_; }
   std::uint64_t generation() const { return generation_; }
