@@ -79,12 +79,4 @@ ConnectionSizing sizeConnections(std::size_t requested) {
   return {max, why.str()};
 }
 
-void raiseFileLimit() {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 }  // namespace sluice::app
