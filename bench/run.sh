@@ -185,11 +185,13 @@ check_body origin "http://127.0.0.1:$ORIGIN_PORT/"
 # Proxies: start one fresh (so VmHWM covers only this run), pinned to the proxy core. The idle
 # workload needs more connections than nginx's and HAProxy's defaults here; they get them only
 # there, since both size tables by their limits (more RSS in the other workloads otherwise).
-start_proxy() { # start_proxy NAME RUN_DIR [MANY_CONNECTIONS] -> PROXY_PID, PROXY_PORT
+# Sluice's default --max-connections follows the file limit ((limit - 256) / 4, under 5,000 with
+# this machine's 20,000), so the idle run sets it; every proxy keeps idle clients 75 s.
+start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROXY_PORT
   local name=$1 dir=$2 many=${3:-} admin_port
   local worker_connections=8192 rlimit_nofile=16384 maxconn=8000
   if [[ -n $many ]]; then
-    worker_connections=$((2 * IDLE + 4096)) rlimit_nofile=$((4 * IDLE + 8192)) maxconn=$((IDLE + 4096))
+    worker_connections=$((2 * many + 4096)) rlimit_nofile=$(ulimit -Hn) maxconn=$((many + 100))
   fi
   mkdir -p "$dir/tmp"
   pick_port PROXY_PORT
@@ -200,7 +202,8 @@ start_proxy() { # start_proxy NAME RUN_DIR [MANY_CONNECTIONS] -> PROXY_PID, PROX
       pick_port admin_port
       start_bg "$dir/agent.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" "$AGENT" \
         --manifests "$dir/manifests" --listen-http "127.0.0.1:$PROXY_PORT" \
-        --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn
+        --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn --idle-timeout 75s \
+        ${many:+--max-connections $((many + 1000))}
       PROXY_PID=$START_PID
       wait_http "http://127.0.0.1:$admin_port/readyz" 20 "$PROXY_PID" ||
         { tail -40 "$dir/agent.log" >&2; die "sluice did not become ready (admin /readyz)"; }
@@ -368,11 +371,17 @@ do_run() {
 do_idle_run() {
   local proxy=$1 rep=$2 c=$IDLE_LOAD run_dir raw url holder_pid base_kib failed
   local before_cpu after_cpu before_origin after_origin b0 bt0 b1 bt1 a0 at0 a1 at1 bb bt ab at t0 t1
-  local summary label="$IDLE_LOAD+${IDLE}idle"
+  local summary label="$IDLE_LOAD+${IDLE}idle" idle=$IDLE
+  # HAProxy reserves two descriptors per connection (client and server) for maxconn, idle or not,
+  # and refuses to start when that passes the hard file limit: it gets what the limit allows.
+  if [[ $proxy == haproxy ]] && ((2 * (idle + 100) + 64 > $(ulimit -Hn))); then
+    idle=$((($(ulimit -Hn) - 64) / 2 - 100))
+    log "haproxy: $idle idle connections, not $IDLE: the hard file limit $(ulimit -Hn) allows no more"
+  fi
   run_dir=$WORK/$proxy-idle-r$rep
   raw=$RAW/$proxy-idle-r$rep
-  log "$proxy, $IDLE idle connections + $c loaded, run $rep/$REPEAT: starting $proxy fresh"
-  start_proxy "$proxy" "$run_dir" many
+  log "$proxy, $idle idle connections + $c loaded, run $rep/$REPEAT: starting $proxy fresh"
+  start_proxy "$proxy" "$run_dir" "$idle"
   url="http://127.0.0.1:$PROXY_PORT/"
   local warm=$WARMUP
   [[ $warm == 0 || $warm == 0s ]] && warm=2s # the base RSS is taken after a warm-up, always
@@ -380,16 +389,16 @@ do_idle_run() {
   base_kib=$(rss_kib "$PROXY_PID")
   rm -f "$run_dir/idle.ready"
   start_bg "$run_dir/idle.log" "${PRIO[@]}" taskset -c "$CLIENT_CPU" \
-    python3 "$BENCH_DIR/tools/idle_holder.py" "$PROXY_PORT" "$IDLE" "$run_dir/idle.ready"
+    python3 "$BENCH_DIR/tools/idle_holder.py" "$PROXY_PORT" "$idle" "$run_dir/idle.ready"
   holder_pid=$START_PID
   for _ in $(seq 600); do
     [[ -s $run_dir/idle.ready ]] && break
     alive "$holder_pid" || break
     sleep 0.2
   done
-  [[ -s $run_dir/idle.ready ]] || { cat "$run_dir/idle.log" >&2; die "$proxy: the idle holder did not open $IDLE connections"; }
+  [[ -s $run_dir/idle.ready ]] || { cat "$run_dir/idle.log" >&2; die "$proxy: the idle holder did not open $idle connections"; }
   failed=$(cat "$run_dir/idle.ready")
-  ((failed == 0)) || log "warning: $failed of $IDLE idle connections failed to open ($proxy)"
+  ((failed == 0)) || log "warning: $failed of $idle idle connections failed to open ($proxy)"
   before_cpu=$(cpu_ticks "$PROXY_PID")
   before_origin=$(cpu_ticks "$ORIGIN_PID")
   read -r b0 bt0 < <(core_busy "$PROXY_CPU")
@@ -410,7 +419,7 @@ do_idle_run() {
     --origin-ticks "$((after_origin - before_origin))" --wrk-ticks "$WRK_TICKS" \
     --rss-kib "$(hwm_kib "$PROXY_PID")" --proxy-core "$((a0 - b0)),$((at0 - bt0))" \
     --client-core "$((a1 - b1)),$((at1 - bt1))" --both-cores "$((ab - bb)),$((at - bt))" \
-    --idle "$((IDLE - failed))" --rss-base-kib "$base_kib") ||
+    --idle "$((idle - failed))" --rss-base-kib "$base_kib") ||
     die "$proxy, idle: ${summary:-recording the run failed}"
   log "$summary"
   stop_pid "$holder_pid"
