@@ -208,6 +208,13 @@ public:
       return std::tie(a->metadata.creation_seconds, a->metadata.ns, a->metadata.name) <
              std::tie(b->metadata.creation_seconds, b->metadata.ns, b->metadata.name);
     });
+    if (options_.host_ownership == HostOwnership::kFirst) {
+      for (const k8s::Ingress* ing : ours) {
+        for (const k8s::IngressRule& rule : ing->rules) {
+          host_owners_.try_emplace(lowerAscii(rule.host), ing);
+        }
+      }
+    }
     for (const k8s::Ingress* ing : ours) {
       addIngress(*ing);
     }
@@ -304,6 +311,16 @@ private:
               [](const TcpRoute& a, const TcpRoute& b) { return a.port < b.port; });
   }
 
+  // With --host-ownership=first, the oldest Ingress with a rule for `host` when it is in another
+  // namespace than `ing` (whose rules for the host are then refused); else nullptr.
+  const k8s::Ingress* foreignOwner(const k8s::Ingress& ing, const std::string& host) const {
+    auto it = host_owners_.find(host);
+    if (it == host_owners_.end() || it->second->metadata.ns == ing.metadata.ns) {
+      return nullptr;
+    }
+    return it->second;
+  }
+
   void addIngress(const k8s::Ingress& ing) {
     const std::string key = ingressKey(ing);
     const std::string object = "Ingress " + key;
@@ -323,6 +340,12 @@ private:
     for (std::size_t i = 0; i < ing.rules.size(); ++i) {
       const k8s::IngressRule& rule = ing.rules[i];
       const std::string host = lowerAscii(rule.host);
+      if (const k8s::Ingress* owner = foreignOwner(ing, host)) {
+        warn(object, "spec.rules[" + std::to_string(i) + "] refused: host " + hostLabel(host) +
+                         " belongs to namespace " + owner->metadata.ns + " (its oldest Ingress " +
+                         ingressKey(*owner) + "); --host-ownership=first");
+        continue;
+      }
       HostBuild& build = hosts_[host];
       if (own_default != nullptr && !build.default_cluster) {
         build.default_cluster = useCluster(ing, *own_default);
@@ -554,6 +577,9 @@ private:
   const TranslateOptions& options_;
   DesiredState out_;
   std::map<std::string, HostBuild> hosts_;
+  // --host-ownership=first: host → the oldest Ingress with a rule for it. A wildcard
+  // ("*.example.com") and "" (rules without a host) are host keys of their own.
+  std::map<std::string, const k8s::Ingress*> host_owners_;
   std::map<std::string, ClusterRef> clusters_;
   std::set<std::pair<std::string, std::string>> warned_;
   std::vector<ip::address> node_addresses_;                // options_.node_addresses, parsed

@@ -12,6 +12,10 @@
 // - A request that matches no path of its host bucket goes to that host's default backend (the
 //   defaultBackend of the oldest Ingress that has one among those with rules for the host), else
 //   to the global default backend (oldest Ingress of our class with one), else 404.
+// - HostOwnership::kFirst: a host belongs to the namespace of the oldest Ingress with a rule for
+//   it; rules of other namespaces' Ingresses for it (and with them their defaultBackend's claim
+//   on the host) are refused with a warning. Host keys compare exactly: "*.example.com",
+//   "a.example.com" and "" (no host) are three hosts with owners of their own.
 // - Endpoint safety (restrict_endpoints): loopback, link-local, unspecified (also IPv4-mapped)
 //   and node addresses are left out of their cluster with a warning on the EndpointSlice unless
 //   allowed_endpoints contains them; DesiredState::refused_endpoints counts them.

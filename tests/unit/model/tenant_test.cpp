@@ -1,6 +1,7 @@
 // Multi-tenant safety in translate(): with the API source, endpoint addresses that reach the
 // agent's own node (loopback, link-local, unspecified, the node's addresses) are refused unless
-// --allow-endpoint-cidrs lists them.
+// --allow-endpoint-cidrs lists them; with --host-ownership=first, a host belongs to the namespace
+// of its oldest Ingress.
 #include <string>
 #include <vector>
 
@@ -192,6 +193,140 @@ spec: {ports: [{port: 80}]}
   ASSERT_EQ(s.clusters.size(), 1u);
   EXPECT_THAT(s.clusters[0].endpoints, IsEmpty());  // 503, as for a Service without endpoints
   EXPECT_EQ(s.refused_endpoints, 1u);
+}
+
+// ---- host ownership ----
+
+TranslateOptions firstOwner() {
+  TranslateOptions o;
+  o.host_ownership = HostOwnership::kFirst;
+  return o;
+}
+
+// t owns a.test (t/old is the oldest with a rule for it); u/intruder, older than t/newer, also
+// wants a.test and is the only one that wants b.test.
+std::string tenants() {
+  return std::string(kOurClass) + webService() + webService("u") +
+         pathsIngress("t", "old", "2024-01-01T00:00:00Z", hostRule("a.test", "/")) +
+         pathsIngress("u", "intruder", "2024-02-01T00:00:00Z",
+                      hostRule("A.Test", "/admin") + hostRule("b.test", "/")) +
+         pathsIngress("t", "newer", "2024-03-01T00:00:00Z", hostRule("a.test", "/more"));
+}
+
+TEST(TenantHosts, FirstGivesAHostToTheNamespaceOfItsOldestIngress) {
+  DesiredState s = translate(storeFrom(tenants()), firstOwner());
+  EXPECT_EQ(dump(s), R"(host "a.test"
+  Prefix / -> t/web:80 (t/old)
+  Prefix /more -> t/web:80 (t/newer)
+host "b.test"
+  Prefix / -> u/web:80 (u/intruder)
+cluster t/web:80: 10.0.0.1:8080
+cluster u/web:80: 10.0.0.1:8080
+warning Ingress u/intruder: spec.rules[0] refused: host "a.test" belongs to namespace t (its )"
+                     R"(oldest Ingress t/old); --host-ownership=first
+)");
+}
+
+TEST(TenantHosts, SharedIsTheDefaultAndMergesEveryNamespace) {
+  const std::string merged = R"(host "a.test"
+  Prefix / -> t/web:80 (t/old)
+  Prefix /admin -> u/web:80 (u/intruder)
+  Prefix /more -> t/web:80 (t/newer)
+host "b.test"
+  Prefix / -> u/web:80 (u/intruder)
+cluster t/web:80: 10.0.0.1:8080
+cluster u/web:80: 10.0.0.1:8080
+)";
+  EXPECT_EQ(dump(translate(storeFrom(tenants()), {})), merged);
+  TranslateOptions shared;
+  shared.host_ownership = HostOwnership::kShared;
+  EXPECT_EQ(dump(translate(storeFrom(tenants()), shared)), merged);
+}
+
+TEST(TenantHosts, TiesGoToTheNamespaceThenTheNameThatSortsFirst) {
+  const std::string base = std::string(kOurClass) + webService() + webService("u");
+  const auto ownerOf = [](const DesiredState& s) {
+    return s.hosts.size() == 1 && !s.hosts[0].paths.empty() ? s.hosts[0].paths[0].ingress
+                                                            : std::string("?");
+  };
+  // The same instant, written in two zones: namespace t sorts before u.
+  DesiredState by_ns = translate(
+      storeFrom(base + pathsIngress("u", "a", "2024-01-01T00:00:00Z", hostRule("a.test", "/")) +
+                pathsIngress("t", "z", "2024-01-01T01:00:00+01:00", hostRule("a.test", "/t"))),
+      firstOwner());
+  EXPECT_EQ(ownerOf(by_ns), "t/z");
+  ASSERT_EQ(by_ns.warnings.size(), 1u);
+  EXPECT_EQ(by_ns.warnings[0].object, "Ingress u/a");
+  // One second older wins over the namespace order.
+  DesiredState by_time = translate(
+      storeFrom(base + pathsIngress("u", "a", "2023-12-31T23:59:59Z", hostRule("a.test", "/")) +
+                pathsIngress("t", "z", "2024-01-01T00:00:00Z", hostRule("a.test", "/t"))),
+      firstOwner());
+  EXPECT_EQ(ownerOf(by_time), "u/a");
+  // No timestamps: namespace, then name; the owner's namespace keeps every one of its Ingresses.
+  DesiredState by_name =
+      translate(storeFrom(base + pathsIngress("u", "a", "", hostRule("a.test", "/u")) +
+                          pathsIngress("t", "b", "", hostRule("a.test", "/b")) +
+                          pathsIngress("t", "a", "", hostRule("a.test", "/a"))),
+                firstOwner());
+  EXPECT_EQ(dump(by_name, false), R"(host "a.test"
+  Prefix /a -> t/web:80 (t/a)
+  Prefix /b -> t/web:80 (t/b)
+cluster t/web:80: 10.0.0.1:8080
+)");
+  ASSERT_EQ(by_name.warnings.size(), 1u);
+  EXPECT_EQ(by_name.warnings[0].message,
+            "spec.rules[0] refused: host \"a.test\" belongs to namespace t (its oldest Ingress "
+            "t/a); --host-ownership=first");
+}
+
+TEST(TenantHosts, WildcardsAndTheAnyHostRuleHaveOwnersOfTheirOwn) {
+  const std::string yaml = std::string(kOurClass) + webService() + webService("u") +
+                           pathsIngress("t", "a", "2024-01-01T00:00:00Z",
+                                        hostRule("a.test", "/") + hostRule("'*.a.test'", "/")) +
+                           pathsIngress("u", "b", "2024-02-01T00:00:00Z",
+                                        hostRule("'*.a.test'", "/u") + hostRule("x.a.test", "/") +
+                                            "  - http:\n      paths:\n" + pathLine("/", "Prefix"));
+  DesiredState s = translate(storeFrom(yaml), firstOwner());
+  EXPECT_EQ(dump(s), R"(host ""
+  Prefix / -> u/web:80 (u/b)
+host "*.a.test"
+  Prefix / -> t/web:80 (t/a)
+host "a.test"
+  Prefix / -> t/web:80 (t/a)
+host "x.a.test"
+  Prefix / -> u/web:80 (u/b)
+cluster t/web:80: 10.0.0.1:8080
+cluster u/web:80: 10.0.0.1:8080
+warning Ingress u/b: spec.rules[0] refused: host "*.a.test" belongs to namespace t (its oldest )"
+                     R"(Ingress t/a); --host-ownership=first
+)");
+}
+
+TEST(TenantHosts, ARefusedRuleBringsNoHostDefaultBackend) {
+  const std::string yaml = std::string(kOurClass) + webService() + webService("u") +
+                           pathsIngress("t", "a", "2024-01-01T00:00:00Z", hostRule("a.test", "/")) +
+                           R"(
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: b, namespace: u, creationTimestamp: "2024-02-01T00:00:00Z"}
+spec:
+  ingressClassName: sluice
+  defaultBackend: {service: {name: web, port: {number: 80}}}
+)" + "  rules:\n" + hostRule("a.test", "/u") +
+                           hostRule("b.test", "/");
+  DesiredState s = translate(storeFrom(yaml), firstOwner());
+  // u/b's defaultBackend serves its own host and, as the oldest one, unmatched hosts; a.test
+  // stays t's alone.
+  EXPECT_EQ(dump(s, false), R"(default u/web:80
+host "a.test"
+  Prefix / -> t/web:80 (t/a)
+host "b.test" default u/web:80
+  Prefix / -> u/web:80 (u/b)
+cluster t/web:80: 10.0.0.1:8080
+cluster u/web:80: 10.0.0.1:8080
+)");
 }
 
 }  // namespace
