@@ -2,7 +2,8 @@
 # End-to-end tier against a real kube-apiserver + etcd on loopback (tests/e2e/kube-apiserver.sh):
 #   1. the deployment manifests pass `kubectl apply --dry-run=server -k k8s/`;
 #   2. the agent, given a kubeconfig, routes to a backend on loopback as Ingress, Service and
-#      EndpointSlice objects are created, changed (endpoint readiness, path) and deleted;
+#      EndpointSlice objects are created, changed (endpoint readiness, path) and deleted, and
+#      refuses a link-local endpoint (--allow-endpoint-cidrs admits only loopback);
 #   3. the agent holds the leader-election Lease and writes status.loadBalancer of our Ingress,
 #      and never of another class's; an Ingress with a bad rule gets one Warning Event, which
 #      the ServiceAccount of k8s/rbac.yaml may create;
@@ -46,7 +47,9 @@ python3 "$ROOT/tests/echo/echo_backend.py" --name web --listen "127.0.0.2:$BPORT
 pids+=($!)
 python3 "$ROOT/tests/echo/echo_backend.py" --name web2 --listen "127.0.0.3:$BPORT" >/dev/null 2>&1 &
 pids+=($!)
+# The backends are on loopback, which the API source refuses as endpoints unless allowed.
 "$AGENT" --kubeconfig "$KUBECONFIG" --listen-http "127.0.0.1:$HPORT" --admin "127.0.0.1:$APORT" \
+  --allow-endpoint-cidrs 127.0.0.0/8 \
   --splice=copy --publish-address 192.0.2.10,ingress.demo.local --election-namespace sluice-system \
   --lease-duration 4s --lease-renew-deadline 3s --lease-retry-period 500ms \
   >"$WORK/agent.log" 2>&1 &
@@ -99,6 +102,20 @@ check "Lease names the agent" eventually "$(agent_state identity)" \
 check "status written for our class" eventually 192.0.2.10/ingress.demo.local lb web
 slice false true | k apply -f -
 check "endpoint readiness flipped" eventually web2 get /x
+# Outside --allow-endpoint-cidrs, the cloud metadata address is refused as an endpoint.
+metric() { curl -s -m 2 "http://127.0.0.1:$APORT/metrics" | sed -n "s/^$1 //p"; }
+k apply -f - <<Y
+apiVersion: discovery.k8s.io/v1beta1
+kind: EndpointSlice
+metadata: {name: web-meta, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: $BPORT, protocol: TCP}]
+endpoints:
+- {addresses: ["169.254.169.254"], conditions: {ready: true}}
+Y
+check "link-local endpoint refused" eventually 1 metric sluice_endpoints_refused
+k delete endpointslice web-meta
+check "refusal gone with its slice" eventually 0 metric sluice_endpoints_refused
 ingress_yaml web /api | k apply -f -
 check "path edited: old path 404" eventually 404 status /x
 check "path edited: new path routes" eventually web2 get /api/x

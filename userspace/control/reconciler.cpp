@@ -133,6 +133,10 @@ void Reconciler::renderMetrics(admin::MetricsWriter& out) const {
   out.gauge("sluice_rejected_objects",
             "Objects or files skipped or partly ignored in the current state.",
             source_problems_.size() + (current_ ? current_->desired->warnings.size() : 0));
+  out.gauge("sluice_endpoints_refused",
+            "Endpoint addresses of routed Services refused as loopback, link-local, unspecified "
+            "or the node's own (API source; --allow-endpoint-cidrs).",
+            current_ ? current_->desired->refused_endpoints : 0);
 }
 
 void Reconciler::renderState(json::object& root) const {

@@ -39,7 +39,8 @@ public:
   const std::shared_ptr<const proxy::Snapshot>& current() const { return current_; }
   std::uint64_t generation() const { return generation_; }
 
-  // sluice_config_*, sluice_rejected_objects, and the route and cluster counters.
+  // sluice_config_*, sluice_rejected_objects, sluice_endpoints_refused, and the route and
+  // cluster counters.
   void renderMetrics(admin::MetricsWriter& out) const;
   // "generation", "ingress_class", "hosts", "default_backend", "clusters", "tcp_routes" and
   // "warnings" (the source's problems and translate()'s).

@@ -8,6 +8,8 @@
 #include <tuple>
 #include <utility>
 
+#include <boost/asio/ip/address.hpp>
+
 #include "http/rewrite.hpp"
 
 namespace sluice::model {
@@ -70,6 +72,57 @@ std::string_view rulePathProblem(http::PathError e) {
   return "is invalid";
 }
 
+namespace ip = boost::asio::ip;
+
+// An IPv4-mapped IPv6 address as the IPv4 address it carries: a socket connects to that one.
+ip::address unmapped(const ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return ip::make_address_v4(ip::v4_mapped, a.to_v6());
+  }
+  return a;
+}
+
+std::optional<ip::address> parseIp(const std::string& text) {
+  boost::system::error_code ec;
+  const ip::address a = ip::make_address(text, ec);
+  if (ec) {
+    return std::nullopt;
+  }
+  return unmapped(a);
+}
+
+// Why an endpoint address would make the agent a proxy to its own node (or to the cloud's
+// metadata service next to it), or "" when it is an ordinary address. Checked on the unmapped
+// address, so ::ffff:127.0.0.1 is loopback too.
+std::string_view specialAddress(const ip::address& a) {
+  if (a.is_v4()) {
+    const ip::address_v4::bytes_type b = a.to_v4().to_bytes();
+    if (b[0] == 127) {
+      return "a loopback address (127.0.0.0/8, ::1), which reaches the agent's own node";
+    }
+    if (b[0] == 169 && b[1] == 254) {
+      return "a link-local address (169.254.0.0/16, fe80::/10), where cloud metadata services "
+             "answer";
+    }
+    if (b[0] == 0) {
+      return "an unspecified address (0.0.0.0/8, ::), which reaches the agent's own node";
+    }
+    return "";
+  }
+  const ip::address_v6 v6 = a.to_v6();
+  if (v6.is_loopback()) {
+    return "a loopback address (127.0.0.0/8, ::1), which reaches the agent's own node";
+  }
+  if (v6.is_link_local()) {
+    return "a link-local address (169.254.0.0/16, fe80::/10), where cloud metadata services "
+           "answer";
+  }
+  if (v6.is_unspecified()) {
+    return "an unspecified address (0.0.0.0/8, ::), which reaches the agent's own node";
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<std::string> normalizeRulePath(std::string_view path, const http::PathOptions& options) {
@@ -128,7 +181,13 @@ struct HostBuild {
 class Translator {
 public:
   Translator(const k8s::Store& store, const TranslateOptions& options)
-      : store_(store), options_(options) {}
+      : store_(store), options_(options) {
+    for (const std::string& text : options_.node_addresses) {
+      if (std::optional<ip::address> a = parseIp(text)) {
+        node_addresses_.push_back(*a);
+      }
+    }
+  }
 
   DesiredState run() {
     std::vector<const k8s::Ingress*> ours;
@@ -149,6 +208,13 @@ public:
       return std::tie(a->metadata.creation_seconds, a->metadata.ns, a->metadata.name) <
              std::tie(b->metadata.creation_seconds, b->metadata.ns, b->metadata.name);
     });
+    if (options_.host_ownership == HostOwnership::kFirst) {
+      for (const k8s::Ingress* ing : ours) {
+        for (const k8s::IngressRule& rule : ing->rules) {
+          host_owners_.try_emplace(lowerAscii(rule.host), ing);
+        }
+      }
+    }
     for (const k8s::Ingress* ing : ours) {
       addIngress(*ing);
     }
@@ -159,6 +225,7 @@ public:
     for (const auto& [name, ref] : clusters_) {
       out_.clusters.push_back(resolve(name, ref));
     }
+    out_.refused_endpoints = refused_.size();
     return std::move(out_);
   }
 
@@ -244,6 +311,16 @@ private:
               [](const TcpRoute& a, const TcpRoute& b) { return a.port < b.port; });
   }
 
+  // With --host-ownership=first, the oldest Ingress with a rule for `host` when it is in another
+  // namespace than `ing` (whose rules for the host are then refused); else nullptr.
+  const k8s::Ingress* foreignOwner(const k8s::Ingress& ing, const std::string& host) const {
+    auto it = host_owners_.find(host);
+    if (it == host_owners_.end() || it->second->metadata.ns == ing.metadata.ns) {
+      return nullptr;
+    }
+    return it->second;
+  }
+
   void addIngress(const k8s::Ingress& ing) {
     const std::string key = ingressKey(ing);
     const std::string object = "Ingress " + key;
@@ -263,6 +340,12 @@ private:
     for (std::size_t i = 0; i < ing.rules.size(); ++i) {
       const k8s::IngressRule& rule = ing.rules[i];
       const std::string host = lowerAscii(rule.host);
+      if (const k8s::Ingress* owner = foreignOwner(ing, host)) {
+        warn(object, "spec.rules[" + std::to_string(i) + "] refused: host " + hostLabel(host) +
+                         " belongs to namespace " + owner->metadata.ns + " (its oldest Ingress " +
+                         ingressKey(*owner) + "); --host-ownership=first");
+        continue;
+      }
       HostBuild& build = hosts_[host];
       if (own_default != nullptr && !build.default_cluster) {
         build.default_cluster = useCluster(ing, *own_default);
@@ -405,23 +488,58 @@ private:
       warn(ref.referrer, "backend " + name + ": Service port uses " + port->protocol + ", not TCP");
       return cluster;
     }
+    cluster.endpoints = endpoints(svc, *port);
+    return cluster;
+  }
 
+  // The endpoint safety check (options_.restrict_endpoints): whether `address` of `slice` may be
+  // an endpoint. A refused address is reported once per slice and counted once per slice.
+  bool admitEndpoint(const k8s::EndpointSlice& slice, const std::string& svc_key,
+                     const std::string& address) {
+    if (!options_.restrict_endpoints || options_.allowed_endpoints.containsText(address)) {
+      return true;
+    }
+    std::string_view why;
+    const std::optional<ip::address> parsed = parseIp(address);
+    if (!parsed) {
+      why = "not an IP address";
+    } else {
+      why = specialAddress(*parsed);
+      if (why.empty() && std::find(node_addresses_.begin(), node_addresses_.end(), *parsed) !=
+                             node_addresses_.end()) {
+        why = "an address of the agent's own node";
+      }
+    }
+    if (why.empty()) {
+      return true;
+    }
+    const std::string slice_key = slice.metadata.ns + "/" + slice.metadata.name;
+    refused_.emplace(slice_key, address);
+    warn("EndpointSlice " + slice_key, "endpoint " + address + " of Service " + svc_key +
+                                           " refused: " + std::string(why) +
+                                           "; --allow-endpoint-cidrs can allow it");
+    return false;
+  }
+
+  // The endpoints of `svc`'s `port` from its EndpointSlices, sorted, without refused addresses.
+  std::vector<Endpoint> endpoints(const k8s::Service& svc, const k8s::ServicePort& port) {
+    const std::string svc_key = svc.metadata.ns + "/" + svc.metadata.name;
     // The slice controller resolves targetPort per pod, so each slice carries its own number for
     // the port named like the ServicePort ("" for an unnamed one).
     std::set<std::pair<std::string, std::uint16_t>> ready;
     std::set<std::pair<std::string, std::uint16_t>> fallback;
-    const std::string prefix = ref.ns + "/";
+    const std::string prefix = svc.metadata.ns + "/";
     const auto& slices = store_.endpointSlices();
     for (auto it = slices.lower_bound(prefix); it != slices.end() && it->first.starts_with(prefix);
          ++it) {
       const k8s::EndpointSlice& slice = it->second;
-      if (slice.serviceName() != ref.backend.name ||
+      if (slice.serviceName() != svc.metadata.name ||
           (slice.address_type != "IPv4" && slice.address_type != "IPv6")) {
         continue;
       }
       const k8s::SlicePort* slice_port = nullptr;
       for (const k8s::SlicePort& sp : slice.ports) {
-        if (sp.name == port->name) {
+        if (sp.name == port.name) {
           slice_port = &sp;
           break;
         }
@@ -432,7 +550,7 @@ private:
       }
       const auto number = static_cast<std::uint16_t>(*slice_port->port);
       for (const k8s::SliceEndpoint& ep : slice.endpoints) {
-        if (ep.addresses.empty()) {
+        if (ep.addresses.empty() || !admitEndpoint(slice, svc_key, ep.addresses.front())) {
           continue;
         }
         const bool is_ready = ep.conditions.ready.value_or(true);
@@ -448,18 +566,24 @@ private:
     // kube-proxy's rule: ready endpoints; only when there are none, the ones still serving while
     // terminating (so a rolling update with slow readiness does not 503).
     const bool use_ready = !ready.empty();
+    std::vector<Endpoint> out;
     for (const auto& [address, number] : use_ready ? ready : fallback) {
-      cluster.endpoints.push_back(Endpoint{address, number, use_ready});
+      out.push_back(Endpoint{address, number, use_ready});
     }
-    return cluster;
+    return out;
   }
 
   const k8s::Store& store_;
   const TranslateOptions& options_;
   DesiredState out_;
   std::map<std::string, HostBuild> hosts_;
+  // --host-ownership=first: host → the oldest Ingress with a rule for it. A wildcard
+  // ("*.example.com") and "" (rules without a host) are host keys of their own.
+  std::map<std::string, const k8s::Ingress*> host_owners_;
   std::map<std::string, ClusterRef> clusters_;
   std::set<std::pair<std::string, std::string>> warned_;
+  std::vector<ip::address> node_addresses_;                // options_.node_addresses, parsed
+  std::set<std::pair<std::string, std::string>> refused_;  // (slice "ns/name", address)
 };
 
 }  // namespace

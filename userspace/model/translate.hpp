@@ -12,6 +12,13 @@
 // - A request that matches no path of its host bucket goes to that host's default backend (the
 //   defaultBackend of the oldest Ingress that has one among those with rules for the host), else
 //   to the global default backend (oldest Ingress of our class with one), else 404.
+// - HostOwnership::kFirst: a host belongs to the namespace of the oldest Ingress with a rule for
+//   it; rules of other namespaces' Ingresses for it (and with them their defaultBackend's claim
+//   on the host) are refused with a warning. Host keys compare exactly: "*.example.com",
+//   "a.example.com" and "" (no host) are three hosts with owners of their own.
+// - Endpoint safety (restrict_endpoints): loopback, link-local, unspecified (also IPv4-mapped)
+//   and node addresses are left out of their cluster with a warning on the EndpointSlice unless
+//   allowed_endpoints contains them; DesiredState::refused_endpoints counts them.
 #pragma once
 
 #include <string>
@@ -48,9 +55,12 @@ struct TranslateOptions {
   // How request paths are normalized (--path-escaped-slashes): rule paths follow the same rules.
   http::PathOptions paths{};
   HostOwnership host_ownership = HostOwnership::kShared;
-  // Endpoint safety (API mode): an endpoint address that is loopback, link-local or one of
-  // `node_addresses` is refused with a warning unless `allowed_endpoints` contains it. Off for
-  // manifests, whose author is the operator.
+  // Endpoint safety (API mode): an endpoint address that is loopback (127.0.0.0/8, ::1),
+  // link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0/8, ::), one of those
+  // IPv4-mapped, or one of `node_addresses`, is refused with a warning unless
+  // `allowed_endpoints` contains it: whoever may write an EndpointSlice must not reach the
+  // node's own services through the agent (CVE-2021-25740). Off for manifests, whose author is
+  // the operator.
   bool restrict_endpoints = false;
   net::CidrSet allowed_endpoints;           // --allow-endpoint-cidrs
   std::vector<std::string> node_addresses;  // the node's own IP addresses (IP literals)

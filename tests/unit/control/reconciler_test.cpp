@@ -107,5 +107,23 @@ TEST(Reconciler, RendersGenerationAndRejectedObjects) {
   EXPECT_EQ(state["clusters"].as_array().size(), 2u);
 }
 
+TEST(Reconciler, RendersRefusedEndpoints) {
+  proxy::SnapshotHolder holder;
+  model::TranslateOptions api;
+  api.restrict_endpoints = true;
+  Reconciler r(api, holder);
+  ASSERT_TRUE(r.apply(storeFrom(manifests("127.0.0.1", "10.0.0.2")), {}));
+  admin::MetricsWriter w;
+  r.renderMetrics(w);
+  EXPECT_THAT(w.text(), HasSubstr("sluice_endpoints_refused 1\n"));
+  // The refusal is a warning like any other.
+  EXPECT_THAT(w.text(), HasSubstr("sluice_rejected_objects 1\n"));
+  // The gauge follows the current state.
+  ASSERT_TRUE(r.apply(storeFrom(manifests("10.0.0.1", "10.0.0.2")), {}));
+  admin::MetricsWriter w2;
+  r.renderMetrics(w2);
+  EXPECT_THAT(w2.text(), HasSubstr("sluice_endpoints_refused 0\n"));
+}
+
 }  // namespace
 }  // namespace sluice::control

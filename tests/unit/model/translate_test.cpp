@@ -11,90 +11,19 @@
 #include "k8s/manifest.hpp"
 #include "model/translate.hpp"
 #include "support/result.hpp"
+#include "translate_support.hpp"
 
 namespace sluice::model {
 namespace {
 
+using test::dump;
+using test::kOurClass;
+using test::pathLine;
+using test::pathsIngress;
+using test::storeFrom;
+using test::webService;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
-
-// Decodes every object of a multi-document YAML text into a store; any failure fails the test.
-k8s::Store storeFrom(const std::string& yaml) {
-  Result<k8s::ParsedManifest> parsed = k8s::parseManifest(yaml, k8s::ManifestFormat::kYaml);
-  EXPECT_OK(parsed);
-  k8s::Store store;
-  if (!parsed) {
-    return store;
-  }
-  EXPECT_THAT(parsed->problems, IsEmpty());
-  for (const auto& value : parsed->objects) {
-    Result<k8s::Object> r = k8s::decodeObject(value);
-    EXPECT_OK(r);
-    if (r) {
-      store.upsert(std::move(*r));
-    }
-  }
-  return store;
-}
-
-// A readable rendering of a whole state, so expectations read like the state and failures diff.
-std::string dump(const DesiredState& s, bool with_warnings = true) {
-  std::ostringstream out;
-  if (s.default_cluster) {
-    out << "default " << *s.default_cluster << "\n";
-  }
-  for (const VirtualHost& h : s.hosts) {
-    out << "host \"" << h.host << "\"";
-    if (h.default_cluster) {
-      out << " default " << *h.default_cluster;
-    }
-    out << "\n";
-    for (const PathRule& p : h.paths) {
-      out << "  " << pathTypeName(p.type) << " " << p.path << " -> " << p.cluster << " ("
-          << p.ingress << ")\n";
-    }
-  }
-  for (const Cluster& c : s.clusters) {
-    out << "cluster " << c.name << (c.lb == LbPolicy::kLeastRequest ? " least-request" : "") << ":";
-    for (const Endpoint& e : c.endpoints) {
-      out << " " << e.address << ":" << e.port << (e.ready ? "" : "(not ready)");
-    }
-    out << "\n";
-  }
-  if (with_warnings) {
-    for (const Warning& w : s.warnings) {
-      out << "warning " << w.object << ": " << w.message << "\n";
-    }
-  }
-  return out.str();
-}
-
-constexpr const char* kOurClass = R"(
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: sluice}
-spec: {controller: sluice.dev/ingress}
-)";
-
-// A Service "web" with one unnamed port 80 and one ready endpoint, in namespace `ns`.
-std::string webService(const std::string& ns = "t") {
-  return R"(
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: )" +
-         ns + R"(}
-spec: {ports: [{port: 80, targetPort: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, namespace: )" +
-         ns + R"(, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-endpoints: [{addresses: [10.0.0.1]}]
-ports: [{port: 8080}]
-)";
-}
 
 // An Ingress with one rule: `host`, Prefix / → `service`:80; plus extra metadata/spec lines.
 std::string simpleIngress(const std::string& name, const std::string& host,
@@ -119,13 +48,6 @@ metadata:
       - {path: /, pathType: Prefix, backend: {service: {name: )" +
          service + R"(, port: {number: 80}}}}
 )";
-}
-
-// One http.paths entry (flow style) routing to `service` port 80.
-std::string pathLine(const std::string& path, const std::string& type,
-                     const std::string& service = "web") {
-  return "      - {path: " + path + ", pathType: " + type +
-         ", backend: {service: {name: " + service + ", port: {number: 80}}}}\n";
 }
 
 std::vector<std::string> hostsOf(const DesiredState& s) {
@@ -238,14 +160,6 @@ spec: {controller: example.com/edge}
 }
 
 // ---- merging rules across Ingresses ----
-
-std::string pathsIngress(const std::string& ns, const std::string& name, const std::string& created,
-                         const std::string& rules) {
-  return "\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: " + name +
-         "\n  namespace: " + ns +
-         (created.empty() ? std::string() : "\n  creationTimestamp: \"" + created + "\"") +
-         "\nspec:\n  ingressClassName: sluice\n  rules:\n" + rules;
-}
 
 TEST(TranslateMerge, OldestIngressWinsThenNamespaceAndName) {
   const std::string rules_x = R"(  - host: Foo.Example.com
