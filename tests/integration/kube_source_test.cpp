@@ -167,7 +167,9 @@ protected:
     fake_.apply(sliceJson("web", port_, {{"127.0.0.2", true}}));
     fake_.apply(ingressJson("web", "/", "web"));
     agent_.emplace(fs::path(),
-                   AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy"}, 1});
+                   AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy",
+                                 "--allow-endpoint-cidrs", "127.0.0.0/8"},
+                                1});
   }
 
   FakeApi fake_;
@@ -253,8 +255,9 @@ TEST_F(KubeSource, StatusIsWrittenByTheLeaderForOurClassOnly) {
   for (int i = 0; i < 2; ++i) {
     agents[i].emplace(
         fs::path(), AgentOptions{{"--kubeconfig", fake_.kubeconfig().string(), "--splice=copy",
-                                  "--publish-address", addresses[i], "--lease-duration", "3s",
-                                  "--lease-renew-deadline", "2s", "--lease-retry-period", "250ms"},
+                                  "--allow-endpoint-cidrs", "127.0.0.0/8", "--publish-address",
+                                  addresses[i], "--lease-duration", "3s", "--lease-renew-deadline",
+                                  "2s", "--lease-retry-period", "250ms"},
                                  1});
   }
   const auto published = [&](const std::string& name) {
