@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "app/datapath_probe.hpp"
 #include "app/sizing.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
@@ -56,8 +57,8 @@ int Agent::run() {
     access_log_ = std::move(*opened);
     proxy::setAccessLog(access_log_.get());
   }
-  splicing_ =
-      std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir, config_.proxy.splice);
+  splicing_ = std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir,
+                                                config_.proxy.splice, &verifyDatapathInChild);
   const ConnectionSizing sizing = sizeConnections(config_.max_connections);
   limit_ = std::make_unique<proxy::ConnectionLimit>(sizing.max_connections);
   log->info("at most {} client connections ({})", sizing.max_connections, sizing.why);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app/agent.hpp"
+#include "app/datapath_probe.hpp"
 #include "app/flags.hpp"
 
 namespace {
@@ -55,6 +56,9 @@ int waitShutdown(const sluice::app::AgentConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], sluice::app::kVerifyDatapathFlag) == 0) {
+    return sluice::app::runVerifyDatapath();  // the startup probe's child (datapath_probe.hpp)
+  }
   auto parsed = sluice::app::parseArgs(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "ingress-agent: %s\n", parsed.error().message().c_str());

@@ -49,7 +49,7 @@ Result<void> SpliceDatapath::verify() {
   return success();  // the skeleton's maps and program go with it
 }
 
-std::string SpliceDatapath::probe() {
+std::string SpliceDatapath::probe(Verifier verify) {
   std::string line = "kernel ";
   utsname uts{};
   line += ::uname(&uts) == 0 ? uts.release : "unknown";
@@ -66,7 +66,7 @@ std::string SpliceDatapath::probe() {
   }
 
   // The attach is verify()'s last step, so a failure before it means it was not tried.
-  const Result<void> verified = verify();
+  const Result<void> verified = verify();  // (the parameter)
   const bool attach_failed =
       !verified && verified.error().context().find("attach sk_skb") != std::string::npos;
   line += ", splice program ";

@@ -89,8 +89,10 @@ public:
   static Result<void> verify();
 
   // One line for the startup log and ingressctl: kernel release, BTF, bpffs, and verify()'s
-  // answer as "splice program yes|no (why)" and "sk_skb stream_verdict attach ...".
-  static std::string probe();
+  // answer as "splice program yes|no (why)" and "sk_skb stream_verdict attach ...". `verify`
+  // may run it elsewhere (the agent runs it in a child process, for its memory peak).
+  using Verifier = Result<void> (*)();
+  static std::string probe(Verifier verify = &SpliceDatapath::verify);
 
   // The kernel's socket cookie (SO_COOKIE): the key of every per-socket map.
   static Result<std::uint64_t> socketCookie(int fd);

@@ -10,10 +10,11 @@ namespace sluice::proxy {
 
 namespace json = boost::json;
 
-Splicing::Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config)
+Splicing::Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config,
+                   bpf::SpliceDatapath::Verifier verify)
     : requested_(std::move(requested)), config_(config) {
   auto log = log::get("splice");
-  probe_ = bpf::SpliceDatapath::probe();
+  probe_ = bpf::SpliceDatapath::probe(verify);
   log->info("kernel datapath: {}", probe_);
   if (requested_ == "auto" || requested_ == "sockmap") {
     if (auto opened = bpf::SpliceDatapath::open({pin_dir})) {

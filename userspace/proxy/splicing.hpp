@@ -14,6 +14,7 @@
 #include <boost/json/object.hpp>
 
 #include "admin/metrics.hpp"
+#include "bpf/splice_datapath.hpp"
 #include "proxy/relay/relay.hpp"
 
 namespace sluice::bpf {
@@ -27,7 +28,9 @@ public:
   // Resolves `requested` (auto, sockmap, pipe, copy): opens the datapath pinned under `pin_dir`
   // when sockmap may be used, and fills `config` (the connection and body strategies).
   // Logs the choice and why, once. BPF is an accelerator: without it the agent serves anyway.
-  Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config);
+  // `verify`: how the startup probe verifies the program (SpliceDatapath::probe).
+  Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config,
+           bpf::SpliceDatapath::Verifier verify);
   ~Splicing();
   Splicing(const Splicing&) = delete;
   Splicing& operator=(const Splicing&) = delete;

@@ -1,0 +1,85 @@
+#include "app/datapath_probe.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "bpf/splice_datapath.hpp"
+
+extern char** environ;
+
+namespace sluice::app {
+
+namespace {
+
+// The answer on the wire: "ok\n", or "error <code>\n<context>" (context to the end).
+std::string encode(const Result<void>& r) {
+  return r ? std::string("ok\n")
+           : "error " + std::to_string(r.error().code()) + "\n" + r.error().context();
+}
+
+std::optional<Result<void>> decode(const std::string& text) {
+  if (text == "ok\n") {
+    return Result<void>{success()};
+  }
+  const auto nl = text.find('\n');
+  if (text.rfind("error ", 0) != 0 || nl == std::string::npos) {
+    return std::nullopt;
+  }
+  int code = 0;
+  try {
+    code = std::stoi(text.substr(6, nl - 6));
+  } catch (...) {
+    return std::nullopt;
+  }
+  std::string context = text.substr(nl + 1);
+  return Result<void>{code == 0 ? Error(std::move(context)) : Error(code, std::move(context))};
+}
+
+}  // namespace
+
+int runVerifyDatapath() {
+  const std::string answer = encode(bpf::SpliceDatapath::verify());
+  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
+}
+
+Result<void> verifyDatapathInChild() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return bpf::SpliceDatapath::verify();
+  }
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  char exe[] = "/proc/self/exe";
+  char flag[] = "--verify-datapath";
+  char* argv[] = {exe, flag, nullptr};
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, exe, &actions, nullptr, argv, environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  std::string text;
+  if (rc == 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+      text.append(buf, static_cast<std::size_t>(n > 0 ? n : 0));
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  ::close(fds[0]);
+  if (auto answer = decode(text)) {
+    return std::move(*answer);
+  }
+  return bpf::SpliceDatapath::verify();
+}
+
+}  // namespace sluice::app
