@@ -11,6 +11,7 @@
 #   BENCH_WARMUP       unmeasured warm-up before each measured run (default 3s; 0 to skip)
 #   BENCH_PROXIES      which proxies, in order (default "sluice nginx haproxy caddy")
 #   BENCH_CONNS        client connection counts (default "64 1000")
+#   BENCH_SLUICE_ARGS  extra ingress-agent flags (word-split), e.g. "--splice=pipe"
 #   BENCH_IDLE         the idle-connections workload: this many idle keep-alive connections held
 #                      (bench/tools/idle_holder.py) while wrk puts a light load of BENCH_IDLE_LOAD
 #                      connections (default 16) through the proxy; reports the proxy's peak RSS and
@@ -49,7 +50,8 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 # The exact command, as typed (only the knobs that were set), for the report.
 CMD_LINE=""
 for v in SLUICE_AGENT BENCH_DURATION BENCH_WARMUP BENCH_PROXIES BENCH_CONNS BENCH_WRK_THREADS \
-         BENCH_REPEAT BENCH_PROXY_CPU BENCH_CLIENT_CPU BENCH_SCHED BENCH_PERF; do
+         BENCH_REPEAT BENCH_PROXY_CPU BENCH_CLIENT_CPU BENCH_SCHED BENCH_PERF BENCH_IDLE \
+         BENCH_IDLE_LOAD BENCH_SLUICE_ARGS; do
   if [[ -n ${!v:-} ]]; then
     CMD_LINE+="$v=$(printf '%q' "${!v}") "
   fi
@@ -203,7 +205,7 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
       start_bg "$dir/agent.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" "$AGENT" \
         --manifests "$dir/manifests" --listen-http "127.0.0.1:$PROXY_PORT" \
         --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn --idle-timeout 75s \
-        ${many:+--max-connections $((many + 1000))}
+        ${many:+--max-connections $((many + 1000))} ${BENCH_SLUICE_ARGS:-}
       PROXY_PID=$START_PID
       wait_http "http://127.0.0.1:$admin_port/readyz" 20 "$PROXY_PID" ||
         { tail -40 "$dir/agent.log" >&2; die "sluice did not become ready (admin /readyz)"; }
