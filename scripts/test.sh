@@ -38,6 +38,7 @@ run_ctest() {  # label, build dir, ctest args...
 run_tier() {  # label, command...: a script that prints "label: N passed, M failed"
   local label=$1 log="build/$1.log"
   shift
+  mkdir -p build  # the checks tier runs before the first build creates it (a clean clone)
   "$@" 2>&1 | tee "$log" || true
   local line
   line=$(grep -E "^$label: [0-9]+ passed, [0-9]+ failed" "$log" | tail -1 || true)
