@@ -512,12 +512,12 @@ def http_idle_table(rows):
     if not idle:
         return []
     lines = [
-        "**Idle connections** (`16+10000idle` rows): bench/tools/idle_holder.py opens that many"
+        "**Idle connections** (rows `<load>+<N>idle`): bench/tools/idle_holder.py opens N"
         " keep-alive",
         "connections (one `GET /` each, then silence) after the warm-up, and wrk keeps a light"
         " load on",
-        "16 more. KiB per idle connection = (peak RSS − RSS before they opened) ÷ idle"
-        " connections, median over the runs.", "",
+        "`<load>` more. KiB per idle connection = (peak RSS − RSS before they opened) ÷"
+        " idle connections, median over the runs.", "",
         "| proxy | idle conns | RSS before MiB | peak RSS MiB | KiB per idle conn | over runs |",
         "|---|---:|---:|---:|---:|---|",
     ]

@@ -220,6 +220,16 @@ class HttpMarkdown(unittest.TestCase):
         md = report.http_markdown(self.META, report.http_rows(self.META, runs))
         self.assertNotIn("origin |", md)
 
+    def test_idle_table_gives_the_median_cost_of_an_idle_connection(self):
+        runs = http_runs([(80000, 800, 400), (70000, 900, 300), (75000, 850, 350)])
+        for r, kib in zip(runs, (4.0, 5.0, 4.5)):
+            r.update(connections="16+1000idle", idle_connections=1000,
+                     rss_before_idle_mib=10.0, idle_kib_per_connection=kib)
+        md = report.http_markdown(self.META, report.http_rows(self.META, runs))
+        self.assertIn("| sluice | 1000 | 10.0 | 8.3 | 4.50 | 4.00\u20135.00 |", md)
+        plain = report.http_markdown(self.META, report.http_rows(self.META, http_runs([(1, 1, 1)])))
+        self.assertNotIn("Idle connections", plain)
+
     def test_warning_counts_flagged_rows(self):
         runs = http_runs([(80000, 800, 400), (60000, 900, 300)])  # 33 % spread
         md = report.http_markdown(self.META, report.http_rows(self.META, runs))
