@@ -67,8 +67,8 @@ void Forwarder::take(upstream::ConnectResult connected) {
 }
 
 bool Forwarder::takeBusy(const Snapshot& snap, std::uint32_t cluster) {
-  const std::uint32_t annotated = snap.cluster_options[cluster].max_connections;
-  const std::uint32_t limit = annotated != 0 ? annotated : worker_.config().cluster_max_connections;
+  const std::uint32_t limit =
+      breakerLimits(snap.cluster_options[cluster], worker_.config()).connections;
   if (!cluster_stats_->busy.tryTake(limit)) {
     bump(cluster_stats_->overflow_connections);
     return false;
@@ -174,8 +174,7 @@ asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& sna
                                                              bool fresh_only) {
   const ProxyConfig& cfg = worker_.config();
   const bool has_body = req_.body != http::BodyKind::kNone;
-  const std::uint32_t annotated = snap.cluster_options[cluster].max_pending_requests;
-  const std::uint32_t max_pending = annotated != 0 ? annotated : cfg.cluster_max_pending;
+  const std::uint32_t max_pending = breakerLimits(snap.cluster_options[cluster], cfg).pending;
   for (int attempt = 0;; ++attempt) {
     // The breakers answer at once: no queue builds up behind a cluster that is at its limit.
     if (!takeBusy(snap, cluster)) {

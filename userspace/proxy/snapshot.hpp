@@ -10,6 +10,7 @@
 
 #include "lb/balancer.hpp"
 #include "model/desired_state.hpp"
+#include "proxy/config.hpp"
 #include "proxy/stats.hpp"
 #include "router/route_table.hpp"
 #include "upstream/stats.hpp"
@@ -17,6 +18,17 @@
 namespace sluice::proxy {
 
 inline constexpr std::uint32_t kNoTcpRoute = UINT32_MAX;
+
+// A cluster's circuit-breaker limits: its Service's annotations, else the agent's defaults.
+struct BreakerLimits {
+  std::uint32_t connections;
+  std::uint32_t pending;
+};
+inline BreakerLimits breakerLimits(const model::ClusterOptions& options, const ProxyConfig& cfg) {
+  return {
+      options.max_connections != 0 ? options.max_connections : cfg.cluster_max_connections,
+      options.max_pending_requests != 0 ? options.max_pending_requests : cfg.cluster_max_pending};
+}
 
 struct Snapshot {
   std::uint64_t generation = 0;

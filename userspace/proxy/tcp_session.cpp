@@ -34,11 +34,7 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
   }
   // The cluster's breakers hold for TCP routes too: a flow is a busy upstream connection.
   const std::shared_ptr<upstream::ClusterStats> stats = snap->cluster_stats[cluster];
-  const model::ClusterOptions& options = snap->cluster_options[cluster];
-  const std::uint32_t max_busy =
-      options.max_connections != 0 ? options.max_connections : cfg.cluster_max_connections;
-  const std::uint32_t max_pending =
-      options.max_pending_requests != 0 ? options.max_pending_requests : cfg.cluster_max_pending;
+  const BreakerLimits limits = breakerLimits(snap->cluster_options[cluster], cfg);
   struct Busy {
     upstream::ClusterStats* stats = nullptr;
     ~Busy() {
@@ -48,10 +44,10 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
     }
   } busy;
   upstream::ConnectResult connected;
-  if (stats->busy.tryTake(max_busy)) {
+  if (stats->busy.tryTake(limits.connections)) {
     busy.stats = stats.get();
-    connected = co_await worker.connector().connect(*snap->balancers[cluster], *stats,
-                                                    {.pooled = false, .max_pending = max_pending});
+    connected = co_await worker.connector().connect(
+        *snap->balancers[cluster], *stats, {.pooled = false, .max_pending = limits.pending});
   } else {
     bump(stats->overflow_connections);
     connected.status = upstream::ConnectStatus::kOverflow;
