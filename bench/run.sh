@@ -252,14 +252,16 @@ cpu_ticks() { # utime+stime (all threads) of pid and all its descendants
   done
   echo "$total"
 }
-hwm_kib() { # sum of VmHWM over pid and descendants
+status_kib() { # status_kib FIELD PID: sum of /proc/*/status FIELD (kB) over pid and descendants
   local total=0 pid v
-  for pid in $(descendants "$1"); do
-    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  for pid in $(descendants "$2"); do
+    v=$(awk -v f="$1:" '$1 == f {print $2}' "/proc/$pid/status" 2>/dev/null || true)
     total=$((total + ${v:-0}))
   done
   echo "$total"
 }
+hwm_kib() { status_kib VmHWM "$1"; } # peak RSS
+rss_kib() { status_kib VmRSS "$1"; } # RSS now
 core_busy() { # "busy total" jiffies of one core from /proc/stat
   awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
@@ -426,14 +428,6 @@ do_idle_run() {
   log "$summary"
   stop_pid "$holder_pid"
   stop_pid "$PROXY_PID"
-}
-rss_kib() { # sum of VmRSS over pid and descendants
-  local total=0 pid v
-  for pid in $(descendants "$1"); do
-    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
 }
 
 find "$RAW" -maxdepth 1 -type f -delete # raw/ holds the latest run's outputs only
