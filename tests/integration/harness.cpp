@@ -1,6 +1,7 @@
 #include "harness.hpp"
 
 #include <arpa/inet.h>
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cstdlib>
 #include <fstream>
@@ -60,6 +62,7 @@ Agent::Agent(const fs::path& manifests, AgentOptions options) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = freePort();
     admin_port_ = freePort();
+    https_port_ = freePort();
     std::vector<std::string> argv{SLUICE_AGENT_BIN};
     if (!manifests.empty()) {  // empty: the source comes from extra_args (--kubeconfig)
       argv.insert(argv.end(), {"--manifests", manifests.string()});
@@ -67,6 +70,10 @@ Agent::Agent(const fs::path& manifests, AgentOptions options) {
     argv.insert(argv.end(), {"--listen-http", "127.0.0.1:" + std::to_string(port_), "--admin",
                              "127.0.0.1:" + std::to_string(admin_port_), "--workers",
                              std::to_string(options.workers), "--log-level", "info"});
+    if (std::find(options.extra_args.begin(), options.extra_args.end(), "--listen-https") ==
+        options.extra_args.end()) {
+      argv.insert(argv.end(), {"--listen-https", "127.0.0.1:" + std::to_string(https_port_)});
+    }
     argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
     proc_.emplace(argv, dir_.path() / "agent.log");
     const auto deadline = Clock::now() + 10s;

@@ -54,6 +54,7 @@ public:
   ~Agent();
   std::uint16_t port() const { return port_; }
   std::uint16_t adminPort() const { return admin_port_; }
+  std::uint16_t httpsPort() const { return https_port_; }
   Process& process() { return *proc_; }
   // Waits until /debug/state reports a generation > `after` (a new config applied).
   std::uint64_t waitGeneration(std::uint64_t after, std::chrono::milliseconds timeout = 5s);
@@ -65,6 +66,7 @@ private:
   std::optional<Process> proc_;
   std::uint16_t port_ = 0;
   std::uint16_t admin_port_ = 0;
+  std::uint16_t https_port_ = 0;
 };
 
 struct Response {

@@ -18,22 +18,6 @@ namespace sluice::app {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-model::TranslateOptions translateOptions(const AgentConfig& c) {
-  return {.classes = {c.ingress_class, c.controller},
-          .tcp_services = c.tcp_services,
-          .reserved_ports = {c.listen_http.port(), c.admin.port()},
-          .paths = c.proxy.paths,
-          .host_ownership = c.host_ownership,
-          // The operator wrote every manifest; API objects come from whoever may write them.
-          .restrict_endpoints = c.manifests_dir.empty(),
-          .allowed_endpoints = c.allow_endpoint_cidrs,
-          .node_addresses = net::localAddresses()};
-}
-
-}  // namespace
-
 Agent::Agent(AgentConfig config)
     : config_(std::move(config)),
       signals_(control_, SIGTERM, SIGINT),
@@ -62,7 +46,7 @@ int Agent::run() {
   const ConnectionSizing sizing = sizeConnections(config_.max_connections);
   limit_ = std::make_unique<proxy::ConnectionLimit>(sizing.max_connections);
   log->info("at most {} client connections ({})", sizing.max_connections, sizing.why);
-  if (auto made = makeSource(); !made) {
+  if (auto made = setUpTls(); !made || !(made = makeSource())) {
     log->error("{}", made.error().message());
     return 2;
   }
@@ -86,9 +70,10 @@ int Agent::run() {
     threads.emplace_back([&w]() { w->run(); });
   }
   ready_ = true;
-  log->info("serving HTTP on {} with {} workers; admin on {}; source: {}",
-            net::endpointText(config_.listen_http), workers_.size(),
-            net::endpointText(config_.admin), source_->kind());
+  log->info("serving HTTP on {}{} with {} workers; admin on {}; source: {}",
+            net::endpointText(config_.listen_http),
+            config_.listen_https ? ", HTTPS on " + net::endpointText(*config_.listen_https) : "",
+            workers_.size(), net::endpointText(config_.admin), source_->kind());
   waitSignal();
   splicing_->startStaleSweep(control_.get_executor());
   control_.run();
@@ -158,6 +143,9 @@ Result<void> Agent::startWorkers() {
     workers_.push_back(std::make_unique<proxy::Worker>(i, config_.proxy, snapshots_,
                                                        splicing_->datapath(), *limit_));
     SLUICE_CHECK(workers_.back()->listen(config_.listen_http));
+    if (config_.listen_https) {
+      SLUICE_CHECK(workers_.back()->listen(*config_.listen_https, true));
+    }
   }
   applyTcpPorts();
   return admin_.start(config_.admin);

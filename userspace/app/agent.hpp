@@ -38,6 +38,8 @@ private:
   // The source, and Ingress status when the source is the API.
   Result<void> makeSource();
   Result<void> startWorkers();
+  // HTTPS: contexts, the fallback certificate, the kTLS probe (app/agent_tls.cpp).
+  Result<void> setUpTls();
   void registerPages();
   // A change of the source: translate, publish, and follow the TCP-route ports.
   void reconcile();

@@ -9,6 +9,7 @@
 
 #include "bpf/abi.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
 #include "control/status_writer.hpp"
 #include "k8s/objects.hpp"
 
@@ -37,6 +38,8 @@ struct RawFlags {
   std::size_t max_idle = 0;
   bool wait_shutdown = false;
   int wait_pid = 1;
+  std::string listen_https = "0.0.0.0:8443";
+  std::string tls_min_version = "1.2", tls_handshake_timeout = "10s", ktls = "auto";
 };
 
 void addSourceFlags(CLI::App& cli, AgentConfig& out) {
@@ -179,6 +182,63 @@ void addEdgeFlags(CLI::App& cli, AgentConfig& out, RawFlags& raw) {
       ->capture_default_str();
 }
 
+void addTlsFlags(CLI::App& cli, AgentConfig& out, RawFlags& raw) {
+  cli.add_option("--listen-https", raw.listen_https,
+                 "HTTPS listener ADDR:PORT (TLS terminated by SNI, or passed through); '' "
+                 "disables it")
+      ->capture_default_str();
+  cli.add_option("--default-ssl-certificate", out.default_ssl_certificate,
+                 "TLS Secret NAMESPACE/NAME served for unknown SNI and hosts without a usable "
+                 "certificate; without it a self-signed certificate made at start (never written "
+                 "to disk)");
+  cli.add_option("--tls-min-version", raw.tls_min_version, "Oldest TLS version accepted")
+      ->check(CLI::IsMember({"1.2", "1.3"}))
+      ->capture_default_str();
+  cli.add_option("--tls-ciphers", out.tls.ciphers,
+                 "OpenSSL cipher list for TLS 1.2 (default: Mozilla intermediate)");
+  cli.add_option("--tls-handshake-timeout", raw.tls_handshake_timeout,
+                 "Accept to finished handshake (the ClientHello included); past it the "
+                 "connection closes")
+      ->capture_default_str();
+  cli.add_option("--max-tls-handshakes", out.proxy.max_tls_handshakes,
+                 "Concurrent TLS handshakes, agent-wide; more connections are closed at once")
+      ->check(CLI::Range(1ul, 1'000'000ul))
+      ->capture_default_str();
+  cli.add_option("--max-client-hello", out.proxy.max_client_hello,
+                 "Largest ClientHello accepted, in bytes (16384 to 65536)")
+      ->check(CLI::Range(16384ul, 65536ul))
+      ->capture_default_str();
+  cli.add_option("--ktls", raw.ktls,
+                 "'auto': kernel TLS for connections where it is safe (TLS 1.2 on OpenSSL 3.0; "
+                 "docs/tls.md), when the kernel has it; 'off'")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
+}
+
+Result<void> applyTlsFlags(const RawFlags& raw, AgentConfig& out) {
+  if (!raw.listen_https.empty()) {
+    auto https = parseEndpoint(raw.listen_https);
+    if (!https) {
+      return https.error().wrap("--listen-https");
+    }
+    out.listen_https = *https;
+    out.proxy.https_port = https->port();
+  }
+  if (!out.default_ssl_certificate.empty() &&
+      !k8s::parseNamespacedName(out.default_ssl_certificate)) {
+    return Error("--default-ssl-certificate '" + out.default_ssl_certificate +
+                 "' must be NAMESPACE/NAME of a kubernetes.io/tls Secret");
+  }
+  auto timeout = parseDuration(raw.tls_handshake_timeout);
+  if (!timeout) {
+    return timeout.error().wrap("--tls-handshake-timeout");
+  }
+  out.proxy.tls_handshake_timeout = *timeout;
+  out.tls.tls13_only = raw.tls_min_version == "1.3";
+  out.ktls_auto = raw.ktls == "auto";
+  return success();
+}
+
 Result<void> applyEdgeFlags(const RawFlags& raw, AgentConfig& out) {
   auto trusted = net::parseCidrs(raw.trusted_proxies);
   if (!trusted) {
@@ -299,6 +359,7 @@ Result<void> validate(const RawFlags& raw, AgentConfig& out) {
   }
   SLUICE_CHECK(applyDurations(raw, out));
   SLUICE_CHECK(applyEdgeFlags(raw, out));
+  SLUICE_CHECK(applyTlsFlags(raw, out));
   if (!out.publish_address.empty()) {
     if (auto addresses = control::parsePublishAddresses(out.publish_address); !addresses) {
       return addresses.error().wrap("--publish-address");
@@ -308,6 +369,20 @@ Result<void> validate(const RawFlags& raw, AgentConfig& out) {
 }
 
 }  // namespace
+
+model::TranslateOptions translateOptions(const AgentConfig& c) {
+  return {.classes = {c.ingress_class, c.controller},
+          .tcp_services = c.tcp_services,
+          .reserved_ports = {c.listen_http.port(), c.admin.port(),
+                             c.listen_https ? c.listen_https->port() : c.listen_http.port()},
+          .paths = c.proxy.paths,
+          .host_ownership = c.host_ownership,
+          // The operator wrote every manifest; API objects come from whoever may write them.
+          .restrict_endpoints = c.manifests_dir.empty(),
+          .allowed_endpoints = c.allow_endpoint_cidrs,
+          .node_addresses = net::localAddresses(),
+          .default_ssl_certificate = c.default_ssl_certificate};
+}
 
 Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
   const auto bad = [&] { return Error("'" + std::string(text) + "' is not a duration"); };
@@ -378,6 +453,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   addProxyFlags(cli, raw);
   addEdgeFlags(cli, out, raw);
   addSpliceFlags(cli, out);
+  addTlsFlags(cli, out, raw);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,7 @@
 #include "common/result.hpp"
 #include "model/translate.hpp"
 #include "proxy/config.hpp"
+#include "tls/context.hpp"
 
 namespace sluice::app {
 
@@ -50,8 +51,17 @@ struct AgentConfig {
   std::string tcp_services = "sluice-system/sluice-tcp-services";  // ConfigMap ns/name, "" = off
   model::HostOwnership host_ownership = model::HostOwnership::kShared;
   net::CidrSet allow_endpoint_cidrs;  // API source: exceptions to the endpoint safety check
+  // HTTPS (docs/tls.md): the listener (none: off), the default certificate's Secret, protocol
+  // settings, and whether kTLS is tried (--ktls auto).
+  std::optional<boost::asio::ip::tcp::endpoint> listen_https;
+  std::string default_ssl_certificate;
+  tls::Settings tls;
+  bool ktls_auto = true;
   proxy::ProxyConfig proxy;
 };
+
+// What translate() needs of the flags.
+model::TranslateOptions translateOptions(const AgentConfig& config);
 
 // Parses argv. --help and --version print and give nullopt (exit 0); a bad argument is an Error
 // naming the flag (the caller prints it and exits 2).

@@ -138,12 +138,21 @@ std::string_view eventReason(std::string_view m) {
     }
   }
   if (m.starts_with("spec.tls[")) {
-    if (m.ends_with(" not found")) {
+    if (contains(m, " not found; its hosts use the default certificate")) {
       return "SecretNotFound";
     }
-    if (m.ends_with("want kubernetes.io/tls")) {
+    if (contains(m, "want kubernetes.io/tls; its hosts use the default certificate")) {
       return "InvalidSecret";
     }
+    if (m.ends_with(" (an older Ingress); ignored")) {
+      return "TlsHostShadowed";
+    }
+  }
+  if (m.starts_with("annotation sluice.dev/")) {
+    return "InvalidAnnotation";
+  }
+  if (m.starts_with("spec.rules[") && contains(m, ": ssl-passthrough ")) {
+    return "InvalidPassthrough";
   }
   if (m.starts_with("IngressClass ") && contains(m, " not found; ")) {
     return "IngressClassNotFound";

@@ -15,7 +15,8 @@ namespace {
 
 bool sameRouting(const model::DesiredState& a, const model::DesiredState& b) {
   return a.hosts == b.hosts && a.default_cluster == b.default_cluster && a.clusters == b.clusters &&
-         a.tcp_routes == b.tcp_routes;
+         a.tcp_routes == b.tcp_routes && a.tls_hosts == b.tls_hosts &&
+         a.passthrough == b.passthrough && a.default_certificate == b.default_certificate;
 }
 
 json::array problemsJson(const std::vector<k8s::Problem>& a, const std::vector<k8s::Problem>& b) {
@@ -121,8 +122,83 @@ std::shared_ptr<const proxy::Snapshot> Reconciler::build(
       snap->tcp_routes.emplace_back(route.port, static_cast<std::uint32_t>(it - names.begin()));
     }
   }
+  if (tls_factory_) {
+    snap->tls = buildTls(*desired, names);
+  }
   snap->desired = std::move(desired);
   return snap;
+}
+
+void Reconciler::enableTls(std::unique_ptr<tls::ContextFactory> factory,
+                           tls::CertificatePtr fallback) {
+  tls_factory_ = std::move(factory);
+  tls_fallback_ = std::move(fallback);
+}
+
+std::shared_ptr<const proxy::TlsTable> Reconciler::buildTls(
+    const model::DesiredState& desired, const std::vector<std::string>& cluster_names) {
+  auto log = log::get("control");
+  auto table = std::make_shared<proxy::TlsTable>();
+  const tls::CertificatePtr& fallback =
+      desired.default_certificate ? desired.default_certificate : tls_fallback_;
+  auto context = [&](const tls::CertificatePtr& cert) -> tls::ContextPtr {
+    Result<tls::ContextPtr> ctx = tls_factory_->context(cert);
+    if (!ctx) {
+      log->warn("TLS: {}", ctx.error().message());
+      return nullptr;
+    }
+    return *ctx;
+  };
+  if (fallback) {
+    table->setDefault(context(fallback));
+  }
+  for (const model::TlsHost& h : desired.tls_hosts) {
+    tls::ContextPtr ctx = h.certificate ? context(h.certificate) : nullptr;
+    table->addHost(h.host, {ctx ? ctx : table->defaultContext(), h.ssl_redirect, h.hsts});
+  }
+  for (const model::PassthroughRoute& p : desired.passthrough) {
+    auto it = std::find(cluster_names.begin(), cluster_names.end(), p.cluster);
+    if (it != cluster_names.end()) {
+      table->addPassthrough(p.host, static_cast<std::uint32_t>(it - cluster_names.begin()));
+    }
+  }
+  return table;
+}
+
+void Reconciler::renderTlsState(json::object& root) const {
+  auto certificate = [](const tls::CertificatePtr& c) -> json::value {
+    if (!c) {
+      return nullptr;
+    }
+    json::array names;
+    for (const auto& n : c->names()) {
+      names.push_back(json::string(n));
+    }
+    return json::object{{"sha256", c->fingerprint()},
+                        {"key", c->keyType()},
+                        {"not_after", static_cast<std::int64_t>(c->notAfter())},
+                        {"names", std::move(names)}};
+  };
+  const model::DesiredState& d = *current_->desired;
+  json::array hosts;
+  for (const auto& h : d.tls_hosts) {
+    hosts.push_back(json::object{{"host", h.host},
+                                 {"secret", h.secret},
+                                 {"certificate", certificate(h.certificate)},
+                                 {"ssl_redirect", h.ssl_redirect},
+                                 {"hsts", h.hsts}});
+  }
+  json::array passthrough;
+  for (const auto& p : d.passthrough) {
+    passthrough.push_back(
+        json::object{{"host", p.host}, {"cluster", p.cluster}, {"ingress", p.ingress}});
+  }
+  root["tls"] =
+      json::object{{"enabled", tls_factory_ != nullptr},
+                   {"hosts", std::move(hosts)},
+                   {"passthrough", std::move(passthrough)},
+                   {"default_certificate",
+                    certificate(d.default_certificate ? d.default_certificate : tls_fallback_)}};
 }
 
 void Reconciler::renderMetrics(admin::MetricsWriter& out) const {
@@ -192,6 +268,7 @@ void Reconciler::renderState(json::object& root) const {
     tcp_routes.push_back(json::object{{"port", r.port}, {"cluster", r.cluster}});
   }
   root["tcp_routes"] = std::move(tcp_routes);
+  renderTlsState(root);
 }
 
 }  // namespace sluice::control

@@ -20,6 +20,7 @@
 #include "model/translate.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/stats.hpp"
+#include "tls/context.hpp"
 
 namespace sluice::control {
 
@@ -31,6 +32,11 @@ public:
   // its snapshot and generation and only replaces the warnings. Every problem is logged. Returns
   // true when a new generation was published.
   bool apply(const k8s::Store& store, std::vector<k8s::Problem> source_problems);
+
+  // Serve HTTPS: snapshots get a TlsTable with one context per certificate from `factory`;
+  // `fallback` serves hosts without a usable certificate when --default-ssl-certificate gives
+  // none. Call before the first apply().
+  void enableTls(std::unique_ptr<tls::ContextFactory> factory, tls::CertificatePtr fallback);
 
   // Every warning that holds now: the source's problems, then translate()'s.
   std::vector<k8s::Problem> warnings() const;
@@ -49,6 +55,9 @@ public:
 private:
   std::shared_ptr<const proxy::Snapshot> build(std::shared_ptr<model::DesiredState> desired);
   std::shared_ptr<lb::Balancer> balancerFor(const model::Cluster& cluster);
+  std::shared_ptr<const proxy::TlsTable> buildTls(const model::DesiredState& desired,
+                                                  const std::vector<std::string>& cluster_names);
+  void renderTlsState(boost::json::object& root) const;
 
   const model::TranslateOptions options_;
   proxy::SnapshotHolder& snapshots_;
@@ -59,6 +68,8 @@ private:
   StatsRegistry<upstream::ClusterStats> cluster_stats_;
   std::uint64_t generation_ = 0;
   std::uint64_t reloads_ = 0;
+  std::unique_ptr<tls::ContextFactory> tls_factory_;
+  tls::CertificatePtr tls_fallback_;
 };
 
 }  // namespace sluice::control

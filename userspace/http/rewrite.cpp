@@ -399,9 +399,14 @@ void buildResponseHead(const ResponseHead& resp, const ClientResponse& client, s
           resp.status != 204) {
         appendField(out, h.name, h.value);
       }
+    } else if (!client.hsts.empty() && iequals(h.name, "strict-transport-security")) {
+      // The route's policy replaces the upstream's (added below).
     } else if (!isHopByHop(h.name, connection)) {
       appendField(out, h.name, h.value);
     }
+  }
+  if (!interim && !client.hsts.empty()) {
+    appendField(out, "Strict-Transport-Security", client.hsts);
   }
   if (interim) {
     // The connection's fate is the final response's to announce.

@@ -92,6 +92,8 @@ struct ClientResponse {
   bool close = false;    // the client connection closes after it: Connection: close
   bool http10 = false;   // the client speaks HTTP/1.0: Connection: keep-alive when kept
   bool dechunk = false;  // the chunked body is relayed de-chunked (see dechunkForClient)
+  // Strict-Transport-Security for a final response (replacing the upstream's); "" = none.
+  std::string_view hsts{};
 };
 
 // The response head sent to the client, into `out`: the status line as HTTP/1.1, the upstream's

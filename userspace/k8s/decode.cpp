@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cmath>
+#include <ctime>
 #include <limits>
 #include <set>
 
@@ -779,20 +780,62 @@ EndpointSlice decodeEndpointSlice(Decoder& dec, const json::object& o, std::stri
   return slice;
 }
 
+// One key of a Secret's data (base64) or stringData (plain text; wins, as the API server merges
+// it). Empty when absent.
+Result<std::string> secretValue(Decoder& dec, const json::object& o, std::string_view key) {
+  if (const json::object* plain = dec.object(o, "stringData", "")) {
+    if (const json::value* v = plain->if_contains(key); v != nullptr && v->is_string()) {
+      return std::string(v->get_string());
+    }
+  }
+  if (const json::object* data = dec.object(o, "data", "")) {
+    if (const json::value* v = data->if_contains(key); v != nullptr && v->is_string()) {
+      Result<std::string> decoded = tls::decodeBase64(v->get_string());
+      if (!decoded) {
+        return decoded.error().wrap("data." + std::string(key));
+      }
+      return decoded;
+    }
+  }
+  return std::string();
+}
+
+// kubernetes.io/tls: tls.crt + tls.key become a tls::Certificate now; the text is wiped.
+void decodeTlsSecret(Decoder& dec, const json::object& o, Secret& secret) {
+  Result<std::string> crt = secretValue(dec, o, "tls.crt");
+  Result<std::string> key = secretValue(dec, o, "tls.key");
+  if (!crt || !key) {
+    secret.certificate_error = (!crt ? crt.error() : key.error()).message();
+  } else if (crt->empty() || key->empty()) {
+    secret.certificate_error = crt->empty() ? "tls.crt is missing" : "tls.key is missing";
+  } else {
+    auto cert = tls::Certificate::fromPem(*crt, *key, std::time(nullptr));
+    if (cert) {
+      secret.certificate = *cert;
+    } else {
+      secret.certificate_error = cert.error().message();
+    }
+  }
+  if (key) {
+    tls::wipe(*key);
+  }
+}
+
 Secret decodeSecret(Decoder& dec, const json::object& o) {
   Secret secret;
   secret.metadata = decodeMeta(dec, o, true);
   secret.type = dec.string(o, "type", "").value_or("Opaque");
   if (const json::object* data = dec.object(o, "data", "")) {
     for (const auto& kv : *data) {
-      if (const json::string* s = kv.value().if_string()) {
-        secret.data[std::string(kv.key())] = std::string(*s);
-      } else if (!kv.value().is_null()) {
+      if (!kv.value().is_string() && !kv.value().is_null()) {
         dec.fail("data." + std::string(kv.key()), "must be a base64 string");
       }
     }
   }
-  secret.string_data = dec.stringMap(o, "stringData", "");
+  dec.stringMap(o, "stringData", "");  // checked for shape; only TLS Secrets are read
+  if (secret.type == "kubernetes.io/tls") {
+    decodeTlsSecret(dec, o, secret);
+  }
   return secret;
 }
 

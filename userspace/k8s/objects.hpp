@@ -17,6 +17,7 @@
 #include <boost/json/fwd.hpp>
 
 #include "common/result.hpp"
+#include "tls/certificate.hpp"
 
 namespace sluice::k8s {
 
@@ -183,9 +184,20 @@ struct EndpointSlice {
 struct Secret {
   ObjectMeta metadata;
   std::string type = "Opaque";
-  std::map<std::string, std::string> data;         // base64 as received, decoded by the consumer
-  std::map<std::string, std::string> string_data;  // plain text (manifests); wins over data
-  bool operator==(const Secret&) const = default;
+  // kubernetes.io/tls: tls.crt and tls.key, parsed at decode time into OpenSSL objects; the
+  // Secret's data is not kept (private keys live only in OpenSSL objects). Null with
+  // `certificate_error` saying why when they do not make a usable certificate.
+  tls::CertificatePtr certificate;
+  std::string certificate_error;
+  // A newer version that does not parse keeps serving the last good certificate: the store
+  // carries it forward here (Store::upsert), and translate() reports the error beside it.
+  bool certificate_kept = false;
+  bool operator==(const Secret& o) const {
+    return metadata == o.metadata && type == o.type &&
+           (certificate ? certificate->fingerprint() : "") ==
+               (o.certificate ? o.certificate->fingerprint() : "") &&
+           certificate_error == o.certificate_error && certificate_kept == o.certificate_kept;
+  }
 };
 
 // ---- v1 ConfigMap (only the one named by --tcp-services is used: TCP routes) ----

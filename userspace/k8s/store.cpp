@@ -35,6 +35,13 @@ bool Store::upsert(Object object) {
         } else if constexpr (std::is_same_v<T, EndpointSlice>) {
           return put(endpoint_slices_, std::move(key), std::move(o));
         } else if constexpr (std::is_same_v<T, Secret>) {
+          // A new version that does not make a certificate keeps the last good one serving.
+          if (auto it = secrets_.find(key); it != secrets_.end() && !o.certificate &&
+                                            it->second.certificate &&
+                                            !o.certificate_error.empty()) {
+            o.certificate = it->second.certificate;
+            o.certificate_kept = true;
+          }
           return put(secrets_, std::move(key), std::move(o));
         } else {
           static_assert(std::is_same_v<T, ConfigMap>);

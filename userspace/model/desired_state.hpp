@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "k8s/problem.hpp"
+#include "tls/certificate.hpp"
 
 namespace sluice::model {
 
@@ -86,6 +87,27 @@ struct TcpRoute {
   bool operator==(const TcpRoute&) const = default;
 };
 
+// TLS for a host, from the spec.tls of the Ingresses that list it (the oldest one's Secret wins).
+struct TlsHost {
+  std::string host;                 // lower-case; "*.example.com" = wildcard (one label)
+  std::string secret;               // "namespace/name"; "" = the default certificate
+  tls::CertificatePtr certificate;  // null: served with the default certificate (warned)
+  bool ssl_redirect = true;         // plain HTTP gets a 308 to https (sluice.dev/ssl-redirect)
+  std::string hsts;                 // Strict-Transport-Security value (sluice.dev/hsts); "" = none
+  bool operator==(const TlsHost& o) const {
+    return host == o.host && secret == o.secret && certificate == o.certificate &&
+           ssl_redirect == o.ssl_redirect && hsts == o.hsts;
+  }
+};
+
+// sluice.dev/ssl-passthrough: TLS connections whose SNI is `host` go, undecrypted, to `cluster`.
+struct PassthroughRoute {
+  std::string host;  // lower-case; "*.example.com" = wildcard
+  std::string cluster;
+  std::string ingress;  // "namespace/name"
+  bool operator==(const PassthroughRoute&) const = default;
+};
+
 // An object skipped or partly ignored by translate() (the sources report their own the same way).
 using Warning = k8s::Problem;
 
@@ -95,8 +117,12 @@ struct DesiredState {
   std::optional<std::string> default_cluster;  // oldest Ingress defaultBackend of our class
   std::vector<TcpRoute> tcp_routes;            // sorted by port
   std::vector<Cluster> clusters;               // sorted by name, every name referenced above
-  std::vector<Warning> warnings;               // objects skipped or partly ignored
-  std::size_t refused_endpoints = 0;           // endpoint addresses the safety check refused
+  std::vector<TlsHost> tls_hosts;              // sorted by host
+  std::vector<PassthroughRoute> passthrough;   // sorted by host
+  // --default-ssl-certificate's certificate; null = the agent's own (self-signed).
+  tls::CertificatePtr default_certificate;
+  std::vector<Warning> warnings;      // objects skipped or partly ignored
+  std::size_t refused_endpoints = 0;  // endpoint addresses the safety check refused
 };
 
 }  // namespace sluice::model

@@ -221,6 +221,16 @@ public:
     for (auto& [host, build] : hosts_) {
       out_.hosts.push_back(VirtualHost{host, std::move(build.paths), build.default_cluster});
     }
+    for (auto& [host, t] : tls_) {
+      out_.tls_hosts.push_back(std::move(t));
+    }
+    for (auto& [host, p] : passthrough_) {
+      out_.passthrough.push_back(std::move(p));
+    }
+    if (!options_.default_ssl_certificate.empty()) {
+      out_.default_certificate =
+          certificateOf("--default-ssl-certificate", "Secret", options_.default_ssl_certificate);
+    }
     addTcpRoutes();
     for (const auto& [name, ref] : clusters_) {
       out_.clusters.push_back(resolve(name, ref));
@@ -384,19 +394,112 @@ private:
     if (own_default != nullptr && !default_used) {
       warn(object, "spec.defaultBackend is shadowed by the default backends of older Ingresses");
     }
+    addTls(ing, object);
+    if (annotation(ing, kSslPassthroughAnnotation) == "true") {
+      addPassthrough(ing, key, object);
+    }
+  }
+
+  static std::string annotation(const k8s::Ingress& ing, std::string_view name) {
+    auto it = ing.metadata.annotations.find(std::string(name));
+    return it == ing.metadata.annotations.end() ? std::string() : it->second;
+  }
+
+  // The certificate of TLS Secret `secret_key`, or null with a warning saying why the hosts
+  // that name it are served with the default certificate.
+  tls::CertificatePtr certificateOf(const std::string& object, const std::string& where,
+                                    const std::string& secret_key) {
+    auto it = store_.secrets().find(secret_key);
+    if (it == store_.secrets().end()) {
+      warn(object, where + ": Secret " + secret_key +
+                       " not found; its hosts use the default "
+                       "certificate");
+      return nullptr;
+    }
+    const k8s::Secret& secret = it->second;
+    if (secret.type != "kubernetes.io/tls") {
+      warn(object, where + ": Secret " + secret_key + " has type " + secret.type +
+                       ", want kubernetes.io/tls; its hosts use the default certificate");
+      return nullptr;
+    }
+    if (!secret.certificate_error.empty()) {
+      warn("Secret " + secret_key,
+           secret.certificate_error + (secret.certificate_kept
+                                           ? "; the last good certificate keeps serving"
+                                           : "; its hosts use the default certificate"));
+    }
+    return secret.certificate;
+  }
+
+  // sluice.dev/hsts: printable ASCII without quotes or backslashes, starting "max-age=", at
+  // most 256 bytes; it goes into a response header as it is.
+  std::string hstsValue(const k8s::Ingress& ing, const std::string& object) {
+    const std::string value = annotation(ing, kHstsAnnotation);
+    bool ok = value.size() <= 256 && value.starts_with("max-age=");
+    for (const char c : value) {
+      ok = ok && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    }
+    if (!value.empty() && !ok) {
+      warn(object, "annotation " + std::string(kHstsAnnotation) +
+                       ": want \"max-age=SECONDS[; includeSubDomains][; preload]\"; ignored");
+      return {};
+    }
+    return value;
+  }
+
+  void addTls(const k8s::Ingress& ing, const std::string& object) {
+    const std::string redirect = annotation(ing, kSslRedirectAnnotation);
+    if (!redirect.empty() && redirect != "true" && redirect != "false") {
+      warn(object, "annotation " + std::string(kSslRedirectAnnotation) +
+                       ": want \"true\" or "
+                       "\"false\"; using true");
+    }
+    const std::string hsts = ing.tls.empty() ? std::string() : hstsValue(ing, object);
     for (std::size_t i = 0; i < ing.tls.size(); ++i) {
-      const std::string& secret = ing.tls[i].secret_name;
-      if (secret.empty()) {
+      const std::string where = "spec.tls[" + std::to_string(i) + "]";
+      const std::string& name = ing.tls[i].secret_name;
+      const std::string secret_key = name.empty() ? std::string() : ing.metadata.ns + "/" + name;
+      tls::CertificatePtr cert = name.empty() ? nullptr : certificateOf(object, where, secret_key);
+      for (const std::string& raw : ing.tls[i].hosts) {
+        const std::string host = lowerAscii(raw);
+        auto [it, inserted] =
+            tls_.try_emplace(host, TlsHost{host, secret_key, cert, redirect != "false", hsts});
+        if (!inserted && it->second.secret != secret_key) {
+          warn(object, where + ": host " + host + " already has TLS from " +
+                           (it->second.secret.empty() ? "the default certificate"
+                                                      : "Secret " + it->second.secret) +
+                           " (an older Ingress); ignored");
+        }
+      }
+    }
+  }
+
+  // Passthrough: each rule's host goes by SNI to the backend of its path "/".
+  void addPassthrough(const k8s::Ingress& ing, const std::string& key, const std::string& object) {
+    for (std::size_t i = 0; i < ing.rules.size(); ++i) {
+      const k8s::IngressRule& rule = ing.rules[i];
+      const std::string where = "spec.rules[" + std::to_string(i) + "]";
+      if (rule.host.empty()) {
+        warn(object, where + ": ssl-passthrough needs a host (it routes by SNI); skipped");
         continue;
       }
-      const std::string secret_key = ing.metadata.ns + "/" + secret;
-      auto it = store_.secrets().find(secret_key);
-      const std::string where = "spec.tls[" + std::to_string(i) + "]";
-      if (it == store_.secrets().end()) {
-        warn(object, where + ": Secret " + secret_key + " not found");
-      } else if (it->second.type != "kubernetes.io/tls") {
-        warn(object, where + ": Secret " + secret_key + " has type " + it->second.type +
-                         ", want kubernetes.io/tls");
+      const k8s::IngressServiceBackend* backend = nullptr;
+      for (const k8s::HttpIngressPath& p : rule.paths) {
+        if ((p.path.empty() || p.path == "/") && p.backend.service) {
+          backend = &*p.backend.service;
+          break;
+        }
+      }
+      if (backend == nullptr) {
+        warn(object, where + ": ssl-passthrough uses the backend of path \"/\"; none; skipped");
+        continue;
+      }
+      const std::string host = lowerAscii(rule.host);
+      auto [it, inserted] =
+          passthrough_.try_emplace(host, PassthroughRoute{host, useCluster(ing, *backend), key});
+      if (!inserted && it->second.ingress != key) {
+        warn(object, where + ": host " + host + " is already passed through by Ingress " +
+                         it->second.ingress + "; skipped");
       }
     }
   }
@@ -577,6 +680,8 @@ private:
   const TranslateOptions& options_;
   DesiredState out_;
   std::map<std::string, HostBuild> hosts_;
+  std::map<std::string, TlsHost> tls_;                   // by host
+  std::map<std::string, PassthroughRoute> passthrough_;  // by host
   // --host-ownership=first: host → the oldest Ingress with a rule for it. A wildcard
   // ("*.example.com") and "" (rules without a host) are host keys of their own.
   std::map<std::string, const k8s::Ingress*> host_owners_;

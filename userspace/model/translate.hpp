@@ -38,6 +38,9 @@ inline constexpr std::string_view kLoadBalanceAnnotation = "sluice.dev/load-bala
 inline constexpr std::string_view kMaxConnectionsAnnotation = "sluice.dev/max-connections";
 inline constexpr std::string_view kMaxPendingAnnotation = "sluice.dev/max-pending-requests";
 inline constexpr std::string_view kUpgradeProtocolsAnnotation = "sluice.dev/upgrade-protocols";
+inline constexpr std::string_view kSslRedirectAnnotation = "sluice.dev/ssl-redirect";
+inline constexpr std::string_view kHstsAnnotation = "sluice.dev/hsts";
+inline constexpr std::string_view kSslPassthroughAnnotation = "sluice.dev/ssl-passthrough";
 
 // Who may add rules for a host (--host-ownership).
 enum class HostOwnership : std::uint8_t {
@@ -64,6 +67,7 @@ struct TranslateOptions {
   bool restrict_endpoints = false;
   net::CidrSet allowed_endpoints;           // --allow-endpoint-cidrs
   std::vector<std::string> node_addresses;  // the node's own IP addresses (IP literals)
+  std::string default_ssl_certificate;      // "namespace/name" of a TLS Secret; "" = none
 };
 
 // A rule path as the route table compares it: raw bytes >= 0x80 and spaces percent-encoded, then

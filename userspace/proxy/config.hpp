@@ -40,6 +40,12 @@ struct ProxyConfig {
   // Circuit breakers per cluster and agent (a Service's annotations override them).
   std::uint32_t cluster_max_connections = 4096;  // upstream connections busy with a request
   std::uint32_t cluster_max_pending = 1024;      // requests waiting for a connection
+  // HTTPS listener (docs/tls.md).
+  std::chrono::milliseconds tls_handshake_timeout{10'000};  // accept → handshake done
+  std::size_t max_tls_handshakes = 1024;                    // concurrent handshakes, agent-wide
+  std::size_t max_client_hello = 16 * 1024;
+  bool ktls = false;  // --ktls auto, and the kernel has it: kTLS for TLS 1.2 connections
+  std::uint16_t https_port = 443;  // the port in a redirect's Location (left out when 443)
   bool access_log = false;
   SpliceConfig splice;
 };

@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -45,10 +46,44 @@ Forwarder::Result reply(LocalReply r, bool close) {
   return {Forwarder::Outcome::kReply, statusOf(r), r, close};
 }
 
+// The pump's two kinds of stream: the upstream's socket and the client's (maybe TLS) stream.
+asio::awaitable<ClientStream::IoResult> readFrom(tcp::socket& s, asio::mutable_buffer b) {
+  return s.async_read_some(b, kNoThrow);
+}
+asio::awaitable<ClientStream::IoResult> readFrom(ClientStream& s, asio::mutable_buffer b) {
+  return s.readSome(b);
+}
+template <typename Buffers>
+asio::awaitable<ClientStream::IoResult> writeTo(tcp::socket& s, const Buffers& b) {
+  return asio::async_write(s, b, kNoThrow);
+}
+template <typename Buffers>
+asio::awaitable<ClientStream::IoResult> writeTo(ClientStream& s, const Buffers& b) {
+  return s.write(b);
+}
+bool spliceFrom(const tcp::socket&) {
+  return true;
+}
+bool spliceFrom(const ClientStream& s) {
+  return s.spliceRead();
+}
+bool spliceTo(const tcp::socket&) {
+  return true;
+}
+bool spliceTo(const ClientStream& s) {
+  return s.spliceWrite();
+}
+tcp::socket& socketOf(tcp::socket& s) {
+  return s;
+}
+tcp::socket& socketOf(ClientStream& s) {
+  return s.socket();
+}
+
 }  // namespace
 
-Forwarder::Forwarder(Worker& worker, tcp::socket& client, Buffer& client_buffer, Watchdog& watchdog,
-                     std::uint64_t connection_id)
+Forwarder::Forwarder(Worker& worker, ClientStream& client, Buffer& client_buffer,
+                     Watchdog& watchdog, std::uint64_t connection_id)
     : worker_(worker),
       client_(client),
       in_(client_buffer),
@@ -143,7 +178,7 @@ asio::awaitable<Forwarder::Result> Forwarder::forward(const http::RequestHead& r
   InFlight in_flight(endpoint_);
   if (req_.expect_continue && !req_.http10) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(kContinue), kNoThrow);
+    auto [ec, n] = co_await client_.write(asio::buffer(kContinue));
     if (ec) {
       release(false);
       co_return Result{Outcome::kClose};
@@ -274,8 +309,7 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
       }
       if (interim) {
         if (!req_.http10) {
-          auto [ec, n] = co_await asio::async_write(
-              client_, asio::buffer(ub.readable().data(), pr.consumed), kNoThrow);
+          auto [ec, n] = co_await client_.write(asio::buffer(ub.readable().data(), pr.consumed));
           if (ec) {
             release(false);
             co_return Result{Outcome::kClose};
@@ -369,8 +403,7 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
     }
     // Switching protocols: relay the head as received (it carries Connection/Upgrade); then the
     // connection is an opaque byte stream in both directions.
-    auto [ec, n] =
-        co_await asio::async_write(client_, asio::buffer(ub.readable().data(), head_len), kNoThrow);
+    auto [ec, n] = co_await client_.write(asio::buffer(ub.readable().data(), head_len));
     ub.consume(head_len);
     if (ec) {
       release(false);
@@ -385,8 +418,9 @@ asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len)
   const int status = resp.status;
   // An HTTP/1.0 client cannot read chunked framing: it gets the payload, delimited by the close.
   const bool dechunk = http::dechunkForClient(resp, req_.http10);
-  http::buildResponseHead(resp, {.close = close_client, .http10 = req_.http10, .dechunk = dechunk},
-                          text_->head);
+  http::buildResponseHead(
+      resp, {.close = close_client, .http10 = req_.http10, .dechunk = dechunk, .hsts = hsts_},
+      text_->head);
   // resp views are intact until the body is read: decide reuse now.
   const bool reusable_response = http::upstreamReusable(resp);
   const Framing framing{.kind = resp.body,
@@ -437,9 +471,9 @@ void Forwarder::touch(void* self, std::size_t sent) {
   }
 }
 
-asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& buf, tcp::socket& to,
-                                                    Framing f, std::string_view prefix,
-                                                    Direction dir) {
+template <typename From, typename To>
+asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(From& from, Buffer& buf, To& to, Framing f,
+                                                    std::string_view prefix, Direction dir) {
   const ProxyConfig& cfg = worker_.config();
   for (;;) {
     // Forward what the buffer holds of the body (after the prefix, the response head, once).
@@ -478,7 +512,7 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
       }
       const std::array<asio::const_buffer, 2> bufs{asio::buffer(prefix),
                                                    asio::buffer(avail.data(), take)};
-      auto [ec, n] = co_await asio::async_write(to, bufs, kNoThrow);
+      auto [ec, n] = co_await writeTo(to, bufs);
       prefix = {};
       if (ec) {
         co_return PumpEnd::kWriteFailed;
@@ -498,14 +532,16 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
       watchdog_.arm(cfg.upstream_response_timeout);
     }
     if (f.kind == http::BodyKind::kContentLength && buf.empty() &&
-        cfg.splice.body == SpliceStrategy::kPipe && f.total > cfg.splice.body_threshold) {
+        cfg.splice.body == SpliceStrategy::kPipe && f.total > cfg.splice.body_threshold &&
+        spliceFrom(from) && spliceTo(to)) {
       // A large delimited body: the rest moves socket to socket with splice(2), exactly its
-      // length, and the connection is back in the parser afterwards.
-      const bool moved =
-          co_await spliceExactly(from, to, f.remaining, cfg.splice.pipe_bytes, &touch, this);
+      // length, and the connection is back in the parser afterwards (a TLS client only with
+      // kTLS in that direction: the kernel then does the record layer).
+      const bool moved = co_await spliceExactly(socketOf(from), socketOf(to), f.remaining,
+                                                cfg.splice.pipe_bytes, &touch, this);
       co_return moved ? PumpEnd::kDone : PumpEnd::kSpliceFailed;
     }
-    auto [ec, n] = co_await from.async_read_some(buf.prepare(), kNoThrow);
+    auto [ec, n] = co_await readFrom(from, buf.prepare());
     if (ec || n == 0) {
       // EOF ends a close-delimited body; anywhere else the body was cut short.
       const bool end_of_body = f.kind == http::BodyKind::kUntilClose && ec == asio::error::eof;
@@ -518,8 +554,8 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(tcp::socket& from, Buffer& b
   }
 }
 
-asio::awaitable<Forwarder::PumpEnd> Forwarder::pumpChunked(Buffer& buf, tcp::socket& to,
-                                                           const Framing& f,
+template <typename To>
+asio::awaitable<Forwarder::PumpEnd> Forwarder::pumpChunked(Buffer& buf, To& to, const Framing& f,
                                                            std::string_view& prefix, bool& done) {
   http::ChunkedDecoder::Spans spans;
   const std::string_view avail = buf.readable();
@@ -541,7 +577,7 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pumpChunked(Buffer& buf, tcp::soc
     bufs[i + 1] = asio::buffer(spans.part[i]);
   }
   if (spans.count > 0 || !prefix.empty()) {
-    auto [ec, n] = co_await asio::async_write(to, bufs, kNoThrow);
+    auto [ec, n] = co_await writeTo(to, bufs);
     prefix = {};
     if (ec) {
       co_return PumpEnd::kWriteFailed;
@@ -557,11 +593,56 @@ asio::awaitable<void> Forwarder::tunnel() {
   // buffer) go first. The relay enforces the tunnel idle timeout itself.
   watchdog_.disarm();
   const ProxyConfig& cfg = worker_.config();
-  Relay relay(client_, up_->socket, cfg.splice, worker_.datapath(), cfg.tunnel_idle_timeout);
   in_.acquire(worker_.buffers());
   up_->buffer.acquire(worker_.buffers());
-  co_await relay.run(cfg.splice.connection, in_, up_->buffer, id_);
+  if (client_.tls()) {
+    co_await tlsTunnel();
+  } else {
+    Relay relay(client_.socket(), up_->socket, cfg.splice, worker_.datapath(),
+                cfg.tunnel_idle_timeout);
+    co_await relay.run(cfg.splice.connection, in_, up_->buffer, id_);
+  }
   release(false);
+}
+
+asio::awaitable<void> Forwarder::tlsTunnel() {
+  // A terminated connection's tunnel: the agent holds the TLS record layer, so the bytes go
+  // through its buffers both ways (kernel relays need kTLS in both directions and a socket a
+  // sockmap accepts, which a kTLS socket is not). The watchdog enforces the idle timeout.
+  using namespace asio::experimental::awaitable_operators;
+  const auto idle = worker_.config().tunnel_idle_timeout;
+  watchdog_.arm(idle);
+  auto toUpstream = [this, idle]() -> asio::awaitable<void> {
+    co_await copyTunnel(client_, in_, up_->socket, idle);
+    boost::system::error_code ignored;
+    up_->socket.shutdown(tcp::socket::shutdown_send, ignored);
+  };
+  auto toClient = [this, idle]() -> asio::awaitable<void> {
+    co_await copyTunnel(up_->socket, up_->buffer, client_, idle);
+    client_.shutdownSend();
+  };
+  co_await (toUpstream() && toClient());
+  watchdog_.disarm();
+}
+
+template <typename From, typename To>
+asio::awaitable<void> Forwarder::copyTunnel(From& from, Buffer& buf, To& to,
+                                            std::chrono::milliseconds idle) {
+  for (;;) {
+    if (!buf.empty()) {
+      auto [ec, n] = co_await writeTo(to, asio::buffer(buf.readable()));
+      if (ec) {
+        co_return;
+      }
+      buf.clear();
+    }
+    auto [ec, n] = co_await readFrom(from, buf.prepare());
+    if (ec || n == 0) {
+      co_return;
+    }
+    buf.commit(n);
+    watchdog_.arm(idle);
+  }
 }
 
 }  // namespace sluice::proxy

@@ -22,6 +22,7 @@
 #include "http/parser.hpp"
 #include "http/rewrite.hpp"
 #include "lb/balancer.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/watchdog.hpp"
 #include "upstream/connector.hpp"
@@ -34,8 +35,8 @@ struct Snapshot;
 
 class Forwarder {
 public:
-  Forwarder(Worker& worker, boost::asio::ip::tcp::socket& client, Buffer& client_buffer,
-            Watchdog& watchdog, std::uint64_t connection_id);
+  Forwarder(Worker& worker, ClientStream& client, Buffer& client_buffer, Watchdog& watchdog,
+            std::uint64_t connection_id);
 
   enum class Outcome : std::uint8_t {
     kKeepAlive,  // the response went out whole; the client may send another request
@@ -61,6 +62,9 @@ public:
                                          const http::Forwarding& fwd, bool client_keep_alive);
   // After kUpgraded: relays the tunnel until both sides are done.
   boost::asio::awaitable<void> tunnel();
+  // Strict-Transport-Security for the responses of this request ("" = none); a view into the
+  // pinned snapshot.
+  void setHsts(std::string_view hsts) { hsts_ = hsts; }
   // The endpoint the last request went to, for the access log (null if none).
   const lb::EndpointState* endpoint() const { return endpoint_; }
   // Closes the upstream connection, if one is held.
@@ -106,8 +110,9 @@ private:
                                                   http::ParseResult& parsed);
   boost::asio::awaitable<Result> sendResponse(std::size_t head_len);
   boost::asio::awaitable<Result> streamRequestBody();
-  boost::asio::awaitable<PumpEnd> pump(boost::asio::ip::tcp::socket& from, Buffer& buf,
-                                       boost::asio::ip::tcp::socket& to, Framing framing,
+  // From → To: ClientStream → socket for the request, socket → ClientStream for the response.
+  template <typename From, typename To>
+  boost::asio::awaitable<PumpEnd> pump(From& from, Buffer& buf, To& to, Framing framing,
                                        std::string_view prefix, Direction dir);
   // A refusal (502) or a timeout (504), by what the watchdog saw.
   Result upstreamFailure(bool close);
@@ -118,15 +123,19 @@ private:
   // Writes `prefix` then what the chunked decoder says to write for the bytes at the front of
   // `buf` (all of them in kValidate); sets `consumed` and `done`. kBadFraming or kTooLarge on a
   // decoder error.
-  boost::asio::awaitable<PumpEnd> pumpChunked(Buffer& buf, boost::asio::ip::tcp::socket& to,
-                                              const Framing& f, std::string_view& prefix,
-                                              bool& done);
+  template <typename To>
+  boost::asio::awaitable<PumpEnd> pumpChunked(Buffer& buf, To& to, const Framing& f,
+                                              std::string_view& prefix, bool& done);
+  boost::asio::awaitable<void> tlsTunnel();
+  template <typename From, typename To>
+  boost::asio::awaitable<void> copyTunnel(From& from, Buffer& buf, To& to,
+                                          std::chrono::milliseconds idle);
   void take(upstream::ConnectResult connected);
   void release(bool reusable);
   static void touch(void* self, std::size_t sent);
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket& client_;
+  ClientStream& client_;
   Buffer& in_;
   Watchdog& watchdog_;
   const std::uint64_t id_;
@@ -146,6 +155,7 @@ private:
   upstream::ClusterStats* cluster_stats_ = nullptr;
   Direction touching_ = Direction::kRequest;
   bool reused_ = false;
+  std::string_view hsts_;
 };
 
 }  // namespace sluice::proxy

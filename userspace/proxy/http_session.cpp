@@ -11,6 +11,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/tcp_session.hpp"
 #include "proxy/worker.hpp"
 #include "router/route_table.hpp"
 
@@ -44,6 +45,13 @@ void appendJson(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// A trusted proxy in front says the client spoke HTTPS to it: no redirect (it would loop).
+bool forwardedHttps(const http::RequestHead& req, bool trusted_peer) {
+  return trusted_peer &&
+         http::iequals(http::findHeader(req.headers, req.header_count, "x-forwarded-proto"),
+                       "https");
+}
+
 LocalReply replyFor(http::ParseError e) {
   const int status = http::statusFor(e);
   return status == 414 ? LocalReply::k414 : status == 431 ? LocalReply::k431 : LocalReply::k400;
@@ -51,21 +59,22 @@ LocalReply replyFor(http::ParseError e) {
 
 }  // namespace
 
-HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot)
+HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot, bool tls)
     : worker_(worker),
       client_(std::move(socket)),
       slot_(std::move(slot)),
-      watchdog_(client_.get_executor()),
+      watchdog_(client_.socket().get_executor()),
       id_(worker.nextConnectionId()),
-      client_ip_(net::peerAddress(client_)),
-      forwarder_(worker, client_, in_, watchdog_, id_) {
+      client_ip_(net::peerAddress(client_.socket())),
+      forwarder_(worker, client_, in_, watchdog_, id_),
+      tls_listener_(tls) {
   error_code ignored;
-  client_.set_option(tcp::no_delay(true), ignored);
-  if (const tcp::endpoint local = client_.local_endpoint(ignored); !ignored) {
+  client_.socket().set_option(tcp::no_delay(true), ignored);
+  if (const tcp::endpoint local = client_.socket().local_endpoint(ignored); !ignored) {
     port_ = std::to_string(local.port());
   }
   setForwarding();
-  watchdog_.watch(Watchdog::kClient, &client_);
+  watchdog_.watch(Watchdog::kClient, &client_.socket());
   worker_.attach(this);
   auto& g = globalStats();
   g.active_connections.fetch_add(1, std::memory_order_relaxed);
@@ -77,8 +86,8 @@ HttpSession::~HttpSession() {
   globalStats().active_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void HttpSession::start(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot) {
-  auto session = std::make_shared<HttpSession>(worker, std::move(socket), std::move(slot));
+void HttpSession::start(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot, bool tls) {
+  auto session = std::make_shared<HttpSession>(worker, std::move(socket), std::move(slot), tls);
   auto ex = worker.io().get_executor();
   asio::co_spawn(
       ex, [session]() { return session->watchdog_.run(); }, asio::detached);
@@ -90,7 +99,7 @@ void HttpSession::closeIfIdle() {
   close_after_ = true;
   if (idle_) {
     error_code ignored;
-    client_.cancel(ignored);
+    client_.socket().cancel(ignored);
   }
 }
 
@@ -144,7 +153,7 @@ asio::awaitable<bool> HttpSession::readProxyHeader() {
     if (in_.full()) {
       co_return false;  // cannot happen below the v2 limit; never spin on it
     }
-    auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
+    auto [ec, n] = co_await client_.readSome(in_.prepare());
     if (ec || n == 0) {
       watchdog_.takeTimeout();
       co_return false;
@@ -158,6 +167,9 @@ asio::awaitable<void> HttpSession::run() {
   bool open = true;
   if (worker_.config().proxy_protocol) {
     open = co_await readProxyHeader();
+  }
+  if (open && tls_listener_) {
+    open = co_await startTls();
   }
   while (open) {
     // Nothing of the previous request may leak into this one (access log, retries, HEAD).
@@ -186,9 +198,8 @@ asio::awaitable<void> HttpSession::run() {
   }
   watchdog_.close();
   forwarder_.close();
-  error_code ignored;
-  client_.shutdown(tcp::socket::shutdown_send, ignored);
-  client_.close(ignored);
+  client_.shutdownSend();
+  client_.close();
 }
 
 asio::awaitable<bool> HttpSession::waitForRequest() {
@@ -198,8 +209,7 @@ asio::awaitable<bool> HttpSession::waitForRequest() {
     co_return false;
   }
   watchdog_.arm(worker_.config().idle_timeout);
-  auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, kNoThrow);
-  if (ec) {
+  if (const error_code ec = co_await client_.waitReadable()) {
     watchdog_.takeTimeout();
     co_return false;
   }
@@ -240,7 +250,7 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
         header_deadline_set = true;
       }
     }
-    auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
+    auto [ec, n] = co_await client_.readSome(in_.prepare());
     if (ec || n == 0) {
       if (watchdog_.takeTimeout() && !idle_) {
         co_await sendLocal(LocalReply::k408, true, nullptr);
@@ -306,6 +316,13 @@ asio::awaitable<HttpSession::Outcome> HttpSession::normalizeAndRoute(const http:
     // A request whose body we will not read leaves unread bytes on the connection: close it.
     co_return co_await sendLocal(LocalReply::k503, req.body != http::BodyKind::kNone, nullptr);
   }
+  const TlsTable::Host* tls_host = snap->tls ? snap->tls->find(host_) : nullptr;
+  forwarder_.setHsts(client_.tls() && tls_host != nullptr ? std::string_view(tls_host->hsts)
+                                                          : std::string_view());
+  if (!client_.tls() && tls_host != nullptr && tls_host->redirect &&
+      !forwardedHttps(req, fwd_.trusted_peer)) {
+    co_return co_await redirectToHttps(req.path, req.query, req.body != http::BodyKind::kNone);
+  }
   co_return co_await route(*snap, req);
 }
 
@@ -351,14 +368,13 @@ asio::awaitable<void> HttpSession::linger() {
   // Lingering close after an error reply: the client may still be sending (a body we refused).
   // Closing with unread data would reset the connection and could destroy our reply before the
   // client reads it, so stop writing and discard input for a bounded time and volume.
-  error_code ignored;
-  client_.shutdown(tcp::socket::shutdown_send, ignored);
+  client_.shutdownSend();
   watchdog_.arm(kLingerTime);
   std::size_t discarded = 0;
   in_.acquire(worker_.buffers());
   while (discarded < kLingerBytes) {
     in_.clear();
-    auto [ec, n] = co_await client_.async_read_some(in_.prepare(), kNoThrow);
+    auto [ec, n] = co_await client_.readSome(in_.prepare());
     if (ec || n == 0) {
       break;
     }
@@ -375,7 +391,7 @@ asio::awaitable<HttpSession::Outcome> HttpSession::sendLocal(LocalReply reply, b
     bytes = bytes.substr(0, bytes.find("\r\n\r\n") + 4);  // HEAD: same head, no body
   }
   watchdog_.arm(worker_.config().header_timeout);
-  auto [ec, n] = co_await asio::async_write(client_, asio::buffer(bytes), kNoThrow);
+  auto [ec, n] = co_await client_.write(asio::buffer(bytes));
   linger_ = closing && !ec;
   finishRequest(statusOf(reply), route);
   co_return ec || closing ? Outcome::kClose : Outcome::kKeepAlive;
@@ -411,6 +427,160 @@ void HttpSession::writeAccessLog(int status) {
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - request_start_).count());
   line += '}';
   accessLog()->write(line);
+}
+
+}  // namespace sluice::proxy
+
+namespace sluice::proxy {
+
+asio::awaitable<bool> HttpSession::startTls() {
+  const ProxyConfig& cfg = worker_.config();
+  TlsStats& t = tlsStats();
+  // Handshakes cost the most CPU of anything a client can ask for: a cap, agent-wide.
+  if (t.active_handshakes.fetch_add(1, std::memory_order_relaxed) >=
+      static_cast<std::int64_t>(cfg.max_tls_handshakes)) {
+    t.active_handshakes.fetch_sub(1, std::memory_order_relaxed);
+    bump(t.over_capacity);
+    co_return false;
+  }
+  struct Leave {
+    ~Leave() { tlsStats().active_handshakes.fetch_sub(1, std::memory_order_relaxed); }
+  } leave;
+  watchdog_.arm(cfg.tls_handshake_timeout, Watchdog::kCapped);
+  tls::ClientHelloReader reader(cfg.max_client_hello);
+  if (!co_await readClientHello(reader)) {
+    co_return false;
+  }
+  std::shared_ptr<const Snapshot> snap = worker_.snapshot();
+  const TlsTable* table = snap ? snap->tls.get() : nullptr;
+  if (table == nullptr) {
+    bump(t.no_certificate);
+    co_return false;
+  }
+  const tls::ClientHello& hello = reader.hello();
+  if (const std::uint32_t cluster = table->passthrough(hello.sni);
+      hello.has_sni && cluster != TlsTable::kNoPassthrough && cluster < snap->balancers.size()) {
+    // Passthrough: the ClientHello (and anything behind it) goes to the backend verbatim, then
+    // the relay carries the connection; the agent never decrypts a byte.
+    bump(t.passthrough);
+    watchdog_.disarm();
+    const auto consumed = reader.consumed();
+    std::vector<std::uint8_t> first(consumed.begin(), consumed.end());
+    const std::string_view rest = in_.readable();
+    first.insert(first.end(), rest.begin(), rest.end());
+    in_.clear();
+    co_await relayToCluster(worker_, client_.socket(), std::move(snap), cluster, first);
+    co_return false;
+  }
+  co_return co_await terminateTls(*table, reader);
+}
+
+asio::awaitable<bool> HttpSession::readClientHello(tls::ClientHelloReader& reader) {
+  TlsStats& t = tlsStats();
+  in_.acquire(worker_.buffers());  // it may hold bytes already (behind a PROXY header)
+  for (;;) {
+    if (!in_.empty()) {
+      const std::string_view bytes = in_.readable();
+      const tls::FeedResult r =
+          reader.feed({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+      in_.consume(r.used);
+      if (r.status == tls::Status::kDone) {
+        co_return true;
+      }
+      if (r.status == tls::Status::kError) {
+        bump(t.hello_errors[static_cast<std::size_t>(reader.error()) % t.hello_errors.size()]);
+        SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] ClientHello from {} refused: {}", id_,
+                            client_ip_, tls::name(reader.error()));
+        co_return false;
+      }
+    }
+    in_.clear();
+    auto [ec, n] = co_await client_.readSome(in_.prepare());
+    if (ec || n == 0) {
+      if (watchdog_.takeTimeout()) {
+        bump(t.timeouts);
+      }
+      co_return false;
+    }
+    in_.commit(n);
+  }
+}
+
+asio::awaitable<bool> HttpSession::terminateTls(const TlsTable& table,
+                                                tls::ClientHelloReader& reader) {
+  const ProxyConfig& cfg = worker_.config();
+  TlsStats& t = tlsStats();
+  const tls::ClientHello& hello = reader.hello();
+  SSL_CTX* ctx = table.contextFor(hello.sni);
+  if (ctx == nullptr) {
+    bump(t.no_certificate);
+    co_return false;
+  }
+  // OpenSSL reads the ClientHello again from what was consumed (and anything behind it).
+  std::span<const std::uint8_t> replay = reader.consumed();
+  std::vector<std::uint8_t> joined;
+  if (!in_.empty()) {
+    joined.assign(replay.begin(), replay.end());
+    const std::string_view rest = in_.readable();
+    joined.insert(joined.end(), rest.begin(), rest.end());
+    replay = joined;
+    in_.clear();
+  }
+  // kTLS only where it is safe: Debian 12's OpenSSL breaks a TLS 1.3 kTLS connection at the
+  // first KeyUpdate, so a client that offers 1.3 (and so gets it) keeps userspace TLS.
+  const bool ktls = cfg.ktls && !hello.offers_tls13;
+  auto conn = tls::Connection::accept(ctx, client_.socket().native_handle(), replay, ktls);
+  if (!conn) {
+    bump(t.failed);
+    co_return false;
+  }
+  client_.startTls(std::move(conn));
+  in_.releaseIfEmpty();
+  if (!co_await client_.handshake()) {
+    if (watchdog_.takeTimeout()) {
+      bump(t.timeouts);
+    } else {
+      bump(t.failed);
+      SPDLOG_LOGGER_DEBUG(log::get("proxy"), "[C{}] TLS handshake with {} failed: {}", id_,
+                          client_ip_, client_.tlsConnection()->lastError());
+    }
+    co_return false;
+  }
+  const tls::Connection& done = *client_.tlsConnection();
+  bump(t.handshakes);
+  if (done.resumed()) {
+    bump(t.resumed);
+  }
+  if (done.ktlsSend() || done.ktlsRecv()) {
+    bump(t.ktls);
+  }
+  fwd_.proto = "https";
+  co_return true;
+}
+
+asio::awaitable<HttpSession::Outcome> HttpSession::redirectToHttps(std::string_view path,
+                                                                   std::string_view query,
+                                                                   bool has_body) {
+  bump(tlsStats().redirects);
+  const bool closing = has_body || close_after_ || worker_.draining() || !keep_alive_;
+  std::string& out = text_->scratch;
+  out.assign("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+  const bool v6 = host_.find(':') != std::string_view::npos;
+  out.append(v6 ? "[" : "").append(host_).append(v6 ? "]" : "");
+  if (const std::uint16_t port = worker_.config().https_port; port != 443) {
+    out.append(":").append(std::to_string(port));
+  }
+  out.append(path.empty() ? std::string_view("/") : path);
+  if (!query.empty()) {
+    out.append("?").append(query);
+  }
+  out.append("\r\nContent-Length: 0\r\n");
+  out.append(closing ? "Connection: close\r\n\r\n" : "\r\n");
+  watchdog_.arm(worker_.config().header_timeout);
+  auto [ec, n] = co_await client_.write(asio::buffer(out));
+  linger_ = closing && !ec;
+  finishRequest(308, nullptr);
+  co_return ec || closing ? Outcome::kClose : Outcome::kKeepAlive;
 }
 
 }  // namespace sluice::proxy

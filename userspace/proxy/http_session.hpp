@@ -14,24 +14,29 @@
 #include "common/buffer.hpp"
 #include "http/parser.hpp"
 #include "proxy/admission.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/forwarder.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/watchdog.hpp"
+#include "tls/client_hello.hpp"
 
 namespace sluice::proxy {
 
 class Worker;
 struct RequestText;
 struct Snapshot;
+class TlsTable;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
 public:
-  HttpSession(Worker& worker, boost::asio::ip::tcp::socket socket, ConnectionLimit::Slot slot);
+  HttpSession(Worker& worker, boost::asio::ip::tcp::socket socket, ConnectionLimit::Slot slot,
+              bool tls);
   ~HttpSession();
 
   // `slot`: the connection's place under --max-connections, held for the session's life.
-  static void start(Worker& worker, boost::asio::ip::tcp::socket socket,
-                    ConnectionLimit::Slot slot);
+  // `tls`: the HTTPS listener's connection (a ClientHello comes first).
+  static void start(Worker& worker, boost::asio::ip::tcp::socket socket, ConnectionLimit::Slot slot,
+                    bool tls);
   // Drain: a session waiting for its next request is closed now; a busy one closes after its
   // current response.
   void closeIfIdle();
@@ -49,6 +54,16 @@ private:
   // v2); its source address becomes the client's. An untrusted peer that sends one, or a
   // malformed header, closes the connection (false).
   boost::asio::awaitable<bool> readProxyHeader();
+  // HTTPS: reads the ClientHello (bounded by --tls-handshake-timeout), then either relays the
+  // connection undecrypted to a passthrough host's backend, or completes the handshake with the
+  // SNI's certificate. True when HTTP requests follow.
+  boost::asio::awaitable<bool> startTls();
+  // Reads and parses the ClientHello into `reader`; false if it was refused or never came.
+  boost::asio::awaitable<bool> readClientHello(tls::ClientHelloReader& reader);
+  boost::asio::awaitable<bool> terminateTls(const TlsTable& table, tls::ClientHelloReader& reader);
+  // A TLS host's plain request: 308 to https with the same host and target.
+  boost::asio::awaitable<Outcome> redirectToHttps(std::string_view path, std::string_view query,
+                                                  bool has_body);
   // What the forwarding headers say about this connection, from client_ip_.
   void setForwarding();
   // Idle: waits (holding no buffer) until the client sends or closes; false if it closed, timed
@@ -69,7 +84,7 @@ private:
   void writeAccessLog(int status);
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket client_;
+  ClientStream client_;
   ConnectionLimit::Slot slot_;
   Watchdog watchdog_;
   const std::uint64_t id_;
@@ -87,6 +102,7 @@ private:
   bool linger_ = false;
   bool head_request_ = false;
   bool keep_alive_ = true;  // the request allowed keep-alive
+  const bool tls_listener_;
 };
 
 }  // namespace sluice::proxy

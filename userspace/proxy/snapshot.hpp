@@ -12,6 +12,7 @@
 #include "model/desired_state.hpp"
 #include "proxy/config.hpp"
 #include "proxy/stats.hpp"
+#include "proxy/tls_table.hpp"
 #include "router/route_table.hpp"
 #include "upstream/stats.hpp"
 
@@ -39,6 +40,7 @@ struct Snapshot {
   std::vector<model::ClusterOptions> cluster_options;                  // by cluster index
   std::vector<std::shared_ptr<RouteStats>> route_stats;                // by route index
   std::vector<std::pair<std::uint16_t, std::uint32_t>> tcp_routes;     // port → cluster, by port
+  std::shared_ptr<const TlsTable> tls;  // null: no HTTPS (no certificate at all)
 
   std::uint32_t tcpCluster(std::uint16_t port) const {
     for (const auto& [p, cluster] : tcp_routes) {

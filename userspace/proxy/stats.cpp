@@ -1,10 +1,51 @@
 #include "proxy/stats.hpp"
 
+#include "tls/client_hello.hpp"
+
 namespace sluice::proxy {
 
 int statusOf(LocalReply r) {
   static constexpr int kStatus[] = {400, 404, 408, 413, 414, 431, 502, 503, 504};
   return kStatus[static_cast<std::size_t>(r)];
+}
+
+TlsStats& tlsStats() {
+  static TlsStats stats;
+  return stats;
+}
+
+void renderTlsMetrics(admin::MetricsWriter& out) {
+  using Type = admin::MetricsWriter::Type;
+  const TlsStats& t = tlsStats();
+  out.gauge("sluice_tls_handshakes_active", "TLS handshakes in progress (--max-tls-handshakes).",
+            t.active_handshakes.load());
+  out.family("sluice_tls_handshakes_total", Type::kCounter,
+             "TLS handshakes on the HTTPS listener by result: ok (resumed counted apart), "
+             "failed, timeout, over_capacity, no_certificate.");
+  out.sample("sluice_tls_handshakes_total", {{"result", "ok"}}, t.handshakes.load());
+  out.sample("sluice_tls_handshakes_total", {{"result", "resumed"}}, t.resumed.load());
+  out.sample("sluice_tls_handshakes_total", {{"result", "failed"}}, t.failed.load());
+  out.sample("sluice_tls_handshakes_total", {{"result", "timeout"}}, t.timeouts.load());
+  out.sample("sluice_tls_handshakes_total", {{"result", "over_capacity"}}, t.over_capacity.load());
+  out.sample("sluice_tls_handshakes_total", {{"result", "no_certificate"}},
+             t.no_certificate.load());
+  out.counter("sluice_tls_ktls_connections_total",
+              "Terminated connections whose record layer moved into the kernel (kTLS).",
+              t.ktls.load());
+  out.counter("sluice_tls_passthrough_total",
+              "Connections relayed undecrypted to a backend by their SNI (ssl-passthrough).",
+              t.passthrough.load());
+  out.counter("sluice_tls_redirects_total",
+              "Plain HTTP requests for a TLS host answered with a 308 to https.",
+              t.redirects.load());
+  out.family("sluice_tls_client_hello_errors_total", Type::kCounter,
+             "Connections closed because their ClientHello was refused, by reason.");
+  for (std::size_t i = 1; i < tls::kErrorCount && i < t.hello_errors.size(); ++i) {
+    if (const auto v = t.hello_errors[i].load(); v != 0) {
+      out.sample("sluice_tls_client_hello_errors_total",
+                 {{"reason", tls::name(static_cast<tls::Error>(i))}}, v);
+    }
+  }
 }
 
 GlobalStats& globalStats() {
@@ -13,6 +54,7 @@ GlobalStats& globalStats() {
 }
 
 void renderGlobalMetrics(admin::MetricsWriter& out) {
+  renderTlsMetrics(out);
   using Type = admin::MetricsWriter::Type;
   const GlobalStats& g = globalStats();
   out.family("sluice_local_replies_total", Type::kCounter,

@@ -2,8 +2,11 @@
 
 #include <memory>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include "proxy/relay/relay.hpp"
 #include "proxy/worker.hpp"
@@ -18,7 +21,6 @@ namespace {
 
 asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t port,
                             [[maybe_unused]] ConnectionLimit::Slot slot) {  // held for the flow
-  const ProxyConfig& cfg = worker.config();
   auto& g = globalStats();
   g.active_connections.fetch_add(1, std::memory_order_relaxed);
   bump(g.connections_total);
@@ -32,6 +34,15 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
   if (cluster == kNoTcpRoute) {
     co_return;  // the route was removed after this listener accepted: close
   }
+  co_await relayToCluster(worker, client, std::move(snap), cluster, {});
+}
+
+}  // namespace
+
+asio::awaitable<void> relayToCluster(Worker& worker, tcp::socket& client,
+                                     std::shared_ptr<const Snapshot> snap, std::uint32_t cluster,
+                                     std::span<const std::uint8_t> first) {
+  const ProxyConfig& cfg = worker.config();
   // The cluster's breakers hold for TCP routes too: a flow is a busy upstream connection.
   const std::shared_ptr<upstream::ClusterStats> stats = snap->cluster_stats[cluster];
   const BreakerLimits limits = breakerLimits(snap->cluster_options[cluster], cfg);
@@ -66,11 +77,18 @@ asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t po
   Buffer from_client;
   from_client.acquire(worker.buffers());
   backend.buffer.acquire(worker.buffers());
+  if (!first.empty()) {
+    // What the agent read to route the flow (a ClientHello) goes first, verbatim.
+    auto [ec, n] =
+        co_await asio::async_write(backend.socket, asio::buffer(first.data(), first.size()),
+                                   asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      co_return;
+    }
+  }
   Relay relay(client, backend.socket, cfg.splice, worker.datapath(), cfg.tunnel_idle_timeout);
   co_await relay.run(cfg.splice.connection, from_client, backend.buffer, 0);
 }
-
-}  // namespace
 
 void startTcpSession(Worker& worker, tcp::socket socket, std::uint16_t port,
                      ConnectionLimit::Slot slot) {

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "proxy/admission.hpp"
@@ -12,6 +15,14 @@
 namespace sluice::proxy {
 
 class Worker;
+struct Snapshot;
+
+// Connects to an endpoint of `cluster` (its breakers apply), writes `first` to it, then relays
+// the connection both ways until it ends. Used by TCP routes and TLS passthrough.
+boost::asio::awaitable<void> relayToCluster(Worker& worker, boost::asio::ip::tcp::socket& client,
+                                            std::shared_ptr<const Snapshot> snap,
+                                            std::uint32_t cluster,
+                                            std::span<const std::uint8_t> first);
 
 // `slot`: the connection's place under --max-connections, held until the flow ends.
 void startTcpSession(Worker& worker, boost::asio::ip::tcp::socket socket, std::uint16_t port,

@@ -67,12 +67,12 @@ void Worker::giveText(std::unique_ptr<RequestText> text) {
   }
 }
 
-Result<void> Worker::listen(const tcp::endpoint& endpoint) {
+Result<void> Worker::listen(const tcp::endpoint& endpoint, bool tls) {
   auto acceptor = std::make_unique<tcp::acceptor>(io_);
   SLUICE_CHECK(net::listen(*acceptor, endpoint, {.reuse_port = true}));
   error_code ec;
   const std::uint16_t port = acceptor->local_endpoint(ec).port();
-  listeners_[port] = Listener{std::move(acceptor), next_listener_id_++, true};
+  listeners_[port] = Listener{std::move(acceptor), next_listener_id_++, true, tls};
   return success();
 }
 
@@ -160,8 +160,8 @@ void Worker::accept(std::uint16_t port, std::uint64_t id) {
 
 void Worker::onAccepted(std::uint16_t port, std::uint64_t id, tcp::socket socket,
                         ConnectionLimit::Slot slot) {
-  if (listener(port, id)->http) {
-    HttpSession::start(*this, std::move(socket), std::move(slot));
+  if (const Listener* l = listener(port, id); l->http) {
+    HttpSession::start(*this, std::move(socket), std::move(slot), l->tls);
   } else {
     startTcpSession(*this, std::move(socket), port, std::move(slot));
   }

@@ -52,8 +52,8 @@ public:
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Opens this worker's listener (SO_REUSEPORT) on `endpoint`.
-  Result<void> listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // Opens this worker's HTTP (or, with `tls`, HTTPS) listener (SO_REUSEPORT) on `endpoint`.
+  Result<void> listen(const boost::asio::ip::tcp::endpoint& endpoint, bool tls = false);
   // Thread-safe: makes this worker listen on exactly these TCP-route ports of `address` (opening
   // and closing listeners; established flows are never touched). Bind failures are logged.
   void setTcpPorts(const boost::asio::ip::address& address, std::vector<std::uint16_t> ports);
@@ -101,7 +101,8 @@ private:
   struct Listener {
     std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
     std::uint64_t id = 0;  // a removed and re-added port is another listener
-    bool http = false;     // the HTTP listener; otherwise a TCP route
+    bool http = false;     // the HTTP or HTTPS listener; otherwise a TCP route
+    bool tls = false;      // the HTTPS listener
   };
   // One accept on listener `port`/`id` holding a connection slot; at the cap it waits for one.
   void accept(std::uint16_t port, std::uint64_t id);

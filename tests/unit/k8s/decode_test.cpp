@@ -9,9 +9,22 @@
 #include "k8s/manifest.hpp"
 #include "k8s/objects.hpp"
 #include "support/result.hpp"
+#include "support/test_pki.hpp"
 
 namespace sluice::k8s {
 namespace {
+
+// `text` as the lines of a YAML block scalar under a two-space key.
+std::string indent(const std::string& text) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    out += "    " + text.substr(start, end - start) + "\n";
+    start = end == std::string::npos ? text.size() : end + 1;
+  }
+  return out;
+}
 
 using ::testing::HasSubstr;
 
@@ -200,8 +213,40 @@ TEST(DecodeFixture, ListIsExpanded) {
 TEST(DecodeFixture, Secret) {
   Secret secret = decodeOne<Secret>(readFixture("secret.yaml"));
   EXPECT_EQ(secret.type, "kubernetes.io/tls");
-  EXPECT_EQ(secret.data.size(), 2u);
-  EXPECT_THAT(secret.data.at("tls.crt"), HasSubstr("LS0tLS1CRUdJTi"));
+  // The fixture's PEM blocks hold no real certificate: decoded, refused, reported; the Secret
+  // itself is still an object (its hosts fall back to the default certificate).
+  EXPECT_EQ(secret.certificate, nullptr);
+  EXPECT_THAT(secret.certificate_error, HasSubstr("tls.crt"));
+}
+
+TEST(Decode, TlsSecretBecomesACertificate) {
+  const test::Pem pem = test::makeCertificate({.names = {"a.test"}});
+  Secret secret = decodeOne<Secret>(test::tlsSecretYaml("t", "a", pem));
+  ASSERT_NE(secret.certificate, nullptr) << secret.certificate_error;
+  EXPECT_EQ(secret.certificate->fingerprint(), test::fingerprint(pem.cert));
+  // stringData (plain text) works as well, and wins over data.
+  Secret plain = decodeOne<Secret>(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: p, namespace: t}\n"
+      "type: kubernetes.io/tls\ndata: {tls.crt: eA==, tls.key: eA==}\nstringData:\n"
+      "  tls.crt: |\n" +
+      indent(pem.cert) + "  tls.key: |\n" + indent(pem.key));
+  ASSERT_NE(plain.certificate, nullptr) << plain.certificate_error;
+}
+
+TEST(Decode, TlsSecretProblems) {
+  const test::Pem a = test::makeCertificate({.names = {"a.test"}});
+  const test::Pem b = test::makeCertificate({.names = {"b.test"}});
+  Secret mismatch = decodeOne<Secret>(test::tlsSecretYaml("t", "a", {a.cert, b.key}));
+  EXPECT_EQ(mismatch.certificate, nullptr);
+  EXPECT_THAT(mismatch.certificate_error, HasSubstr("does not match"));
+  Secret bad64 = decodeOne<Secret>(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: p, namespace: t}\n"
+      "type: kubernetes.io/tls\ndata: {tls.crt: \"%%%%\", tls.key: eA==}\n");
+  EXPECT_THAT(bad64.certificate_error, HasSubstr("data.tls.crt: base64"));
+  Secret missing = decodeOne<Secret>(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: p, namespace: t}\n"
+      "type: kubernetes.io/tls\ndata: {tls.crt: eA==}\n");
+  EXPECT_EQ(missing.certificate_error, "tls.key is missing");
 }
 
 TEST(Decode, ConfigMapData) {

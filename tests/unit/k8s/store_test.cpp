@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include "k8s/store.hpp"
+#include "support/test_pki.hpp"
 
 namespace sluice::k8s {
 namespace {
@@ -58,6 +61,30 @@ TEST(Store, EqualityComparesContent) {
   EXPECT_EQ(a, b);
   b.clear();
   EXPECT_TRUE(b.empty());
+}
+
+TEST(Store, BrokenSecretVersionKeepsTheLastGoodCertificate) {
+  const test::Pem pem = test::makeCertificate({.names = {"a.test"}});
+  Secret good;
+  good.metadata.ns = "a";
+  good.metadata.name = "s";
+  good.type = "kubernetes.io/tls";
+  good.certificate = *tls::Certificate::fromPem(pem.cert, pem.key, std::time(nullptr));
+  Store store;
+  EXPECT_TRUE(store.upsert(good));
+  Secret broken = good;
+  broken.certificate = nullptr;
+  broken.certificate_error = "tls.key does not match the certificate in tls.crt";
+  EXPECT_TRUE(store.upsert(broken));  // a change: the error is new
+  const Secret& kept = store.secrets().at("a/s");
+  EXPECT_EQ(kept.certificate, good.certificate);
+  EXPECT_TRUE(kept.certificate_kept);
+  EXPECT_EQ(kept.certificate_error, broken.certificate_error);
+  EXPECT_FALSE(store.upsert(broken));  // the same broken version again: no change
+  // Deleted and re-created broken: nothing to keep.
+  EXPECT_TRUE(store.remove(ObjectRef{"Secret", "a", "s"}));
+  EXPECT_TRUE(store.upsert(broken));
+  EXPECT_EQ(store.secrets().at("a/s").certificate, nullptr);
 }
 
 }  // namespace

@@ -1,0 +1,105 @@
+#include "proxy/client_stream.hpp"
+
+#include <boost/asio/error.hpp>
+
+namespace sluice::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// A TLS failure as Asio sees a socket failure: the callers only distinguish EOF from the rest.
+error_code errorOf(tls::Io io) {
+  return io == tls::Io::kClosed ? error_code(asio::error::eof)
+                                : error_code(asio::error::connection_reset);
+}
+
+}  // namespace
+
+asio::awaitable<error_code> ClientStream::waitFor(tls::Io io) {
+  auto [ec] = co_await socket_.async_wait(
+      io == tls::Io::kWantWrite ? tcp::socket::wait_write : tcp::socket::wait_read, kNoThrow);
+  co_return ec;
+}
+
+asio::awaitable<bool> ClientStream::handshake() {
+  error_code ignored;
+  socket_.native_non_blocking(true, ignored);
+  for (;;) {
+    const tls::Io io = tls_->handshake();
+    if (io == tls::Io::kDone) {
+      co_return true;
+    }
+    if (io != tls::Io::kWantRead && io != tls::Io::kWantWrite) {
+      co_return false;
+    }
+    if (const error_code ec = co_await waitFor(io)) {
+      co_return false;
+    }
+  }
+}
+
+asio::awaitable<ClientStream::IoResult> ClientStream::tlsRead(asio::mutable_buffer buf) {
+  for (;;) {
+    std::size_t n = 0;
+    const tls::Io io = tls_->read(buf.data(), buf.size(), n);
+    if (io == tls::Io::kDone) {
+      co_return IoResult{error_code(), n};
+    }
+    if (io != tls::Io::kWantRead && io != tls::Io::kWantWrite) {
+      co_return IoResult{errorOf(io), 0};
+    }
+    if (const error_code ec = co_await waitFor(io)) {
+      co_return IoResult{ec, 0};
+    }
+  }
+}
+
+asio::awaitable<ClientStream::IoResult> ClientStream::tlsWrite(
+    std::array<asio::const_buffer, kMaxBuffers> list, std::size_t count) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    while (list[i].size() > 0) {
+      std::size_t n = 0;
+      const tls::Io io = tls_->write(list[i].data(), list[i].size(), n);
+      if (io == tls::Io::kDone) {
+        list[i] += n;
+        total += n;
+        continue;
+      }
+      if (io != tls::Io::kWantRead && io != tls::Io::kWantWrite) {
+        co_return IoResult{errorOf(io), total};
+      }
+      if (const error_code ec = co_await waitFor(io)) {
+        co_return IoResult{ec, total};
+      }
+    }
+  }
+  co_return IoResult{error_code(), total};
+}
+
+asio::awaitable<error_code> ClientStream::waitReadable() {
+  if (tls_ && tls_->pending()) {
+    co_return error_code();
+  }
+  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
+  co_return ec;
+}
+
+void ClientStream::shutdownSend() {
+  if (tls_) {
+    tls_->shutdown();
+  }
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+void ClientStream::close() {
+  error_code ignored;
+  socket_.close(ignored);
+}
+
+}  // namespace sluice::proxy

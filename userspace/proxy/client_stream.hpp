@@ -1,0 +1,79 @@
+// The downstream side of a connection: a plain TCP socket, or the same socket with a TLS
+// connection over it once the handshake is done. Sessions and the forwarder read and write
+// through it and never ask which it is, except to decide whether bytes may move with splice(2)
+// (plain, or kTLS in that direction). The plain path is Asio's own operation, unwrapped.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <tuple>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "tls/connection.hpp"
+
+namespace sluice::proxy {
+
+class ClientStream {
+public:
+  using IoResult = std::tuple<boost::system::error_code, std::size_t>;
+  static constexpr std::size_t kMaxBuffers = 17;  // a head plus a chunked decoder's spans
+
+  explicit ClientStream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  bool tls() const { return tls_ != nullptr; }
+  tls::Connection* tlsConnection() const { return tls_.get(); }
+  void startTls(std::unique_ptr<tls::Connection> conn) { tls_ = std::move(conn); }
+  // Drives the TLS handshake to its end; an error or a closed socket (the watchdog's deadline)
+  // gives false.
+  boost::asio::awaitable<bool> handshake();
+
+  boost::asio::awaitable<IoResult> readSome(boost::asio::mutable_buffer buf) {
+    if (!tls_) {
+      return socket_.async_read_some(buf, boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    return tlsRead(buf);
+  }
+  // Writes every byte of `buffers` (a buffer or a sequence of up to kMaxBuffers).
+  template <typename Buffers>
+  boost::asio::awaitable<IoResult> write(const Buffers& buffers) {
+    if (!tls_) {
+      return boost::asio::async_write(socket_, buffers,
+                                      boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    std::array<boost::asio::const_buffer, kMaxBuffers> list{};
+    std::size_t count = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers) && count < kMaxBuffers; ++it) {
+      list[count++] = *it;
+    }
+    return tlsWrite(list, count);
+  }
+  // Until a read would not wait (bytes, EOF or an error); TLS records already buffered count.
+  boost::asio::awaitable<boost::system::error_code> waitReadable();
+  // Whether the kernel may move bytes of this direction with splice(2): a plain socket, or kTLS.
+  bool spliceRead() const { return !tls_ || tls_->ktlsRecv(); }
+  bool spliceWrite() const { return !tls_ || tls_->ktlsSend(); }
+  // close_notify (TLS), then FIN.
+  void shutdownSend();
+  void close();
+
+private:
+  boost::asio::awaitable<IoResult> tlsRead(boost::asio::mutable_buffer buf);
+  boost::asio::awaitable<IoResult> tlsWrite(std::array<boost::asio::const_buffer, kMaxBuffers> list,
+                                            std::size_t count);
+  // Waits for what a TLS call asked (kWantRead/kWantWrite); an error code if the wait failed.
+  boost::asio::awaitable<boost::system::error_code> waitFor(tls::Io io);
+
+  boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<tls::Connection> tls_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,208 @@
+#include "tls/connection.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace sluice::tls {
+
+namespace {
+
+// A read filter that returns the replayed bytes first, then reads through to the socket BIO
+// below it. Control calls (kTLS set-up among them) go to the socket BIO.
+struct Replay {
+  std::vector<std::uint8_t> bytes;
+  std::size_t offset = 0;
+};
+
+int replayRead(BIO* b, char* out, int len) {
+  auto* r = static_cast<Replay*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (r != nullptr && r->offset < r->bytes.size()) {
+    const std::size_t n = std::min(r->bytes.size() - r->offset, static_cast<std::size_t>(len));
+    std::memcpy(out, r->bytes.data() + r->offset, n);
+    r->offset += n;
+    if (r->offset == r->bytes.size()) {
+      std::vector<std::uint8_t>().swap(r->bytes);  // the ClientHello's memory goes back now
+      r->offset = 0;
+    }
+    return static_cast<int>(n);
+  }
+  BIO* next = BIO_next(b);
+  if (next == nullptr) {
+    return 0;
+  }
+  const int ret = BIO_read(next, out, len);
+  BIO_copy_next_retry(b);
+  return ret;
+}
+
+int replayWrite(BIO* b, const char* in, int len) {
+  BIO* next = BIO_next(b);
+  if (next == nullptr) {
+    return 0;
+  }
+  BIO_clear_retry_flags(b);
+  const int ret = BIO_write(next, in, len);
+  BIO_copy_next_retry(b);
+  return ret;
+}
+
+long replayCtrl(BIO* b, int cmd, long num, void* ptr) {
+  auto* r = static_cast<Replay*>(BIO_get_data(b));
+  BIO* next = BIO_next(b);
+  if (cmd == BIO_CTRL_PENDING && r != nullptr && r->offset < r->bytes.size()) {
+    return static_cast<long>(r->bytes.size() - r->offset);
+  }
+  return next != nullptr ? BIO_ctrl(next, cmd, num, ptr) : 0;
+}
+
+int replayCreate(BIO* b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+int replayDestroy(BIO* b) {
+  delete static_cast<Replay*>(BIO_get_data(b));
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+BIO_METHOD* replayMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "sluice replay");
+    BIO_meth_set_read(m, replayRead);
+    BIO_meth_set_write(m, replayWrite);
+    BIO_meth_set_ctrl(m, replayCtrl);
+    BIO_meth_set_create(m, replayCreate);
+    BIO_meth_set_destroy(m, replayDestroy);
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
+std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
+                                               std::span<const std::uint8_t> replay, bool ktls) {
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) {
+    return nullptr;
+  }
+  std::unique_ptr<Connection> c(new Connection(ssl));
+  if (ktls) {
+    SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
+  }
+  BIO* wbio = BIO_new_socket(fd, BIO_NOCLOSE);
+  if (wbio == nullptr) {
+    return nullptr;
+  }
+  if (replay.empty()) {
+    BIO_up_ref(wbio);
+    SSL_set_bio(ssl, wbio, wbio);
+  } else {
+    BIO* sock = BIO_new_socket(fd, BIO_NOCLOSE);
+    BIO* filter = BIO_new(replayMethod());
+    if (sock == nullptr || filter == nullptr) {
+      BIO_free(sock);
+      BIO_free(filter);
+      BIO_free(wbio);
+      return nullptr;
+    }
+    BIO_set_data(filter, new Replay{{replay.begin(), replay.end()}, 0});
+    SSL_set_bio(ssl, BIO_push(filter, sock), wbio);
+  }
+  SSL_set_accept_state(ssl);
+  return c;
+}
+
+Connection::~Connection() {
+  SSL_free(ssl_);
+}
+
+Io Connection::result(int ret) {
+  const int err = SSL_get_error(ssl_, ret);
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+      return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      ERR_clear_error();
+      return Io::kClosed;
+    case SSL_ERROR_SYSCALL:
+      last_error_ = errno != 0 ? std::strerror(errno) : "connection closed";
+      ERR_clear_error();
+      return Io::kError;
+    default: {
+      std::array<char, 256> buf{};
+      ERR_error_string_n(ERR_peek_error(), buf.data(), buf.size());
+      last_error_ = buf.data();
+      ERR_clear_error();
+      return Io::kError;
+    }
+  }
+}
+
+Io Connection::handshake() {
+  ERR_clear_error();
+  errno = 0;
+  const int ret = SSL_do_handshake(ssl_);
+  return ret == 1 ? Io::kDone : result(ret);
+}
+
+Io Connection::read(void* data, std::size_t len, std::size_t& n) {
+  ERR_clear_error();
+  errno = 0;
+  n = 0;
+  const int ret = SSL_read_ex(ssl_, data, len, &n);
+  return ret == 1 ? Io::kDone : result(ret);
+}
+
+Io Connection::write(const void* data, std::size_t len, std::size_t& n) {
+  ERR_clear_error();
+  errno = 0;
+  n = 0;
+  const int ret = SSL_write_ex(ssl_, data, len, &n);
+  return ret == 1 ? Io::kDone : result(ret);
+}
+
+void Connection::shutdown() {
+  ERR_clear_error();
+  if (SSL_is_init_finished(ssl_)) {
+    SSL_shutdown(ssl_);
+  }
+  ERR_clear_error();
+}
+
+bool Connection::pending() const {
+  return SSL_has_pending(ssl_) == 1;
+}
+
+bool Connection::ktlsSend() const {
+  return BIO_get_ktls_send(SSL_get_wbio(ssl_)) != 0;
+}
+
+bool Connection::ktlsRecv() const {
+  return BIO_get_ktls_recv(SSL_get_rbio(ssl_)) != 0;
+}
+
+bool Connection::resumed() const {
+  return SSL_session_reused(ssl_) == 1;
+}
+
+const char* Connection::version() const {
+  return SSL_get_version(ssl_);
+}
+
+const char* Connection::cipher() const {
+  return SSL_get_cipher_name(ssl_);
+}
+
+}  // namespace sluice::tls
