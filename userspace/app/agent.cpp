@@ -101,6 +101,7 @@ int Agent::run() {
   }
   log->info("stopped; {} connections still open at exit",
             proxy::globalStats().active_connections.load());
+  frontdoor_.stop();
   proxy::setAccessLog(nullptr);
   access_log_.reset();  // writes out what the workers queued
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
@@ -130,6 +131,7 @@ Result<void> Agent::makeSource() {
   api::ApiSourceOptions options;
   options.ns = config_.watch_namespace;
   options.tcp_services = config_.tcp_services;
+  options.deny_source_ranges = config_.xdp.deny_source_ranges;
   auto source = std::make_unique<api::ApiSource>(*client, options);
   log::get("control")->info("watching the Kubernetes API ({}{})", cfg->source,
                             config_.watch_namespace.empty()
@@ -160,6 +162,7 @@ Result<void> Agent::startWorkers() {
     SLUICE_CHECK(workers_.back()->listen(config_.listen_http));
   }
   applyTcpPorts();
+  SLUICE_CHECK(frontdoor_.start(config_, pages_));
   return admin_.start(config_.admin);
 }
 
@@ -203,6 +206,7 @@ void Agent::reconcile() {
   const bool ready = source_->ready();
   if (reconciler_.apply(source_->store(), source_->problems())) {
     applyTcpPorts();
+    frontdoor_.apply(source_->store(), reconciler_.current());
   }
   source_applied_ready_ = source_applied_ready_ || ready;
   if (status_ && ready) {

@@ -378,6 +378,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   addProxyFlags(cli, raw);
   addEdgeFlags(cli, out, raw);
   addSpliceFlags(cli, out);
+  addXdpFlags(cli, out.xdp);  // app/frontdoor_flags.cpp
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -388,6 +389,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
     return Error(std::string(e.what()) + " (see --help)");
   }
   SLUICE_CHECK(validate(raw, out));
+  SLUICE_CHECK(validateXdp(out.xdp));
   out.workers = raw.workers;
   out.proxy.max_request_body = raw.max_body;
   out.proxy.max_idle_per_endpoint = raw.max_idle;

@@ -10,6 +10,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "app/frontdoor_config.hpp"
 #include "common/cidr.hpp"
 #include "common/result.hpp"
 #include "model/translate.hpp"
@@ -51,6 +52,7 @@ struct AgentConfig {
   model::HostOwnership host_ownership = model::HostOwnership::kShared;
   net::CidrSet allow_endpoint_cidrs;  // API source: exceptions to the endpoint safety check
   proxy::ProxyConfig proxy;
+  XdpSettings xdp;  // the XDP front door (app/frontdoor_config.hpp)
 };
 
 // Parses argv. --help and --version print and give nullopt (exit 0); a bad argument is an Error
