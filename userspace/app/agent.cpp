@@ -162,7 +162,7 @@ Result<void> Agent::startWorkers() {
     SLUICE_CHECK(workers_.back()->listen(config_.listen_http));
   }
   applyTcpPorts();
-  SLUICE_CHECK(frontdoor_.start(config_, pages_));
+  SLUICE_CHECK(frontdoor_.start(config_, pages_, source_->store(), reconciler_.current()));
   return admin_.start(config_.admin);
 }
 
@@ -206,8 +206,8 @@ void Agent::reconcile() {
   const bool ready = source_->ready();
   if (reconciler_.apply(source_->store(), source_->problems())) {
     applyTcpPorts();
-    frontdoor_.apply(source_->store(), reconciler_.current());
   }
+  frontdoor_.apply(source_->store(), reconciler_.current());  // deny ConfigMap: not in snap
   source_applied_ready_ = source_applied_ready_ || ready;
   if (status_ && ready) {
     status_->kick(reconciler_.warnings());  // Ingresses, classes or warnings may have changed

@@ -89,7 +89,9 @@ std::vector<bpf::ScopeEntry> listenerScope(const boost::asio::ip::tcp::endpoint&
   return out;
 }
 
-Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pages) {
+Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pages,
+                                     const k8s::Store& store,
+                                     const std::shared_ptr<const proxy::Snapshot>& snap) {
   settings_ = config.xdp;
   http_ = config.listen_http;
   if (!settings_.enabled()) {
@@ -104,9 +106,7 @@ Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pa
     log->warn("{}", door_->synProxyNote());
   }
   SLUICE_CHECK(bpf::writeXdpConfig(door_->configFd(), configOf(settings_, door_->synProxy())));
-  if (auto scoped = bpf::reconcileScope(door_->scopeFd(), listenerScope(http_, nullptr)); !scoped) {
-    return scoped.error();
-  }
+  apply(store, snap);  // maps first: a restarted agent's program must not lose the deny list
   for (const auto& ifname : settings_.interfaces) {
     SLUICE_TRY(const bpf::XdpAttachment a, door_->attach(ifname, mode));
     log->info("front door on {} ({} mode, program id {}{})", a.ifname, a.mode, a.prog_id,

@@ -30,9 +30,10 @@ std::vector<bpf::ScopeEntry> listenerScope(const boost::asio::ip::tcp::endpoint&
 
 class FrontdoorControl {
 public:
-  // Loads, writes the rate settings and attaches (when interfaces are given); registers metrics
-  // and state on `pages`.
-  Result<void> start(const AgentConfig& config, admin::Pages& pages);
+  // Loads, writes the rate settings, applies the current store and snapshot and attaches (when
+  // interfaces are given); registers metrics and state on `pages`.
+  Result<void> start(const AgentConfig& config, admin::Pages& pages, const k8s::Store& store,
+                     const std::shared_ptr<const proxy::Snapshot>& snap);
   // Reconciles scope and deny list with this store and snapshot.
   void apply(const k8s::Store& store, const std::shared_ptr<const proxy::Snapshot>& snap);
   // Detaches (unless --xdp-detach-on-exit=false); maps stay pinned.

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,6 +40,9 @@ Result<std::string> progName(std::uint32_t id) {
 }
 
 Result<Skeleton<FrontdoorSkel>> load(const std::string& pin_root, bool syn_proxy) {
+  if (!pin_root.empty() && ::mkdir(pin_root.c_str(), 0700) != 0 && errno != EEXIST) {
+    return errnoError("create pin directory " + pin_root);
+  }
   bpf_object_open_opts open_opts{};
   open_opts.sz = sizeof(open_opts);
   open_opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
