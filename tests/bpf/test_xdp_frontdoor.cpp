@@ -359,6 +359,24 @@ TEST_F(XdpFrontdoorTest, DenyReconcileRemovesWhatTheListDoesNotName) {
   EXPECT_EQ(again->added + again->removed, 0u);
 }
 
+// The synproxy program loads where the raw cookie helpers exist (6.0+) and judges like the plain
+// one; without a listener behind the port it leaves SYNs to the kernel. (The cookie handshake
+// itself is not covered yet.)
+TEST_F(XdpFrontdoorTest, SynProxyProgramLoadsWhereHelpersExist) {
+  if (!rawSyncookieHelpers()) {
+    GTEST_SKIP() << "no raw SYN-cookie helpers for XDP on this kernel";
+  }
+  door_.reset();
+  open(true);
+  ASSERT_TRUE(door_->synProxy()) << door_->synProxyNote();
+  setConfig(0, 1, 0, 1, SLUICE_XDP_CFG_F_SYNCOOKIE | SLUICE_XDP_CFG_F_SYNCOOKIE_ALWAYS);
+  deny("10.1.0.0/16");
+  Frame bad;
+  bad.src = "10.1.2.3";
+  EXPECT_VERDICT(run(bad), XDP_DROP, "denied");
+  EXPECT_VERDICT(run(Frame{}), XDP_PASS, "pass");
+}
+
 TEST(XdpModeTest, Parse) {
   EXPECT_EQ(*parseXdpMode("native"), XdpMode::kNative);
   EXPECT_EQ(*parseXdpMode("generic"), XdpMode::kGeneric);
