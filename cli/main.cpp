@@ -1,4 +1,5 @@
-// ingressctl: a read-only look at Sluice's kernel datapath through the maps ingress-agent pins.
+// ingressctl: a read-only look at Sluice's kernel datapath through the maps ingress-agent pins;
+// `deny add|del` is the one write (an emergency block, see cli/xdp.hpp).
 //
 // Exit codes: 0 success, 1 runtime error (maps missing, permissions, kernel), 2 usage error.
 // With -o json, stdout carries exactly one JSON document: the result, or {"error": "..."}.
@@ -16,6 +17,7 @@
 #include "flows.hpp"
 #include "render.hpp"
 #include "status.hpp"
+#include "xdp.hpp"
 
 namespace {
 
@@ -88,6 +90,8 @@ int main(int argc, char** argv) {
                          "features and the splice strategy in use");
   CLI::App* flows = app.add_subcommand(
       "flows", "One row per spliced flow: addresses, strategy, bytes and packets each way, age");
+  sluice::cli::XdpCommands xdp;  // xdp, deny list|add|del (cli/xdp.hpp)
+  sluice::cli::addXdpCommands(app, xdp);
 
   const bool json_hint = jsonRequested(argc, argv);
   try {
@@ -104,9 +108,12 @@ int main(int argc, char** argv) {
   }
 
   const Output output = output_name == "json" ? Output::kJson : Output::kTable;
+  if (xdp.parsed()) {
+    return xdp.run(pin_dir, output, &fail);
+  }
   if (!status->parsed() && !flows->parsed()) {
     return fail(output, kExitUsage,
-                "a subcommand is required: status or flows (run with --help for more)");
+                "a subcommand is required: status, flows, xdp or deny (run with --help for more)");
   }
   const auto admin = sluice::cli::parseAdminEndpoint(admin_text);
   if (!admin) {

@@ -133,11 +133,205 @@ enum sluice_reason {
 		SLUICE_REASON_COUNT,
 };
 
+/* ---- XDP front door (bpf/xdp_frontdoor.bpf.c) ------------------------------------------------
+ *
+ * The front door acts only on TCP packets whose (destination address, destination port) is in
+ * sluice_xdp_scope: the ingress's own listeners. Everything else on the node (kubelet, SSH, DNS)
+ * passes untouched, counted as out_of_scope. Addresses are network order, IPv4 in the first 4
+ * bytes of a 16-byte field; ports are network order.
+ */
+#define SLUICE_MAP_XDP_CONFIG "sluice_xdp_cfg" /* ARRAY[1] of sluice_xdp_config */
+#define SLUICE_MAP_XDP_SCOPE                                                                       \
+	"sluice_xdp_scope"			/* HASH sluice_xdp_scope_key -> sluice_xdp_scope   \
+						 */
+#define SLUICE_MAP_XDP_DENY4 "sluice_deny4"	/* LPM sluice_xdp_deny4_key -> sluice_xdp_deny */
+#define SLUICE_MAP_XDP_DENY6 "sluice_deny6"	/* LPM sluice_xdp_deny6_key -> sluice_xdp_deny */
+#define SLUICE_MAP_XDP_ACL4 "sluice_acl4"	/* LPM sluice_xdp_acl4_key -> sluice_xdp_acl */
+#define SLUICE_MAP_XDP_ACL6 "sluice_acl6"	/* LPM sluice_xdp_acl6_key -> sluice_xdp_acl */
+#define SLUICE_MAP_XDP_RATE "sluice_xdp_rate"	/* LRU_HASH sluice_xdp_src -> sluice_xdp_bucket */
+#define SLUICE_MAP_XDP_STATS "sluice_xdp_stats" /* PERCPU_ARRAY[REASON_SLOTS] of __u64 */
+
+/* Program names (kernel keeps 15 characters: "sluice_xdp_fron", "sluice_xdp_synp"). An XDP
+ * program whose kernel name starts with SLUICE_XDP_PROG_PREFIX is Sluice's to replace; any other
+ * attached program is someone else's and the agent refuses to touch it. */
+#define SLUICE_XDP_PROG_FRONTDOOR "sluice_xdp_frontdoor"
+#define SLUICE_XDP_PROG_SYNPROXY "sluice_xdp_synproxy"
+#define SLUICE_XDP_PROG_PREFIX "sluice_xdp_"
+
+/* Capacities. */
+#define SLUICE_XDP_MAX_SCOPE 1024
+#define SLUICE_XDP_MAX_DENY 65536
+#define SLUICE_XDP_MAX_ACL 16384
+#define SLUICE_XDP_MAX_SOURCES 65536
+
+/* IPv6 extension headers (hop-by-hop, routing, destination options) followed before TCP; a
+ * longer chain passes uninspected, counted as "unparsed". */
+#define SLUICE_XDP_MAX_V6_EXT 4
+
+/* sluice_xdp_config.flags */
+#define SLUICE_XDP_CFG_F_SYNCOOKIE (1U << 0) /* synproxy program: answer SYNs under pressure */
+#define SLUICE_XDP_CFG_F_SYNCOOKIE_ALWAYS                                                          \
+	(1U << 1) /* ...for every in-scope SYN (tests, floods)                                     \
+		   */
+
+/* Value of sluice_xdp_cfg[0]: written by the agent, read per packet. Rates are GCRA: one
+ * admitted event per interval, up to `burst` at once; interval 0 = no limit. */
+struct sluice_xdp_config {
+	__u64 syn_interval_ns; /* per source: 1e9 / --syn-rate-per-source */
+	__u64 pkt_interval_ns; /* per source: 1e9 / --packet-rate-per-source */
+	__u32 syn_burst;       /* --syn-burst (>= 1) */
+	__u32 pkt_burst;       /* --packet-burst (>= 1) */
+	__u32 flags;	       /* SLUICE_XDP_CFG_F_* */
+	__u32 pad;	       /* zero */
+};
+
+/* sluice_xdp_scope_key.family */
+#define SLUICE_XDP_FAMILY_V4 4
+#define SLUICE_XDP_FAMILY_V6 6
+
+/* Key of sluice_xdp_scope. A listener on every address is the all-zero addr ("wildcard"); the
+ * program looks up the exact address first, then the wildcard. */
+struct sluice_xdp_scope_key {
+	__u8 addr[16]; /* destination, network order */
+	__u16 port;    /* destination port, network order */
+	__u8 family;   /* SLUICE_XDP_FAMILY_V4 / _V6 */
+	__u8 pad;      /* zero */
+};
+
+/* sluice_xdp_scope.kind: what the agent listens for on it (shown by ingressctl xdp). */
+#define SLUICE_XDP_KIND_HTTP 1
+#define SLUICE_XDP_KIND_HTTPS 2
+#define SLUICE_XDP_KIND_TCP 3 /* a TCP route: the port identifies the service */
+
+/* sluice_xdp_scope.flags */
+#define SLUICE_XDP_SCOPE_F_ALLOWLIST (1U << 0) /* sources must match an ALLOW entry in acl4/6 */
+#define SLUICE_XDP_SCOPE_F_ACL (1U << 1)       /* acl4/6 hold DENY entries for this port */
+
+struct sluice_xdp_scope {
+	__u32 kind;  /* SLUICE_XDP_KIND_* */
+	__u32 flags; /* SLUICE_XDP_SCOPE_F_* */
+};
+
+/* Keys of the deny tries: prefixlen counts bits of addr. */
+struct sluice_xdp_deny4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+struct sluice_xdp_deny6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* sluice_xdp_deny.origin: who wrote the entry (every one is reconciled to the agent's list). */
+#define SLUICE_XDP_ORIGIN_CONFIGMAP 1 /* --deny-source-ranges */
+#define SLUICE_XDP_ORIGIN_CLI 2	      /* ingressctl deny add: emergency, until the next reconcile */
+
+struct sluice_xdp_deny {
+	__u32 origin; /* SLUICE_XDP_ORIGIN_* */
+	__u32 pad;    /* zero */
+};
+
+/* Keys of the per-port ACL tries: the port then the source, so prefixlen = 16 + the CIDR's
+ * prefix and the longest match is per port. Trailing pad is beyond every prefix used. */
+struct sluice_xdp_acl4_key {
+	__u32 prefixlen;
+	__u16 port; /* network order */
+	__u8 addr[4];
+	__u8 pad[2];
+};
+struct sluice_xdp_acl6_key {
+	__u32 prefixlen;
+	__u16 port; /* network order */
+	__u8 addr[16];
+	__u8 pad[2];
+};
+
+#define SLUICE_XDP_ACL_ALLOW 1
+#define SLUICE_XDP_ACL_DENY 2
+
+struct sluice_xdp_acl {
+	__u32 action; /* SLUICE_XDP_ACL_* */
+	__u32 pad;    /* zero */
+};
+
+/* Key of sluice_xdp_rate: a source; IPv6 sources are bucketed by /64 (the rest zeroed). */
+struct sluice_xdp_src {
+	__u8 addr[16];
+	__u8 family;
+	__u8 pad[7];
+};
+
+/* Value of sluice_xdp_rate. The tat fields are GCRA theoretical arrival times (bpf_ktime_get_ns
+ * clock). Updates race between CPUs (no atomics on 5.10): a source spread over n CPUs can get up
+ * to n extra admissions per interval, never fewer. */
+struct sluice_xdp_bucket {
+	__u64 syn_tat_ns;
+	__u64 pkt_tat_ns;
+	__u64 syns;	 /* SYNs seen in scope */
+	__u64 syn_drops; /* SYNs dropped by the SYN limit */
+	__u64 pkt_drops; /* packets dropped by the packet limit */
+	__u64 last_ns;	 /* last packet seen */
+};
+
+/*
+ * Front-door decisions, one table: values index sluice_xdp_stats; labels are the CLI strings
+ * and the `reason` label of sluice_xdp_packets_total. Append only, below SLUICE_REASON_SLOTS.
+ *   out_of_scope     TCP, not to a listener in sluice_xdp_scope: XDP_PASS
+ *   not_ip           neither IPv4 nor IPv6 (ARP, LLDP...): XDP_PASS
+ *   not_tcp          IP but not TCP (UDP, ICMP...): XDP_PASS
+ *   short            truncated L2/L3/L4 header: XDP_PASS (the kernel drops it)
+ *   fragment         IPv4 or IPv6 fragment: XDP_PASS uninspected (a non-first fragment has no
+ *                    port; the kernel reassembles)
+ *   unparsed         more than two VLAN tags or SLUICE_XDP_MAX_V6_EXT extension headers: XDP_PASS
+ *   pass             in scope and admitted: XDP_PASS
+ *   denied           source in sluice_deny4/6: XDP_DROP
+ *   not_allowed      the port's ACL denies the source or it is not on its allow-list: XDP_DROP
+ *   syn_rate         SYN over the source's SYN budget: XDP_DROP
+ *   packet_rate      packet over the source's packet budget: XDP_DROP
+ *   cookie_sent      SYN answered with a raw SYN cookie: XDP_TX
+ *   cookie_valid     ACK for a listener carrying a valid cookie: XDP_PASS
+ *   cookie_invalid   ACK for a listener (no connection) with a bad cookie: XDP_DROP
+ *   cookie_error     a cookie helper or the reply failed: XDP_PASS (the kernel answers)
+ */
+#define SLUICE_XDP_REASON_TABLE(X)                                                                 \
+	X(SLUICE_XDP_OUT_OF_SCOPE, 0, "out_of_scope")                                              \
+	X(SLUICE_XDP_NOT_IP, 1, "not_ip")                                                          \
+	X(SLUICE_XDP_NOT_TCP, 2, "not_tcp")                                                        \
+	X(SLUICE_XDP_SHORT, 3, "short")                                                            \
+	X(SLUICE_XDP_FRAGMENT, 4, "fragment")                                                      \
+	X(SLUICE_XDP_UNPARSED, 5, "unparsed")                                                      \
+	X(SLUICE_XDP_PASS, 6, "pass")                                                              \
+	X(SLUICE_XDP_DENIED, 7, "denied")                                                          \
+	X(SLUICE_XDP_NOT_ALLOWED, 8, "not_allowed")                                                \
+	X(SLUICE_XDP_SYN_RATE, 9, "syn_rate")                                                      \
+	X(SLUICE_XDP_PACKET_RATE, 10, "packet_rate")                                               \
+	X(SLUICE_XDP_COOKIE_SENT, 11, "cookie_sent")                                               \
+	X(SLUICE_XDP_COOKIE_VALID, 12, "cookie_valid")                                             \
+	X(SLUICE_XDP_COOKIE_INVALID, 13, "cookie_invalid")                                         \
+	X(SLUICE_XDP_COOKIE_ERROR, 14, "cookie_error")
+
+enum sluice_xdp_reason {
+#define SLUICE_XDP_REASON_ENUM_(name, value, label) name = value,
+	SLUICE_XDP_REASON_TABLE(SLUICE_XDP_REASON_ENUM_)
+#undef SLUICE_XDP_REASON_ENUM_
+		SLUICE_XDP_REASON_COUNT,
+};
+
 #ifndef __cplusplus
 _Static_assert(sizeof(struct sluice_flow_key) == 8, "sluice_flow_key layout");
 _Static_assert(sizeof(struct sluice_flow) == 40, "sluice_flow layout");
 _Static_assert(sizeof(struct sluice_flow_stats) == 32, "sluice_flow_stats layout");
 _Static_assert(SLUICE_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many verdict reasons");
+_Static_assert(sizeof(struct sluice_xdp_config) == 32, "sluice_xdp_config layout");
+_Static_assert(sizeof(struct sluice_xdp_scope_key) == 20, "sluice_xdp_scope_key layout");
+_Static_assert(sizeof(struct sluice_xdp_scope) == 8, "sluice_xdp_scope layout");
+_Static_assert(sizeof(struct sluice_xdp_deny4_key) == 8, "sluice_xdp_deny4_key layout");
+_Static_assert(sizeof(struct sluice_xdp_deny6_key) == 20, "sluice_xdp_deny6_key layout");
+_Static_assert(sizeof(struct sluice_xdp_acl4_key) == 12, "sluice_xdp_acl4_key layout");
+_Static_assert(sizeof(struct sluice_xdp_acl6_key) == 24, "sluice_xdp_acl6_key layout");
+_Static_assert(sizeof(struct sluice_xdp_src) == 24, "sluice_xdp_src layout");
+_Static_assert(sizeof(struct sluice_xdp_bucket) == 48, "sluice_xdp_bucket layout");
+_Static_assert(SLUICE_XDP_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many xdp reasons");
 #endif
 
 #endif /* SLUICE_ABI_H */

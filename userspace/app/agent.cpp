@@ -86,6 +86,7 @@ int Agent::run() {
   }
   log->info("stopped; {} connections still open at exit",
             proxy::globalStats().active_connections.load());
+  frontdoor_.stop();
   proxy::setAccessLog(nullptr);
   access_log_.reset();  // writes out what the workers queued
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
@@ -115,6 +116,7 @@ Result<void> Agent::makeSource() {
   api::ApiSourceOptions options;
   options.ns = config_.watch_namespace;
   options.tcp_services = config_.tcp_services;
+  options.deny_source_ranges = config_.xdp.deny_source_ranges;
   auto source = std::make_unique<api::ApiSource>(*client, options);
   log::get("control")->info("watching the Kubernetes API ({}{})", cfg->source,
                             config_.watch_namespace.empty()
@@ -148,6 +150,7 @@ Result<void> Agent::startWorkers() {
     }
   }
   applyTcpPorts();
+  SLUICE_CHECK(frontdoor_.start(config_, pages_, source_->store(), reconciler_.current()));
   return admin_.start(config_.admin);
 }
 
@@ -192,6 +195,7 @@ void Agent::reconcile() {
   if (reconciler_.apply(source_->store(), source_->problems())) {
     applyTcpPorts();
   }
+  frontdoor_.apply(source_->store(), reconciler_.current());  // deny ConfigMap: not in snap
   source_applied_ready_ = source_applied_ready_ || ready;
   if (status_ && ready) {
     status_->kick(reconciler_.warnings());  // Ingresses, classes or warnings may have changed

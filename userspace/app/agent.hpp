@@ -15,6 +15,7 @@
 #include "admin/pages.hpp"
 #include "admin/server.hpp"
 #include "app/flags.hpp"
+#include "app/frontdoor.hpp"
 #include "common/result.hpp"
 #include "control/ingress_status.hpp"
 #include "control/reconciler.hpp"
@@ -59,6 +60,7 @@ private:
   control::Reconciler reconciler_;
   std::unique_ptr<proxy::AccessLog> access_log_;  // outlives the workers that write to it
   std::unique_ptr<proxy::Splicing> splicing_;
+  FrontdoorControl frontdoor_;  // XDP front door; inert without --xdp-interfaces
   std::unique_ptr<proxy::ConnectionLimit> limit_;
   std::unique_ptr<k8s::Source> source_;
   std::unique_ptr<control::IngressStatus> status_;  // API source only

@@ -454,6 +454,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   addEdgeFlags(cli, out, raw);
   addSpliceFlags(cli, out);
   addTlsFlags(cli, out, raw);
+  addXdpFlags(cli, out.xdp);  // app/frontdoor_flags.cpp
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -464,6 +465,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
     return Error(std::string(e.what()) + " (see --help)");
   }
   SLUICE_CHECK(validate(raw, out));
+  SLUICE_CHECK(validateXdp(out.xdp));
   out.workers = raw.workers;
   out.proxy.max_request_body = raw.max_body;
   out.proxy.max_idle_per_endpoint = raw.max_idle;

@@ -10,6 +10,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "app/frontdoor_config.hpp"
 #include "common/cidr.hpp"
 #include "common/result.hpp"
 #include "model/translate.hpp"
@@ -58,6 +59,7 @@ struct AgentConfig {
   tls::Settings tls;
   bool ktls_auto = true;
   proxy::ProxyConfig proxy;
+  XdpSettings xdp;  // the XDP front door (app/frontdoor_config.hpp)
 };
 
 // What translate() needs of the flags.

@@ -105,4 +105,82 @@ constexpr std::string_view reasonLabel(std::uint32_t reason) {
   return reason < kReasonLabels.size() ? kReasonLabels[reason] : std::string_view("unknown");
 }
 
+// ---- XDP front door (bpf/xdp_frontdoor.bpf.c) ----------------------------------------------
+
+static_assert(sizeof(sluice_xdp_config) == 32);
+static_assert(offsetof(sluice_xdp_config, syn_interval_ns) == 0);
+static_assert(offsetof(sluice_xdp_config, pkt_interval_ns) == 8);
+static_assert(offsetof(sluice_xdp_config, syn_burst) == 16);
+static_assert(offsetof(sluice_xdp_config, pkt_burst) == 20);
+static_assert(offsetof(sluice_xdp_config, flags) == 24);
+static_assert(sizeof(sluice_xdp_scope_key) == 20);
+static_assert(offsetof(sluice_xdp_scope_key, port) == 16);
+static_assert(offsetof(sluice_xdp_scope_key, family) == 18);
+static_assert(sizeof(sluice_xdp_scope) == 8);
+static_assert(sizeof(sluice_xdp_deny4_key) == 8);
+static_assert(offsetof(sluice_xdp_deny4_key, addr) == 4);
+static_assert(sizeof(sluice_xdp_deny6_key) == 20);
+static_assert(offsetof(sluice_xdp_deny6_key, addr) == 4);
+static_assert(sizeof(sluice_xdp_deny) == 8);
+// LPM data starts right after prefixlen: the port, then the address, with no gap.
+static_assert(sizeof(sluice_xdp_acl4_key) == 12);
+static_assert(offsetof(sluice_xdp_acl4_key, port) == 4);
+static_assert(offsetof(sluice_xdp_acl4_key, addr) == 6);
+static_assert(sizeof(sluice_xdp_acl6_key) == 24);
+static_assert(offsetof(sluice_xdp_acl6_key, port) == 4);
+static_assert(offsetof(sluice_xdp_acl6_key, addr) == 6);
+static_assert(sizeof(sluice_xdp_acl) == 8);
+static_assert(sizeof(sluice_xdp_src) == 24);
+static_assert(offsetof(sluice_xdp_src, family) == 16);
+static_assert(sizeof(sluice_xdp_bucket) == 48);
+static_assert(offsetof(sluice_xdp_bucket, syns) == 16);
+static_assert(offsetof(sluice_xdp_bucket, last_ns) == 40);
+static_assert(SLUICE_XDP_REASON_COUNT <= SLUICE_REASON_SLOTS);
+
+// Maps pinned by xdp_frontdoor.bpf.c, in the order ingressctl lists them.
+inline constexpr std::array<std::string_view, 8> kXdpMaps = {
+    SLUICE_MAP_XDP_CONFIG, SLUICE_MAP_XDP_SCOPE, SLUICE_MAP_XDP_DENY4, SLUICE_MAP_XDP_DENY6,
+    SLUICE_MAP_XDP_ACL4,   SLUICE_MAP_XDP_ACL6,  SLUICE_MAP_XDP_RATE,  SLUICE_MAP_XDP_STATS};
+
+constexpr bool xdpNamesDistinctInKernel() {
+  for (std::size_t i = 0; i < kXdpMaps.size(); ++i) {
+    for (std::size_t j = 0; j < kXdpMaps.size(); ++j) {
+      if (i != j && kXdpMaps[i].substr(0, 15) == kXdpMaps[j].substr(0, 15)) {
+        return false;
+      }
+    }
+    for (std::string_view splice : kSpliceMaps) {
+      if (kXdpMaps[i].substr(0, 15) == splice.substr(0, 15)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+static_assert(xdpNamesDistinctInKernel(), "two maps share their first 15 characters");
+static_assert(std::string_view(SLUICE_XDP_PROG_FRONTDOOR).starts_with(SLUICE_XDP_PROG_PREFIX) &&
+              std::string_view(SLUICE_XDP_PROG_SYNPROXY).starts_with(SLUICE_XDP_PROG_PREFIX));
+
+// Metric label / CLI string of a front-door reason, from SLUICE_XDP_REASON_TABLE.
+inline constexpr std::array<std::string_view, SLUICE_XDP_REASON_COUNT> kXdpReasonLabels = {
+#define SLUICE_XDP_REASON_LABEL_(name, value, label) label,
+    SLUICE_XDP_REASON_TABLE(SLUICE_XDP_REASON_LABEL_)
+#undef SLUICE_XDP_REASON_LABEL_
+};
+
+constexpr bool xdpReasonTableIsDense() {
+  std::uint32_t next = 0;
+  bool dense = true;
+#define SLUICE_XDP_REASON_DENSE_(name, value, label) dense = dense && (value) == next++;
+  SLUICE_XDP_REASON_TABLE(SLUICE_XDP_REASON_DENSE_)
+#undef SLUICE_XDP_REASON_DENSE_
+  return dense;
+}
+static_assert(xdpReasonTableIsDense(), "SLUICE_XDP_REASON_TABLE values must be 0..N-1 in order");
+
+// Label of a raw front-door reason; "unknown" for values newer than this build.
+constexpr std::string_view xdpReasonLabel(std::uint32_t reason) {
+  return reason < kXdpReasonLabels.size() ? kXdpReasonLabels[reason] : std::string_view("unknown");
+}
+
 }  // namespace sluice::bpf

@@ -173,6 +173,10 @@ void ApiSource::start(std::function<void()> on_change) {
                        "\": expected namespace/name; TCP routes are off";
     }
   }
+  // The XDP front door's deny list (--deny-source-ranges): one more ConfigMap by name.
+  if (auto ref = parseNamespacedName(s.options.deny_source_ranges)) {
+    s.addInformer({"ConfigMap", "v1", "configmaps", false, ref->ns, "metadata.name=" + ref->name});
+  }
   asio::co_spawn(s.client->executor(), s.discover(), asio::detached);
 }
 

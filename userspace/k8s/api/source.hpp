@@ -30,6 +30,8 @@ namespace sluice::k8s::api {
 struct ApiSourceOptions {
   std::string ns;            // "" = all namespaces (IngressClass is always cluster-wide)
   std::string tcp_services;  // "namespace/name" of the TCP services ConfigMap; "" = none
+  // "namespace/name" of the XDP front door's deny-list ConfigMap; "" = none
+  std::string deny_source_ranges;
   InformerOptions informer;
   // A burst of events produces one on_changed call, `quiet` after the last event, but at most
   // `max_delay` after the first.

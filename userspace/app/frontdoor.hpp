@@ -1,0 +1,55 @@
+// The agent's side of the XDP front door: loads and attaches it at startup (--xdp-interfaces),
+// keeps its maps equal to what the current snapshot asks for (scope from the listeners, deny list
+// from the --deny-source-ranges ConfigMap) and renders sluice_xdp_packets_total. With no
+// interfaces it does nothing at all.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin/pages.hpp"
+#include "app/flags.hpp"
+#include "bpf/frontdoor.hpp"
+#include "common/cidr.hpp"
+#include "k8s/store.hpp"
+#include "model/desired_state.hpp"
+#include "proxy/snapshot.hpp"
+
+namespace sluice::app {
+
+// CIDRs of every value of a deny ConfigMap's data: one a line, '#' starts a comment, blank lines
+// skipped. Bad entries are reported in `problems` ("key \"x\" line 3: bad CIDR ...") and skipped.
+std::vector<net::Cidr> parseDenyRanges(const k8s::ConfigMap& cm,
+                                       std::vector<std::string>& problems);
+
+// The scope entries for the agent's listeners: HTTP on `http`, TCP routes on their ports (same
+// address). An unspecified address is the family's wildcard; "::" covers IPv4 too (dual stack).
+std::vector<bpf::ScopeEntry> listenerScope(
+    const boost::asio::ip::tcp::endpoint& http,
+    const std::optional<boost::asio::ip::tcp::endpoint>& https, const model::DesiredState* desired);
+
+class FrontdoorControl {
+public:
+  // Loads, writes the rate settings, applies the current store and snapshot and attaches (when
+  // interfaces are given); registers metrics and state on `pages`.
+  Result<void> start(const AgentConfig& config, admin::Pages& pages, const k8s::Store& store,
+                     const std::shared_ptr<const proxy::Snapshot>& snap);
+  // Reconciles scope and deny list with this store and snapshot.
+  void apply(const k8s::Store& store, const std::shared_ptr<const proxy::Snapshot>& snap);
+  // Detaches (unless --xdp-detach-on-exit=false); maps stay pinned.
+  void stop();
+
+private:
+  void renderMetrics(admin::MetricsWriter& out) const;
+  void renderState(boost::json::object& out) const;
+
+  std::unique_ptr<bpf::Frontdoor> door_;
+  XdpSettings settings_;
+  boost::asio::ip::tcp::endpoint http_;
+  std::optional<boost::asio::ip::tcp::endpoint> https_;
+  std::string last_problems_;
+};
+
+}  // namespace sluice::app
