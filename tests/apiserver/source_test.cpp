@@ -318,6 +318,33 @@ TEST_F(ApiSourceTest, ReadyOnlyAfterEveryInformerSynced) {
   EXPECT_TRUE(eventually([&] { return warnings().empty(); }));
 }
 
+// RBAC that forbids Secrets must not keep the agent unready forever: it reports the refusal and
+// serves (TLS hosts then use the default certificate). A 403 on anything else still waits.
+TEST_F(ApiSourceTest, ForbiddenSecretsAreReportedAndDoNotBlockReadiness) {
+  seed();
+  fake_.fault(R"({"list_status": {"secrets": 403}})");
+  startSource();
+  ASSERT_TRUE(eventually([&] { return synced(); }));
+  EXPECT_FALSE(statsOf("Secret").synced);
+  bool warned = false;
+  for (const auto& w : warnings()) {
+    warned |= w.message.find("list secrets: 403") != std::string::npos;
+  }
+  EXPECT_TRUE(warned);
+  fake_.fault(R"({"list_status": null})");
+  EXPECT_TRUE(eventually([&] { return statsOf("Secret").synced; }));
+}
+
+TEST_F(ApiSourceTest, ForbiddenServicesStillBlockReadiness) {
+  seed();
+  fake_.fault(R"({"list_status": {"services": 403}})");
+  startSource();
+  ASSERT_TRUE(eventually([&] { return statsOf("Service").failures >= 2; }));
+  EXPECT_FALSE(synced());
+  fake_.fault(R"({"list_status": null})");
+  waitSynced();
+}
+
 TEST_F(ApiSourceTest, AddsUpdatesAndDeletesConverge) {
   seed();
   startSource();

@@ -472,6 +472,7 @@ void ManifestSource::merge() {
     warnings_ = std::move(warnings);
     return;
   }
+  merged.keepCertificatesFrom(store_);
   store_ = std::move(merged);
   warnings_ = std::move(warnings);
 }

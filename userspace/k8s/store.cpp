@@ -19,7 +19,24 @@ bool put(std::map<std::string, T>& map, std::string key, T&& object) {
   return true;
 }
 
+// A new version of a TLS Secret that does not make a certificate keeps the last good one
+// serving (issue 11); translate() reports the new version's error beside it.
+void keepCertificate(const Secret& previous, Secret& next) {
+  if (!next.certificate && !next.certificate_error.empty() && previous.certificate) {
+    next.certificate = previous.certificate;
+    next.certificate_kept = true;
+  }
+}
+
 }  // namespace
+
+void Store::keepCertificatesFrom(const Store& previous) {
+  for (auto& [key, secret] : secrets_) {
+    if (auto it = previous.secrets_.find(key); it != previous.secrets_.end()) {
+      keepCertificate(it->second, secret);
+    }
+  }
+}
 
 bool Store::upsert(Object object) {
   std::string key = refOf(object).key();
@@ -35,12 +52,8 @@ bool Store::upsert(Object object) {
         } else if constexpr (std::is_same_v<T, EndpointSlice>) {
           return put(endpoint_slices_, std::move(key), std::move(o));
         } else if constexpr (std::is_same_v<T, Secret>) {
-          // A new version that does not make a certificate keeps the last good one serving.
-          if (auto it = secrets_.find(key); it != secrets_.end() && !o.certificate &&
-                                            it->second.certificate &&
-                                            !o.certificate_error.empty()) {
-            o.certificate = it->second.certificate;
-            o.certificate_kept = true;
+          if (auto it = secrets_.find(key); it != secrets_.end()) {
+            keepCertificate(it->second, o);
           }
           return put(secrets_, std::move(key), std::move(o));
         } else {

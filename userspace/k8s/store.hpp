@@ -16,6 +16,9 @@ public:
   // Adds or replaces the object with the same kind and namespace/name. Returns true if the stored
   // content changed.
   bool upsert(Object object);
+  // Secrets of this store whose new version made no certificate take the certificate of the
+  // same Secret in `previous` (a source that rebuilds its store keeps the last good one too).
+  void keepCertificatesFrom(const Store& previous);
   // Returns true if an object was removed.
   bool remove(const ObjectRef& ref);
   bool contains(const ObjectRef& ref) const;

@@ -159,6 +159,7 @@ awaitable<std::optional<Informer::Listed>> Informer::fetchList() {
     }
     if (!got || !got->ok()) {
       ++stats_.failures;
+      forbidden_ = statusOf(got) == 403;
       setError("list " + resource_.plural + ": " + describe(got));
       logger->warn("list {}: {}", resource_.plural, describe(got));
       co_return std::nullopt;

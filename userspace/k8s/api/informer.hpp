@@ -88,6 +88,8 @@ public:
   const ResourceInfo& resource() const { return resource_; }
   const InformerStats& stats() const { return stats_; }
   bool synced() const { return stats_.synced; }
+  // The last list was refused with 403 (RBAC): waiting will not help until someone fixes it.
+  bool forbidden() const { return forbidden_ && !stats_.synced; }
   // Current problems: objects that did not decode, and the list/watch failing.
   std::vector<Problem> warnings() const;
 
@@ -124,6 +126,7 @@ private:
   std::set<ObjectRef> in_store_;      // objects this informer put into the store
   std::map<ObjectRef, Problem> bad_;  // objects whose current version is bad
   InformerStats stats_;
+  bool forbidden_ = false;
 };
 
 }  // namespace sluice::k8s::api

@@ -218,8 +218,11 @@ bool ApiSource::ready() const {
   if (!state_->discovered) {
     return false;
   }
-  return std::all_of(state_->informers.begin(), state_->informers.end(),
-                     [](const auto& inf) { return inf->synced(); });
+  // TLS Secrets are optional: an agent whose RBAC forbids reading them reports it (a problem)
+  // and serves, its TLS hosts with the default certificate, instead of never becoming ready.
+  return std::all_of(state_->informers.begin(), state_->informers.end(), [](const auto& inf) {
+    return inf->synced() || (inf->resource().kind == "Secret" && inf->forbidden());
+  });
 }
 
 ApiSourceStats ApiSource::stats() const {

@@ -1,0 +1,452 @@
+// TLS against the real agent: certificates chosen by SNI (exact, wildcard, default), plain HTTP
+// redirected, HSTS, broken Secrets and the last good certificate, rotation under load, session
+// resumption across workers, SNI passthrough with a ClientHello sent one byte per segment, and the
+// handshake's limits. Clients are OpenSSL (tests/support/tls_client) and curl.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+#include "support/test_pki.hpp"
+#include "support/tls_client.hpp"
+
+namespace sluice::test {
+namespace {
+
+constexpr const char* kDefaultCn = "Sluice Ingress default certificate";
+
+// An Ingress with spec.tls for `tls_hosts` (Secret `secret`, "" = none) and a rule per host.
+std::string tlsIngress(const std::string& name, const std::vector<std::string>& hosts,
+                       const std::vector<std::string>& tls_hosts, const std::string& secret,
+                       const std::string& annotations = "") {
+  std::vector<Rule> rules;
+  for (const auto& h : hosts) {
+    rules.push_back({h, {{"/", "Prefix", "web", "http"}}});
+  }
+  std::string y =
+      ingressYaml(name, rules, "", "", "sluice", "default", "2024-01-01T00:00:00Z", annotations);
+  std::string tls = "  tls:\n  - hosts: [";
+  for (std::size_t i = 0; i < tls_hosts.size(); ++i) {
+    tls += (i ? ", \"" : "\"") + tls_hosts[i] + "\"";
+  }
+  tls += "]\n" + (secret.empty() ? std::string() : "    secretName: " + secret + "\n");
+  y.replace(y.find("spec:\n"), 6, "spec:\n" + tls);
+  return y;
+}
+
+class Tls : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ca_ = makeCertificate({.names = {"Sluice Test CA"}, .ca = true});
+    a_ = makeCertificate({.names = {"a.test"}, .issuer = &ca_});
+    w_ = makeCertificate({.names = {"*.w.test"}, .rsa = true});
+  }
+  std::string base() const {
+    return ingressClassYaml() + "---\n" +
+           serviceYaml("web", 80, "http", {{"127.0.0.1", web_.port()}});
+  }
+  std::string fp(const Pem& p) const { return fingerprint(p.cert); }
+
+  EchoBackend web_{"web"};
+  TempDir dir_;
+  Pem ca_, a_, w_;
+};
+
+TEST_F(Tls, CertificateBySniExactWildcardThenDefault) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsSecretYaml("default", "w", w_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
+                           tlsIngress("j", {"x.w.test"}, {"*.w.test"}, "w"));
+  Agent agent(dir_.path());
+  auto cert = [&](const std::string& sni) {
+    auto c = TlsClient::connect(agent.httpsPort(), {.sni = sni});
+    return c ? c->peerFingerprint() : std::string("<no handshake>");
+  };
+  EXPECT_EQ(cert("a.test"), fp(a_));
+  EXPECT_EQ(cert("A.TEST"), fp(a_));  // SNI is case-insensitive
+  EXPECT_EQ(cert("x.w.test"), fp(w_));
+  EXPECT_EQ(cert("y.w.test"), fp(w_));
+  for (const char* other : {"y.x.w.test", "w.test", "unknown.test", ""}) {
+    auto c = TlsClient::connect(agent.httpsPort(), {.sni = other});
+    ASSERT_TRUE(c) << other;
+    EXPECT_EQ(c->peerCommonName(), kDefaultCn) << other;
+  }
+  // The chain goes out with the leaf: a client that trusts only the CA verifies a.test.
+  auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test", .alpn = "http/1.1"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->alpn(), "http/1.1");
+  const std::string r = c->get("a.test", "/hello");
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_NE(r.find("[\"X-Forwarded-Proto\", \"https\"]"), std::string::npos) << r;
+  EXPECT_NE(r.find("[\"X-Forwarded-Port\", \"" + std::to_string(agent.httpsPort()) + "\"]"),
+            std::string::npos)
+      << r;
+  EXPECT_GE(metricValue(agent.adminPort(), "sluice_tls_handshakes_total{result=\"ok\"}"), 9);
+}
+
+TEST_F(Tls, CurlAndOpensslVerifyTheChain) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path());
+  dir_.write("ca.pem", ca_.cert);
+  const std::string port = std::to_string(agent.httpsPort());
+  const std::string ca = (dir_.path() / "ca.pem").string();
+  // curl offers h2 and http/1.1; it must get http/1.1 and a verified chain.
+  Process curl(
+      {"/usr/bin/curl", "-sS", "--http2", "--cacert", ca, "--resolve",
+       "a.test:" + port + ":127.0.0.1", "-o", "/dev/null", "-w",
+       "%{http_code} %{http_version} %{ssl_verify_result}", "https://a.test:" + port + "/x"},
+      dir_.path() / "curl.log");
+  ASSERT_EQ(curl.wait(10s), 0) << curl.output();
+  EXPECT_EQ(curl.output(), "200 1.1 0");
+  Process s_client({"/bin/sh", "-c",
+                    "echo | openssl s_client -connect 127.0.0.1:" + port +
+                        " -servername a.test -CAfile " + ca + " -verify_return_error"},
+                   dir_.path() / "s_client.log");
+  ASSERT_TRUE(s_client.wait(10s).has_value());
+  EXPECT_NE(s_client.output().find("Verify return code: 0 (ok)"), std::string::npos)
+      << s_client.output();
+}
+
+TEST_F(Tls, PlainHttpIsRedirectedUnlessTheIngressOptsOut) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a",
+                                      "    sluice.dev/hsts: \"max-age=600; includeSubDomains\"\n") +
+                           "---\n" +
+                           tlsIngress("k", {"b.test"}, {"b.test"}, "a",
+                                      "    sluice.dev/ssl-redirect: \"false\"\n"));
+  Agent agent(dir_.path());
+  auto r = request(agent.port(), "GET", "a.test", "/p/q?x=1&y=2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 308);
+  EXPECT_EQ(r->header("location"),
+            "https://a.test:" + std::to_string(agent.httpsPort()) + "/p/q?x=1&y=2");
+  EXPECT_EQ(r->header("strict-transport-security"), std::nullopt);  // never over plain HTTP
+  auto opted_out = request(agent.port(), "GET", "b.test", "/");
+  ASSERT_TRUE(opted_out);
+  EXPECT_EQ(opted_out->status, 200);
+  auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+  ASSERT_TRUE(c);
+  const std::string tls = c->get("a.test", "/");
+  EXPECT_EQ(statusOf(tls), 200);
+  EXPECT_EQ(headerOf(tls, "strict-transport-security"), "max-age=600; includeSubDomains");
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_redirects_total"), 1);
+}
+
+TEST_F(Tls, BrokenSecretsFallBackAndTheLastGoodCertificateStays) {
+  const Pem other = makeCertificate({.names = {"b.test"}});
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsSecretYaml("default", "b", {other.cert, a_.key}) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
+                           tlsIngress("j", {"b.test"}, {"b.test"}, "b"));
+  Agent agent(dir_.path());
+  auto b = TlsClient::connect(agent.httpsPort(), {.sni = "b.test"});
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->peerCommonName(), kDefaultCn);  // the key does not match: default certificate
+  // a's Secret breaks: a.test keeps its last good certificate, and the agent says so.
+  const std::uint64_t gen = agent.generation();
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", {a_.cert, other.key}) +
+                           "---\n" + tlsSecretYaml("default", "b", {other.cert, a_.key}) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
+                           tlsIngress("j", {"b.test"}, {"b.test"}, "b"));
+  std::string state;
+  for (int i = 0; i < 100 && state.find("last good certificate") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+    state = httpGet(agent.adminPort(), "/debug/state");
+  }
+  EXPECT_NE(state.find("Secret default/a"), std::string::npos) << state;
+  EXPECT_NE(state.find("the last good certificate keeps serving"), std::string::npos) << state;
+  EXPECT_EQ(agent.generation(), gen);  // nothing to serve differently
+  auto a = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->peerFingerprint(), fp(a_));
+  EXPECT_EQ(statusOf(a->get("a.test", "/")), 200);
+}
+
+TEST_F(Tls, RotationUnderLoadFailsNoRequest) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path());
+  // A connection opened before the rotation keeps working after it.
+  auto before = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+  ASSERT_TRUE(before);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::atomic<int> rotated_seen{0};
+  const Pem next = makeCertificate({.names = {"a.test"}, .issuer = &ca_});
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      while (!stop) {
+        auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+        if (c && statusOf(c->get("a.test", "/")) == 200) {
+          ++ok;
+          rotated_seen += c->peerFingerprint() == fp(next) ? 1 : 0;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", next) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  for (int i = 0; i < 100 && rotated_seen < 20; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  stop = true;
+  for (auto& t : load) {
+    t.join();
+  }
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 20);
+  EXPECT_GE(rotated_seen, 20);  // new handshakes use the new certificate
+  const std::string r = before->get("a.test", "/after");
+  EXPECT_EQ(statusOf(r), 200) << r;
+  EXPECT_EQ(before->peerFingerprint(), fp(a_));
+}
+
+TEST_F(Tls, SessionsResumeOnAnyWorker) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path());
+  for (int version : {TLS1_2_VERSION, 0}) {
+    auto first = TlsClient::connect(agent.httpsPort(), {.sni = "a.test", .max_version = version});
+    ASSERT_TRUE(first);
+    EXPECT_EQ(statusOf(first->get("a.test", "/")), 200);  // reads the TLS 1.3 ticket too
+    SSL_SESSION* session = first->session();
+    ASSERT_NE(session, nullptr);
+    for (int i = 0; i < 6; ++i) {  // two workers: some of these land on the other one
+      auto again = TlsClient::connect(
+          agent.httpsPort(), {.sni = "a.test", .session = session, .max_version = version});
+      ASSERT_TRUE(again);
+      EXPECT_TRUE(again->resumed()) << again->version() << " attempt " << i;
+    }
+    SSL_SESSION_free(session);
+  }
+  // The server counts a handshake when it has the client's Finished: a moment after the client.
+  double resumed = 0;
+  for (int i = 0; i < 50 && resumed < 12; ++i) {
+    resumed = metricValue(agent.adminPort(), "sluice_tls_handshakes_total{result=\"resumed\"}");
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(resumed, 12);
+}
+
+// A TLS backend for passthrough: accepts one connection, answers "pong:<what it read>".
+class TlsBackend {
+public:
+  explicit TlsBackend(const Pem& pem) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ::bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listen_, 8);
+    ::getsockname(listen_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    BIO* b = BIO_new_mem_buf(pem.cert.data(), static_cast<int>(pem.cert.size()));
+    X509* x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    b = BIO_new_mem_buf(pem.key.data(), static_cast<int>(pem.key.size()));
+    EVP_PKEY* k = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    SSL_CTX_use_certificate(ctx_, x);
+    SSL_CTX_use_PrivateKey(ctx_, k);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~TlsBackend() {
+    ::shutdown(listen_, SHUT_RDWR);
+    thread_.join();
+    ::close(listen_);
+    SSL_CTX_free(ctx_);
+  }
+  std::uint16_t port() const { return port_; }
+
+private:
+  void serve() {
+    for (;;) {
+      const int fd = ::accept(listen_, nullptr, nullptr);
+      if (fd < 0) {
+        return;
+      }
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, fd);
+      char buf[64];
+      std::size_t n = 0;
+      if (SSL_accept(ssl) == 1 && SSL_read_ex(ssl, buf, sizeof buf, &n) == 1) {
+        const std::string reply = "pong:" + std::string(buf, n);
+        SSL_write(ssl, reply.data(), static_cast<int>(reply.size()));
+        SSL_shutdown(ssl);
+      }
+      SSL_free(ssl);
+      ::close(fd);
+    }
+  }
+  int listen_ = -1;
+  std::uint16_t port_ = 0;
+  SSL_CTX* ctx_ = nullptr;
+  std::thread thread_;
+};
+
+// A TLS client driven through memory BIOs, so the test decides how its bytes hit the wire: the
+// first flight one byte per TCP segment (what broke other ingresses), the rest as it comes.
+std::string passthroughExchange(std::uint16_t port, const std::string& sni,
+                                const std::string& payload, std::string* peer) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "<connect>";
+  }
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, in, out);
+  SSL_set_tlsext_host_name(ssl, sni.c_str());
+  SSL_set_connect_state(ssl);
+  bool first_flight = true;
+  std::string result = "<handshake>";
+  auto flush = [&] {
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(out, buf, sizeof buf)) > 0) {
+      for (int i = 0; i < n; i += first_flight ? 1 : n) {
+        ::send(fd, buf + i, first_flight ? 1 : static_cast<std::size_t>(n), MSG_NOSIGNAL);
+        if (first_flight) {
+          std::this_thread::sleep_for(1ms);  // its own segment, for sure
+        }
+      }
+      first_flight = false;
+    }
+  };
+  auto fill = [&] {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) {
+      return false;
+    }
+    char buf[16384];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      return false;
+    }
+    BIO_write(in, buf, static_cast<int>(n));
+    return true;
+  };
+  for (;;) {
+    const int r = SSL_do_handshake(ssl);
+    flush();
+    if (r == 1) {
+      break;
+    }
+    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || !fill()) {
+      goto done;
+    }
+  }
+  *peer = [&] {
+    X509* x = SSL_get1_peer_certificate(ssl);
+    std::array<char, 256> cn{};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn.data(), 256);
+    X509_free(x);
+    return std::string(cn.data());
+  }();
+  SSL_write(ssl, payload.data(), static_cast<int>(payload.size()));
+  flush();
+  result.clear();
+  for (char buf[4096];;) {
+    std::size_t n = 0;
+    if (SSL_read_ex(ssl, buf, sizeof buf, &n) == 1) {
+      result.append(buf, n);
+    } else if (SSL_get_error(ssl, 0) != SSL_ERROR_WANT_READ || !fill()) {
+      break;
+    }
+  }
+done:
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
+  ERR_clear_error();
+  return result;
+}
+
+TEST_F(Tls, PassthroughBySniWithAOneBytePerSegmentClientHello) {
+  const Pem backend_pem = makeCertificate({.names = {"p.test"}});
+  TlsBackend backend(backend_pem);
+  dir_.write("m.yaml", base() + "---\n" +
+                           serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", backend.port()}}) +
+                           "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
+                           ingressYaml("p", {{"p.test", {{"/", "Prefix", "tlsapp", "https"}}}}, "",
+                                       "", "sluice", "default", "2024-01-01T00:00:00Z",
+                                       "    sluice.dev/ssl-passthrough: \"true\"\n"));
+  Agent agent(dir_.path());
+  std::string peer;
+  EXPECT_EQ(passthroughExchange(agent.httpsPort(), "p.test", "ping", &peer), "pong:ping");
+  EXPECT_EQ(peer, "p.test");  // the backend's certificate: the agent did not terminate
+  // The same listener still terminates other hosts, also from a byte-by-byte ClientHello.
+  std::string terminated;
+  const std::string response = passthroughExchange(
+      agent.httpsPort(), "a.test", "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+      &terminated);
+  EXPECT_EQ(terminated, "a.test");
+  EXPECT_EQ(statusOf(response), 200) << response;
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_passthrough_total"), 1);
+}
+
+TEST_F(Tls, HandshakeLimits) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path(), {.extra_args = {"--tls-handshake-timeout", "1s"}});
+  {
+    Connection silent(agent.httpsPort());  // says nothing: closed at the deadline
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(silent.waitClosed(5s));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  }
+  {
+    Connection plain(agent.httpsPort());  // HTTP on the HTTPS port
+    plain.send("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    EXPECT_TRUE(plain.waitClosed(5s));
+  }
+  {
+    Connection huge(agent.httpsPort());  // a record header announcing 17 KiB
+    huge.send(std::string("\x16\x03\x01\x44\x00", 5));
+    EXPECT_TRUE(huge.waitClosed(5s));
+  }
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_handshakes_total{result=\"timeout\"}"), 1);
+  EXPECT_EQ(metricValue(agent.adminPort(),
+                        "sluice_tls_client_hello_errors_total{reason=\"not_handshake\"}"),
+            1);
+  EXPECT_EQ(metricValue(agent.adminPort(),
+                        "sluice_tls_client_hello_errors_total{reason=\"record_too_long\"}"),
+            1);
+  // And the agent serves on.
+  auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(statusOf(c->get("a.test", "/")), 200);
+}
+
+}  // namespace
+}  // namespace sluice::test
