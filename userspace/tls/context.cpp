@@ -196,6 +196,7 @@ Result<ContextPtr> ContextFactory::build(const CertificatePtr& cert) {
 
 }  // namespace sluice::tls
 
+#include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -240,6 +241,17 @@ Result<void> probeKtls() {
     return Error(err, err == ENOENT ? "the kernel has no TLS upper-layer protocol (CONFIG_TLS off "
                                       "or the tls module not loaded)"
                                     : "setsockopt(TCP_ULP, \"tls\")");
+  }
+  // The ULP alone is not enough: the record layer needs the AEAD from the crypto API, and
+  // without it (gcm not loaded) OpenSSL would quietly stay in userspace. A throwaway key on a
+  // socket that never carries a record proves the cipher is there.
+  tls12_crypto_info_aes_gcm_256 info{};
+  info.info.version = TLS_1_2_VERSION;
+  info.info.cipher_type = TLS_CIPHER_AES_GCM_256;
+  if (::setsockopt(client.fd, SOL_TLS, TLS_TX, &info, sizeof info) != 0) {
+    const int err = errno;
+    return Error(err, err == ENOENT ? "the kernel has TLS but no gcm(aes) (load the gcm module)"
+                                    : "setsockopt(SOL_TLS, TLS_TX)");
   }
   return success();
 #endif
