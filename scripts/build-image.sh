@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the DaemonSet's image (k8s/daemonset.yaml: ghcr.io/sluice-dev/ingress-agent:VERSION) as
+# Builds the DaemonSet's image (k8s/base/daemonset.yaml: ghcr.io/sluice-dev/ingress-agent:VERSION) as
 # an OCI archive from the build tree and Debian's own packages. It needs no registry, no base
 # image and no container runtime:
 #   1. ingress-agent and ingressctl from BUILD_DIR (built first if missing);
@@ -11,12 +11,12 @@
 # Load it with `podman load -i OUT`, `docker load -i OUT` (Docker 25+) or
 # `ctr -n k8s.io images import OUT`; push it with `skopeo copy oci-archive:OUT docker://REF`.
 #   scripts/build-image.sh [BUILD_DIR] [OUT]     (defaults: build, BUILD_DIR/sluice-image.tar)
-# SLUICE_IMAGE_REF overrides the reference (default: the one in k8s/daemonset.yaml).
+# SLUICE_IMAGE_REF overrides the reference (default: the one in k8s/base/daemonset.yaml).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(realpath -m "${1:-$ROOT/build}")
 OUT=$(realpath -m "${2:-$BUILD/sluice-image.tar}")
-REF=${SLUICE_IMAGE_REF:-$(sed -n 's/^ *image: *//p' "$ROOT/k8s/daemonset.yaml" | head -1)}
+REF=${SLUICE_IMAGE_REF:-$(sed -n 's/^ *image: *//p' "$ROOT/k8s/base/daemonset.yaml" | head -1)}
 VERSION=$(sed -n 's/^project(sluice VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")
 [[ -n $REF && -n $VERSION ]] || { echo "build-image: no image reference or version" >&2; exit 1; }
 

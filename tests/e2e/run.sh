@@ -6,7 +6,7 @@
 #      refuses a link-local endpoint (--allow-endpoint-cidrs admits only loopback);
 #   3. the agent holds the leader-election Lease and writes status.loadBalancer of our Ingress,
 #      and never of another class's; an Ingress with a bad rule gets one Warning Event, which
-#      the ServiceAccount of k8s/rbac.yaml may create;
+#      the ServiceAccount of k8s/base/rbac.yaml may create;
 #   4. killing the API server and etcd leaves the agent serving its last good state, and after
 #      both restart (same data) the agent converges to changes made since and leads again.
 # Prints "e2e: N passed, M failed" and exits non-zero on any failure.
@@ -40,15 +40,27 @@ k() { "$KUBECTL" "$@" >>"$WORK/kubectl.log" 2>&1; }
 
 # 1. Manifests: the namespace must exist for a server-side dry run of what lives in it.
 check "kubectl apply --dry-run=server -k k8s/" \
-  bash -c "'$KUBECTL' apply -f '$ROOT/k8s/namespace.yaml' >/dev/null && '$KUBECTL' apply --dry-run=server -k '$ROOT/k8s/' >/dev/null"
+  bash -c "'$KUBECTL' apply -f '$ROOT/k8s/base/namespace.yaml' >/dev/null && '$KUBECTL' apply --dry-run=server -k '$ROOT/k8s/' >/dev/null"
+check "kubectl apply --dry-run=server -k k8s/namespaced/" \
+  bash -c "'$KUBECTL' apply -f '$ROOT/k8s/namespaced/namespace.yaml' >/dev/null && '$KUBECTL' apply --dry-run=server -k '$ROOT/k8s/namespaced/' >/dev/null"
+# The one-namespace variant, applied for real (RBAC only): TLS Secrets readable in `apps`, and
+# nowhere else. (The cluster-wide ClusterRole is not applied yet at this point.)
+check "k8s/namespaced/: the agent may read Secrets in its namespace only" bash -c "
+  '$KUBECTL' apply -f '$ROOT/k8s/base/rbac.yaml' -f '$ROOT/k8s/namespaced/rbac.yaml' >/dev/null &&
+  as='--as=system:serviceaccount:sluice-system:sluice-agent' &&
+  '$KUBECTL' auth can-i watch secrets -n apps \$as >/dev/null &&
+  ! '$KUBECTL' auth can-i watch secrets -n default \$as >/dev/null &&
+  '$KUBECTL' auth can-i list ingressclasses \$as >/dev/null &&
+  '$KUBECTL' delete -f '$ROOT/k8s/namespaced/rbac.yaml' >/dev/null"
 
-BPORT=$(free_port); HPORT=$(free_port); APORT=$(free_port)
+BPORT=$(free_port); HPORT=$(free_port); APORT=$(free_port); SPORT=$(free_port)
 python3 "$ROOT/tests/echo/echo_backend.py" --name web --listen "127.0.0.2:$BPORT" >/dev/null 2>&1 &
 pids+=($!)
 python3 "$ROOT/tests/echo/echo_backend.py" --name web2 --listen "127.0.0.3:$BPORT" >/dev/null 2>&1 &
 pids+=($!)
 # The backends are on loopback, which the API source refuses as endpoints unless allowed.
 "$AGENT" --kubeconfig "$KUBECONFIG" --listen-http "127.0.0.1:$HPORT" --admin "127.0.0.1:$APORT" \
+  --listen-https "127.0.0.1:$SPORT" \
   --allow-endpoint-cidrs 127.0.0.0/8 \
   --splice=copy --publish-address 192.0.2.10,ingress.demo.local --election-namespace sluice-system \
   --lease-duration 4s --lease-renew-deadline 3s --lease-retry-period 500ms \
@@ -75,7 +87,7 @@ try: print(json.load(sys.stdin)["ingress_status"]['"\"$1\""'])
 except Exception: print("<none>")'; }
 check "agent ready against the API server" eventually 200 \
   curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APORT/readyz"
-k apply -f "$ROOT/k8s/ingressclass.yaml"
+k apply -f "$ROOT/k8s/base/ingressclass.yaml"
 # Another controller's class and Ingress: the agent must never write its status.
 k apply -f - <<Y
 apiVersion: networking.k8s.io/v1
@@ -123,6 +135,31 @@ ingress_yaml extra /extra Exact | k apply -f -
 check "second Ingress created" eventually web2 get /extra
 k delete ingress extra
 check "Ingress deleted: 404" eventually 404 status /extra
+# TLS: a kubernetes.io/tls Secret made by kubectl and an Ingress with spec.tls, served by SNI.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=tls.local \
+  -addext subjectAltName=DNS:tls.local -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+k create secret tls tls-local --cert "$WORK/tls.crt" --key "$WORK/tls.key" -n default
+rm -f "$WORK/tls.key"
+k apply -f - <<Y
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: tls, namespace: default}
+spec:
+  ingressClassName: sluice
+  tls: [{hosts: [tls.local], secretName: tls-local}]
+  rules:
+  - host: tls.local
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}]}
+Y
+served_cert() { echo | openssl s_client -connect "127.0.0.1:$SPORT" -servername tls.local 2>/dev/null |
+  openssl x509 -noout -fingerprint -sha256 2>/dev/null; }
+tls_get() { curl -sk -m 3 --resolve "tls.local:$SPORT:127.0.0.1" "https://tls.local:$SPORT/t" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["service"])' 2>/dev/null; }
+check "TLS Secret served by SNI" eventually "$(openssl x509 -noout -fingerprint -sha256 -in "$WORK/tls.crt")" served_cert
+check "HTTPS request routed" eventually web2 tls_get
+redirect() { curl -s -m 2 -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: tls.local' "http://127.0.0.1:$HPORT/r"; }
+check "plain HTTP redirected to https" eventually "308 https://tls.local:$SPORT/r" redirect
+k delete ingress tls
 check "other class's status untouched" eventually / lb theirs
 # A rule no request can match: the leader writes one Warning Event regarding that Ingress.
 agent_events() {  # name: "reason uid" of each of the agent's Events regarding Ingress NAME
@@ -143,7 +180,7 @@ check "the same warning is not written twice" eventually "InvalidPath $badrule_u
   agent_events badrule
 k delete ingress badrule
 check "RBAC: the agent's ServiceAccount may create Events, and no more" bash -c "
-  '$KUBECTL' apply -f '$ROOT/k8s/rbac.yaml' >/dev/null &&
+  '$KUBECTL' apply -f '$ROOT/k8s/base/rbac.yaml' -f '$ROOT/k8s/cluster-rbac.yaml' >/dev/null &&
   as='--as=system:serviceaccount:sluice-system:sluice-agent' &&
   '$KUBECTL' auth can-i create events.events.k8s.io -n default \$as >/dev/null &&
   ! '$KUBECTL' auth can-i patch events.events.k8s.io -n default \$as >/dev/null &&

@@ -3,7 +3,7 @@
 # it, without one: the layer unpacked from the OCI archive is the root, the agent is PID 1 of a
 # new PID namespace, and the preStop hook enters that namespace and root as the kubelet's exec
 # would. Checks:
-#   1. the archive is a valid OCI layout (every digest), tagged as k8s/daemonset.yaml says;
+#   1. the archive is a valid OCI layout (every digest), tagged as k8s/base/daemonset.yaml says;
 #   2. the image holds the two binaries, the Debian copyright of every package in it, no shell;
 #   3. the agent starts from it as PID 1 and routes a request to a backend on loopback;
 #   4. the preStop hook (`ingress-agent --wait-shutdown`) fails /readyz while the agent keeps
@@ -28,7 +28,7 @@ trap cleanup EXIT
 if ! bash "$ROOT/scripts/build-image.sh" "$BUILD" "$WORK/image.tar" >"$WORK/build.log" 2>&1; then
   cat "$WORK/build.log"; failed=1; summary
 fi
-want_ref=$(sed -n 's/^ *image: *//p' "$ROOT/k8s/daemonset.yaml" | head -1)
+want_ref=$(sed -n 's/^ *image: *//p' "$ROOT/k8s/base/daemonset.yaml" | head -1)
 check "OCI layout valid, tagged $want_ref" \
   bash -c "[[ \$(python3 '$ROOT/scripts/oci-image.py' --verify '$WORK/image.tar') == '$want_ref' ]]"
 

@@ -9,7 +9,7 @@
 # to $OUT/tests, and "FEATURE VALUE..." facts to $OUT/features. The host reads those files;
 # a group that never wrote its line is reported as failed by the host.
 
-# The DaemonSet's capabilities (k8s/daemonset.yaml: drop ALL, add these five).
+# The DaemonSet's capabilities (k8s/base/daemonset.yaml: drop ALL, add these five).
 DAEMONSET_CAPS=(bpf perfmon net_admin sys_resource net_bind_service)
 
 log() { printf "payload[%s] %4ds: %s\n" "$(uname -r)" "$(($(date +%s) - ${PAYLOAD_T0:-$(date +%s)}))" "$*"; }
