@@ -448,5 +448,27 @@ TEST_F(Tls, HandshakeLimits) {
   EXPECT_EQ(statusOf(c->get("a.test", "/")), 200);
 }
 
+TEST_F(Tls, ConcurrentHandshakesAreCapped) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path(),
+              {.extra_args = {"--max-tls-handshakes", "1", "--tls-handshake-timeout", "2s"}});
+  Connection holder(agent.httpsPort());  // half a ClientHello: one handshake in progress
+  holder.send(std::string("\x16\x03\x01\x02\x00\x01", 6));
+  double active = 0;
+  for (int i = 0; i < 100 && active < 1; ++i) {
+    std::this_thread::sleep_for(10ms);
+    active = metricValue(agent.adminPort(), "sluice_tls_handshakes_active");
+  }
+  ASSERT_EQ(active, 1);
+  EXPECT_FALSE(TlsClient::connect(agent.httpsPort(), {.sni = "a.test"}));  // closed at once
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_handshakes_total{result=\"over_capacity\"}"),
+            1);
+  EXPECT_TRUE(holder.waitClosed(5s));  // its deadline frees the slot
+  auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(statusOf(c->get("a.test", "/")), 200);
+}
+
 }  // namespace
 }  // namespace sluice::test
