@@ -121,7 +121,7 @@ wait_http() { # wait_http URL SECONDS PID: until the URL answers 200 (or the pro
   local url=$1 secs=$2 pid=$3 i
   for ((i = 0; i < secs * 10; i++)); do
     alive "$pid" || return 1
-    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null || true) == 200 ]]; then
+    if [[ $(curl -s -k -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null || true) == 200 ]]; then
       return 0
     fi
     sleep 0.1

@@ -51,7 +51,7 @@ REPO=$(cd "$BENCH_DIR/.." && pwd)
 CMD_LINE=""
 for v in SLUICE_AGENT BENCH_DURATION BENCH_WARMUP BENCH_PROXIES BENCH_CONNS BENCH_WRK_THREADS \
          BENCH_REPEAT BENCH_PROXY_CPU BENCH_CLIENT_CPU BENCH_SCHED BENCH_PERF BENCH_IDLE \
-         BENCH_IDLE_LOAD BENCH_SLUICE_ARGS; do
+         BENCH_IDLE_LOAD BENCH_SLUICE_ARGS BENCH_TLS BENCH_TLS_NEW; do
   if [[ -n ${!v:-} ]]; then
     CMD_LINE+="$v=$(printf '%q' "${!v}") "
   fi
@@ -60,7 +60,17 @@ CMD_LINE+="bench/run.sh${*:+ $*}"
 
 DURATION=${BENCH_DURATION:-15s}
 WARMUP=${BENCH_WARMUP:-3s}
-PROXIES=${BENCH_PROXIES:-"sluice nginx haproxy caddy"}
+# BENCH_TLS=ecdsa|rsa: the same workloads over TLS (one certificate of that key type, made here,
+# served by every proxy; Caddy is left out), into docs/benchmarks-tls.md and results/tls-KIND/.
+# BENCH_TLS_NEW=1: every request on a new TLS connection (a full handshake), so CPU per request is
+# CPU per handshake.
+TLS=${BENCH_TLS:-}
+TLS_NEW=${BENCH_TLS_NEW:-0}
+if [[ -n $TLS ]]; then
+  PROXIES=${BENCH_PROXIES:-"sluice nginx haproxy"}
+else
+  PROXIES=${BENCH_PROXIES:-"sluice nginx haproxy caddy"}
+fi
 CONNS=${BENCH_CONNS:-"64 1000"}
 IDLE=${BENCH_IDLE:-10000}
 IDLE_LOAD=${BENCH_IDLE_LOAD:-16}
@@ -69,14 +79,18 @@ SPREAD_PCT=${BENCH_SPREAD_PCT:-15}
 WRK_THREADS=${BENCH_WRK_THREADS:-1}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
-DOC=${BENCH_DOC:-$REPO/docs/benchmarks.md}
+DOC=${BENCH_DOC:-}
 PERF_TARGET=${BENCH_PERF:-}
-RESULTS=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
+TLS_TAG=${TLS:+tls-$TLS}
+[[ -n $TLS && $TLS_NEW == 1 ]] && TLS_TAG+=-new
+RESULTS=${BENCH_RESULTS_DIR:-$BENCH_DIR/results${TLS_TAG:+/$TLS_TAG}}
+DOC=${DOC:-$REPO/docs/benchmarks${TLS_TAG:+-$TLS_TAG}.md}
 RAW=$RESULTS/raw
 
 BENCH_TAG=bench
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
+case $TLS in "" | ecdsa | rsa) ;; *) die "BENCH_TLS must be ecdsa or rsa, not '$TLS'" ;; esac
 
 # ---------------------------------------------------------------------------------------------
 # Preflight
@@ -156,6 +170,25 @@ BODY=$(for _ in $(seq 64); do printf '0123456789abcdef'; done) # 64 x 16 = 1024 
 printf '%s' "$BODY" >"$WORK/expected-body"
 (($(stat -c %s "$WORK/expected-body") == 1024)) || die "internal: body is not 1024 bytes"
 
+# TLS: one certificate for every proxy, made for this run only.
+SCHEME=http NGINX_SSL="" NGINX_TLS="" HAPROXY_SSL="" WRK_EXTRA=()
+[[ $TLS_NEW == 1 ]] && WRK_EXTRA=(-H "Connection: close")
+if [[ -n $TLS ]]; then
+  SCHEME=https
+  if [[ $TLS == ecdsa ]]; then keyopt=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); else keyopt=(-newkey rsa:2048); fi
+  openssl req -x509 "${keyopt[@]}" -nodes -days 2 -subj /CN=bench -addext subjectAltName=DNS:bench \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null || die "openssl could not make a certificate"
+  cat "$WORK/tls.crt" "$WORK/tls.key" >"$WORK/tls.pem"
+  # Each proxy's defaults otherwise: TLS 1.2 and 1.3, which wrk (OpenSSL 3) negotiates as 1.3.
+  NGINX_SSL=" ssl"
+  NGINX_TLS="ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key; ssl_protocols TLSv1.2 TLSv1.3;"
+  HAPROXY_SSL=" ssl crt $WORK/tls.pem"
+  { printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: bench-tls, namespace: bench}\n'
+    printf 'type: kubernetes.io/tls\ndata:\n  tls.crt: %s\n  tls.key: %s\n' \
+      "$(base64 -w0 "$WORK/tls.crt")" "$(base64 -w0 "$WORK/tls.key")"; } >"$WORK/tls-secret.yaml"
+  log "TLS: $TLS certificate; $([[ $TLS_NEW == 1 ]] && echo 'a new connection (full handshake) per request' || echo 'keep-alive')"
+fi
+
 ORIGIN_DIR=$WORK/origin
 mkdir -p "$ORIGIN_DIR"/{tmp,logs}
 pick_port ORIGIN_PORT
@@ -172,7 +205,7 @@ wait_http "http://127.0.0.1:$ORIGIN_PORT/" 10 "$ORIGIN_PID" ||
 
 check_body() { # check_body NAME URL: 200 and exactly the 1 KiB body, or die
   local name=$1 url=$2 code
-  code=$(curl -sS -o "$WORK/body.$name" -w '%{http_code}' --max-time 5 "$url" 2>"$WORK/curl.$name.err" || true)
+  code=$(curl -sS -k -o "$WORK/body.$name" -w '%{http_code}' --max-time 5 "$url" 2>"$WORK/curl.$name.err" || true)
   if [[ $code != 200 ]]; then
     cat "$WORK/curl.$name.err" >&2 || true
     die "$name: sanity check failed: GET $url returned HTTP '$code', want 200"
@@ -190,7 +223,7 @@ check_body origin "http://127.0.0.1:$ORIGIN_PORT/"
 # Sluice's default --max-connections follows the file limit ((limit - 256) / 4, under 5,000 with
 # this machine's 20,000), so the idle run sets it; every proxy keeps idle clients 75 s.
 start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROXY_PORT
-  local name=$1 dir=$2 many=${3:-} admin_port
+  local name=$1 dir=$2 many=${3:-} admin_port plain_port
   local worker_connections=8192 rlimit_nofile=16384 maxconn=8000
   if [[ -n $many ]]; then
     worker_connections=$((2 * many + 4096)) rlimit_nofile=$(ulimit -Hn) maxconn=$((many + 100))
@@ -202,8 +235,15 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
       mkdir -p "$dir/manifests"
       render "$BENCH_DIR/sluice-manifests.yaml" "$dir/manifests/bench.yaml" "ORIGIN_PORT=$ORIGIN_PORT"
       pick_port admin_port
+      local listen=(--listen-http "127.0.0.1:$PROXY_PORT" --listen-https "")
+      if [[ -n $TLS ]]; then
+        cp "$WORK/tls-secret.yaml" "$dir/manifests/"
+        pick_port plain_port
+        listen=(--listen-http "127.0.0.1:$plain_port" --listen-https "127.0.0.1:$PROXY_PORT"
+          --default-ssl-certificate bench/bench-tls)
+      fi
       start_bg "$dir/agent.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" "$AGENT" \
-        --manifests "$dir/manifests" --listen-http "127.0.0.1:$PROXY_PORT" \
+        --manifests "$dir/manifests" "${listen[@]}" \
         --admin "127.0.0.1:$admin_port" --workers 1 --log-level warn --idle-timeout 75s \
         ${many:+--max-connections $((many + 1000))} ${BENCH_SLUICE_ARGS:-}
       PROXY_PID=$START_PID
@@ -213,7 +253,8 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
     nginx)
       render "$BENCH_DIR/nginx.conf" "$dir/nginx.conf" \
         "PREFIX=$dir" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
-        "WORKER_CONNECTIONS=$worker_connections" "RLIMIT_NOFILE=$rlimit_nofile"
+        "WORKER_CONNECTIONS=$worker_connections" "RLIMIT_NOFILE=$rlimit_nofile" \
+        "SSL=$NGINX_SSL" "TLS=$NGINX_TLS"
       nginx -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/nginx-error.log" >"$dir/configtest.log" 2>&1 ||
         { cat "$dir/configtest.log" >&2; die "nginx proxy config invalid"; }
       start_bg "$dir/stdout.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" \
@@ -222,7 +263,7 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
       ;;
     haproxy)
       render "$BENCH_DIR/haproxy.cfg" "$dir/haproxy.cfg" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
-        "MAXCONN=$maxconn"
+        "MAXCONN=$maxconn" "SSL=$HAPROXY_SSL"
       haproxy -c -f "$dir/haproxy.cfg" >"$dir/configtest.log" 2>&1 ||
         { cat "$dir/configtest.log" >&2; die "haproxy config invalid"; }
       start_bg "$dir/haproxy.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
@@ -236,9 +277,9 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
       PROXY_PID=$START_PID
       ;;
   esac
-  wait_http "http://127.0.0.1:$PROXY_PORT/" 20 "$PROXY_PID" ||
+  wait_http "$SCHEME://127.0.0.1:$PROXY_PORT/" 20 "$PROXY_PID" ||
     { tail -40 "$dir"/*.log >&2 || true; die "$name did not start serving 200 on 127.0.0.1:$PROXY_PORT"; }
-  check_body "$name" "http://127.0.0.1:$PROXY_PORT/"
+  check_body "$name" "$SCHEME://127.0.0.1:$PROXY_PORT/"
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -271,7 +312,8 @@ run_wrk() { # run_wrk CONNS DURATION URL OUTFILE -> WRK_TICKS (CPU ticks wrk its
   ((t <= c)) || t=$c
   (
     rc=0
-    "${PRIO[@]}" taskset -c "$CLIENT_CPU" wrk -t"$t" -c"$c" -d"$d" --latency "$url" >"$out" 2>&1 || rc=$?
+    "${PRIO[@]}" taskset -c "$CLIENT_CPU" wrk -t"$t" -c"$c" -d"$d" --latency \
+      "${WRK_EXTRA[@]}" "$url" >"$out" 2>&1 || rc=$?
     read -r line <"/proc/$BASHPID/stat" # this subshell's own stat (not a $(...) child's)
     read -r -a f <<<"${line##*) }"
     echo $((f[13] + f[14])) >"$out.ticks" # cutime + cstime: the reaped wrk
@@ -322,7 +364,7 @@ do_run() {
   raw=$RAW/$proxy-c$c-r$rep
   log "$proxy, $c connections, run $rep/$REPEAT: starting $proxy fresh"
   start_proxy "$proxy" "$run_dir"
-  url="http://127.0.0.1:$PROXY_PORT/"
+  url="$SCHEME://127.0.0.1:$PROXY_PORT/"
   if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
     run_wrk "$c" "$WARMUP" "$url" "$raw.warmup.txt"
   fi
@@ -386,14 +428,14 @@ do_idle_run() {
   raw=$RAW/$proxy-idle-r$rep
   log "$proxy, $idle idle connections + $c loaded, run $rep/$REPEAT: starting $proxy fresh"
   start_proxy "$proxy" "$run_dir" "$idle"
-  url="http://127.0.0.1:$PROXY_PORT/"
+  url="$SCHEME://127.0.0.1:$PROXY_PORT/"
   local warm=$WARMUP
   [[ $warm == 0 || $warm == 0s ]] && warm=2s # the base RSS is taken after a warm-up, always
   run_wrk "$c" "$warm" "$url" "$raw.warmup.txt"
   base_kib=$(rss_kib "$PROXY_PID")
   rm -f "$run_dir/idle.ready"
   start_bg "$run_dir/idle.log" "${PRIO[@]}" taskset -c "$CLIENT_CPU" \
-    python3 "$BENCH_DIR/tools/idle_holder.py" "$PROXY_PORT" "$idle" "$run_dir/idle.ready"
+    python3 "$BENCH_DIR/tools/idle_holder.py" "$PROXY_PORT" "$idle" "$run_dir/idle.ready" ${TLS:+tls}
   holder_pid=$START_PID
   for _ in $(seq 600); do
     [[ -s $run_dir/idle.ready ]] && break

@@ -1,5 +1,7 @@
 #include "proxy/client_stream.hpp"
 
+#include <cstring>
+
 #include <boost/asio/error.hpp>
 
 namespace sluice::proxy {
@@ -60,6 +62,23 @@ asio::awaitable<ClientStream::IoResult> ClientStream::tlsRead(asio::mutable_buff
 
 asio::awaitable<ClientStream::IoResult> ClientStream::tlsWrite(
     std::array<asio::const_buffer, kMaxBuffers> list, std::size_t count) {
+  // Small pieces (a response head and its body) go out as one record and one send: each
+  // SSL_write is a record of its own. One record is encrypted whole by the first SSL_write, so the
+  // worker's scratch may be reused by another session while this one waits to retry it.
+  thread_local std::array<char, kCoalesceBytes> scratch;
+  std::size_t joined = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    joined += list[i].size();
+  }
+  if (count > 1 && joined <= scratch.size()) {
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::memcpy(scratch.data() + at, list[i].data(), list[i].size());
+      at += list[i].size();
+    }
+    list[0] = asio::const_buffer(scratch.data(), joined);
+    count = 1;
+  }
   std::size_t total = 0;
   for (std::size_t i = 0; i < count; ++i) {
     while (list[i].size() > 0) {

@@ -23,7 +23,8 @@ namespace sluice::proxy {
 class ClientStream {
 public:
   using IoResult = std::tuple<boost::system::error_code, std::size_t>;
-  static constexpr std::size_t kMaxBuffers = 17;  // a head plus a chunked decoder's spans
+  static constexpr std::size_t kMaxBuffers = 17;            // a head plus a chunked decoder's spans
+  static constexpr std::size_t kCoalesceBytes = 16 * 1024;  // one TLS record's plaintext
 
   explicit ClientStream(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
 

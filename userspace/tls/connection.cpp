@@ -98,6 +98,10 @@ std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
   std::unique_ptr<Connection> c(new Connection(ssl));
   if (ktls) {
     SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
+  } else {
+    // Read whole records (and whatever follows) in one read(2), not a header then a body; kTLS
+    // receive wants the socket's queue untouched, so only without it.
+    SSL_set_read_ahead(ssl, 1);
   }
   BIO* wbio = BIO_new_socket(fd, BIO_NOCLOSE);
   if (wbio == nullptr) {

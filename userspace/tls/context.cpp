@@ -170,7 +170,9 @@ Result<ContextPtr> ContextFactory::build(const CertificatePtr& cert) {
   SSL_CTX_set_options(
       c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Idle connections give their record buffers back (issue 11: memory per idle TLS connection).
-  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+  // A write retried after WANT_WRITE may come from another address holding the same bytes (the
+  // proxy coalesces small writes in a per-thread buffer).
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (SSL_CTX_set_cipher_list(c, settings_.ciphers.c_str()) != 1) {
     return Error("--tls-ciphers: " + sslError());
   }
