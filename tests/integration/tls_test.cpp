@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -248,7 +249,9 @@ TEST_F(Tls, SessionsResumeOnAnyWorker) {
 // A TLS backend for passthrough: accepts one connection, answers "pong:<what it read>".
 class TlsBackend {
 public:
-  explicit TlsBackend(const Pem& pem) {
+  // `proxy_v2`: a PROXY protocol v2 header comes before the ClientHello; its source address is
+  // kept (proxySource()).
+  explicit TlsBackend(const Pem& pem, bool proxy_v2 = false) : proxy_v2_(proxy_v2) {
     listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -286,6 +289,10 @@ private:
       if (fd < 0) {
         return;
       }
+      if (proxy_v2_ && !readProxyHeader(fd)) {
+        ::close(fd);
+        continue;
+      }
       SSL* ssl = SSL_new(ctx_);
       SSL_set_fd(ssl, fd);
       char buf[64];
@@ -299,6 +306,36 @@ private:
       ::close(fd);
     }
   }
+  bool readProxyHeader(int fd) {
+    std::string h(16, '\0');
+    if (::recv(fd, h.data(), 16, MSG_WAITALL) != 16 ||
+        h.compare(0, 12, std::string("\r\n\r\n\0\r\nQUIT\n", 12)) != 0 || h[12] != 0x21 ||
+        h[13] != 0x11) {
+      return false;
+    }
+    const std::size_t len =
+        (static_cast<unsigned char>(h[14]) << 8) | static_cast<unsigned char>(h[15]);
+    std::string body(len, '\0');
+    if (len < 12 || ::recv(fd, body.data(), len, MSG_WAITALL) != static_cast<ssize_t>(len)) {
+      return false;
+    }
+    char text[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, body.data(), text, sizeof text);
+    std::lock_guard lock(mu_);
+    proxy_source_ = text;
+    return true;
+  }
+
+public:
+  std::string proxySource() {
+    std::lock_guard lock(mu_);
+    return proxy_source_;
+  }
+
+private:
+  bool proxy_v2_ = false;
+  std::mutex mu_;
+  std::string proxy_source_;
   int listen_ = -1;
   std::uint16_t port_ = 0;
   SSL_CTX* ctx_ = nullptr;
@@ -413,6 +450,23 @@ TEST_F(Tls, PassthroughBySniWithAOneBytePerSegmentClientHello) {
   EXPECT_EQ(terminated, "a.test");
   EXPECT_EQ(statusOf(response), 200) << response;
   EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_passthrough_total"), 1);
+}
+
+TEST_F(Tls, PassthroughSendsAProxyV2HeaderWhenAsked) {
+  const Pem backend_pem = makeCertificate({.names = {"q.test"}});
+  TlsBackend backend(backend_pem, true);
+  dir_.write("m.yaml", base() + "---\n" +
+                           serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", backend.port()}}) +
+                           "---\n" +
+                           ingressYaml("q", {{"q.test", {{"/", "Prefix", "tlsapp", "https"}}}}, "",
+                                       "", "sluice", "default", "2024-01-01T00:00:00Z",
+                                       "    sluice.dev/ssl-passthrough: \"true\"\n"
+                                       "    sluice.dev/proxy-protocol: \"v2\"\n"));
+  Agent agent(dir_.path());
+  std::string peer;
+  EXPECT_EQ(passthroughExchange(agent.httpsPort(), "q.test", "ping", &peer), "pong:ping");
+  EXPECT_EQ(peer, "q.test");
+  EXPECT_EQ(backend.proxySource(), "127.0.0.1");
 }
 
 TEST_F(Tls, HandshakeLimits) {

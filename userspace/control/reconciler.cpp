@@ -159,7 +159,8 @@ std::shared_ptr<const proxy::TlsTable> Reconciler::buildTls(
   for (const model::PassthroughRoute& p : desired.passthrough) {
     auto it = std::find(cluster_names.begin(), cluster_names.end(), p.cluster);
     if (it != cluster_names.end()) {
-      table->addPassthrough(p.host, static_cast<std::uint32_t>(it - cluster_names.begin()));
+      table->addPassthrough(
+          p.host, {static_cast<std::uint32_t>(it - cluster_names.begin()), p.proxy_protocol});
     }
   }
   return table;
@@ -190,8 +191,10 @@ void Reconciler::renderTlsState(json::object& root) const {
   }
   json::array passthrough;
   for (const auto& p : d.passthrough) {
-    passthrough.push_back(
-        json::object{{"host", p.host}, {"cluster", p.cluster}, {"ingress", p.ingress}});
+    passthrough.push_back(json::object{{"host", p.host},
+                                       {"cluster", p.cluster},
+                                       {"ingress", p.ingress},
+                                       {"proxy_protocol", p.proxy_protocol ? "v2" : ""}});
   }
   root["tls"] =
       json::object{{"enabled", tls_factory_ != nullptr},

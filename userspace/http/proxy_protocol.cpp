@@ -264,4 +264,47 @@ ProxyHeader parseProxyProtocol(std::string_view prefix, std::size_t max_v2_bytes
   return fail({}, ProxyError::kNoSignature);
 }
 
+namespace {
+
+// `a` as 16 bytes of IPv6 (an IPv4 address mapped: ::ffff:a.b.c.d).
+std::array<std::uint8_t, 16> asV6(const ProxyAddress& a) {
+  if (a.v6) {
+    return a.bytes;
+  }
+  std::array<std::uint8_t, 16> out{};
+  out[10] = 0xff;
+  out[11] = 0xff;
+  std::copy(a.bytes.begin(), a.bytes.begin() + 4, out.begin() + 12);
+  return out;
+}
+
+}  // namespace
+
+void appendProxyV2(const ProxyAddress& source, const ProxyAddress& destination, std::string& out) {
+  static constexpr char kSignature[] = "\r\n\r\n\0\r\nQUIT\n";
+  out.append(kSignature, 12);
+  const bool v6 = source.v6 || destination.v6;
+  out.push_back(static_cast<char>(0x21));              // version 2, PROXY
+  out.push_back(static_cast<char>(v6 ? 0x21 : 0x11));  // TCP over IPv6 / IPv4
+  const std::uint16_t len = v6 ? 36 : 12;
+  out.push_back(static_cast<char>(len >> 8));
+  out.push_back(static_cast<char>(len & 0xff));
+  auto bytes = [&](const std::uint8_t* p, std::size_t n) {
+    out.append(reinterpret_cast<const char*>(p), n);
+  };
+  if (v6) {
+    const auto s6 = asV6(source);
+    const auto d6 = asV6(destination);
+    bytes(s6.data(), 16);
+    bytes(d6.data(), 16);
+  } else {
+    bytes(source.bytes.data(), 4);
+    bytes(destination.bytes.data(), 4);
+  }
+  for (const std::uint16_t port : {source.port, destination.port}) {
+    out.push_back(static_cast<char>(port >> 8));
+    out.push_back(static_cast<char>(port & 0xff));
+  }
+}
+
 }  // namespace sluice::http

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace sluice::http {
@@ -77,5 +78,9 @@ inline constexpr std::size_t kProxyV2DefaultMax = 4096;
 // bytes allow (the first byte that cannot start a header fails at once).
 ProxyHeader parseProxyProtocol(std::string_view prefix,
                                std::size_t max_v2_bytes = kProxyV2DefaultMax);
+
+// A PROXY protocol v2 PROXY header for a TCP connection from `source` to `destination` (both
+// IPv4, or both IPv6; a mixed pair is sent as IPv6 with the IPv4 one mapped), appended to `out`.
+void appendProxyV2(const ProxyAddress& source, const ProxyAddress& destination, std::string& out);
 
 }  // namespace sluice::http

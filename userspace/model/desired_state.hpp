@@ -104,7 +104,8 @@ struct TlsHost {
 struct PassthroughRoute {
   std::string host;  // lower-case; "*.example.com" = wildcard
   std::string cluster;
-  std::string ingress;  // "namespace/name"
+  std::string ingress;          // "namespace/name"
+  bool proxy_protocol = false;  // sluice.dev/proxy-protocol: "v2": a PROXY v2 header goes first
   bool operator==(const PassthroughRoute&) const = default;
 };
 

@@ -476,6 +476,11 @@ private:
 
   // Passthrough: each rule's host goes by SNI to the backend of its path "/".
   void addPassthrough(const k8s::Ingress& ing, const std::string& key, const std::string& object) {
+    const std::string proxy = annotation(ing, kProxyProtocolAnnotation);
+    if (!proxy.empty() && proxy != "v2") {
+      warn(object, "annotation " + std::string(kProxyProtocolAnnotation) +
+                       ": want \"v2\"; no PROXY header is sent");
+    }
     for (std::size_t i = 0; i < ing.rules.size(); ++i) {
       const k8s::IngressRule& rule = ing.rules[i];
       const std::string where = "spec.rules[" + std::to_string(i) + "]";
@@ -495,8 +500,8 @@ private:
         continue;
       }
       const std::string host = lowerAscii(rule.host);
-      auto [it, inserted] =
-          passthrough_.try_emplace(host, PassthroughRoute{host, useCluster(ing, *backend), key});
+      auto [it, inserted] = passthrough_.try_emplace(
+          host, PassthroughRoute{host, useCluster(ing, *backend), key, proxy == "v2"});
       if (!inserted && it->second.ingress != key) {
         warn(object, where + ": host " + host + " is already passed through by Ingress " +
                          it->second.ingress + "; skipped");

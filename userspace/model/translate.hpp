@@ -41,6 +41,7 @@ inline constexpr std::string_view kUpgradeProtocolsAnnotation = "sluice.dev/upgr
 inline constexpr std::string_view kSslRedirectAnnotation = "sluice.dev/ssl-redirect";
 inline constexpr std::string_view kHstsAnnotation = "sluice.dev/hsts";
 inline constexpr std::string_view kSslPassthroughAnnotation = "sluice.dev/ssl-passthrough";
+inline constexpr std::string_view kProxyProtocolAnnotation = "sluice.dev/proxy-protocol";
 
 // Who may add rules for a host (--host-ownership).
 enum class HostOwnership : std::uint8_t {

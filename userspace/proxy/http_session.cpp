@@ -458,18 +458,22 @@ asio::awaitable<bool> HttpSession::startTls() {
     co_return false;
   }
   const tls::ClientHello& hello = reader.hello();
-  if (const std::uint32_t cluster = table->passthrough(hello.sni);
-      hello.has_sni && cluster != TlsTable::kNoPassthrough && cluster < snap->balancers.size()) {
+  if (const TlsTable::Passthrough p = table->passthrough(hello.sni);
+      hello.has_sni && p.cluster < snap->balancers.size()) {
     // Passthrough: the ClientHello (and anything behind it) goes to the backend verbatim, then
     // the relay carries the connection; the agent never decrypts a byte.
     bump(t.passthrough);
     watchdog_.disarm();
+    std::string first;
+    if (p.proxy_v2) {
+      appendProxyHeader(first);
+    }
     const auto consumed = reader.consumed();
-    std::vector<std::uint8_t> first(consumed.begin(), consumed.end());
-    const std::string_view rest = in_.readable();
-    first.insert(first.end(), rest.begin(), rest.end());
+    first.append(reinterpret_cast<const char*>(consumed.data()), consumed.size());
+    first.append(in_.readable());
     in_.clear();
-    co_await relayToCluster(worker_, client_.socket(), std::move(snap), cluster, first);
+    co_await relayToCluster(worker_, client_.socket(), std::move(snap), p.cluster,
+                            {reinterpret_cast<const std::uint8_t*>(first.data()), first.size()});
     co_return false;
   }
   co_return co_await terminateTls(*table, reader);
@@ -581,6 +585,34 @@ asio::awaitable<HttpSession::Outcome> HttpSession::redirectToHttps(std::string_v
   linger_ = closing && !ec;
   finishRequest(308, nullptr);
   co_return ec || closing ? Outcome::kClose : Outcome::kKeepAlive;
+}
+
+}  // namespace sluice::proxy
+
+namespace sluice::proxy {
+
+void HttpSession::appendProxyHeader(std::string& out) {
+  // The client as this agent knows it (a trusted balancer's PROXY header included), and the
+  // address it connected to.
+  error_code ignored;
+  const tcp::endpoint peer = client_.socket().remote_endpoint(ignored);
+  const tcp::endpoint local = client_.socket().local_endpoint(ignored);
+  auto toProxy = [](const asio::ip::address& a, std::uint16_t port) {
+    http::ProxyAddress out;
+    out.port = port;
+    if (a.is_v4()) {
+      const auto b = a.to_v4().to_bytes();
+      std::copy(b.begin(), b.end(), out.bytes.begin());
+    } else {
+      out.v6 = true;
+      out.bytes = a.to_v6().to_bytes();
+    }
+    return out;
+  };
+  error_code bad;
+  const asio::ip::address client = asio::ip::make_address(client_ip_, bad);
+  http::appendProxyV2(toProxy(bad ? peer.address() : client, peer.port()),
+                      toProxy(local.address(), local.port()), out);
 }
 
 }  // namespace sluice::proxy

@@ -61,6 +61,8 @@ private:
   // Reads and parses the ClientHello into `reader`; false if it was refused or never came.
   boost::asio::awaitable<bool> readClientHello(tls::ClientHelloReader& reader);
   boost::asio::awaitable<bool> terminateTls(const TlsTable& table, tls::ClientHelloReader& reader);
+  // A PROXY protocol v2 header for this connection (passthrough with sluice.dev/proxy-protocol).
+  void appendProxyHeader(std::string& out);
   // A TLS host's plain request: 308 to https with the same host and target.
   boost::asio::awaitable<Outcome> redirectToHttps(std::string_view path, std::string_view query,
                                                   bool has_body);

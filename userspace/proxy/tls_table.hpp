@@ -21,13 +21,17 @@ public:
     std::string hsts;         // Strict-Transport-Security value, "" = none
   };
   static constexpr std::uint32_t kNoPassthrough = UINT32_MAX;
+  struct Passthrough {
+    std::uint32_t cluster = kNoPassthrough;
+    bool proxy_v2 = false;  // a PROXY protocol v2 header goes to the backend first
+  };
 
   // `host` lower-case, without port or trailing dot. Null if the host has no TLS.
   const Host* find(std::string_view host) const { return lookup(hosts_, host); }
-  // The cluster index a passthrough SNI goes to, or kNoPassthrough.
-  std::uint32_t passthrough(std::string_view host) const {
-    const std::uint32_t* c = lookup(passthrough_, host);
-    return c != nullptr ? *c : kNoPassthrough;
+  // Where a passthrough SNI goes (cluster kNoPassthrough: terminate it).
+  Passthrough passthrough(std::string_view host) const {
+    const Passthrough* p = lookup(passthrough_, host);
+    return p != nullptr ? *p : Passthrough{};
   }
   bool hasPassthrough() const { return !passthrough_.empty(); }
   // The context for a handshake with this SNI ("" = none sent).
@@ -37,8 +41,8 @@ public:
   }
 
   void addHost(std::string host, Host h) { hosts_.insert_or_assign(std::move(host), std::move(h)); }
-  void addPassthrough(std::string host, std::uint32_t cluster) {
-    passthrough_.insert_or_assign(std::move(host), cluster);
+  void addPassthrough(std::string host, Passthrough p) {
+    passthrough_.insert_or_assign(std::move(host), p);
   }
   void setDefault(tls::ContextPtr ctx) { default_ = std::move(ctx); }
   const tls::ContextPtr& defaultContext() const { return default_; }
@@ -75,7 +79,7 @@ private:
   }
 
   Map<Host> hosts_;
-  Map<std::uint32_t> passthrough_;
+  Map<Passthrough> passthrough_;
   tls::ContextPtr default_;
 };
 

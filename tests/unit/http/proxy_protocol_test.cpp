@@ -283,4 +283,33 @@ TEST(ProxyV2, SignatureMustBeExact) {
 }
 
 }  // namespace
+// What the agent sends to a passthrough backend, read back by the agent's own strict parser.
+TEST(ProxyV2Encoder, RoundTripsThroughTheParser) {
+  ProxyAddress src{.v6 = false, .bytes = {203, 0, 113, 7}, .port = 51000};
+  ProxyAddress dst{.v6 = false, .bytes = {10, 0, 0, 1}, .port = 443};
+  std::string out = "x";  // appended, not replaced
+  appendProxyV2(src, dst, out);
+  ASSERT_EQ(out.size(), 1u + 16 + 12);
+  ProxyHeader h = parseProxyProtocol(std::string_view(out).substr(1));
+  ASSERT_EQ(h.status, ProxyStatus::kComplete);
+  EXPECT_EQ(h.version, 2);
+  EXPECT_EQ(h.command, ProxyCommand::kProxy);
+  EXPECT_EQ(h.consumed, 28u);
+  EXPECT_FALSE(h.source.v6);
+  EXPECT_EQ(h.source.bytes[0], 203);
+  EXPECT_EQ(h.source.bytes[3], 7);
+  EXPECT_EQ(h.source.port, 51000);
+  EXPECT_EQ(h.destination.port, 443);
+  // A v6 client to a v4 listener: both sent as IPv6, the IPv4 one mapped.
+  ProxyAddress src6{.v6 = true, .bytes = {0x20, 0x01, 0x0d, 0xb8}, .port = 1};
+  std::string out6;
+  appendProxyV2(src6, dst, out6);
+  ASSERT_EQ(out6.size(), 16u + 36);
+  h = parseProxyProtocol(out6);
+  ASSERT_EQ(h.status, ProxyStatus::kComplete);
+  EXPECT_TRUE(h.destination.v6);
+  EXPECT_EQ(h.destination.bytes[10], 0xff);
+  EXPECT_EQ(h.destination.bytes[12], 10);
+}
+
 }  // namespace sluice::http

@@ -137,11 +137,15 @@ TEST(TranslateTls, PassthroughRoutesBySni) {
       std::string(kOurClass) + webService() +
       ingress("p", "P.test", "", "sluice.dev/ssl-passthrough: \"true\"") +
       ingress("q", "q.test", "", "sluice.dev/ssl-passthrough: \"true\"", "/api") +
-      ingress("r", "r.test", "", "sluice.dev/ssl-passthrough: \"false\"");
+      ingress("r", "r.test", "", "sluice.dev/ssl-passthrough: \"false\"") +
+      ingress("s", "s.test", "",
+              "sluice.dev/ssl-passthrough: \"true\", sluice.dev/proxy-protocol: \"v2\"");
   DesiredState s = translate(storeFrom(yaml), {});
-  ASSERT_EQ(s.passthrough.size(), 1u);
+  ASSERT_EQ(s.passthrough.size(), 2u);
   EXPECT_EQ(s.passthrough[0].host, "p.test");
   EXPECT_EQ(s.passthrough[0].cluster, "t/web:80");
+  EXPECT_FALSE(s.passthrough[0].proxy_protocol);
+  EXPECT_TRUE(s.passthrough[1].proxy_protocol);
   EXPECT_THAT(s.warnings,
               ElementsAre(Warning{"Ingress t/q",
                                   "spec.rules[0]: ssl-passthrough uses the backend of path "
