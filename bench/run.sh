@@ -62,8 +62,9 @@ DURATION=${BENCH_DURATION:-15s}
 WARMUP=${BENCH_WARMUP:-3s}
 # BENCH_TLS=ecdsa|rsa: the same workloads over TLS (one certificate of that key type, made here,
 # served by every proxy; Caddy is left out), into docs/benchmarks-tls.md and results/tls-KIND/.
-# BENCH_TLS_NEW=1: every request on a new TLS connection (a full handshake), so CPU per request is
-# CPU per handshake.
+# BENCH_TLS_NEW=1: every request on a new TLS connection, resumed with a session ticket as wrk
+# does; BENCH_TLS_NEW=full: the same with tickets off in every proxy, so each is a full handshake
+# and CPU per request is CPU per handshake.
 TLS=${BENCH_TLS:-}
 TLS_NEW=${BENCH_TLS_NEW:-0}
 if [[ -n $TLS ]]; then
@@ -83,6 +84,7 @@ DOC=${BENCH_DOC:-}
 PERF_TARGET=${BENCH_PERF:-}
 TLS_TAG=${TLS:+tls-$TLS}
 [[ -n $TLS && $TLS_NEW == 1 ]] && TLS_TAG+=-new
+[[ -n $TLS && $TLS_NEW == full ]] && TLS_TAG+=-full
 RESULTS=${BENCH_RESULTS_DIR:-$BENCH_DIR/results${TLS_TAG:+/$TLS_TAG}}
 DOC=${DOC:-$REPO/docs/benchmarks${TLS_TAG:+-$TLS_TAG}.md}
 RAW=$RESULTS/raw
@@ -172,7 +174,7 @@ printf '%s' "$BODY" >"$WORK/expected-body"
 
 # TLS: one certificate for every proxy, made for this run only.
 SCHEME=http NGINX_SSL="" NGINX_TLS="" HAPROXY_SSL="" WRK_EXTRA=()
-[[ $TLS_NEW == 1 ]] && WRK_EXTRA=(-H "Connection: close")
+[[ $TLS_NEW == 1 || $TLS_NEW == full ]] && WRK_EXTRA=(-H "Connection: close")
 if [[ -n $TLS ]]; then
   SCHEME=https
   if [[ $TLS == ecdsa ]]; then keyopt=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); else keyopt=(-newkey rsa:2048); fi
@@ -183,10 +185,16 @@ if [[ -n $TLS ]]; then
   NGINX_SSL=" ssl"
   NGINX_TLS="ssl_certificate $WORK/tls.crt; ssl_certificate_key $WORK/tls.key; ssl_protocols TLSv1.2 TLSv1.3;"
   HAPROXY_SSL=" ssl crt $WORK/tls.pem"
+  SLUICE_TLS=()
+  if [[ $TLS_NEW == full ]]; then
+    NGINX_TLS+=" ssl_session_tickets off;"
+    HAPROXY_SSL+=" no-tls-tickets"
+    SLUICE_TLS=(--tls-session-tickets false)
+  fi
   { printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: bench-tls, namespace: bench}\n'
     printf 'type: kubernetes.io/tls\ndata:\n  tls.crt: %s\n  tls.key: %s\n' \
       "$(base64 -w0 "$WORK/tls.crt")" "$(base64 -w0 "$WORK/tls.key")"; } >"$WORK/tls-secret.yaml"
-  log "TLS: $TLS certificate; $([[ $TLS_NEW == 1 ]] && echo 'a new connection (full handshake) per request' || echo 'keep-alive')"
+  log "TLS: $TLS certificate; ${TLS_NEW/#0/keep-alive} (1: a new, resumed connection per request; full: a full handshake per request)"
 fi
 
 ORIGIN_DIR=$WORK/origin
@@ -240,7 +248,7 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
         cp "$WORK/tls-secret.yaml" "$dir/manifests/"
         pick_port plain_port
         listen=(--listen-http "127.0.0.1:$plain_port" --listen-https "127.0.0.1:$PROXY_PORT"
-          --default-ssl-certificate bench/bench-tls)
+          --default-ssl-certificate bench/bench-tls "${SLUICE_TLS[@]}")
       fi
       start_bg "$dir/agent.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" "$AGENT" \
         --manifests "$dir/manifests" "${listen[@]}" \

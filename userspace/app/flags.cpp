@@ -208,6 +208,10 @@ void addTlsFlags(CLI::App& cli, AgentConfig& out, RawFlags& raw) {
                  "Largest ClientHello accepted, in bytes (16384 to 65536)")
       ->check(CLI::Range(16384ul, 65536ul))
       ->capture_default_str();
+  cli.add_option("--tls-session-tickets", out.tls.session_tickets,
+                 "Resume sessions with tickets (keys shared by the workers, rotated hourly); "
+                 "false makes every handshake a full one")
+      ->capture_default_str();
   cli.add_option("--ktls", raw.ktls,
                  "'auto': kernel TLS for connections where it is safe (TLS 1.2 on OpenSSL 3.0; "
                  "docs/tls.md), when the kernel has it; 'off'")

@@ -66,7 +66,7 @@ int setupCipher(EVP_CIPHER_CTX* ctx, EVP_MAC_CTX* hctx, const TicketKey& k, unsi
 }
 
 // SSL_CTX_set_tlsext_ticket_key_evp_cb: encrypt with the newest key, decrypt with any kept one
-// (2 = valid, but re-issue the ticket under the newest key).
+// and always re-issue (under the newest key).
 int ticketCallback(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_CTX* ctx,
                    EVP_MAC_CTX* hctx, int enc) {
   TicketKeys& keys = ticketKeys();
@@ -86,7 +86,10 @@ int ticketCallback(SSL*, unsigned char* key_name, unsigned char* iv, EVP_CIPHER_
       if (setupCipher(ctx, hctx, keys.keys[i], iv, 0) != 1) {
         return -1;
       }
-      return i == 0 ? 1 : 2;
+      // 2: valid, and issue a fresh ticket. With 1, a resumed TLS 1.3 connection gets no new
+      // ticket, and a client that uses each ticket once (as TLS 1.3 clients should) does a full
+      // handshake every other time: measured with wrk, half the handshakes resumed.
+      return 2;
     }
   }
   return 0;  // unknown key: full handshake
@@ -187,8 +190,13 @@ Result<ContextPtr> ContextFactory::build(const CertificatePtr& cert) {
   }
   // Stateless resumption only: tickets under the shared keys, no per-worker session cache.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticketCallback);
-  SSL_CTX_set_num_tickets(c, 1);
+  if (settings_.session_tickets) {
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticketCallback);
+    SSL_CTX_set_num_tickets(c, 1);
+  } else {
+    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(c, 0);
+  }
   SSL_CTX_set_timeout(c, static_cast<long>(2 * settings_.ticket_rotation.count()));
   static constexpr unsigned char kSid[] = "sluice";
   SSL_CTX_set_session_id_context(c, kSid, sizeof kSid - 1);

@@ -29,6 +29,7 @@ struct Settings {
   // Ticket keys: a new one every `ticket_rotation`; the previous two still decrypt, so a ticket
   // resumes for two to three rotations.
   std::chrono::seconds ticket_rotation{3600};
+  bool session_tickets = true;  // --tls-session-tickets: false = every handshake is a full one
 };
 
 struct CtxFree {
