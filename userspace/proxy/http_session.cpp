@@ -336,6 +336,11 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap,
   if (match.cluster == router::kNoCluster || match.cluster >= snap.balancers.size()) {
     co_return co_await sendLocal(LocalReply::k404, has_body, route);
   }
+  // The host's source ranges (sluice.dev/allow-/deny-source-ranges), on the client's address
+  // (the PROXY header's when a trusted peer sent one).
+  if (match.sources != nullptr && !match.sources->permits(client_ip_)) {
+    co_return co_await sendLocal(LocalReply::k403, has_body, route);
+  }
   const std::uint64_t limit = worker_.config().max_request_body;
   if (limit != 0 && req.body == http::BodyKind::kContentLength && req.content_length > limit) {
     co_return co_await sendLocal(LocalReply::k413, true, route);

@@ -5,7 +5,7 @@
 namespace sluice::proxy {
 
 int statusOf(LocalReply r) {
-  static constexpr int kStatus[] = {400, 404, 408, 413, 414, 431, 502, 503, 504};
+  static constexpr int kStatus[] = {400, 404, 408, 413, 414, 431, 502, 503, 504, 403};
   return kStatus[static_cast<std::size_t>(r)];
 }
 

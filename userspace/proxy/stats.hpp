@@ -45,6 +45,7 @@ enum class LocalReply : std::uint8_t {
   k502,
   k503,
   k504,
+  k403,  // sluice.dev/allow-source-ranges / deny-source-ranges refused the client
   kCount
 };
 int statusOf(LocalReply r);
