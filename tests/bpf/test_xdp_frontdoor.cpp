@@ -402,8 +402,10 @@ protected:
     home_ns_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(home_ns_, 0);
     if (::unshare(CLONE_NEWNET) != 0) {
-      GTEST_SKIP() << "unshare(CLONE_NEWNET): " << std::strerror(errno);
+      GTEST_SKIP() << "a private network namespace (unshare(CLONE_NEWNET)) needs CAP_SYS_ADMIN: "
+                   << std::strerror(errno);
     }
+    moved_ = true;
     std::ofstream("/proc/sys/net/ipv4/tcp_syncookies") << "2\n";
     ASSERT_EQ(std::system("ip link set lo up"), 0);
     door_.reset();
@@ -416,8 +418,10 @@ protected:
     for (int fd : fds_) {
       ::close(fd);
     }
+    if (moved_) {
+      EXPECT_EQ(::setns(home_ns_, CLONE_NEWNET), 0) << std::strerror(errno);
+    }
     if (home_ns_ >= 0) {
-      EXPECT_EQ(::setns(home_ns_, CLONE_NEWNET), 0);
       ::close(home_ns_);
     }
   }
@@ -486,6 +490,7 @@ protected:
   }
 
   int home_ns_ = -1;
+  bool moved_ = false;  // into the private namespace: go back in TearDown
   std::vector<int> fds_;
   std::vector<ScopeEntry> scope_;
 };
