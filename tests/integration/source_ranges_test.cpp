@@ -3,6 +3,9 @@
 // the backend. Clients connect from 127.0.0.1 or 127.0.0.2 (both loopback).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "harness.hpp"
 
 namespace sluice::test {
@@ -71,6 +74,33 @@ TEST_F(SourceRanges, AKeptAliveConnectionIsJudgedPerRequestsHost) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 403);
   EXPECT_EQ(r->body, "source address not allowed\n");
+}
+
+}  // namespace
+}  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// TCP routes' ranges are enforced in XDP only; without --xdp-interfaces the agent says so.
+TEST(SourceRangesTcp, WithoutTheFrontDoorTheAgentWarnsTheyAreNotEnforced) {
+  TempDir manifests;
+  manifests.write("svc.yaml", serviceYaml("db", 5432, "", {{"127.0.0.1", 1}}, "default",
+                                          "    sluice.dev/allow-source-ranges: 10.0.0.0/8\n"));
+  manifests.write("tcp.yaml",
+                  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sluice-tcp-services\n"
+                  "  namespace: sluice-system\ndata:\n  \"15432\": default/db:5432\n");
+  Agent agent(manifests.path());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (agent.output().find("15432: sluice.dev/*-source-ranges are enforced by the XDP") ==
+             std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(agent.output().find("TCP route port(s) 15432: sluice.dev/*-source-ranges are "
+                                "enforced by the XDP front door, which is off"),
+            std::string::npos)
+      << agent.output();
 }
 
 }  // namespace

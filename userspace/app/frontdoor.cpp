@@ -127,6 +127,7 @@ Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pa
   http_ = config.listen_http;
   https_ = config.listen_https;
   if (!settings_.enabled()) {
+    warnUnenforced(snap);
     return success();
   }
   auto log = log::get("xdp");
@@ -152,6 +153,7 @@ Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pa
 void FrontdoorControl::apply(const k8s::Store& store,
                              const std::shared_ptr<const proxy::Snapshot>& snap) {
   if (!door_) {
+    warnUnenforced(snap);
     return;
   }
   auto log = log::get("xdp");
@@ -189,6 +191,24 @@ void FrontdoorControl::apply(const k8s::Store& store,
   } else if (n->added + n->removed != 0) {
     log->info("deny list: {} added, {} removed, {} kept", n->added, n->removed, n->kept);
   }
+}
+
+void FrontdoorControl::warnUnenforced(const std::shared_ptr<const proxy::Snapshot>& snap) {
+  std::string ports;
+  if (snap && snap->desired) {
+    for (const auto& route : snap->desired->tcp_routes) {
+      if (!route.sources.empty()) {
+        ports += (ports.empty() ? "" : ",") + std::to_string(route.port);
+      }
+    }
+  }
+  if (!ports.empty() && ports != unenforced_ports_) {
+    log::get("xdp")->warn(
+        "TCP route port(s) {}: sluice.dev/*-source-ranges are enforced by the XDP front door, "
+        "which is off (--xdp-interfaces); every source can connect",
+        ports);
+  }
+  unenforced_ports_ = ports;
 }
 
 void FrontdoorControl::stop() {

@@ -49,6 +49,8 @@ public:
   void stop();
 
 private:
+  // Without the front door, TCP routes' source ranges are not enforced: say so once per change.
+  void warnUnenforced(const std::shared_ptr<const proxy::Snapshot>& snap);
   void renderMetrics(admin::MetricsWriter& out) const;
   void renderState(boost::json::object& out) const;
 
@@ -57,6 +59,7 @@ private:
   boost::asio::ip::tcp::endpoint http_;
   std::optional<boost::asio::ip::tcp::endpoint> https_;
   std::string last_problems_;
+  std::string unenforced_ports_;  // TCP route ports with ranges last warned about
 };
 
 }  // namespace sluice::app
