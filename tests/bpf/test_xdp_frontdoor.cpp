@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "app/frontdoor.hpp"
 #include "bpf/frontdoor.hpp"
 #include "bpf/xdp_maps.hpp"
 #include "support/bpf_env.hpp"
@@ -287,6 +288,37 @@ TEST_F(XdpFrontdoorTest, AllowListedPortRefusesOthers) {
   Frame http;  // HTTP ports carry no ACL: host-level lists need L7 (the agent enforces those)
   http.src = "192.168.1.1";
   EXPECT_VERDICT(run(http), XDP_PASS, "pass");
+}
+
+// The agent's translation of a TCP route's source ranges (app::tcpRouteAcl and the scope flags of
+// app::listenerScope) judged by the kernel: a deny range wins over an allow range around it and
+// also over an allow range inside it, as model::SourceRanges::permits says.
+TEST_F(XdpFrontdoorTest, TcpRouteRangesFromTheAgentMatchTheUserspaceRule) {
+  model::DesiredState desired;
+  model::TcpRoute route{5432, "default/db:5432"};
+  route.sources.allow = *net::parseCidrs("10.1.2.0/24, 192.168.0.0/16");
+  route.sources.allow_listed = true;
+  route.sources.deny = *net::parseCidrs("10.1.0.0/16");
+  desired.tcp_routes.push_back(route);
+  desired.tcp_routes.push_back(model::TcpRoute{6000, "default/open:6000"});
+  ASSERT_TRUE(reconcileAcl(door_->aclMaps(), app::tcpRouteAcl(desired)).ok());
+  const auto scope = app::listenerScope(
+      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("0.0.0.0"), 8080), std::nullopt,
+      &desired);
+  ASSERT_TRUE(reconcileScope(door_->scopeFd(), scope).ok());
+  Frame f;
+  f.dst = "198.51.100.1";
+  for (const char* src : {"192.168.1.1", "10.1.2.3", "10.1.9.9", "10.2.3.4", "192.0.2.1"}) {
+    SCOPED_TRACE(src);
+    f.src = src;
+    f.dport = 5432;
+    const bool permitted = route.sources.permits(src);
+    EXPECT_VERDICT(run(f), permitted ? XDP_PASS : XDP_DROP, permitted ? "pass" : "not_allowed");
+    f.dport = 6000;  // a route without ranges
+    EXPECT_VERDICT(run(f), XDP_PASS, "pass");
+  }
+  EXPECT_TRUE(route.sources.permits("192.168.1.1"));
+  EXPECT_FALSE(route.sources.permits("10.1.2.3")) << "the case that needs the left-out entry";
 }
 
 TEST_F(XdpFrontdoorTest, SynRateLimitedPerSource) {
