@@ -189,6 +189,15 @@ void renderXdp(const XdpModel& m, Output output, std::ostream& out) {
 
 Result<std::vector<bpf::DenyEntry>> runDeny(const std::string& pin_dir, DenyAction action,
                                             const std::string& cidr) {
+  // The argument first: a typo is reported as such, not as missing maps.
+  net::Cidr range;
+  if (action != DenyAction::kList) {
+    auto parsed = net::parseCidr(cidr);
+    if (!parsed) {
+      return Error(parsed.error().message());
+    }
+    range = *parsed;
+  }
   auto d4 = openPinned(pin_dir, SLUICE_MAP_XDP_DENY4);
   auto d6 = openPinned(pin_dir, SLUICE_MAP_XDP_DENY6);
   if (!d4 || !d6) {
@@ -196,12 +205,8 @@ Result<std::vector<bpf::DenyEntry>> runDeny(const std::string& pin_dir, DenyActi
   }
   const bpf::DenyMaps maps{d4->fd, d6->fd};
   if (action != DenyAction::kList) {
-    auto range = net::parseCidr(cidr);
-    if (!range) {
-      return Error(range.error().message());
-    }
-    auto done = action == DenyAction::kAdd ? bpf::addDeny(maps, *range, SLUICE_XDP_ORIGIN_CLI)
-                                           : bpf::deleteDeny(maps, *range);
+    auto done = action == DenyAction::kAdd ? bpf::addDeny(maps, range, SLUICE_XDP_ORIGIN_CLI)
+                                           : bpf::deleteDeny(maps, range);
     if (!done) {
       return userError(done.error());
     }

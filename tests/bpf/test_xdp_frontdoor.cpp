@@ -3,6 +3,7 @@
 // test). Each case checks both the XDP action and that exactly its reason's counter moved.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -11,12 +12,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "app/frontdoor.hpp"
 #include "bpf/frontdoor.hpp"
 #include "bpf/xdp_maps.hpp"
 #include "support/bpf_env.hpp"
@@ -285,6 +290,37 @@ TEST_F(XdpFrontdoorTest, AllowListedPortRefusesOthers) {
   EXPECT_VERDICT(run(http), XDP_PASS, "pass");
 }
 
+// The agent's translation of a TCP route's source ranges (app::tcpRouteAcl and the scope flags of
+// app::listenerScope) judged by the kernel: a deny range wins over an allow range around it and
+// also over an allow range inside it, as model::SourceRanges::permits says.
+TEST_F(XdpFrontdoorTest, TcpRouteRangesFromTheAgentMatchTheUserspaceRule) {
+  model::DesiredState desired;
+  model::TcpRoute route{5432, "default/db:5432"};
+  route.sources.allow = *net::parseCidrs("10.1.2.0/24, 192.168.0.0/16");
+  route.sources.allow_listed = true;
+  route.sources.deny = *net::parseCidrs("10.1.0.0/16");
+  desired.tcp_routes.push_back(route);
+  desired.tcp_routes.push_back(model::TcpRoute{6000, "default/open:6000"});
+  ASSERT_TRUE(reconcileAcl(door_->aclMaps(), app::tcpRouteAcl(desired)).ok());
+  const auto scope = app::listenerScope(
+      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("0.0.0.0"), 8080), std::nullopt,
+      &desired);
+  ASSERT_TRUE(reconcileScope(door_->scopeFd(), scope).ok());
+  Frame f;
+  f.dst = "198.51.100.1";
+  for (const char* src : {"192.168.1.1", "10.1.2.3", "10.1.9.9", "10.2.3.4", "192.0.2.1"}) {
+    SCOPED_TRACE(src);
+    f.src = src;
+    f.dport = 5432;
+    const bool permitted = route.sources.permits(src);
+    EXPECT_VERDICT(run(f), permitted ? XDP_PASS : XDP_DROP, permitted ? "pass" : "not_allowed");
+    f.dport = 6000;  // a route without ranges
+    EXPECT_VERDICT(run(f), XDP_PASS, "pass");
+  }
+  EXPECT_TRUE(route.sources.permits("192.168.1.1"));
+  EXPECT_FALSE(route.sources.permits("10.1.2.3")) << "the case that needs the left-out entry";
+}
+
 TEST_F(XdpFrontdoorTest, SynRateLimitedPerSource) {
   setConfig(1'000'000'000ull, 3, 0, 1);  // 1 SYN/s, burst 3
   Frame flood;
@@ -360,11 +396,10 @@ TEST_F(XdpFrontdoorTest, DenyReconcileRemovesWhatTheListDoesNotName) {
 }
 
 // The synproxy program loads where the raw cookie helpers exist (6.0+) and judges like the plain
-// one; without a listener behind the port it leaves SYNs to the kernel. (The cookie handshake
-// itself is not covered yet.)
+// one; without a listener behind the port it leaves SYNs to the kernel.
 TEST_F(XdpFrontdoorTest, SynProxyProgramLoadsWhereHelpersExist) {
   if (!rawSyncookieHelpers()) {
-    GTEST_SKIP() << "no raw SYN-cookie helpers for XDP on this kernel";
+    GTEST_SKIP() << "no raw SYN-cookie helpers for XDP on this kernel (6.0+)";
   }
   door_.reset();
   open(true);
@@ -375,6 +410,215 @@ TEST_F(XdpFrontdoorTest, SynProxyProgramLoadsWhereHelpersExist) {
   bad.src = "10.1.2.3";
   EXPECT_VERDICT(run(bad), XDP_DROP, "denied");
   EXPECT_VERDICT(run(Frame{}), XDP_PASS, "pass");
+}
+
+// The cookie path against real listeners. BPF_PROG_TEST_RUN runs XDP as if received on the
+// loopback device of the caller's network namespace, so bpf_skc_lookup_tcp finds listeners
+// there: each test gets a private namespace (tcp_syncookies=2, so the kernel's own SYN-ACKs
+// are cookies and stamp the listener's overflow time) and goes back to the original one after.
+// What this proves: the trigger (queue full and a recent overflow), the SYN-ACK's bytes
+// (addresses, checksums, ack number, MSS), and that the program accepts exactly the ACK that
+// answers its cookie. tests/bpf/xdp_synproxy_test.sh proves the kernel then makes the
+// connection and that it carries data.
+class XdpSynCookieTest : public XdpFrontdoorTest {
+protected:
+  void SetUp() override {
+    XdpFrontdoorTest::SetUp();
+    if (IsSkipped()) {
+      return;
+    }
+    if (!rawSyncookieHelpers()) {
+      GTEST_SKIP() << "no raw SYN-cookie helpers for XDP on this kernel (6.0+): the front door "
+                      "runs without --xdp-syn-proxy there";
+    }
+    home_ns_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(home_ns_, 0);
+    if (::unshare(CLONE_NEWNET) != 0) {
+      GTEST_SKIP() << "a private network namespace (unshare(CLONE_NEWNET)) needs CAP_SYS_ADMIN: "
+                   << std::strerror(errno);
+    }
+    moved_ = true;
+    std::ofstream("/proc/sys/net/ipv4/tcp_syncookies") << "2\n";
+    ASSERT_EQ(std::system("ip link set lo up"), 0);
+    door_.reset();
+    open(true);
+    ASSERT_TRUE(door_->synProxy()) << door_->synProxyNote();
+    setConfig(0, 1, 0, 1, SLUICE_XDP_CFG_F_SYNCOOKIE);
+    scope_ = {{scopeKey(false, nullptr, 8443), {SLUICE_XDP_KIND_HTTPS, 0}}};
+  }
+  void TearDown() override {
+    for (int fd : fds_) {
+      ::close(fd);
+    }
+    if (moved_) {
+      EXPECT_EQ(::setns(home_ns_, CLONE_NEWNET), 0) << std::strerror(errno);
+    }
+    if (home_ns_ >= 0) {
+      ::close(home_ns_);
+    }
+  }
+
+  // A listener on the loopback address of `family`; returns its port and puts it in scope.
+  std::uint16_t listener(int family, int backlog) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    EXPECT_GE(fd, 0);
+    fds_.push_back(fd);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof(*a);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+      len = sizeof(*a);
+    }
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+    EXPECT_EQ(::listen(fd, backlog), 0);
+    EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len), 0);
+    const std::uint16_t port =
+        ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    std::array<std::uint8_t, 16> addr{};
+    ::inet_pton(family, family == AF_INET ? "127.0.0.1" : "::1", addr.data());
+    scope_.push_back({scopeKey(family == AF_INET6, &addr, port), {SLUICE_XDP_KIND_HTTP, 0}});
+    EXPECT_TRUE(reconcileScope(door_->scopeFd(), scope_).ok());
+    return port;
+  }
+
+  // A real connection through the kernel: with tcp_syncookies=2 its SYN-ACK is a kernel cookie,
+  // which stamps the listener's last overflow.
+  void stampOverflow(int family, std::uint16_t port) {
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fds_.push_back(fd);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(port);
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof(*a);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(port);
+      a->sin6_addr = in6addr_loopback;
+      len = sizeof(*a);
+    }
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&ss), len), 0) << std::strerror(errno);
+  }
+
+  static Frame syn(const char* src, const char* dst, std::uint16_t port) {
+    Frame f;
+    f.src = src;
+    f.dst = dst;
+    f.dport = port;
+    f.seq = 1000;
+    return f;
+  }
+
+  int home_ns_ = -1;
+  bool moved_ = false;  // into the private namespace: go back in TearDown
+  std::vector<int> fds_;
+  std::vector<ScopeEntry> scope_;
+};
+
+// Checks a SYN-ACK the program built from `in` (a SYN with seq 1000, MSS 1460); returns its
+// cookie (sequence number).
+std::uint32_t checkSynAck(const std::vector<std::uint8_t>& in, const std::vector<std::uint8_t>& out,
+                          bool v6) {
+  const std::size_t l3 = 14, ip_len = v6 ? 40 : 20, tcp = l3 + ip_len;
+  EXPECT_EQ(out.size(), tcp + 24);
+  if (out.size() != tcp + 24) {
+    return 0;
+  }
+  EXPECT_TRUE(std::equal(in.begin() + 6, in.begin() + 12, out.begin())) << "dst MAC = src MAC";
+  EXPECT_TRUE(std::equal(in.begin(), in.begin() + 6, out.begin() + 6)) << "src MAC = dst MAC";
+  const std::size_t addr = v6 ? 8 : 12, alen = v6 ? 16 : 4;
+  EXPECT_TRUE(std::equal(in.begin() + l3 + addr, in.begin() + l3 + addr + alen,
+                         out.begin() + l3 + addr + alen))
+      << "addresses swapped";
+  std::uint32_t pseudo = 6 + 24;
+  for (std::size_t i = 0; i < 2 * alen; i += 2) {
+    pseudo += static_cast<std::uint32_t>(out[l3 + addr + i] << 8 | out[l3 + addr + i + 1]);
+  }
+  if (!v6) {
+    EXPECT_EQ(testing::inetChecksum(out.data() + l3, 20), 0) << "IPv4 header checksum";
+  }
+  EXPECT_EQ(testing::inetChecksum(out.data() + tcp, 24, pseudo), 0) << "TCP checksum";
+  auto be32 = [&](std::size_t at) {
+    return static_cast<std::uint32_t>(out[at] << 24 | out[at + 1] << 16 | out[at + 2] << 8 |
+                                      out[at + 3]);
+  };
+  EXPECT_EQ(out[tcp + 13], kSyn | kAck) << "flags";
+  EXPECT_EQ(be32(tcp + 8), 1001u) << "acks the SYN";
+  EXPECT_EQ(out[tcp + 20], 2) << "MSS option";
+  const unsigned mss = out[tcp + 22] << 8 | out[tcp + 23];
+  EXPECT_GT(mss, 500u);
+  EXPECT_LE(mss, 1460u) << "the cookie encodes at most the client's MSS";
+  return be32(tcp + 4);
+}
+
+TEST_F(XdpSynCookieTest, FullQueueAfterAnOverflowGetsACookieThatItsAckRedeems) {
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    const int family = v6 ? AF_INET6 : AF_INET;
+    const char* src = v6 ? "2001:db8::7" : "10.0.0.7";
+    const char* dst = v6 ? "::1" : "127.0.0.1";
+    const std::uint16_t port = listener(family, 0);  // backlog 0: the SYN queue is always full
+    const Frame s = syn(src, dst, port);
+    // Full, but no overflow yet: the kernel would refuse the cookie ACK, so no cookie.
+    EXPECT_VERDICT(run(s), XDP_PASS, "pass");
+    stampOverflow(family, port);
+    const auto in = testing::buildFrame(s);
+    const Run r = run(in);
+    ASSERT_EQ(r.action, XDP_TX);
+    ASSERT_EQ(r.reason, "cookie_sent");
+    const std::uint32_t cookie = checkSynAck(in, r.out, v6);
+
+    Frame ack = s;
+    ack.flags = kAck;
+    ack.seq = 1001;
+    ack.ack = cookie + 1;
+    ack.mss_option = false;
+    EXPECT_VERDICT(run(ack), XDP_PASS, "cookie_valid");
+    // Not cookie + 1 + small n: the low 24 bits carry hash + MSS index, so a neighbour can be
+    // another valid cookie with another MSS (the kernel's own check accepts it alike).
+    ack.ack = cookie + 1 + 0x00800000;
+    EXPECT_VERDICT(run(ack), XDP_DROP, "cookie_invalid");
+    Frame other = ack;  // the right cookie, a different client port: not this handshake's
+    other.ack = cookie + 1;
+    other.sport = static_cast<std::uint16_t>(s.sport + 1);
+    EXPECT_VERDICT(run(other), XDP_DROP, "cookie_invalid");
+  }
+}
+
+TEST_F(XdpSynCookieTest, RoomInTheQueueLeavesSynsToTheKernelUnlessAlways) {
+  const std::uint16_t port = listener(AF_INET, 64);
+  stampOverflow(AF_INET, port);
+  const Frame s = syn("10.0.0.8", "127.0.0.1", port);
+  EXPECT_VERDICT(run(s), XDP_PASS, "pass");
+  setConfig(0, 1, 0, 1, SLUICE_XDP_CFG_F_SYNCOOKIE | SLUICE_XDP_CFG_F_SYNCOOKIE_ALWAYS);
+  EXPECT_VERDICT(run(s), XDP_TX, "cookie_sent");
+  setConfig(0, 1, 0, 1, 0);  // the synproxy program with cookies off is the plain one
+  EXPECT_VERDICT(run(s), XDP_PASS, "pass");
+}
+
+TEST_F(XdpSynCookieTest, LimitsStillComeFirstAndNoListenerMeansNoCookie) {
+  const std::uint16_t port = listener(AF_INET, 0);
+  stampOverflow(AF_INET, port);
+  deny("10.9.0.0/16");
+  EXPECT_VERDICT(run(syn("10.9.0.1", "127.0.0.1", port)), XDP_DROP, "denied");
+  Frame nobody = syn("10.0.0.9", "127.0.0.1", port);
+  nobody.dport = 8443;  // in scope (wildcard), but nothing listens there
+  EXPECT_VERDICT(run(nobody), XDP_PASS, "pass");
+  Frame stray = nobody;  // an ACK with no listener behind it is the kernel's (RST) business
+  stray.flags = kAck;
+  EXPECT_VERDICT(run(stray), XDP_PASS, "pass");
 }
 
 TEST(XdpModeTest, Parse) {

@@ -524,5 +524,28 @@ TEST_F(Tls, ConcurrentHandshakesAreCapped) {
   EXPECT_EQ(statusOf(c->get("a.test", "/")), 200);
 }
 
+TEST_F(Tls, PassthroughHonoursTheIngressSourceRanges) {
+  const Pem backend_pem = makeCertificate({.names = {"p.test"}});
+  TlsBackend backend(backend_pem);
+  auto manifest = [&](const std::string& allow) {
+    return base() + "---\n" + serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", backend.port()}}) +
+           "---\n" +
+           ingressYaml("p", {{"p.test", {{"/", "Prefix", "tlsapp", "https"}}}}, "", "", "sluice",
+                       "default", "2024-01-01T00:00:00Z",
+                       "    sluice.dev/ssl-passthrough: \"true\"\n"
+                       "    sluice.dev/allow-source-ranges: \"" +
+                           allow + "\"\n");
+  };
+  dir_.write("m.yaml", manifest("10.0.0.0/8"));
+  Agent agent(dir_.path());
+  std::string peer;
+  EXPECT_EQ(passthroughExchange(agent.httpsPort(), "p.test", "ping", &peer), "<handshake>");
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_passthrough_refused_total"), 1);
+  const std::uint64_t gen = agent.generation();
+  dir_.write("m.yaml", manifest("127.0.0.0/8"));
+  agent.waitGeneration(gen);
+  EXPECT_EQ(passthroughExchange(agent.httpsPort(), "p.test", "ping", &peer), "pong:ping");
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -109,6 +109,16 @@ def rows(features, tests, results):
         ("XDP native on lo", f("xdp_native_lo")),
         ("XDP generic on lo", f("xdp_generic_lo")),
         ("raw SYN cookie helpers (bpf_tcp_raw_*_syncookie_ipv4)", f("syncookie_raw")),
+        ("XDP front door verdicts, tests/bpf (root / DaemonSet caps)",
+         "%s / %s" % tuple(
+             outcome(tests, "xdp[%s]" % v, [t for t in find(tests, "xdp[%s]" % v, "XdpFrontdoorTest.")
+                                            if "SynProxy" not in t])
+             for v in ("root", "caps"))),
+        ("XDP SYN-cookie handshake, tests/bpf (root)",
+         outcome(tests, "xdp[root]",
+                 ["XdpSynCookieTest.FullQueueAfterAnOverflowGetsACookieThatItsAckRedeems"])),
+        ("XDP front door with the agent, generic XDP on veth (root)",
+         outcome(tests, "xdp_netns[root]", find(tests, "xdp_netns[root]", ""))),
         ("splice program without CAP_PERFMON", f("splice_noperfmon")),
         ("direct BTF read of tcp_sock.write_seq (root)", f("tcp_sock_direct_read")),
         ("direct BTF read of tcp_sock.write_seq (DaemonSet caps)", f("tcp_sock_direct_read_caps")),

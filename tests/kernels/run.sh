@@ -62,7 +62,7 @@ note() { echo "$TIER: $*"; }
 BUILD=$(cd "$1" && pwd)
 # Both paths travel on the guest's kernel command line, which splits at spaces.
 [[ $BUILD$here != *[[:space:]]* ]] || die "paths with spaces cannot reach the guest: $BUILD, $here"
-for bin in tests/bpf/test_bpf_splice tests/cli/test_ingressctl cli/ingressctl userspace/app/ingress-agent; do
+for bin in tests/bpf/test_bpf_splice tests/bpf/test_bpf_xdp tests/cli/test_ingressctl cli/ingressctl userspace/app/ingress-agent; do
   [[ -x $BUILD/$bin ]] || die "$BUILD/$bin is missing: build it first (ninja -C $1)"
 done
 [[ $(id -u) == 0 ]] || die "needs root (qemu's 9p export of / and the host run's namespaces)"

@@ -32,11 +32,11 @@ sluice_xdp_config configOf(const XdpSettings& s, bool syn_proxy) {
 }
 
 void addListener(std::vector<bpf::ScopeEntry>& out, const boost::asio::ip::address& address,
-                 std::uint16_t port, std::uint32_t kind) {
+                 std::uint16_t port, std::uint32_t kind, std::uint32_t flags = 0) {
   if (address.is_unspecified()) {
-    out.push_back({bpf::scopeKey(false, nullptr, port), {kind, 0}});
+    out.push_back({bpf::scopeKey(false, nullptr, port), {kind, flags}});
     if (address.is_v6()) {  // a dual-stack "::" listener takes IPv4 too
-      out.push_back({bpf::scopeKey(true, nullptr, port), {kind, 0}});
+      out.push_back({bpf::scopeKey(true, nullptr, port), {kind, flags}});
     }
     return;
   }
@@ -47,7 +47,16 @@ void addListener(std::vector<bpf::ScopeEntry>& out, const boost::asio::ip::addre
   } else {
     bytes = address.to_v6().to_bytes();
   }
-  out.push_back({bpf::scopeKey(address.is_v6(), &bytes, port), {kind, 0}});
+  out.push_back({bpf::scopeKey(address.is_v6(), &bytes, port), {kind, flags}});
+}
+
+std::uint32_t aclFlags(const model::SourceRanges& s) {
+  return (s.allow_listed ? SLUICE_XDP_SCOPE_F_ALLOWLIST : 0u) |
+         (s.deny.empty() ? 0u : SLUICE_XDP_SCOPE_F_ACL);
+}
+
+bool covers(const net::Cidr& outer, const net::Cidr& inner) {
+  return outer.v6 == inner.v6 && outer.prefix <= inner.prefix && outer.contains(inner.bytes.data());
 }
 
 }  // namespace
@@ -88,7 +97,24 @@ std::vector<bpf::ScopeEntry> listenerScope(
   }
   if (desired != nullptr) {
     for (const auto& route : desired->tcp_routes) {
-      addListener(out, http.address(), route.port, SLUICE_XDP_KIND_TCP);
+      addListener(out, http.address(), route.port, SLUICE_XDP_KIND_TCP, aclFlags(route.sources));
+    }
+  }
+  return out;
+}
+
+std::vector<bpf::AclEntry> tcpRouteAcl(const model::DesiredState& desired) {
+  std::vector<bpf::AclEntry> out;
+  for (const auto& route : desired.tcp_routes) {
+    const auto& deny = route.sources.deny.ranges();
+    for (const net::Cidr& c : route.sources.allow.ranges()) {
+      if (std::none_of(deny.begin(), deny.end(),
+                       [&](const net::Cidr& d) { return covers(d, c); })) {
+        out.push_back({route.port, c, SLUICE_XDP_ACL_ALLOW});
+      }
+    }
+    for (const net::Cidr& c : deny) {
+      out.push_back({route.port, c, SLUICE_XDP_ACL_DENY});
     }
   }
   return out;
@@ -101,6 +127,7 @@ Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pa
   http_ = config.listen_http;
   https_ = config.listen_https;
   if (!settings_.enabled()) {
+    warnUnenforced(snap);
     return success();
   }
   auto log = log::get("xdp");
@@ -126,10 +153,17 @@ Result<void> FrontdoorControl::start(const AgentConfig& config, admin::Pages& pa
 void FrontdoorControl::apply(const k8s::Store& store,
                              const std::shared_ptr<const proxy::Snapshot>& snap) {
   if (!door_) {
+    warnUnenforced(snap);
     return;
   }
   auto log = log::get("xdp");
   const auto scope = listenerScope(http_, https_, snap ? snap->desired.get() : nullptr);
+  // ACL entries before the scope flags that make the program consult them.
+  const auto acl =
+      snap && snap->desired ? tcpRouteAcl(*snap->desired) : std::vector<bpf::AclEntry>{};
+  if (auto n = bpf::reconcileAcl(door_->aclMaps(), acl); !n) {
+    log->error("{}", n.error().message());
+  }
   if (auto n = bpf::reconcileScope(door_->scopeFd(), scope); !n) {
     log->error("{}", n.error().message());
   }
@@ -157,6 +191,24 @@ void FrontdoorControl::apply(const k8s::Store& store,
   } else if (n->added + n->removed != 0) {
     log->info("deny list: {} added, {} removed, {} kept", n->added, n->removed, n->kept);
   }
+}
+
+void FrontdoorControl::warnUnenforced(const std::shared_ptr<const proxy::Snapshot>& snap) {
+  std::string ports;
+  if (snap && snap->desired) {
+    for (const auto& route : snap->desired->tcp_routes) {
+      if (!route.sources.empty()) {
+        ports += (ports.empty() ? "" : ",") + std::to_string(route.port);
+      }
+    }
+  }
+  if (!ports.empty() && ports != unenforced_ports_) {
+    log::get("xdp")->warn(
+        "TCP route port(s) {}: sluice.dev/*-source-ranges are enforced by the XDP front door, "
+        "which is off (--xdp-interfaces); every source can connect",
+        ports);
+  }
+  unenforced_ports_ = ports;
 }
 
 void FrontdoorControl::stop() {

@@ -25,10 +25,17 @@ std::vector<net::Cidr> parseDenyRanges(const k8s::ConfigMap& cm,
                                        std::vector<std::string>& problems);
 
 // The scope entries for the agent's listeners: HTTP on `http`, TCP routes on their ports (same
-// address). An unspecified address is the family's wildcard; "::" covers IPv4 too (dual stack).
+// address, flagged ALLOWLIST/ACL when the route has source ranges). An unspecified address is the
+// family's wildcard; "::" covers IPv4 too (dual stack).
 std::vector<bpf::ScopeEntry> listenerScope(
     const boost::asio::ip::tcp::endpoint& http,
     const std::optional<boost::asio::ip::tcp::endpoint>& https, const model::DesiredState* desired);
+
+// The per-port ACL entries of the TCP routes' source ranges (sluice.dev/allow-source-ranges and
+// deny-source-ranges on a route's Service). The kernel picks the longest prefix, while a deny
+// range wins over an allow range that contains it (model::SourceRanges): an allow range inside a
+// deny range is left out, so the deny range covers it.
+std::vector<bpf::AclEntry> tcpRouteAcl(const model::DesiredState& desired);
 
 class FrontdoorControl {
 public:
@@ -42,6 +49,8 @@ public:
   void stop();
 
 private:
+  // Without the front door, TCP routes' source ranges are not enforced: say so once per change.
+  void warnUnenforced(const std::shared_ptr<const proxy::Snapshot>& snap);
   void renderMetrics(admin::MetricsWriter& out) const;
   void renderState(boost::json::object& out) const;
 
@@ -50,6 +59,7 @@ private:
   boost::asio::ip::tcp::endpoint http_;
   std::optional<boost::asio::ip::tcp::endpoint> https_;
   std::string last_problems_;
+  std::string unenforced_ports_;  // TCP route ports with ranges last warned about
 };
 
 }  // namespace sluice::app

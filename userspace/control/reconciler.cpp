@@ -159,8 +159,8 @@ std::shared_ptr<const proxy::TlsTable> Reconciler::buildTls(
   for (const model::PassthroughRoute& p : desired.passthrough) {
     auto it = std::find(cluster_names.begin(), cluster_names.end(), p.cluster);
     if (it != cluster_names.end()) {
-      table->addPassthrough(
-          p.host, {static_cast<std::uint32_t>(it - cluster_names.begin()), p.proxy_protocol});
+      table->addPassthrough(p.host, {static_cast<std::uint32_t>(it - cluster_names.begin()),
+                                     p.proxy_protocol, p.sources});
     }
   }
   return table;

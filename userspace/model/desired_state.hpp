@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/cidr.hpp"
 #include "k8s/problem.hpp"
 #include "tls/certificate.hpp"
 
@@ -64,6 +65,23 @@ struct Cluster {
   bool operator==(const Cluster&) const = default;
 };
 
+// Who may reach a host or a TCP route (sluice.dev/allow-source-ranges, deny-source-ranges). A
+// deny match refuses, even inside an allow range; with an allow list, only its ranges pass.
+struct SourceRanges {
+  net::CidrSet allow;
+  net::CidrSet deny;
+  bool allow_listed = false;  // an allow list was given (even if none of its entries parsed)
+  bool empty() const noexcept { return !allow_listed && deny.empty(); }
+  // Whether a client at `address` (an IP literal) may pass. No allocation.
+  bool permits(std::string_view address) const noexcept {
+    if (deny.containsText(address)) {
+      return false;
+    }
+    return !allow_listed || allow.containsText(address);
+  }
+  bool operator==(const SourceRanges&) const = default;
+};
+
 struct PathRule {
   std::string path;  // normalized (model::normalizeRulePath); Prefix paths keep a trailing slash
   PathType type = PathType::kPrefix;
@@ -76,6 +94,7 @@ struct VirtualHost {
   std::string host;             // lower-case; "" = rules without host; "*.example.com" = wildcard
   std::vector<PathRule> paths;  // deduplicated by (path, type): the winning Ingress's rule kept
   std::optional<std::string> default_cluster;  // defaultBackend of the Ingresses with rules here
+  SourceRanges sources{};  // of the oldest Ingress with rules here that sets them; enforced in L7
   bool operator==(const VirtualHost&) const = default;
 };
 
@@ -83,7 +102,8 @@ struct VirtualHost {
 // untouched, to an endpoint of `cluster` (from the --tcp-services ConfigMap).
 struct TcpRoute {
   std::uint16_t port = 0;
-  std::string cluster;  // Cluster::name
+  std::string cluster;     // Cluster::name
+  SourceRanges sources{};  // the annotations of the route's Service; enforced in XDP
   bool operator==(const TcpRoute&) const = default;
 };
 
@@ -106,6 +126,7 @@ struct PassthroughRoute {
   std::string cluster;
   std::string ingress;          // "namespace/name"
   bool proxy_protocol = false;  // sluice.dev/proxy-protocol: "v2": a PROXY v2 header goes first
+  SourceRanges sources{};       // the Ingress's source-range annotations (checked by SNI)
   bool operator==(const PassthroughRoute&) const = default;
 };
 

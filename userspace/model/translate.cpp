@@ -176,6 +176,8 @@ struct HostBuild {
   std::vector<PathRule> paths;
   std::map<std::pair<std::string, bool>, std::string> owners;  // (path, exact) → "ns/name"
   std::optional<std::string> default_cluster;
+  SourceRanges sources;
+  std::string sources_from;  // "ns/name" of the Ingress that set `sources`
 };
 
 class Translator {
@@ -219,7 +221,8 @@ public:
       addIngress(*ing);
     }
     for (auto& [host, build] : hosts_) {
-      out_.hosts.push_back(VirtualHost{host, std::move(build.paths), build.default_cluster});
+      out_.hosts.push_back(VirtualHost{host, std::move(build.paths), build.default_cluster,
+                                       std::move(build.sources)});
     }
     for (auto& [host, t] : tls_) {
       out_.tls_hosts.push_back(std::move(t));
@@ -315,7 +318,12 @@ private:
       if (cit == clusters_.end()) {
         cit = clusters_.emplace(std::move(name), ClusterRef{ns, backend, object}).first;
       }
-      out_.tcp_routes.push_back(TcpRoute{port, cit->first});
+      auto svc = store_.services().find(ns + "/" + backend.name);
+      SourceRanges sources;
+      if (svc != store_.services().end()) {
+        sources = sourceRanges(svc->second.metadata, "Service " + svc->first);
+      }
+      out_.tcp_routes.push_back(TcpRoute{port, cit->first, std::move(sources)});
     }
     std::sort(out_.tcp_routes.begin(), out_.tcp_routes.end(),
               [](const TcpRoute& a, const TcpRoute& b) { return a.port < b.port; });
@@ -342,6 +350,7 @@ private:
         warn(object, "spec.defaultBackend: resource backends are not supported; ignored");
       }
     }
+    const SourceRanges sources = sourceRanges(ing.metadata, object);
     bool default_used = false;
     if (own_default != nullptr && !out_.default_cluster) {
       out_.default_cluster = useCluster(ing, *own_default);
@@ -357,6 +366,7 @@ private:
         continue;
       }
       HostBuild& build = hosts_[host];
+      addSources(build, host, sources, key, object);
       if (own_default != nullptr && !build.default_cluster) {
         build.default_cluster = useCluster(ing, *own_default);
         default_used = true;
@@ -396,8 +406,74 @@ private:
     }
     addTls(ing, object);
     if (annotation(ing, kSslPassthroughAnnotation) == "true") {
-      addPassthrough(ing, key, object);
+      addPassthrough(ing, key, object, sources);
     }
+  }
+
+  // A host's source ranges come from the oldest Ingress with rules for it that sets them; a
+  // newer one that sets others is warned about (its ranges would be silently ignored otherwise).
+  void addSources(HostBuild& build, const std::string& host, const SourceRanges& sources,
+                  const std::string& key, const std::string& object) {
+    if (sources.empty()) {
+      return;
+    }
+    if (build.sources_from.empty()) {
+      build.sources = sources;
+      build.sources_from = key;
+    } else if (build.sources != sources) {
+      warn(object, "source ranges for host " + hostLabel(host) + " ignored: Ingress " +
+                       build.sources_from + " (older) sets them");
+    }
+  }
+
+  // The comma-separated CIDRs of annotation `name`; a bad entry is warned about and skipped.
+  std::vector<net::Cidr> cidrList(const k8s::ObjectMeta& meta, std::string_view name,
+                                  const std::string& object, bool& given) {
+    std::vector<net::Cidr> out;
+    auto it = meta.annotations.find(std::string(name));
+    if (it == meta.annotations.end()) {
+      return out;
+    }
+    std::string_view rest = it->second;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      std::string_view entry = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) {
+        entry.remove_prefix(1);
+      }
+      while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) {
+        entry.remove_suffix(1);
+      }
+      if (entry.empty()) {
+        continue;
+      }
+      given = true;
+      Result<net::Cidr> cidr = net::parseCidr(entry);
+      if (!cidr) {
+        warn(object,
+             "annotation " + std::string(name) + ": " + cidr.error().message() + "; entry skipped");
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), *cidr) == out.end()) {
+        out.push_back(*cidr);
+      }
+    }
+    return out;
+  }
+
+  // sluice.dev/allow-source-ranges and deny-source-ranges of an Ingress or a Service.
+  SourceRanges sourceRanges(const k8s::ObjectMeta& meta, const std::string& object) {
+    SourceRanges out;
+    bool denied = false;
+    out.allow =
+        net::CidrSet(cidrList(meta, kAllowSourceRangesAnnotation, object, out.allow_listed));
+    out.deny = net::CidrSet(cidrList(meta, kDenySourceRangesAnnotation, object, denied));
+    if (out.allow_listed && out.allow.empty()) {
+      warn(object, "annotation " + std::string(kAllowSourceRangesAnnotation) +
+                       ": no valid range; no client may connect");
+    }
+    return out;
   }
 
   static std::string annotation(const k8s::Ingress& ing, std::string_view name) {
@@ -475,7 +551,8 @@ private:
   }
 
   // Passthrough: each rule's host goes by SNI to the backend of its path "/".
-  void addPassthrough(const k8s::Ingress& ing, const std::string& key, const std::string& object) {
+  void addPassthrough(const k8s::Ingress& ing, const std::string& key, const std::string& object,
+                      const SourceRanges& sources) {
     const std::string proxy = annotation(ing, kProxyProtocolAnnotation);
     if (!proxy.empty() && proxy != "v2") {
       warn(object, "annotation " + std::string(kProxyProtocolAnnotation) +
@@ -501,7 +578,7 @@ private:
       }
       const std::string host = lowerAscii(rule.host);
       auto [it, inserted] = passthrough_.try_emplace(
-          host, PassthroughRoute{host, useCluster(ing, *backend), key, proxy == "v2"});
+          host, PassthroughRoute{host, useCluster(ing, *backend), key, proxy == "v2", sources});
       if (!inserted && it->second.ingress != key) {
         warn(object, where + ": host " + host + " is already passed through by Ingress " +
                          it->second.ingress + "; skipped");

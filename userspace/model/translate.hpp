@@ -42,6 +42,10 @@ inline constexpr std::string_view kSslRedirectAnnotation = "sluice.dev/ssl-redir
 inline constexpr std::string_view kHstsAnnotation = "sluice.dev/hsts";
 inline constexpr std::string_view kSslPassthroughAnnotation = "sluice.dev/ssl-passthrough";
 inline constexpr std::string_view kProxyProtocolAnnotation = "sluice.dev/proxy-protocol";
+// Comma-separated CIDRs: on an Ingress, for its hosts (403 from the agent); on the Service of a
+// TCP route, for that port (dropped in XDP by the front door). A bad entry is warned and skipped.
+inline constexpr std::string_view kAllowSourceRangesAnnotation = "sluice.dev/allow-source-ranges";
+inline constexpr std::string_view kDenySourceRangesAnnotation = "sluice.dev/deny-source-ranges";
 
 // Who may add rules for a host (--host-ownership).
 enum class HostOwnership : std::uint8_t {

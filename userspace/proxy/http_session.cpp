@@ -336,6 +336,11 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap,
   if (match.cluster == router::kNoCluster || match.cluster >= snap.balancers.size()) {
     co_return co_await sendLocal(LocalReply::k404, has_body, route);
   }
+  // The host's source ranges (sluice.dev/allow-/deny-source-ranges), on the client's address
+  // (the PROXY header's when a trusted peer sent one).
+  if (match.sources != nullptr && !match.sources->permits(client_ip_)) {
+    co_return co_await sendLocal(LocalReply::k403, has_body, route);
+  }
   const std::uint64_t limit = worker_.config().max_request_body;
   if (limit != 0 && req.body == http::BodyKind::kContentLength && req.content_length > limit) {
     co_return co_await sendLocal(LocalReply::k413, true, route);
@@ -458,21 +463,27 @@ asio::awaitable<bool> HttpSession::startTls() {
     co_return false;
   }
   const tls::ClientHello& hello = reader.hello();
-  if (const TlsTable::Passthrough p = table->passthrough(hello.sni);
-      hello.has_sni && p.cluster < snap->balancers.size()) {
+  if (const TlsTable::Passthrough* p = hello.has_sni ? table->passthrough(hello.sni) : nullptr;
+      p != nullptr && p->cluster < snap->balancers.size()) {
     // Passthrough: the ClientHello (and anything behind it) goes to the backend verbatim, then
-    // the relay carries the connection; the agent never decrypts a byte.
+    // the relay carries the connection; the agent never decrypts a byte. Its Ingress's source
+    // ranges apply by SNI (there is no request to answer 403: the connection closes).
+    if (!p->sources.permits(client_ip_)) {
+      bump(t.passthrough_refused);
+      co_return false;
+    }
     bump(t.passthrough);
     watchdog_.disarm();
     std::string first;
-    if (p.proxy_v2) {
+    if (p->proxy_v2) {
       appendProxyHeader(first);
     }
     const auto consumed = reader.consumed();
     first.append(reinterpret_cast<const char*>(consumed.data()), consumed.size());
     first.append(in_.readable());
     in_.clear();
-    co_await relayToCluster(worker_, client_.socket(), std::move(snap), p.cluster,
+    const std::uint32_t cluster = p->cluster;
+    co_await relayToCluster(worker_, client_.socket(), std::move(snap), cluster,
                             {reinterpret_cast<const std::uint8_t*>(first.data()), first.size()});
     co_return false;
   }

@@ -22,6 +22,7 @@ constexpr std::array<Text, static_cast<std::size_t>(LocalReply::kCount)> kTexts 
     {502, "Bad Gateway", "upstream failure\n"},
     {503, "Service Unavailable", "no endpoints\n"},
     {504, "Gateway Timeout", "upstream timeout\n"},
+    {403, "Forbidden", "source address not allowed\n"},
 }};
 
 struct Table {

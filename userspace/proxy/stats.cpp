@@ -5,7 +5,7 @@
 namespace sluice::proxy {
 
 int statusOf(LocalReply r) {
-  static constexpr int kStatus[] = {400, 404, 408, 413, 414, 431, 502, 503, 504};
+  static constexpr int kStatus[] = {400, 404, 408, 413, 414, 431, 502, 503, 504, 403};
   return kStatus[static_cast<std::size_t>(r)];
 }
 
@@ -35,6 +35,10 @@ void renderTlsMetrics(admin::MetricsWriter& out) {
   out.counter("sluice_tls_passthrough_total",
               "Connections relayed undecrypted to a backend by their SNI (ssl-passthrough).",
               t.passthrough.load());
+  out.counter("sluice_tls_passthrough_refused_total",
+              "Passthrough connections closed because the client is outside the Ingress's "
+              "sluice.dev/allow-source-ranges or inside its deny-source-ranges.",
+              t.passthrough_refused.load());
   out.counter("sluice_tls_redirects_total",
               "Plain HTTP requests for a TLS host answered with a 308 to https.",
               t.redirects.load());

@@ -45,6 +45,7 @@ enum class LocalReply : std::uint8_t {
   k502,
   k503,
   k504,
+  k403,  // sluice.dev/allow-source-ranges / deny-source-ranges refused the client
   kCount
 };
 int statusOf(LocalReply r);
@@ -70,15 +71,16 @@ struct GlobalStats {
 // The HTTPS listener: handshakes, ClientHellos refused by reason, passthrough flows.
 struct TlsStats {
   std::atomic<std::int64_t> active_handshakes{0};
-  Counter handshakes{0};      // completed
-  Counter resumed{0};         // completed by resuming a session (ticket)
-  Counter ktls{0};            // completed with kTLS in at least one direction
-  Counter failed{0};          // the handshake itself failed (protocol error, peer gone)
-  Counter timeouts{0};        // ClientHello or handshake past --tls-handshake-timeout
-  Counter over_capacity{0};   // refused at --max-tls-handshakes
-  Counter no_certificate{0};  // no context for the SNI and no default
-  Counter passthrough{0};     // connections relayed by SNI without termination
-  Counter redirects{0};       // plain HTTP requests answered 308 to https
+  Counter handshakes{0};           // completed
+  Counter resumed{0};              // completed by resuming a session (ticket)
+  Counter ktls{0};                 // completed with kTLS in at least one direction
+  Counter failed{0};               // the handshake itself failed (protocol error, peer gone)
+  Counter timeouts{0};             // ClientHello or handshake past --tls-handshake-timeout
+  Counter over_capacity{0};        // refused at --max-tls-handshakes
+  Counter no_certificate{0};       // no context for the SNI and no default
+  Counter passthrough{0};          // connections relayed by SNI without termination
+  Counter passthrough_refused{0};  // refused by the Ingress's source ranges
+  Counter redirects{0};            // plain HTTP requests answered 308 to https
   std::array<Counter, 16> hello_errors{};  // by tls::Error
 };
 TlsStats& tlsStats();

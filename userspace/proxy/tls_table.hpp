@@ -9,6 +9,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "model/desired_state.hpp"
 #include "tls/context.hpp"
 
 namespace sluice::proxy {
@@ -23,16 +24,14 @@ public:
   static constexpr std::uint32_t kNoPassthrough = UINT32_MAX;
   struct Passthrough {
     std::uint32_t cluster = kNoPassthrough;
-    bool proxy_v2 = false;  // a PROXY protocol v2 header goes to the backend first
+    bool proxy_v2 = false;          // a PROXY protocol v2 header goes to the backend first
+    model::SourceRanges sources{};  // sluice.dev/allow|deny-source-ranges of its Ingress
   };
 
   // `host` lower-case, without port or trailing dot. Null if the host has no TLS.
   const Host* find(std::string_view host) const { return lookup(hosts_, host); }
-  // Where a passthrough SNI goes (cluster kNoPassthrough: terminate it).
-  Passthrough passthrough(std::string_view host) const {
-    const Passthrough* p = lookup(passthrough_, host);
-    return p != nullptr ? *p : Passthrough{};
-  }
+  // Where a passthrough SNI goes; null: terminate it.
+  const Passthrough* passthrough(std::string_view host) const { return lookup(passthrough_, host); }
   bool hasPassthrough() const { return !passthrough_.empty(); }
   // The context for a handshake with this SNI ("" = none sent).
   SSL_CTX* contextFor(std::string_view sni) const {

@@ -76,6 +76,9 @@ std::shared_ptr<const RouteTable> RouteTable::compile(const model::DesiredState&
                              std::string(model::pathTypeName(rule.type)));
       target->paths.push_back(std::move(entry));
     }
+    if (!vh.sources.empty()) {
+      target->sources = vh.sources;
+    }
     if (vh.default_cluster && has_own_default.insert(target).second) {
       target->fallback = defaultMatch(*vh.default_cluster);
     }
@@ -148,7 +151,12 @@ Match RouteTable::match(std::string_view host, std::string_view path) const {
     path = "/";  // a normalized path is never empty; be safe for callers that skip normalizing
   }
   const Host* h = findHost(host);
-  return h == nullptr ? global_default_ : matchPaths(*h, path);
+  if (h == nullptr) {
+    return global_default_;
+  }
+  Match m = matchPaths(*h, path);
+  m.sources = h->sources.empty() ? nullptr : &h->sources;
+  return m;
 }
 
 }  // namespace sluice::router

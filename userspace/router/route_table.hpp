@@ -22,6 +22,9 @@ struct Match {
   std::uint32_t cluster = kNoCluster;  // index into RouteTable::clusters(); kNoCluster → 404
   std::uint32_t route = 0;             // index into RouteTable::routeLabels(), for metrics
   bool via_default = false;            // matched through a defaultBackend
+  // Who may use the matched host (its Ingress's source-range annotations); null = everyone.
+  // Points into the RouteTable: valid while the caller holds it.
+  const model::SourceRanges* sources = nullptr;
 };
 
 class RouteTable {
@@ -49,6 +52,7 @@ private:
   struct Host {
     std::vector<PathEntry> paths;  // longest first; on equal length Exact before Prefix
     Match fallback;                // default backend for this host, or the global one
+    model::SourceRanges sources;   // empty: everyone
   };
   // Transparent hashing so match() can look up a string_view without building a std::string.
   struct StringHash {

@@ -116,7 +116,7 @@ TEST(TlsTable, ExactThenOneLabelWildcardThenDefault) {
   t.addHost("a.b.test", {exact, true, ""});
   t.addHost("*.b.test", {wild, false, "max-age=1"});
   t.setDefault(def);
-  t.addPassthrough("p.test", {7, true});
+  t.addPassthrough("p.test", {7, true, {}});
   EXPECT_EQ(t.contextFor("a.b.test"), exact.get());
   EXPECT_EQ(t.contextFor("x.b.test"), wild.get());
   EXPECT_EQ(t.contextFor("y.x.b.test"), def.get());  // a wildcard covers one label only
@@ -124,9 +124,10 @@ TEST(TlsTable, ExactThenOneLabelWildcardThenDefault) {
   EXPECT_EQ(t.contextFor(""), def.get());
   EXPECT_EQ(t.find("x.b.test")->hsts, "max-age=1");
   EXPECT_EQ(t.find("other.test"), nullptr);
-  EXPECT_EQ(t.passthrough("p.test").cluster, 7u);
-  EXPECT_TRUE(t.passthrough("p.test").proxy_v2);
-  EXPECT_EQ(t.passthrough("q.test").cluster, proxy::TlsTable::kNoPassthrough);
+  ASSERT_NE(t.passthrough("p.test"), nullptr);
+  EXPECT_EQ(t.passthrough("p.test")->cluster, 7u);
+  EXPECT_TRUE(t.passthrough("p.test")->proxy_v2);
+  EXPECT_EQ(t.passthrough("q.test"), nullptr);
 }
 
 // The server reads the first bytes of the connection itself (as the agent reads the
