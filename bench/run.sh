@@ -173,7 +173,7 @@ printf '%s' "$BODY" >"$WORK/expected-body"
 (($(stat -c %s "$WORK/expected-body") == 1024)) || die "internal: body is not 1024 bytes"
 
 # TLS: one certificate for every proxy, made for this run only.
-SCHEME=http NGINX_SSL="" NGINX_TLS="" HAPROXY_SSL="" WRK_EXTRA=()
+SCHEME=http NGINX_SSL="" NGINX_TLS="" HAPROXY_SSL="" HAPROXY_TUNE="" WRK_EXTRA=()
 [[ $TLS_NEW == 1 || $TLS_NEW == full ]] && WRK_EXTRA=(-H "Connection: close")
 if [[ -n $TLS ]]; then
   SCHEME=https
@@ -187,8 +187,9 @@ if [[ -n $TLS ]]; then
   HAPROXY_SSL=" ssl crt $WORK/tls.pem"
   SLUICE_TLS=()
   if [[ $TLS_NEW == full ]]; then
-    NGINX_TLS+=" ssl_session_tickets off;"
+    NGINX_TLS+=" ssl_session_tickets off; ssl_session_cache off;"
     HAPROXY_SSL+=" no-tls-tickets"
+    HAPROXY_TUNE="tune.ssl.cachesize 0"  # no session-ID cache either: every handshake full
     SLUICE_TLS=(--tls-session-tickets false)
   fi
   { printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: bench-tls, namespace: bench}\n'
@@ -271,7 +272,7 @@ start_proxy() { # start_proxy NAME RUN_DIR [IDLE_CONNECTIONS] -> PROXY_PID, PROX
       ;;
     haproxy)
       render "$BENCH_DIR/haproxy.cfg" "$dir/haproxy.cfg" "PORT=$PROXY_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
-        "MAXCONN=$maxconn" "SSL=$HAPROXY_SSL"
+        "MAXCONN=$maxconn" "SSL=$HAPROXY_SSL" "TUNE=$HAPROXY_TUNE"
       haproxy -c -f "$dir/haproxy.cfg" >"$dir/configtest.log" 2>&1 ||
         { cat "$dir/configtest.log" >&2; die "haproxy config invalid"; }
       start_bg "$dir/haproxy.log" "${PRIO[@]}" taskset -c "$PROXY_CPU" haproxy -db -f "$dir/haproxy.cfg"
