@@ -295,6 +295,10 @@ static __always_inline bool expired(const struct sluice_l4_flow *f,
 						      (f->flags & SLUICE_L4_FLOW_F_FIN_BACKEND));
 	__u64 limit = closing ? cfg->closing_timeout_ns : cfg->idle_timeout_ns;
 
+	/* The other direction, on another CPU, may have stamped last_ns after this CPU read `now`:
+	 * an unsigned difference would wrap and call a busy flow expired. */
+	if (f->last_ns >= now)
+		return false;
 	return now - f->last_ns > limit;
 }
 

@@ -441,6 +441,21 @@ TEST_F(XdpL4Test, RstClosesAndANewSynStartsOver) {
   EXPECT_EQ(counter(SLUICE_L4_NEW_FLOW), 2u);
 }
 
+// The reverse path on another CPU can stamp last_ns after this CPU took its timestamp; the flow
+// must not look idle (an unsigned difference wrapped once and reset bulk transfers).
+TEST_F(XdpL4Test, LastSeenAheadOfThisCpusClockIsNotIdle) {
+  open();
+  auto flows = listL4Flows(m_.flows);
+  ASSERT_TRUE(flows.ok() && flows->size() == 1);
+  auto f = (*flows)[0];
+  f.value.last_ns += 1'000'000'000ULL;  // one second in the future
+  ASSERT_EQ(::bpf_map_update_elem(m_.flows, &f.key, &f.value, BPF_EXIST), 0);
+  Tcp4 data;
+  data.flags = kAck;
+  EXPECT_EQ(run(data).action, XDP_REDIRECT);
+  EXPECT_EQ(counter(SLUICE_L4_IDLE), 0u);
+}
+
 TEST_F(XdpL4Test, FinBothWaysThenClosingTimeout) {
   auto c = readL4Config(m_.config);
   ASSERT_TRUE(c.ok());
