@@ -347,14 +347,14 @@ _Static_assert(SLUICE_XDP_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many xdp rea
  * interface (sluice_l4_snat) : SNAT port, so the reply comes back through this node.
  * Reverse (backend -> node:SNAT port): sluice_l4_rev gives the client tuple back.
  */
-#define SLUICE_MAP_L4_CONFIG "sluice_l4_cfg"	 /* ARRAY[1] of sluice_l4_config */
-#define SLUICE_MAP_L4_SERVICES "sluice_l4_svc"	 /* HASH sluice_l4_svc_key -> sluice_l4_service */
-#define SLUICE_MAP_L4_BACKENDS "sluice_l4_be"	 /* ARRAY[MAX_BACKENDS] of sluice_l4_backend */
-#define SLUICE_MAP_L4_MAGLEV "sluice_l4_ring"   /* ARRAY_OF_MAPS[MAX_SERVICES]: ARRAY[M] of __u32 */
-#define SLUICE_MAP_L4_FLOWS "sluice_l4_flows"	 /* LRU_HASH sluice_l4_flow_key -> sluice_l4_flow */
-#define SLUICE_MAP_L4_REV "sluice_l4_rev"	 /* LRU_HASH sluice_l4_flow_key -> sluice_l4_rev */
-#define SLUICE_MAP_L4_SNAT "sluice_l4_snat"	 /* HASH __u32 ifindex -> __be32 node address */
-#define SLUICE_MAP_L4_STATS "sluice_l4_stats"	 /* PERCPU_ARRAY[REASON_SLOTS] of __u64 */
+#define SLUICE_MAP_L4_CONFIG "sluice_l4_cfg"   /* ARRAY[1] of sluice_l4_config */
+#define SLUICE_MAP_L4_SERVICES "sluice_l4_svc" /* HASH sluice_l4_svc_key -> sluice_l4_service */
+#define SLUICE_MAP_L4_BACKENDS "sluice_l4_be"  /* ARRAY[MAX_BACKENDS] of sluice_l4_backend */
+#define SLUICE_MAP_L4_MAGLEV "sluice_l4_ring"  /* ARRAY_OF_MAPS[MAX_SERVICES]: ARRAY[M] of __u32 */
+#define SLUICE_MAP_L4_FLOWS "sluice_l4_flows"  /* LRU_HASH sluice_l4_flow_key -> sluice_l4_flow */
+#define SLUICE_MAP_L4_REV "sluice_l4_rev"      /* LRU_HASH sluice_l4_flow_key -> sluice_l4_rev */
+#define SLUICE_MAP_L4_SNAT "sluice_l4_snat"    /* HASH __u32 ifindex -> __be32 node address */
+#define SLUICE_MAP_L4_STATS "sluice_l4_stats"  /* PERCPU_ARRAY[REASON_SLOTS] of __u64 */
 /* PROG_ARRAY owned by the front door's object; slot SLUICE_XDP_CHAIN_L4 holds sluice_xdp_l4. */
 #define SLUICE_MAP_XDP_CHAIN "sluice_xdp_next"
 #define SLUICE_XDP_CHAIN_L4 0
@@ -370,13 +370,13 @@ _Static_assert(SLUICE_XDP_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many xdp rea
 
 /* Value of sluice_l4_cfg[0]. */
 struct sluice_l4_config {
-	__u64 idle_timeout_ns;	   /* an established flow idle this long is reclaimed */
-	__u64 closing_timeout_ns;  /* after FIN or RST, the entry lives this much longer */
-	__u16 snat_port_lo;	   /* SNAT source ports, host order, inclusive; keep them outside */
-	__u16 snat_port_hi;	   /*   net.ipv4.ip_local_port_range */
-	__u32 flags;		   /* SLUICE_L4_CFG_F_* */
+	__u64 idle_timeout_ns;	  /* an established flow idle this long is reclaimed */
+	__u64 closing_timeout_ns; /* after FIN or RST, the entry lives this much longer */
+	__u16 snat_port_lo;	  /* SNAT source ports, host order, inclusive; keep them outside */
+	__u16 snat_port_hi;	  /*   net.ipv4.ip_local_port_range */
+	__u32 flags;		  /* SLUICE_L4_CFG_F_* */
 };
-#define SLUICE_L4_CFG_F_ENABLED (1U << 0)     /* off: every packet passes (the relay serves) */
+#define SLUICE_L4_CFG_F_ENABLED (1U << 0)	/* off: every packet passes (the relay serves) */
 #define SLUICE_L4_CFG_F_RESET_REMOVED (1U << 1) /* removed backends' flows pass (kernel RSTs) */
 
 /* Key of sluice_l4_svc: a TCP route's listener; addr 0 = every address. */
@@ -391,18 +391,22 @@ struct sluice_l4_svc_key {
  * whole new inner array and swaps the outer slot in one update, so a lookup sees the old table
  * or the new one, never half of each. */
 struct sluice_l4_service {
-	__u32 id;	      /* < SLUICE_L4_MAX_SERVICES */
-	__u32 flags;	      /* SLUICE_L4_SVC_F_* */
-	__u32 table_size;     /* M of its table */
-	__u32 backend_count;  /* ready backends in the table (0: new flows fall back) */
+	__u32 id;	     /* < SLUICE_L4_MAX_SERVICES */
+	__u32 flags;	     /* SLUICE_L4_SVC_F_* */
+	__u32 table_size;    /* M of its table */
+	__u32 backend_count; /* ready backends in the table (0: new flows fall back) */
 };
 #define SLUICE_L4_SVC_F_FAST (1U << 0) /* the fast path serves this service */
 
-/* sluice_l4_backend.state */
+/* sluice_l4_backend.state:
+ *   UNUSED    free slot (a zeroed entry)
+ *   ACTIVE    ready and serving: in the Maglev table
+ *   DRAINING  removed or terminating: keeps its flows, gets no new ones
+ *   LOCAL     on this node: in the table, but the relay serves its flows (backend_local) */
 #define SLUICE_L4_BACKEND_UNUSED 0
-#define SLUICE_L4_BACKEND_ACTIVE 1   /* ready and serving: in the Maglev table */
-#define SLUICE_L4_BACKEND_DRAINING 2 /* removed or terminating: keeps its flows, gets no new ones */
-#define SLUICE_L4_BACKEND_LOCAL 3    /* on this node: the relay serves (reason backend_local) */
+#define SLUICE_L4_BACKEND_ACTIVE 1
+#define SLUICE_L4_BACKEND_DRAINING 2
+#define SLUICE_L4_BACKEND_LOCAL 3
 
 /* Value of sluice_l4_be[id]. */
 struct sluice_l4_backend {
@@ -438,12 +442,12 @@ struct sluice_l4_flow {
 	__be32 snat_addr;
 	__u32 backend_id;
 	__u32 service_id;
-	__u32 flags;	      /* SLUICE_L4_FLOW_F_* */
-	__u64 created_ns;     /* bpf_ktime_get_ns */
-	__u64 last_ns;	      /* last packet either way */
-	__u64 packets_in;     /* client -> backend */
+	__u32 flags;	  /* SLUICE_L4_FLOW_F_* */
+	__u64 created_ns; /* bpf_ktime_get_ns */
+	__u64 last_ns;	  /* last packet either way */
+	__u64 packets_in; /* client -> backend */
 	__u64 bytes_in;
-	__u64 packets_out;    /* backend -> client (updated by the reverse path) */
+	__u64 packets_out; /* backend -> client (updated by the reverse path) */
 	__u64 bytes_out;
 };
 
