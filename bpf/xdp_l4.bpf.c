@@ -255,6 +255,9 @@ static __always_inline int fib(struct xdp_md *ctx, struct iphdr *ip, __u32 *oif,
 {
 	long rc;
 
+	/* A router must not forward what would leave with TTL 0; the kernel answers it instead. */
+	if (ip->ttl <= 1)
+		return -1;
 	__builtin_memset(f, 0, sizeof(*f));
 	f->family = AF_INET_;
 	f->l4_protocol = ip->protocol;

@@ -346,6 +346,17 @@ TEST_F(XdpL4Test, WhatIsNotOursPasses) {
   EXPECT_EQ(counter(SLUICE_L4_FORWARD), 0u);
 }
 
+TEST_F(XdpL4Test, TtlOneIsLeftToTheKernel) {
+  Tcp4 syn;
+  syn.ttl = 1;
+  EXPECT_EQ(run(syn).action, XDP_PASS);
+  EXPECT_EQ(counter(SLUICE_L4_NO_FIB), 1u);
+  syn.ttl = 2;
+  const Verdict r = run(syn);
+  ASSERT_EQ(r.action, XDP_REDIRECT);
+  EXPECT_EQ(parse(r.out).ttl, 1);
+}
+
 TEST_F(XdpL4Test, DisabledPassesEverything) {
   auto c = readL4Config(m_.config);
   ASSERT_TRUE(c.ok());
