@@ -89,6 +89,7 @@ Result<void> L4Control::start(const AgentConfig& config, admin::Pages& pages,
   settings_ = config.l4;
   auto log = log::get("l4");
   pages.addState([this](boost::json::object& out) { renderState(out); });
+  pages.addMetrics([this](admin::MetricsWriter& out) { renderMetrics(out); });
   if (!settings_.enabled()) {
     inactive_reason_ = "--l4-fast-path=off";
     return success();
@@ -139,7 +140,6 @@ Result<void> L4Control::start(const AgentConfig& config, admin::Pages& pages,
   inactive_reason_.clear();
   log->info("L4 fast path on: Maglev {} slots, SNAT ports {}, removed backends {}",
             settings_.maglev_table_size, settings_.snat_ports, settings_.removed_backend);
-  pages.addMetrics([this](admin::MetricsWriter& out) { renderMetrics(out); });
   scheduleSweep();
   return success();
 }
@@ -245,6 +245,13 @@ void L4Control::stop() {
 }
 
 void L4Control::renderMetrics(admin::MetricsWriter& out) const {
+  // Whole-path fallback: 1 with an empty reason when chained, else 0 and why (one series).
+  out.family("sluice_l4_fast_path", admin::MetricsWriter::Type::kGauge,
+             "Whether the XDP L4 fast path serves TCP routes; reason says why not");
+  out.sample("sluice_l4_fast_path", {{"reason", inactive_reason_}}, active() ? 1 : 0);
+  if (!fast_) {
+    return;
+  }
   auto counters = bpf::readL4Counters(fast_->maps().stats);
   if (!counters) {
     return;
