@@ -104,7 +104,11 @@ Result<void> L4Control::start(const AgentConfig& config, admin::Pages& pages,
     return success();
   }
   const std::string pin_dir = config.bpf_pin_dir.empty() ? SLUICE_PIN_DIR : config.bpf_pin_dir;
-  auto fast = bpf::L4FastPath::open({.pin_root = pin_dir, .unchain_on_exit = true});
+  // --xdp-detach-on-exit=false keeps the front door for the next agent; the fast path stays
+  // chained with it, so established flows survive an upgrade (the next agent's chain() replaces
+  // the slot in one update and reuses the pinned flow tables).
+  detach_on_exit_ = config.xdp.detach_on_exit;
+  auto fast = bpf::L4FastPath::open({.pin_root = pin_dir, .unchain_on_exit = detach_on_exit_});
   if (!fast) {
     inactive_reason_ = fast.error().message();
     log->warn("L4 fast path off: {}; the relay serves TCP routes", inactive_reason_);
@@ -239,7 +243,7 @@ void L4Control::sweep() {
 
 void L4Control::stop() {
   sweep_timer_.cancel();
-  if (fast_) {
+  if (fast_ && detach_on_exit_) {
     fast_->unchain();
   }
 }

@@ -32,7 +32,7 @@ public:
                      const std::shared_ptr<const proxy::Snapshot>& snap);
   // Writes the snapshot's services, backends and Maglev tables.
   void apply(const std::shared_ptr<const proxy::Snapshot>& snap);
-  // Unchains: packets pass to the kernel again.
+  // Unchains (unless --xdp-detach-on-exit=false): packets pass to the kernel again.
   void stop();
   bool active() const { return fast_ != nullptr && fast_->chained(); }
 
@@ -51,6 +51,7 @@ private:
   std::size_t services_ = 0;
   std::size_t backends_ = 0;
   std::uint64_t swept_ = 0;
+  bool detach_on_exit_ = true;  // --xdp-detach-on-exit
 };
 
 }  // namespace sluice::app
