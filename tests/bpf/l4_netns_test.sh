@@ -13,7 +13,8 @@
 #   3. a fourth endpoint added: a long-lived flow keeps its backend and stays intact, new flows
 #      reach all four;
 #   4. an endpoint removed: its long-lived flow drains intact, new flows avoid it;
-#   5. XDP detached from n0/n1: new connections are served by the agent's relay, intact.
+#   5. XDP detached from n0/n1: new connections are served by the agent's relay, intact;
+#   6. restarted with --l4-removed-backend=reset: a removed backend's flow is reset.
 # Needs root, bpffs and native XDP on veth; skips (77) otherwise.
 #   bash tests/bpf/l4_netns_test.sh BUILD_DIR
 set -uo pipefail
@@ -127,17 +128,19 @@ YAML
 mkdir -p "$DIR/m"
 write_endpoints 10 11 12
 
-nsenter --net=/run/netns/"$ND" "$AGENT" --manifests "$DIR/m" --listen-http 10.81.0.1:8080 \
-  --admin 127.0.0.1:10254 --bpf-pin-dir "$PIN" --xdp-interfaces n0,n1 --xdp-mode native \
-  --tcp-services sluice-system/sluice-tcp-services --splice copy --update-status=false \
-  --l4-fast-path auto > "$DIR/agent.log" 2>&1 &
-agent_pid=$!
-for _ in $(seq 100); do
-  grep -q "serving HTTP" "$DIR/agent.log" && break
-  sleep 0.1
-done
-grep -q "L4 fast path on" "$DIR/agent.log" && ok "fast path chained" ||
-  { bad "fast path not on"; cat "$DIR/agent.log"; exit 1; }
+start_agent() {  # extra agent flags
+  nsenter --net=/run/netns/"$ND" "$AGENT" --manifests "$DIR/m" --listen-http 10.81.0.1:8080 \
+    --admin 127.0.0.1:10254 --bpf-pin-dir "$PIN" --xdp-interfaces n0,n1 --xdp-mode native \
+    --tcp-services sluice-system/sluice-tcp-services --splice copy --update-status=false \
+    --l4-fast-path auto "$@" >> "$DIR/agent.log" 2>&1 &
+  agent_pid=$!
+  for _ in $(seq 100); do
+    grep -q "L4 fast path on" "$DIR/agent.log" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+start_agent && ok "fast path chained" || { bad "fast path not on"; cat "$DIR/agent.log"; exit 1; }
 
 counter() {  # REASON
   ctl -o json backends | python3 -c "import json,sys; print(json.load(sys.stdin)['packets']['$1'])"
@@ -221,6 +224,28 @@ read -r backend sent got < <(in_ns "$CL" python3 "$TRAFFIC" bulk 10.81.0.1 $PORT
 [[ -n $sent && $sent == "$got" ]] && ok "after detach: relay served via $backend intact" ||
   bad "after detach: $sent vs $got"
 (($(counter forward) == fwd_before)) && ok "no XDP forwarding after detach" || bad "XDP still forwarding"
+
+# 6. --l4-removed-backend=reset: a removed backend's flow ends at its next packet (the kernel,
+# which has no socket for it, answers RST) instead of draining
+kill -TERM "$agent_pid"; wait "$agent_pid" 2> /dev/null; agent_pid=
+: > "$DIR/agent.log"
+write_endpoints 10 11 12 13
+start_agent --l4-removed-backend reset && wait_backends 4 && ok "restarted with reset" ||
+  bad "restart with --l4-removed-backend reset"
+in_ns "$CL" python3 "$TRAFFIC" hold 10.81.0.1 $PORT 8 > "$DIR/hold3" &
+hold_pid=$!
+for _ in $(seq 50); do [[ -s $DIR/hold3 ]] && break; sleep 0.1; done
+held=$(head -1 "$DIR/hold3")
+keep=()
+for o in 10 11 12 13; do [[ 10.82.0.$o != "$held" ]] && keep+=("$o"); done
+reset_before=$(counter reset_removed)
+write_endpoints "${keep[@]}"
+wait_backends 3 || bad "removal not programmed under reset"
+wait "$hold_pid"
+[[ $(sed -n 2p "$DIR/hold3") == broken* ]] && ok "flow to removed $held was reset" ||
+  bad "flow to removed $held under reset: $(sed -n 2p "$DIR/hold3")"
+(($(counter reset_removed) > reset_before)) && ok "reset_removed counted" ||
+  bad "reset_removed not counted"
 
 kill -TERM "$agent_pid"; wait "$agent_pid" 2> /dev/null; agent_pid=
 echo "l4 netns: $failures failure(s)"
