@@ -136,6 +136,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_xdp_stats SEC(".maps");
 
+/* Programs that see what the front door passes: slot SLUICE_XDP_CHAIN_L4 holds the L4 fast
+ * path (bpf/xdp_l4.bpf.c) when it is on. An empty slot makes the tail call a no-op. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, SLUICE_XDP_CHAIN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_xdp_next SEC(".maps");
+
 struct vlan_hdr_ {
 	__be16 tci;
 	__be16 proto;
@@ -444,16 +454,25 @@ static __always_inline int frontdoor(struct xdp_md *ctx, const bool cookies)
 	return count(SLUICE_XDP_PASS, XDP_PASS);
 }
 
+/* A passed packet goes on to the L4 fast path when its slot is filled; the tail call returns
+ * only when the slot is empty, and then the packet passes as decided. */
+static __always_inline int chain(struct xdp_md *ctx, int action)
+{
+	if (action == XDP_PASS)
+		bpf_tail_call(ctx, &sluice_xdp_next, SLUICE_XDP_CHAIN_L4);
+	return action;
+}
+
 /* Deny lists, ACLs and rate limits: loads on every supported kernel (5.10+). */
 SEC("xdp")
 int sluice_xdp_frontdoor(struct xdp_md *ctx)
 {
-	return frontdoor(ctx, false);
+	return chain(ctx, frontdoor(ctx, false));
 }
 
 /* The same plus raw SYN cookies (6.0+; --xdp-syn-proxy). */
 SEC("xdp")
 int sluice_xdp_synproxy(struct xdp_md *ctx)
 {
-	return frontdoor(ctx, true);
+	return chain(ctx, frontdoor(ctx, true));
 }

@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include "bpf/abi.hpp"
+#include "l4.hpp"
 #include "sock_diag.hpp"
 #include "splice_maps.hpp"
 
@@ -128,7 +129,15 @@ void addAgentFlows(const AdminEndpoint& admin, FlowsModel& model) {
 Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint& admin) {
   auto maps = openSpliceMaps(pin_dir);
   if (!maps) {
-    return maps.error();
+    // No splice maps (the agent relays with copy or pipe): the L4 fast path may still have flows.
+    FlowsModel model;
+    addXdpFlows(pin_dir, model);
+    if (model.flows.empty()) {
+      return maps.error();
+    }
+    model.warnings.push_back(maps.error().message());
+    addAgentFlows(admin, model);
+    return model;
   }
   auto keys = maps->peers.keys<sluice_flow_key>();
   if (!keys) {
@@ -224,6 +233,7 @@ Result<FlowsModel> collectFlows(const std::string& pin_dir, const AdminEndpoint&
                              "or ingress-agent runs in another one); shown as cookie:N");
   }
   addAgentFlows(admin, model);
+  addXdpFlows(pin_dir, model);  // the L4 fast path's flows (cli/l4.hpp)
   return model;
 }
 

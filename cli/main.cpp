@@ -15,6 +15,7 @@
 #include "admin_client.hpp"
 #include "bpf/abi.hpp"
 #include "flows.hpp"
+#include "l4.hpp"
 #include "render.hpp"
 #include "status.hpp"
 #include "xdp.hpp"
@@ -90,6 +91,8 @@ int main(int argc, char** argv) {
                          "features and the splice strategy in use");
   CLI::App* flows = app.add_subcommand(
       "flows", "One row per spliced flow: addresses, strategy, bytes and packets each way, age");
+  CLI::App* backends = app.add_subcommand(
+      "backends", "XDP L4 fast path: TCP routes, their backends, Maglev table fill and flows");
   sluice::cli::XdpCommands xdp;  // xdp, deny list|add|del (cli/xdp.hpp)
   sluice::cli::addXdpCommands(app, xdp);
 
@@ -111,9 +114,20 @@ int main(int argc, char** argv) {
   if (xdp.parsed()) {
     return xdp.run(pin_dir, output, &fail);
   }
+  if (backends->parsed()) {
+    auto model = sluice::cli::collectBackends(pin_dir);
+    if (!model) {
+      return fail(output, kExitRuntime, model.error().message());
+    }
+    sluice::cli::renderBackends(*model, output, std::cout);
+    std::cout.flush();
+    return std::cout.good() ? 0 : kExitRuntime;
+  }
   if (!status->parsed() && !flows->parsed()) {
-    return fail(output, kExitUsage,
-                "a subcommand is required: status, flows, xdp or deny (run with --help for more)");
+    return fail(
+        output, kExitUsage,
+        "a subcommand is required: status, flows, backends, xdp or deny (run with --help for "
+        "more)");
   }
   const auto admin = sluice::cli::parseAdminEndpoint(admin_text);
   if (!admin) {

@@ -334,4 +334,189 @@ _Static_assert(sizeof(struct sluice_xdp_bucket) == 48, "sluice_xdp_bucket layout
 _Static_assert(SLUICE_XDP_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many xdp reasons");
 #endif
 
+/* ---- XDP L4 fast path for TCP routes (bpf/xdp_l4.bpf.c) --------------------------------------
+ *
+ * The front door tail-calls sluice_xdp_l4 through slot SLUICE_XDP_CHAIN_L4 of sluice_xdp_next
+ * for every packet it would pass; an empty slot (fast path off) just passes. The L4 program owns
+ * everything below. IPv4 only for now: addresses are __be32 in network order, ports network order.
+ *
+ * Forward (client -> listener addr:port of a TCP route): the flow table (LRU, keyed by the
+ * client's 5-tuple) names the backend for the flow's whole life; a SYN without an entry picks a
+ * backend from the service's Maglev table, allocates a SNAT port and inserts the flow and its
+ * reverse entry. The packet leaves with dst = backend and src = the node's address on the egress
+ * interface (sluice_l4_snat) : SNAT port, so the reply comes back through this node.
+ * Reverse (backend -> node:SNAT port): sluice_l4_rev gives the client tuple back.
+ */
+#define SLUICE_MAP_L4_CONFIG "sluice_l4_cfg"   /* ARRAY[1] of sluice_l4_config */
+#define SLUICE_MAP_L4_SERVICES "sluice_l4_svc" /* HASH sluice_l4_svc_key -> sluice_l4_service */
+#define SLUICE_MAP_L4_BACKENDS "sluice_l4_be"  /* ARRAY[MAX_BACKENDS] of sluice_l4_backend */
+#define SLUICE_MAP_L4_MAGLEV "sluice_l4_ring"  /* ARRAY_OF_MAPS[MAX_SERVICES]: ARRAY[M] of __u32 */
+#define SLUICE_MAP_L4_FLOWS "sluice_l4_flows"  /* LRU_HASH sluice_l4_flow_key -> sluice_l4_flow */
+#define SLUICE_MAP_L4_REV "sluice_l4_rev"      /* LRU_HASH sluice_l4_flow_key -> sluice_l4_rev */
+#define SLUICE_MAP_L4_SNAT "sluice_l4_snat"    /* HASH __u32 ifindex -> __be32 node address */
+#define SLUICE_MAP_L4_STATS "sluice_l4_stats"  /* PERCPU_ARRAY[REASON_SLOTS] of __u64 */
+/* PROG_ARRAY owned by the front door's object; slot SLUICE_XDP_CHAIN_L4 holds sluice_xdp_l4. */
+#define SLUICE_MAP_XDP_CHAIN "sluice_xdp_next"
+#define SLUICE_XDP_CHAIN_L4 0
+#define SLUICE_XDP_CHAIN_SLOTS 4
+#define SLUICE_XDP_PROG_L4 "sluice_xdp_l4"
+
+/* Capacities. Service ids index the Maglev outer map; backend ids index sluice_l4_be. */
+#define SLUICE_L4_MAX_SERVICES 1024
+#define SLUICE_L4_MAX_BACKENDS 16384
+#define SLUICE_L4_MAX_FLOWS 262144
+/* SNAT port probes per new flow before giving up (reason snat_exhausted). */
+#define SLUICE_L4_SNAT_TRIES 8
+
+/* Value of sluice_l4_cfg[0]. */
+struct sluice_l4_config {
+	__u64 idle_timeout_ns;	  /* an established flow idle this long is reclaimed */
+	__u64 closing_timeout_ns; /* after FIN or RST, the entry lives this much longer */
+	__u16 snat_port_lo;	  /* SNAT source ports, host order, inclusive; keep them outside */
+	__u16 snat_port_hi;	  /*   net.ipv4.ip_local_port_range */
+	__u32 flags;		  /* SLUICE_L4_CFG_F_* */
+};
+#define SLUICE_L4_CFG_F_ENABLED (1U << 0)	/* off: every packet passes (the relay serves) */
+#define SLUICE_L4_CFG_F_RESET_REMOVED (1U << 1) /* removed backends' flows pass (kernel RSTs) */
+
+/* Key of sluice_l4_svc: a TCP route's listener; addr 0 = every address. */
+struct sluice_l4_svc_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP */
+	__u8 pad;
+};
+
+/* Value of sluice_l4_svc. The Maglev table lives in sluice_l4_maglev[id]; the agent builds a
+ * whole new inner array and swaps the outer slot in one update, so a lookup sees the old table
+ * or the new one, never half of each. */
+struct sluice_l4_service {
+	__u32 id;	     /* < SLUICE_L4_MAX_SERVICES */
+	__u32 flags;	     /* SLUICE_L4_SVC_F_* */
+	__u32 table_size;    /* M of its table */
+	__u32 backend_count; /* ready backends in the table (0: new flows fall back) */
+};
+#define SLUICE_L4_SVC_F_FAST (1U << 0) /* the fast path serves this service */
+
+/* sluice_l4_backend.state:
+ *   UNUSED    free slot (a zeroed entry)
+ *   ACTIVE    ready and serving: in the Maglev table
+ *   DRAINING  removed or terminating: keeps its flows, gets no new ones
+ *   LOCAL     on this node: in the table, but the relay serves its flows (backend_local) */
+#define SLUICE_L4_BACKEND_UNUSED 0
+#define SLUICE_L4_BACKEND_ACTIVE 1
+#define SLUICE_L4_BACKEND_DRAINING 2
+#define SLUICE_L4_BACKEND_LOCAL 3
+
+/* Value of sluice_l4_be[id]. */
+struct sluice_l4_backend {
+	__be32 addr;
+	__be16 port;
+	__u8 state; /* SLUICE_L4_BACKEND_* */
+	__u8 pad;
+	__u32 service_id;
+	__u32 pad2;
+};
+
+/* Key of both flow maps: a TCP 5-tuple as seen on the wire (src = sender). */
+struct sluice_l4_flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* sluice_l4_flow.flags */
+#define SLUICE_L4_FLOW_F_FIN_CLIENT (1U << 0)
+#define SLUICE_L4_FLOW_F_FIN_BACKEND (1U << 1)
+#define SLUICE_L4_FLOW_F_RST (1U << 2)
+
+/* Value of sluice_l4_flows: the client's flow, keyed by its 5-tuple to the listener. The backend
+ * is copied in, so the flow keeps it while it lives whatever happens to the tables. */
+struct sluice_l4_flow {
+	__be32 backend_addr;
+	__be16 backend_port;
+	__be16 snat_port;
+	__be32 snat_addr;
+	__u32 backend_id;
+	__u32 service_id;
+	__u32 flags;	  /* SLUICE_L4_FLOW_F_* */
+	__u64 created_ns; /* bpf_ktime_get_ns */
+	__u64 last_ns;	  /* last packet either way */
+	__u64 packets_in; /* client -> backend */
+	__u64 bytes_in;
+	__u64 packets_out; /* backend -> client (updated by the reverse path) */
+	__u64 bytes_out;
+};
+
+/* Value of sluice_l4_rev, keyed by the reply's 5-tuple (backend -> snat addr:port). */
+struct sluice_l4_rev {
+	struct sluice_l4_flow_key client; /* the forward key: client -> listener */
+};
+
+/*
+ * L4 fast-path decisions, one table: values index sluice_l4_stats; labels are the CLI strings
+ * and the `reason` label of sluice_l4_packets_total. Append only, below SLUICE_REASON_SLOTS.
+ *   not_ours         not IPv4 TCP/ICMP to a TCP route or a SNAT port: XDP_PASS
+ *   disabled         fast path off in sluice_l4_cfg: XDP_PASS
+ *   forward          client packet NATed to its backend: XDP_TX / redirect
+ *   reverse          backend reply NATed back to the client: XDP_TX / redirect
+ *   new_flow         a SYN got a backend and a flow entry (also counted as forward)
+ *   no_flow          non-SYN packet of no known flow: XDP_PASS (the relay or the kernel answers)
+ *   no_backend       the service has no ready backend: XDP_PASS (the relay serves)
+ *   backend_local    the backend is on this node: XDP_PASS (the relay serves)
+ *   no_fib           bpf_fib_lookup found no route or neighbour: XDP_PASS
+ *   no_snat_addr     no node address for the egress interface: XDP_PASS
+ *   snat_exhausted   no free SNAT port after SLUICE_L4_SNAT_TRIES probes: XDP_PASS
+ *   ipv6             IPv6 to a fast-path port: not supported yet, XDP_PASS
+ *   fragment         IPv4 fragment: XDP_PASS
+ *   ip_options       IPv4 header with options: XDP_PASS
+ *   icmp_translated  an ICMP error about a flow, NATed back to its client
+ *   closed           FIN/RST seen: the entry expires after closing_timeout
+ *   reset_removed    flow of a removed backend under --l4-removed-backend=reset: entry deleted,
+ *                    XDP_PASS (the kernel RSTs the client)
+ *   redirect_error   bpf_redirect refused: XDP_ABORTED
+ *   idle             flow older than idle_timeout: treated as new (SYN) or no_flow
+ */
+#define SLUICE_L4_REASON_TABLE(X)                                                                  \
+	X(SLUICE_L4_NOT_OURS, 0, "not_ours")                                                       \
+	X(SLUICE_L4_DISABLED, 1, "disabled")                                                       \
+	X(SLUICE_L4_FORWARD, 2, "forward")                                                         \
+	X(SLUICE_L4_REVERSE, 3, "reverse")                                                         \
+	X(SLUICE_L4_NEW_FLOW, 4, "new_flow")                                                       \
+	X(SLUICE_L4_NO_FLOW, 5, "no_flow")                                                         \
+	X(SLUICE_L4_NO_BACKEND, 6, "no_backend")                                                   \
+	X(SLUICE_L4_BACKEND_LOCAL_R, 7, "backend_local")                                           \
+	X(SLUICE_L4_NO_FIB, 8, "no_fib")                                                           \
+	X(SLUICE_L4_NO_SNAT_ADDR, 9, "no_snat_addr")                                               \
+	X(SLUICE_L4_SNAT_EXHAUSTED, 10, "snat_exhausted")                                          \
+	X(SLUICE_L4_IPV6, 11, "ipv6")                                                              \
+	X(SLUICE_L4_FRAGMENT, 12, "fragment")                                                      \
+	X(SLUICE_L4_IP_OPTIONS, 13, "ip_options")                                                  \
+	X(SLUICE_L4_ICMP_TRANSLATED, 14, "icmp_translated")                                        \
+	X(SLUICE_L4_CLOSED, 15, "closed")                                                          \
+	X(SLUICE_L4_RESET_REMOVED, 16, "reset_removed")                                            \
+	X(SLUICE_L4_REDIRECT_ERROR, 17, "redirect_error")                                          \
+	X(SLUICE_L4_IDLE, 18, "idle")
+
+enum sluice_l4_reason {
+#define SLUICE_L4_REASON_ENUM_(name, value, label) name = value,
+	SLUICE_L4_REASON_TABLE(SLUICE_L4_REASON_ENUM_)
+#undef SLUICE_L4_REASON_ENUM_
+		SLUICE_L4_REASON_COUNT,
+};
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct sluice_l4_config) == 24, "sluice_l4_config layout");
+_Static_assert(sizeof(struct sluice_l4_svc_key) == 8, "sluice_l4_svc_key layout");
+_Static_assert(sizeof(struct sluice_l4_service) == 16, "sluice_l4_service layout");
+_Static_assert(sizeof(struct sluice_l4_backend) == 16, "sluice_l4_backend layout");
+_Static_assert(sizeof(struct sluice_l4_flow_key) == 16, "sluice_l4_flow_key layout");
+_Static_assert(sizeof(struct sluice_l4_flow) == 72, "sluice_l4_flow layout");
+_Static_assert(sizeof(struct sluice_l4_rev) == 16, "sluice_l4_rev layout");
+_Static_assert(SLUICE_L4_REASON_COUNT <= SLUICE_REASON_SLOTS, "too many l4 reasons");
+#endif
+
 #endif /* SLUICE_ABI_H */

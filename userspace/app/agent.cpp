@@ -86,6 +86,7 @@ int Agent::run() {
   }
   log->info("stopped; {} connections still open at exit",
             proxy::globalStats().active_connections.load());
+  l4_.stop();
   frontdoor_.stop();
   proxy::setAccessLog(nullptr);
   access_log_.reset();  // writes out what the workers queued
@@ -151,6 +152,7 @@ Result<void> Agent::startWorkers() {
   }
   applyTcpPorts();
   SLUICE_CHECK(frontdoor_.start(config_, pages_, source_->store(), reconciler_.current()));
+  SLUICE_CHECK(l4_.start(config_, pages_, reconciler_.current()));
   return admin_.start(config_.admin);
 }
 
@@ -196,6 +198,7 @@ void Agent::reconcile() {
     applyTcpPorts();
   }
   frontdoor_.apply(source_->store(), reconciler_.current());  // deny ConfigMap: not in snap
+  l4_.apply(reconciler_.current());
   source_applied_ready_ = source_applied_ready_ || ready;
   if (status_ && ready) {
     status_->kick(reconciler_.warnings());  // Ingresses, classes or warnings may have changed

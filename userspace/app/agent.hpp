@@ -16,6 +16,7 @@
 #include "admin/server.hpp"
 #include "app/flags.hpp"
 #include "app/frontdoor.hpp"
+#include "app/l4.hpp"
 #include "common/result.hpp"
 #include "control/ingress_status.hpp"
 #include "control/reconciler.hpp"
@@ -61,6 +62,7 @@ private:
   std::unique_ptr<proxy::AccessLog> access_log_;  // outlives the workers that write to it
   std::unique_ptr<proxy::Splicing> splicing_;
   FrontdoorControl frontdoor_;  // XDP front door; inert without --xdp-interfaces
+  L4Control l4_{control_};      // XDP L4 fast path behind it (app/l4.cpp)
   std::unique_ptr<proxy::ConnectionLimit> limit_;
   std::unique_ptr<k8s::Source> source_;
   std::unique_ptr<control::IngressStatus> status_;  // API source only

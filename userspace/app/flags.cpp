@@ -459,6 +459,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   addSpliceFlags(cli, out);
   addTlsFlags(cli, out, raw);
   addXdpFlags(cli, out.xdp);  // app/frontdoor_flags.cpp
+  addL4Flags(cli, out.l4);    // app/l4_flags.cpp
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -470,6 +471,7 @@ Result<std::optional<AgentConfig>> parseArgs(int argc, char** argv) {
   }
   SLUICE_CHECK(validate(raw, out));
   SLUICE_CHECK(validateXdp(out.xdp));
+  SLUICE_CHECK(validateL4(out.l4));
   out.workers = raw.workers;
   out.proxy.max_request_body = raw.max_body;
   out.proxy.max_idle_per_endpoint = raw.max_idle;

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "app/frontdoor_config.hpp"
+#include "app/l4_config.hpp"
 #include "common/cidr.hpp"
 #include "common/result.hpp"
 #include "model/translate.hpp"
@@ -60,6 +61,7 @@ struct AgentConfig {
   bool ktls_auto = true;
   proxy::ProxyConfig proxy;
   XdpSettings xdp;  // the XDP front door (app/frontdoor_config.hpp)
+  L4Settings l4;    // the XDP L4 fast path (app/l4_config.hpp)
 };
 
 // What translate() needs of the flags.

@@ -183,4 +183,81 @@ constexpr std::string_view xdpReasonLabel(std::uint32_t reason) {
   return reason < kXdpReasonLabels.size() ? kXdpReasonLabels[reason] : std::string_view("unknown");
 }
 
+// ---- XDP L4 fast path (bpf/xdp_l4.bpf.c) ---------------------------------------------------
+
+static_assert(sizeof(sluice_l4_config) == 24);
+static_assert(offsetof(sluice_l4_config, snat_port_lo) == 16);
+static_assert(offsetof(sluice_l4_config, flags) == 20);
+static_assert(sizeof(sluice_l4_svc_key) == 8);
+static_assert(offsetof(sluice_l4_svc_key, port) == 4);
+static_assert(sizeof(sluice_l4_service) == 16);
+static_assert(offsetof(sluice_l4_service, backend_count) == 12);
+static_assert(sizeof(sluice_l4_backend) == 16);
+static_assert(offsetof(sluice_l4_backend, state) == 6);
+static_assert(offsetof(sluice_l4_backend, service_id) == 8);
+static_assert(sizeof(sluice_l4_flow_key) == 16);
+static_assert(offsetof(sluice_l4_flow_key, sport) == 8);
+static_assert(offsetof(sluice_l4_flow_key, proto) == 12);
+static_assert(sizeof(sluice_l4_flow) == 72);
+static_assert(alignof(sluice_l4_flow) == 8);
+static_assert(offsetof(sluice_l4_flow, snat_addr) == 8);
+static_assert(offsetof(sluice_l4_flow, backend_id) == 12);
+static_assert(offsetof(sluice_l4_flow, created_ns) == 24);
+static_assert(offsetof(sluice_l4_flow, bytes_out) == 64);
+static_assert(sizeof(sluice_l4_rev) == 16);
+static_assert(SLUICE_L4_REASON_COUNT <= SLUICE_REASON_SLOTS);
+
+// Maps pinned by xdp_l4.bpf.c (and the front door's chain), in the order ingressctl lists them.
+inline constexpr std::array<std::string_view, 9> kL4Maps = {
+    SLUICE_MAP_L4_CONFIG, SLUICE_MAP_L4_SERVICES, SLUICE_MAP_L4_BACKENDS,
+    SLUICE_MAP_L4_MAGLEV, SLUICE_MAP_L4_FLOWS,    SLUICE_MAP_L4_REV,
+    SLUICE_MAP_L4_SNAT,   SLUICE_MAP_L4_STATS,    SLUICE_MAP_XDP_CHAIN};
+
+constexpr bool l4NamesDistinctInKernel() {
+  for (std::size_t i = 0; i < kL4Maps.size(); ++i) {
+    if (kL4Maps[i].size() > 15) {
+      return false;  // keep them whole in `bpftool map show`
+    }
+    for (std::size_t j = i + 1; j < kL4Maps.size(); ++j) {
+      if (kL4Maps[i] == kL4Maps[j]) {
+        return false;
+      }
+    }
+    for (std::string_view other : kXdpMaps) {
+      if (kL4Maps[i] == other.substr(0, 15)) {
+        return false;
+      }
+    }
+    for (std::string_view other : kSpliceMaps) {
+      if (kL4Maps[i] == other.substr(0, 15)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+static_assert(l4NamesDistinctInKernel(), "L4 map names must be unique and at most 15 characters");
+static_assert(std::string_view(SLUICE_XDP_PROG_L4).starts_with(SLUICE_XDP_PROG_PREFIX));
+
+// Metric label / CLI string of an L4 reason, from SLUICE_L4_REASON_TABLE.
+inline constexpr std::array<std::string_view, SLUICE_L4_REASON_COUNT> kL4ReasonLabels = {
+#define SLUICE_L4_REASON_LABEL_(name, value, label) label,
+    SLUICE_L4_REASON_TABLE(SLUICE_L4_REASON_LABEL_)
+#undef SLUICE_L4_REASON_LABEL_
+};
+
+constexpr bool l4ReasonTableIsDense() {
+  std::uint32_t next = 0;
+  bool dense = true;
+#define SLUICE_L4_REASON_DENSE_(name, value, label) dense = dense && (value) == next++;
+  SLUICE_L4_REASON_TABLE(SLUICE_L4_REASON_DENSE_)
+#undef SLUICE_L4_REASON_DENSE_
+  return dense;
+}
+static_assert(l4ReasonTableIsDense(), "SLUICE_L4_REASON_TABLE values must be 0..N-1 in order");
+
+constexpr std::string_view l4ReasonLabel(std::uint32_t reason) {
+  return reason < kL4ReasonLabels.size() ? kL4ReasonLabels[reason] : std::string_view("unknown");
+}
+
 }  // namespace sluice::bpf

@@ -261,5 +261,8 @@ int Frontdoor::statsFd() const {
 int Frontdoor::rateFd() const {
   return ::bpf_map__fd(skel_->maps.sluice_xdp_rate);
 }
+int Frontdoor::chainFd() const {
+  return ::bpf_map__fd(skel_->maps.sluice_xdp_next);
+}
 
 }  // namespace sluice::bpf

@@ -85,6 +85,8 @@ public:
   int configFd() const;
   int statsFd() const;
   int rateFd() const;
+  // PROG_ARRAY the front door tail-calls on pass (SLUICE_MAP_XDP_CHAIN).
+  int chainFd() const;
 
 private:
   Frontdoor(Skeleton<FrontdoorSkel> skel, bool syn_proxy, std::string note, bool detach);
