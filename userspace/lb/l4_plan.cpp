@@ -95,13 +95,17 @@ Result<L4Plan> L4Planner::plan(const model::DesiredState& state) {
     out.services.push_back(std::move(svc));
   }
   // Backends of the last plan that are gone now: drain or free.
-  for (const auto& [id, b] : last_) {
+  for (const auto& entry : last_) {
+    // Named copies, not structured bindings: clang (the sanitizer build) cannot capture those.
+    const auto id = entry.first;
+    const L4BackendPlan& b = entry.second;
     if (live.contains(id)) {
       continue;
     }
+    const std::uint32_t service = b.service_id;
     const bool service_left =
         std::none_of(out.services.begin(), out.services.end(),
-                     [&](const L4ServicePlan& s) { return s.id == b.service_id; });
+                     [service](const L4ServicePlan& s) { return s.id == service; });
     if (options_.removed == RemovedBackend::kDrain && !service_left) {
       L4BackendPlan d = b;
       d.state = L4BackendState::kDraining;
