@@ -17,7 +17,7 @@
  *   - any other packet without a flow passes: the kernel or the agent's relay owns it.
  * Reverse, backend -> node:SNAT port: sluice_l4_rev names the client flow; addresses and ports
  * are swapped back. ICMP errors (destination unreachable, fragmentation needed included; time
- * exceeded) quoting a packet we sent are translated back to the client the same way.
+ * exceeded) about a packet of a flow are translated for the other side, in both directions.
  *
  * Both directions: incremental checksum updates (RFC 1624) of the IPv4 header and the TCP
  * pseudo-header and ports, TTL decremented like a router, bpf_fib_lookup from the receiving
@@ -539,23 +539,64 @@ static __always_inline int reverse(struct xdp_md *ctx, struct pkt *p,
 /* ---- ICMP errors -------------------------------------------------------------------------- */
 
 /*
- * An ICMP error from the backend side quoting a packet we sent (inner: node:SNAT port ->
- * backend), e.g. fragmentation needed on the way to the backend. The client must see it about
- * its own packet: outer goes listener -> client, inner becomes client -> listener. The ICMP
- * checksum covers the quoted bytes, so every inner change (addresses, ports and the inner IP
- * checksum itself) is folded into it; the quoted TCP checksum is left alone (receivers do not
- * check it and it is often cut off).
+ * An ICMP error about a packet of a fast-path flow, from either side, is rewritten for the other
+ * side as if it had been sent about the packet that side sent:
+ *   - from the backend side, quoting node:SNAT port -> backend (fragmentation needed on the way
+ *     to the backend, say): the client gets it about its own packet, client -> listener;
+ *   - from the client side, quoting listener -> client (a reply too big for the client's path):
+ *     the backend gets it about its own packet, backend -> node:SNAT port.
+ * The outer header goes from the quoted packet's destination to its source. The ICMP checksum
+ * covers the quoted bytes, so every inner change (addresses, ports and the inner IP checksum
+ * itself) is folded into it; the quoted TCP checksum is left alone (receivers do not check it
+ * and it is often cut off).
  */
+struct icmp_quote {
+	__be32 saddr, daddr; /* the quoted packet as the receiver of the error sent it */
+	__be16 sport, dport;
+};
+
+/* Finds the flow the quoted packet belongs to; false when it is none of ours. */
+static __always_inline bool icmp_translation(const struct iphdr *in, const __be16 *ports,
+					     struct icmp_quote *q, __u32 *reason)
+{
+	struct sluice_l4_flow_key k = {.proto = IPPROTO_TCP};
+	struct sluice_l4_rev *rev;
+	struct sluice_l4_flow *f;
+
+	/* Backend side: the quote is node:SNAT -> backend; the reverse map names the client. */
+	k.saddr = in->daddr;
+	k.daddr = in->saddr;
+	k.sport = ports[1];
+	k.dport = ports[0];
+	rev = bpf_map_lookup_elem(&sluice_l4_rev, &k);
+	if (rev) {
+		q->saddr = rev->client.saddr;
+		q->daddr = rev->client.daddr;
+		q->sport = rev->client.sport;
+		q->dport = rev->client.dport;
+		*reason = SLUICE_L4_ICMP_TRANSLATED;
+		return true;
+	}
+	/* Client side: the quote is listener -> client; the same swap is the client flow key. */
+	f = bpf_map_lookup_elem(&sluice_l4_flows, &k);
+	if (!f)
+		return false;
+	q->saddr = f->backend_addr;
+	q->daddr = f->snat_addr;
+	q->sport = f->backend_port;
+	q->dport = f->snat_port;
+	*reason = SLUICE_L4_ICMP_TO_BACKEND;
+	return true;
+}
+
 static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 {
 	struct iphdr *in = (void *)(p->icmp + 1);
-	struct sluice_l4_flow_key rk = {.proto = IPPROTO_TCP};
-	struct sluice_l4_rev *rev;
-	struct sluice_l4_flow_key c;
 	struct bpf_fib_lookup fl;
+	struct icmp_quote q;
+	__u32 oif = 0, reason = 0;
 	__be16 *ports;
 	__u16 old_check;
-	__u32 oif = 0;
 
 	if (p->icmp->type != ICMP_DEST_UNREACH_ && p->icmp->type != ICMP_TIME_EXCEEDED_)
 		return count(SLUICE_L4_NOT_OURS, XDP_PASS);
@@ -564,35 +605,29 @@ static __always_inline int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	ports = (void *)(in + 1);
 	if ((void *)(ports + 2) > p->data_end)
 		return count(SLUICE_L4_NOT_OURS, XDP_PASS);
-	rk.saddr = in->daddr;
-	rk.daddr = in->saddr;
-	rk.sport = ports[1];
-	rk.dport = ports[0];
-	rev = bpf_map_lookup_elem(&sluice_l4_rev, &rk);
-	if (!rev)
+	if (!icmp_translation(in, ports, &q, &reason))
 		return count(SLUICE_L4_NOT_OURS, XDP_PASS);
-	c = rev->client;
 	/* Inner header first, its changes folded into the ICMP checksum. */
 	old_check = in->check;
-	csum_replace4(&in->check, in->saddr, c.saddr);
-	csum_replace4(&in->check, in->daddr, c.daddr);
-	csum_replace4(&p->icmp->checksum, in->saddr, c.saddr);
-	csum_replace4(&p->icmp->checksum, in->daddr, c.daddr);
+	csum_replace4(&in->check, in->saddr, q.saddr);
+	csum_replace4(&in->check, in->daddr, q.daddr);
+	csum_replace4(&p->icmp->checksum, in->saddr, q.saddr);
+	csum_replace4(&p->icmp->checksum, in->daddr, q.daddr);
 	csum_replace2(&p->icmp->checksum, old_check, in->check);
-	csum_replace2(&p->icmp->checksum, ports[0], c.sport);
-	csum_replace2(&p->icmp->checksum, ports[1], c.dport);
-	in->saddr = c.saddr;
-	in->daddr = c.daddr;
-	ports[0] = c.sport;
-	ports[1] = c.dport;
-	/* Outer: from the listener's address to the client (no ports; the IP checksum only). */
-	csum_replace4(&p->ip->check, p->ip->saddr, c.daddr);
-	csum_replace4(&p->ip->check, p->ip->daddr, c.saddr);
-	p->ip->saddr = c.daddr;
-	p->ip->daddr = c.saddr;
+	csum_replace2(&p->icmp->checksum, ports[0], q.sport);
+	csum_replace2(&p->icmp->checksum, ports[1], q.dport);
+	in->saddr = q.saddr;
+	in->daddr = q.daddr;
+	ports[0] = q.sport;
+	ports[1] = q.dport;
+	/* Outer: from the quoted packet's destination to its source (the IP checksum only). */
+	csum_replace4(&p->ip->check, p->ip->saddr, q.daddr);
+	csum_replace4(&p->ip->check, p->ip->daddr, q.saddr);
+	p->ip->saddr = q.daddr;
+	p->ip->daddr = q.saddr;
 	if (fib(ctx, p->ip, &oif, &fl) < 0)
 		return count(SLUICE_L4_NO_FIB, XDP_DROP); /* already rewritten: cannot pass it */
-	return send(ctx, p, &fl, oif, SLUICE_L4_ICMP_TRANSLATED);
+	return send(ctx, p, &fl, oif, reason);
 }
 
 /* ---- entry -------------------------------------------------------------------------------- */

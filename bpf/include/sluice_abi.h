@@ -473,7 +473,8 @@ struct sluice_l4_rev {
  *   ipv6             IPv6 to a fast-path port: not supported yet, XDP_PASS
  *   fragment         IPv4 fragment: XDP_PASS
  *   ip_options       IPv4 header with options: XDP_PASS
- *   icmp_translated  an ICMP error about a flow, NATed back to its client
+ *   icmp_translated  an ICMP error from the backend side about a flow, NATed for its client
+ *   icmp_to_backend  an ICMP error from the client side about a flow, NATed for its backend
  *   closed           FIN/RST seen: the entry expires after closing_timeout
  *   reset_removed    flow of a removed backend under --l4-removed-backend=reset: entry deleted,
  *                    XDP_PASS (the kernel RSTs the client)
@@ -499,7 +500,8 @@ struct sluice_l4_rev {
 	X(SLUICE_L4_CLOSED, 15, "closed")                                                          \
 	X(SLUICE_L4_RESET_REMOVED, 16, "reset_removed")                                            \
 	X(SLUICE_L4_REDIRECT_ERROR, 17, "redirect_error")                                          \
-	X(SLUICE_L4_IDLE, 18, "idle")
+	X(SLUICE_L4_IDLE, 18, "idle")                                                              \
+	X(SLUICE_L4_ICMP_TO_BACKEND, 19, "icmp_to_backend")
 
 enum sluice_l4_reason {
 #define SLUICE_L4_REASON_ENUM_(name, value, label) name = value,

@@ -531,6 +531,82 @@ TEST_F(XdpL4Test, IcmpFragNeededIsTranslatedToTheClient) {
   EXPECT_EQ(counter(SLUICE_L4_ICMP_TRANSLATED), 1u);
 }
 
+// ICMP fragmentation-needed from the client side about a reply we sent it: translated to the
+// backend, quoting the backend's own packet (backend -> node:SNAT port).
+TEST_F(XdpL4Test, IcmpFragNeededFromTheClientIsTranslatedToTheBackend) {
+  const Parsed fwd = open();
+  const Verdict reply = run(replyTo(fwd, kSyn | kAck), "b0");
+  ASSERT_EQ(reply.action, XDP_REDIRECT);
+  // The client (10.8.0.5) to the listener address it used, quoting the rewritten reply.
+  std::vector<std::uint8_t> f(14 + 20 + 8 + 28, 0);
+  std::memcpy(f.data(), reply.out.data() + 6, 6);
+  std::memcpy(f.data() + 6, reply.out.data(), 6);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  std::uint8_t* iph = f.data() + 14;
+  iph[0] = 0x45;
+  put16(iph + 2, 20 + 8 + 28);
+  iph[8] = 64;
+  iph[9] = IPPROTO_ICMP;
+  std::memcpy(iph + 12, reply.out.data() + 14 + 16, 4);  // the client
+  std::memcpy(iph + 16, reply.out.data() + 14 + 12, 4);  // the listener address
+  put16(iph + 10, inetChecksum(iph, 20));
+  std::uint8_t* icmp = iph + 20;
+  icmp[0] = 3;
+  icmp[1] = 4;
+  put16(icmp + 6, 1280);
+  std::memcpy(icmp + 8, reply.out.data() + 14, 28);
+  put16(icmp + 2, inetChecksum(icmp, 8 + 28));
+  const Verdict r = run(f, "c0");
+  ASSERT_EQ(r.action, XDP_REDIRECT) << "out of b0";
+  expectChecksumsValid(r.out);
+  EXPECT_EQ(std::memcmp(r.out.data(), kBackendMac, 6), 0) << "to the backend's MAC";
+  const std::uint8_t* o = r.out.data() + 14;
+  std::uint32_t src = 0, dst = 0, in_src = 0, in_dst = 0;
+  std::memcpy(&src, o + 12, 4);
+  std::memcpy(&dst, o + 16, 4);
+  EXPECT_EQ(src, fwd.src) << "from the node's SNAT address";
+  EXPECT_EQ(dst, fwd.dst) << "to the backend";
+  const std::uint8_t* inner = o + 28;
+  EXPECT_EQ(inetChecksum(inner, 20), 0) << "quoted IPv4 header checksum";
+  std::memcpy(&in_src, inner + 12, 4);
+  std::memcpy(&in_dst, inner + 16, 4);
+  EXPECT_EQ(in_src, fwd.dst) << "the backend's own packet";
+  EXPECT_EQ(in_dst, fwd.src);
+  EXPECT_EQ(get16(inner + 20), fwd.dport);
+  EXPECT_EQ(get16(inner + 22), fwd.sport) << "the SNAT port";
+  EXPECT_EQ(get16(o + 20 + 6), 1280) << "MTU passed through";
+  EXPECT_EQ(counter(SLUICE_L4_ICMP_TO_BACKEND), 1u);
+  EXPECT_EQ(counter(SLUICE_L4_ICMP_TRANSLATED), 0u);
+}
+
+// An ICMP error quoting a tuple that is no flow of ours is the kernel's.
+TEST_F(XdpL4Test, IcmpAboutAnUnknownFlowPasses) {
+  open();
+  std::vector<std::uint8_t> f(14 + 20 + 8 + 28, 0);
+  f[12] = 0x08;
+  std::uint8_t* iph = f.data() + 14;
+  iph[0] = 0x45;
+  put16(iph + 2, 20 + 8 + 28);
+  iph[8] = 64;
+  iph[9] = IPPROTO_ICMP;
+  const std::uint32_t a = ip("10.8.0.5"), b = ip("10.8.0.1");
+  std::memcpy(iph + 12, &a, 4);
+  std::memcpy(iph + 16, &b, 4);
+  std::uint8_t* icmp = iph + 20;
+  icmp[0] = 3;
+  icmp[1] = 4;
+  std::uint8_t* inner = icmp + 8;
+  inner[0] = 0x45;
+  inner[9] = IPPROTO_TCP;
+  std::memcpy(inner + 12, &b, 4);
+  std::memcpy(inner + 16, &a, 4);
+  put16(inner + 20, kListenPort);
+  put16(inner + 22, 40001);  // the flow is from port 40000
+  EXPECT_EQ(run(f, "c0").action, XDP_PASS);
+  EXPECT_EQ(counter(SLUICE_L4_ICMP_TO_BACKEND), 0u);
+}
+
 TEST_F(XdpL4Test, Ipv6ToAFastPathPortFallsBack) {
   testing::Frame f6;
   f6.src = "2001:db8::1";
