@@ -477,16 +477,20 @@ asio::awaitable<bool> HttpSession::startTls() {
     if (p->proxy_v2) {
       appendProxyHeader(first);
     }
-    const auto consumed = reader.consumed();
-    first.append(reinterpret_cast<const char*>(consumed.data()), consumed.size());
-    first.append(in_.readable());
-    in_.clear();
+    takeFirstFlight(reader, first);
     const std::uint32_t cluster = p->cluster;
     co_await relayToCluster(worker_, client_.socket(), std::move(snap), cluster,
                             {reinterpret_cast<const std::uint8_t*>(first.data()), first.size()});
     co_return false;
   }
   co_return co_await terminateTls(*table, reader);
+}
+
+void HttpSession::takeFirstFlight(const tls::ClientHelloReader& reader, std::string& out) {
+  const auto consumed = reader.consumed();
+  out.append(reinterpret_cast<const char*>(consumed.data()), consumed.size());
+  out.append(in_.readable());
+  in_.clear();
 }
 
 asio::awaitable<bool> HttpSession::readClientHello(tls::ClientHelloReader& reader) {
@@ -531,19 +535,14 @@ asio::awaitable<bool> HttpSession::terminateTls(const TlsTable& table,
     co_return false;
   }
   // OpenSSL reads the ClientHello again from what was consumed (and anything behind it).
-  std::span<const std::uint8_t> replay = reader.consumed();
-  std::vector<std::uint8_t> joined;
-  if (!in_.empty()) {
-    joined.assign(replay.begin(), replay.end());
-    const std::string_view rest = in_.readable();
-    joined.insert(joined.end(), rest.begin(), rest.end());
-    replay = joined;
-    in_.clear();
-  }
+  std::string replay;
+  takeFirstFlight(reader, replay);
   // kTLS only where it is safe: Debian 12's OpenSSL breaks a TLS 1.3 kTLS connection at the
   // first KeyUpdate, so a client that offers 1.3 (and so gets it) keeps userspace TLS.
   const bool ktls = cfg.ktls && !hello.offers_tls13;
-  auto conn = tls::Connection::accept(ctx, client_.socket().native_handle(), replay, ktls);
+  auto conn = tls::Connection::accept(
+      ctx, client_.socket().native_handle(),
+      {reinterpret_cast<const std::uint8_t*>(replay.data()), replay.size()}, ktls);
   if (!conn) {
     bump(t.failed);
     co_return false;

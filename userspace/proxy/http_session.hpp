@@ -60,6 +60,9 @@ private:
   boost::asio::awaitable<bool> startTls();
   // Reads and parses the ClientHello into `reader`; false if it was refused or never came.
   boost::asio::awaitable<bool> readClientHello(tls::ClientHelloReader& reader);
+  // The ClientHello bytes the reader consumed, then whatever arrived behind them, appended to
+  // `out` (the first flight, for OpenSSL or a passthrough backend); empties the input buffer.
+  void takeFirstFlight(const tls::ClientHelloReader& reader, std::string& out);
   boost::asio::awaitable<bool> terminateTls(const TlsTable& table, tls::ClientHelloReader& reader);
   // A PROXY protocol v2 header for this connection (passthrough with sluice.dev/proxy-protocol).
   void appendProxyHeader(std::string& out);
