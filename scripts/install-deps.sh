@@ -18,7 +18,7 @@ packages=(
   qemu-system-x86 busybox-static kmod xz-utils libcap2-bin util-linux debian-archive-keyring
 )
 if [[ "${SLUICE_BENCH:-0}" == 1 ]]; then
-  packages+=(nginx-light haproxy caddy wrk jq)
+  packages+=(nginx-light haproxy caddy wrk jq nftables ethtool)
 fi
 
 missing=()
