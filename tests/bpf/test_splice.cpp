@@ -291,6 +291,45 @@ TEST_F(SpliceTest, ASecondInstanceTakesOverTheVerdictAndTheFirstCannotDetachIt) 
       << "the verdict's pin outlived the agent that pinned it";
 }
 
+// The agent's load: a child process opens and hands over (the verdict stays attached and
+// pinned when it goes), the agent adopts the pins without loading anything, splices through
+// them, and its destructor detaches and unpins as an opener's would.
+TEST_F(SpliceTest, AHandedOverDatapathIsAdoptedFromItsPins) {
+  ASSERT_NO_FATAL_FAILURE(openDatapath());
+  const std::uint32_t verdict = progId(datapath_->verdictProgFd());
+  const std::uint32_t socks = objectId(datapath_->socksMapFd());
+  datapath_->handOver();
+  datapath_.reset();
+  EXPECT_EQ(pinnedVerdictId(pin_root_), verdict) << "handed over: the pin stays";
+
+  auto adopted = SpliceDatapath::adopt(options_);
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message();
+  datapath_ = std::move(*adopted);
+  EXPECT_EQ(progId(datapath_->verdictProgFd()), verdict);
+  EXPECT_EQ(objectId(datapath_->socksMapFd()), socks);
+  if (const auto on_socks = attached(datapath_->socksMapFd())) {
+    EXPECT_EQ(*on_socks, std::vector<std::uint32_t>{verdict}) << "still attached";
+  }
+  Topology t = makeTopology();
+  ASSERT_TRUE(complete(t));
+  ASSERT_OK(datapath_->addPair(t.pa.get(), t.pb.get()));
+  expectRoundTrip(t, "adopted");
+  ASSERT_OK(datapath_->removePair(t.pa.get()));
+
+  datapath_.reset();
+  struct stat st {};
+  EXPECT_NE(::stat(pinPath(pin_root_, kVerdictPin).c_str(), &st), 0)
+      << "the adopter unpins the verdict when it goes";
+}
+
+TEST_F(SpliceTest, AdoptingWithoutPinsFailsAndNamesThePin) {
+  auto adopted = SpliceDatapath::adopt(options_);
+  ASSERT_FALSE(adopted.ok());
+  EXPECT_NE(adopted.error().message().find(pin_root_), std::string::npos)
+      << adopted.error().message();
+  pin_root_.clear();  // nothing was created
+}
+
 TEST_F(SpliceTest, RefusesAPinRootOutsideBpffs) {
   options_.pin_root = "/tmp/sluice-not-bpffs-" + std::to_string(::getpid());
   auto opened = SpliceDatapath::open(options_);

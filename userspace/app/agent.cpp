@@ -41,8 +41,9 @@ int Agent::run() {
     access_log_ = std::move(*opened);
     proxy::setAccessLog(access_log_.get());
   }
-  splicing_ = std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir,
-                                                config_.proxy.splice, &verifyDatapathInChild);
+  splicing_ =
+      std::make_unique<proxy::Splicing>(config_.splice, config_.bpf_pin_dir, config_.proxy.splice,
+                                        &verifyDatapathInChild, &openDatapathInChild);
   const ConnectionSizing sizing = sizeConnections(config_.max_connections);
   limit_ = std::make_unique<proxy::ConnectionLimit>(sizing.max_connections);
   log->info("at most {} client connections ({})", sizing.max_connections, sizing.why);

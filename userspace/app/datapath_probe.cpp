@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bpf/splice_datapath.hpp"
 
@@ -42,26 +43,25 @@ std::optional<Result<void>> decode(const std::string& text) {
   return Result<void>{code == 0 ? Error(std::move(context)) : Error(code, std::move(context))};
 }
 
-}  // namespace
-
-int runVerifyDatapath() {
-  const std::string answer = encode(bpf::SpliceDatapath::verify());
-  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
-}
-
-Result<void> verifyDatapathInChild() {
+// Runs /proc/self/exe with `args` and decodes its answer; nullopt if it could not be run or
+// said nothing readable.
+std::optional<Result<void>> askChild(std::initializer_list<const char*> args) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return bpf::SpliceDatapath::verify();
+    return std::nullopt;
   }
   posix_spawn_file_actions_t actions;
   ::posix_spawn_file_actions_init(&actions);
   ::posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  char exe[] = "/proc/self/exe";
-  char flag[] = "--verify-datapath";
-  char* argv[] = {exe, flag, nullptr};
+  std::vector<std::string> storage = {"/proc/self/exe"};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : storage) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, exe, &actions, nullptr, argv, environ);
+  const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   ::posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   std::string text;
@@ -76,10 +76,43 @@ Result<void> verifyDatapathInChild() {
     }
   }
   ::close(fds[0]);
-  if (auto answer = decode(text)) {
+  return decode(text);
+}
+
+}  // namespace
+
+int runVerifyDatapath() {
+  const std::string answer = encode(bpf::SpliceDatapath::verify());
+  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
+}
+
+Result<void> verifyDatapathInChild() {
+  if (auto answer = askChild({kVerifyDatapathFlag})) {
     return std::move(*answer);
   }
   return bpf::SpliceDatapath::verify();
+}
+
+int runLoadDatapath(const char* pin_root) {
+  auto opened = bpf::SpliceDatapath::open({pin_root});
+  if (opened) {
+    (*opened)->handOver();
+  }
+  const std::string answer = encode(opened ? Result<void>{success()} : opened.error());
+  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
+}
+
+Result<std::unique_ptr<bpf::SpliceDatapath>> openDatapathInChild(const bpf::Options& options) {
+  auto answer = askChild({kLoadDatapathFlag, options.pin_root.c_str()});
+  if (answer && !*answer) {
+    return answer->error();
+  }
+  if (answer) {
+    if (auto adopted = bpf::SpliceDatapath::adopt(options)) {
+      return adopted;
+    }
+  }
+  return bpf::SpliceDatapath::open(options);
 }
 
 }  // namespace sluice::app

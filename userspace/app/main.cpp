@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], sluice::app::kVerifyDatapathFlag) == 0) {
     return sluice::app::runVerifyDatapath();  // the startup probe's child (datapath_probe.hpp)
   }
+  if (argc == 3 && std::strcmp(argv[1], sluice::app::kLoadDatapathFlag) == 0) {
+    return sluice::app::runLoadDatapath(argv[2]);  // the datapath's loader (datapath_probe.hpp)
+  }
   auto parsed = sluice::app::parseArgs(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "ingress-agent: %s\n", parsed.error().message().c_str());

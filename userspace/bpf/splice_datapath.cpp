@@ -190,7 +190,17 @@ Result<void> pinVerdict(int prog_fd, const std::string& root) {
 }  // namespace
 
 SpliceDatapath::SpliceDatapath(Skeleton<SpliceSkel> skel, std::string pin_root)
-    : skel_(std::move(skel)), pin_root_(std::move(pin_root)) {}
+    : skel_(std::move(skel)), pin_root_(std::move(pin_root)) {
+  fds_[kSocks] = ::bpf_map__fd(skel_->maps.sluice_socks_v3);
+  fds_[kTargets] = ::bpf_map__fd(skel_->maps.sluice_targets);
+  fds_[kPeers] = ::bpf_map__fd(skel_->maps.sluice_peers_v2);
+  fds_[kFlowStats] = ::bpf_map__fd(skel_->maps.sluice_flow_stats);
+  fds_[kVerdicts] = ::bpf_map__fd(skel_->maps.sluice_verdicts);
+  fds_[kVerdict] = ::bpf_program__fd(skel_->progs.sluice_splice_verdict);
+}
+
+SpliceDatapath::SpliceDatapath(std::array<int, kFdCount> fds, std::string pin_root)
+    : fds_(fds), pin_root_(std::move(pin_root)) {}
 
 SpliceDatapath::~SpliceDatapath() {
   if (verdict_pinned_) {
@@ -204,6 +214,11 @@ SpliceDatapath::~SpliceDatapath() {
     // Fails with ENOENT if another instance replaced our program on the shared pinned map,
     // which is what we want: never detach someone else's program.
     ::bpf_prog_detach2(verdictProgFd(), socksMapFd(), BPF_SK_SKB_STREAM_VERDICT);
+  }
+  if (!skel_) {
+    for (const int fd : fds_) {
+      ::close(fd);
+    }
   }
 }
 
@@ -238,6 +253,32 @@ Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::open(const Options& opti
     datapath.reset();  // detaches
     return failed(pinned.error());
   }
+  datapath->verdict_pinned_ = true;
+  return datapath;
+}
+
+Result<std::unique_ptr<SpliceDatapath>> SpliceDatapath::adopt(const Options& options) {
+  const std::string root = normalizePinRoot(options.pin_root);
+  const std::array<std::string, kFdCount> names = {SLUICE_MAP_SOCKS,    SLUICE_MAP_TARGETS,
+                                                   SLUICE_MAP_PEERS,    SLUICE_MAP_FLOW_STATS,
+                                                   SLUICE_MAP_VERDICTS, std::string(kVerdictPin)};
+  std::array<int, kFdCount> fds;
+  fds.fill(-1);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string path = pinPath(root, names[i]);
+    fds[i] = ::bpf_obj_get(path.c_str());
+    if (fds[i] < 0) {
+      const Error error = errnoError("adopt the splice datapath: open " + path);
+      for (const int fd : fds) {
+        if (fd >= 0) {
+          ::close(fd);
+        }
+      }
+      return error;
+    }
+  }
+  std::unique_ptr<SpliceDatapath> datapath(new SpliceDatapath(fds, root));
+  datapath->attached_ = true;
   datapath->verdict_pinned_ = true;
   return datapath;
 }
@@ -279,22 +320,22 @@ Result<void> SpliceDatapath::unpinMaps(const std::string& pin_root) {
 }
 
 int SpliceDatapath::socksMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_socks_v3);
+  return fds_[kSocks];
 }
 int SpliceDatapath::targetsMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_targets);
+  return fds_[kTargets];
 }
 int SpliceDatapath::peersMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_peers_v2);
+  return fds_[kPeers];
 }
 int SpliceDatapath::flowStatsMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_flow_stats);
+  return fds_[kFlowStats];
 }
 int SpliceDatapath::verdictsMapFd() const noexcept {
-  return ::bpf_map__fd(skel_->maps.sluice_verdicts);
+  return fds_[kVerdicts];
 }
 int SpliceDatapath::verdictProgFd() const noexcept {
-  return ::bpf_program__fd(skel_->progs.sluice_splice_verdict);
+  return fds_[kVerdict];
 }
 
 namespace {

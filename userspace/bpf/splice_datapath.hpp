@@ -82,6 +82,16 @@ public:
   // message when BPF is unusable: the verifier's reason when it refused the program (and which
   // capability or helper is missing), the differing maps when a pinned map has another layout.
   static Result<std::unique_ptr<SpliceDatapath>> open(const Options& options = {});
+  using Opener = Result<std::unique_ptr<SpliceDatapath>> (*)(const Options&);
+
+  // Takes over what another process's open() left pinned under the pin root (the maps and the
+  // verdict, attached), without loading anything: no BTF parsing, so no memory peak. The
+  // destructor then detaches and unpins the verdict as if this instance had opened it. The
+  // agent loads in a child process (`ingress-agent --load-datapath`) and adopts with this.
+  static Result<std::unique_ptr<SpliceDatapath>> adopt(const Options& options = {});
+
+  // Leaves the verdict attached and pinned when this instance goes (the child's side of adopt).
+  void handOver() noexcept { attached_ = verdict_pinned_ = false; }
 
   // Loads exactly what open() loads, without pinning or keeping anything, and attaches the
   // verdict to its own unpinned sockhash: "available" means the verifier accepted the program
@@ -163,10 +173,14 @@ public:
 
 private:
   SpliceDatapath(Skeleton<SpliceSkel> skel, std::string pin_root);
+  // Adopted: descriptors of the pinned objects, owned (order of the fd accessors below).
+  enum Fd { kSocks, kTargets, kPeers, kFlowStats, kVerdicts, kVerdict, kFdCount };
+  SpliceDatapath(std::array<int, kFdCount> fds, std::string pin_root);
 
   Result<void> removeLocked(std::uint64_t cookie);
 
-  Skeleton<SpliceSkel> skel_;
+  Skeleton<SpliceSkel> skel_;  // empty when adopted
+  std::array<int, kFdCount> fds_;
   std::string pin_root_;
   bool attached_ = false;
   bool verdict_pinned_ = false;

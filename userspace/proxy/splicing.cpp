@@ -11,13 +11,13 @@ namespace sluice::proxy {
 namespace json = boost::json;
 
 Splicing::Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config,
-                   bpf::SpliceDatapath::Verifier verify)
+                   bpf::SpliceDatapath::Verifier verify, bpf::SpliceDatapath::Opener open)
     : requested_(std::move(requested)), config_(config) {
   auto log = log::get("splice");
   probe_ = bpf::SpliceDatapath::probe(verify);
   log->info("kernel datapath: {}", probe_);
   if (requested_ == "auto" || requested_ == "sockmap") {
-    if (auto opened = bpf::SpliceDatapath::open({pin_dir})) {
+    if (auto opened = open({pin_dir})) {
       datapath_ = std::move(*opened);
       // A previous agent's flows died with it; their metadata did not.
       if (auto cleared = datapath_->clearStale(); cleared && *cleared > 0) {

@@ -28,9 +28,10 @@ public:
   // Resolves `requested` (auto, sockmap, pipe, copy): opens the datapath pinned under `pin_dir`
   // when sockmap may be used, and fills `config` (the connection and body strategies).
   // Logs the choice and why, once. BPF is an accelerator: without it the agent serves anyway.
-  // `verify`: how the startup probe verifies the program (SpliceDatapath::probe).
+  // `verify`: how the startup probe verifies the program (SpliceDatapath::probe); `open`: how
+  // the datapath is opened (the agent loads it in a child process and adopts the pins).
   Splicing(std::string requested, const std::string& pin_dir, SpliceConfig& config,
-           bpf::SpliceDatapath::Verifier verify);
+           bpf::SpliceDatapath::Verifier verify, bpf::SpliceDatapath::Opener open);
   ~Splicing();
   Splicing(const Splicing&) = delete;
   Splicing& operator=(const Splicing&) = delete;
