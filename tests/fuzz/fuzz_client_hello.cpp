@@ -5,11 +5,10 @@
 // input's own, a hello ends exactly where it says, and an SNI is always a clean lowercase name.
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <span>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "tls/client_hello.hpp"
 
 namespace {
@@ -19,15 +18,6 @@ using sluice::tls::ClientHelloReader;
 using sluice::tls::Error;
 using sluice::tls::FeedResult;
 using sluice::tls::Status;
-
-// abort() rather than assert(): the check must survive NDEBUG builds and leave a crash artifact.
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "FUZZ_CHECK failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 using Bytes = std::span<const std::uint8_t>;
 

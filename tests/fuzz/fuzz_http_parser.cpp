@@ -4,14 +4,13 @@
 // grow their input, the heads the proxy writes parse back with the same framing, and the chunked
 // decoder's output modes write exactly what they promise.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "http/parser.hpp"
 #include "http/rewrite.hpp"
 
@@ -25,15 +24,6 @@ using sluice::http::ParseResult;
 using sluice::http::ParseStatus;
 using sluice::http::RequestHead;
 using sluice::http::ResponseHead;
-
-// abort() rather than assert(): the check must survive NDEBUG builds and leave a crash artifact.
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "FUZZ_CHECK failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 bool inside(std::string_view part, std::string_view whole) {
   return part.empty() ||
@@ -537,8 +527,7 @@ void checkResponse(std::string_view in, std::size_t split, std::string_view meth
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
-  const std::size_t split =
-      size == 0 ? 0 : (static_cast<std::size_t>(data[0]) * 251 + data[size - 1]) % (size + 1);
+  const std::size_t split = sluice::fuzz::splitPoint(data, size);
 
   // Default limits, and tiny data-derived ones so the limit paths are reachable in short inputs.
   const Limits defaults;

@@ -6,11 +6,10 @@
 #include <arpa/inet.h>
 
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "fuzz_check.hpp"
 #include "http/proxy_protocol.hpp"
 
 namespace {
@@ -22,15 +21,6 @@ using sluice::http::ProxyCommand;
 using sluice::http::ProxyError;
 using sluice::http::ProxyHeader;
 using sluice::http::ProxyStatus;
-
-// abort() rather than assert(): the check must survive NDEBUG builds and leave a crash artifact.
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      std::fprintf(stderr, "FUZZ_CHECK failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 bool same(const ProxyHeader& a, const ProxyHeader& b) {
   return a.status == b.status && a.error == b.error && a.consumed == b.consumed;
@@ -113,8 +103,7 @@ void check(std::string_view in, std::size_t split, std::size_t max_v2) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
-  const std::size_t split =
-      size == 0 ? 0 : (static_cast<std::size_t>(data[0]) * 251 + data[size - 1]) % (size + 1);
+  const std::size_t split = sluice::fuzz::splitPoint(data, size);
   check(in, split, sluice::http::kProxyV2DefaultMax);
   // A tiny limit, so the length checks are reachable with short inputs.
   check(in, split, 16 + (size > 1 ? data[1] % 64 : 0));

@@ -12,6 +12,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "support/byte_stream.hpp"
+
 namespace sluice::test {
 
 namespace {
@@ -116,17 +118,16 @@ std::string fingerprint(const std::string& cert_pem) {
   BIO* b = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
   X509* x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
   BIO_free(b);
+  std::string out = fingerprint(x);
+  X509_free(x);
+  return out;
+}
+
+std::string fingerprint(const X509* cert) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
   unsigned int len = 0;
-  X509_digest(x, EVP_sha256(), md.data(), &len);
-  X509_free(x);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  X509_digest(cert, EVP_sha256(), md.data(), &len);
+  return toHex(md.data(), len);
 }
 
 }  // namespace sluice::test

@@ -2,6 +2,8 @@
 // leaves it signs, ECDSA or RSA, valid, expired or not yet valid, as PEM text.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -29,5 +31,7 @@ std::string tlsSecretYaml(const std::string& ns, const std::string& name, const 
 
 // SHA-256 fingerprint (lower-case hex) of the first certificate in `cert_pem`.
 std::string fingerprint(const std::string& cert_pem);
+// The same of a parsed certificate (what a TLS client was shown, say).
+std::string fingerprint(const X509* cert);
 
 }  // namespace sluice::test

@@ -15,6 +15,8 @@
 #include <array>
 #include <cctype>
 
+#include "support/test_pki.hpp"
+
 namespace sluice::test {
 
 std::unique_ptr<TlsClient> TlsClient::connect(std::uint16_t port, const TlsOptions& o,
@@ -90,16 +92,8 @@ std::string TlsClient::peerFingerprint() const {
   if (x == nullptr) {
     return "";
   }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  X509_digest(x, EVP_sha256(), md.data(), &len);
+  std::string out = fingerprint(x);
   X509_free(x);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
   return out;
 }
 
