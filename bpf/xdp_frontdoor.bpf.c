@@ -179,9 +179,14 @@ static __always_inline int count(__u32 reason, int action)
 	return action;
 }
 
-/* Ethernet and up to two VLAN tags; returns the L3 protocol (host order) or 0 when short, and
- * 1 when a third tag follows. */
-static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *off)
+/* parse_l2's answers besides an ethertype: outside the 16-bit range, so that a frame whose type
+ * field reads 0 or 1 (802.3 lengths, not ethertypes) is counted as not IP, not as short. */
+#define L2_SHORT -1
+#define L2_TAGGED -2
+
+/* Ethernet and up to two VLAN tags; returns the L3 protocol (host order), L2_SHORT, or
+ * L2_TAGGED when a third tag follows. */
+static __always_inline int parse_l2(void *data, void *data_end, __u32 *off)
 {
 	struct ethhdr *eth = data;
 	struct vlan_hdr_ *vlan;
@@ -189,7 +194,7 @@ static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *off)
 	int i;
 
 	if ((void *)(eth + 1) > data_end)
-		return 0;
+		return L2_SHORT;
 	proto = bpf_ntohs(eth->h_proto);
 	*off = sizeof(*eth);
 #pragma unroll
@@ -198,12 +203,12 @@ static __always_inline __u16 parse_l2(void *data, void *data_end, __u32 *off)
 			return proto;
 		vlan = data + *off;
 		if ((void *)(vlan + 1) > data_end)
-			return 0;
+			return L2_SHORT;
 		proto = bpf_ntohs(vlan->proto);
 		*off += sizeof(*vlan);
 	}
 	if (proto == ETH_P_8021Q_ || proto == ETH_P_8021AD_)
-		return 1;
+		return L2_TAGGED;
 	return proto;
 }
 
@@ -271,15 +276,14 @@ static __always_inline int parse_ipv6(void *data, struct pkt *p)
 static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
-	__u16 proto;
-	int reason;
+	int proto, reason;
 
 	p->data_end = (void *)(long)ctx->data_end;
 	p->eth = data;
 	proto = parse_l2(data, p->data_end, &p->l3_off);
-	if (proto == 0)
+	if (proto == L2_SHORT)
 		return SLUICE_XDP_SHORT;
-	if (proto == 1)
+	if (proto == L2_TAGGED)
 		return SLUICE_XDP_UNPARSED;
 	if (proto == ETH_P_IP_)
 		reason = parse_ipv4(data, p);

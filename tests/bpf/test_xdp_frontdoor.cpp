@@ -242,6 +242,13 @@ TEST_F(XdpFrontdoorTest, NonTcpAndNonIpPass) {
   Frame arp;
   arp.ethertype = 0x0806;
   EXPECT_VERDICT(run(arp), XDP_PASS, "not_ip");
+  // Type fields 0 and 1 (802.3 lengths) are not IP either: no parser sentinel may equal them.
+  for (const std::uint8_t type : {std::uint8_t{0}, std::uint8_t{1}}) {
+    auto frame = testing::buildFrame(Frame{});
+    frame[12] = 0;
+    frame[13] = type;
+    EXPECT_VERDICT(run(frame), XDP_PASS, "not_ip");
+  }
 }
 
 TEST_F(XdpFrontdoorTest, ShortPacketsPass) {
