@@ -650,6 +650,11 @@ int sluice_xdp_l4(struct xdp_md *ctx)
 		return count(reason, XDP_PASS);
 	if (p.icmp)
 		return icmp_error(ctx, &p);
+	/* Never taken (parse fills tcp when it is not ICMP), but the verifier cannot know that
+	 * p.tcp is a packet pointer on this path unless it is checked: without it, whether the
+	 * program loads depends on how the compiler happens to lay out the ICMP branch. */
+	if (!p.tcp)
+		return count(SLUICE_L4_NOT_OURS, XDP_PASS);
 	svc = service_of(&p);
 	if (svc && (svc->flags & SLUICE_L4_SVC_F_FAST))
 		return forward(ctx, &p, cfg, svc);
