@@ -112,6 +112,13 @@ bool Forwarder::takeBusy(const Snapshot& snap, std::uint32_t cluster) {
   return true;
 }
 
+Forwarder::~Forwarder() {
+  if (up_) {
+    boost::system::error_code ignored;
+    up_->socket.close(ignored);
+  }
+}
+
 void Forwarder::release(bool reusable) {
   watchdog_.watch(Watchdog::kUpstream, nullptr);
   if (busy_held_) {

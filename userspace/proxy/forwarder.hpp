@@ -37,6 +37,11 @@ class Forwarder {
 public:
   Forwarder(Worker& worker, ClientStream& client, Buffer& client_buffer, Watchdog& watchdog,
             std::uint64_t connection_id);
+  // Closes an upstream connection still held (a session that ended mid-request): a pooled
+  // connection's pending watch keeps it alive until its socket is closed or readable.
+  ~Forwarder();
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
 
   enum class Outcome : std::uint8_t {
     kKeepAlive,  // the response went out whole; the client may send another request

@@ -14,9 +14,11 @@ ConnectionPtr Pool::acquire(std::uint32_t endpoint_id) {
   }
   ConnectionPtr conn = std::move(it->second.back());
   it->second.pop_back();
-  ++conn->idle_epoch;  // its watch, completing later, now belongs to no pooling
-  boost::system::error_code ignored;
-  conn->socket.cancel(ignored);
+  // Its watch stays queued and, completing later (with the response, or at close), finds that it
+  // belongs to no pooling any more. Cancelling it would cost a system call per request: the
+  // next wait on the socket (for the response) would then re-arm the descriptor with
+  // epoll_ctl, where it now queues behind the watch without one.
+  ++conn->idle_epoch;
   return conn;
 }
 

@@ -48,7 +48,8 @@ public:
   ~Pool() { clear(); }
 
   // An idle connection to `endpoint_id`, most recently used first (warm and least likely to
-  // have been closed by the upstream), or nullptr.
+  // have been closed by the upstream), or nullptr. Its watch is still pending and holds a
+  // reference to it until the socket is readable or closed: whoever drops it closes it.
   ConnectionPtr acquire(std::uint32_t endpoint_id);
   // Keeps `conn` for reuse if there is room, watching it; otherwise closes it. Its buffer must
   // be empty (a connection with unread bytes is not reusable).
