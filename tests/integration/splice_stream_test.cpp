@@ -92,6 +92,23 @@ TEST_P(Splice, TcpRouteMovesOneGibEachWayIntact) {
   ASSERT_TRUE(done) << "backend never finished";
   auto [backend_got, backend_sent] = *done;
 
+  // The known 6.18 defect (docs/splice.md, "The plain redirect path duplicated too"): with other
+  // loopback traffic beside the flow, the kernel's redirect path can hand a segment over twice.
+  // What Sluice guarantees then is that the relay detects it and resets the flow, so no end sees
+  // a complete stream; the transfer itself cannot be judged, and the test says so.
+  if (GetParam() == "sockmap") {
+    auto s = spliceState(agent_->adminPort());
+    if (s && stateNumber(*s, "integrity_resets") > 0) {
+      EXPECT_TRUE(down.bytes < kBytes || backend_got.bytes < kBytes)
+          << "duplication was detected, yet both streams ended complete";
+      if (!HasFailure()) {
+        GTEST_SKIP() << "the kernel duplicated a segment (known 6.18 defect, docs/splice.md); "
+                        "the relay detected it and reset the flow, as designed";
+      }
+      return;
+    }
+  }
+
   EXPECT_TRUE(sent_up.ok) << sent_up.error;
   EXPECT_TRUE(backend_sent.ok) << backend_sent.error;
   EXPECT_TRUE(backend_got.ok) << "client→backend: " << backend_got.error;
