@@ -118,6 +118,31 @@ struct Parsed {
   std::string payload;
 };
 
+// An ICMP fragmentation-needed frame (type 3 code 4, next-hop MTU `mtu`) from `src` to `dst`
+// (network order), quoting the 28 bytes at `quoted` (an IPv4 header and 8 bytes of TCP), with
+// valid IPv4 and ICMP checksums. The MACs are left zero: the program takes them from the FIB.
+std::vector<std::uint8_t> fragNeeded(std::uint32_t src, std::uint32_t dst,
+                                     const std::uint8_t* quoted, std::uint16_t mtu) {
+  std::vector<std::uint8_t> f(14 + 20 + 8 + 28, 0);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  std::uint8_t* iph = f.data() + 14;
+  iph[0] = 0x45;
+  put16(iph + 2, 20 + 8 + 28);
+  iph[8] = 64;
+  iph[9] = IPPROTO_ICMP;
+  std::memcpy(iph + 12, &src, 4);
+  std::memcpy(iph + 16, &dst, 4);
+  put16(iph + 10, inetChecksum(iph, 20));
+  std::uint8_t* icmp = iph + 20;
+  icmp[0] = 3;
+  icmp[1] = 4;
+  put16(icmp + 6, mtu);
+  std::memcpy(icmp + 8, quoted, 28);
+  put16(icmp + 2, inetChecksum(icmp, 8 + 28));
+  return f;
+}
+
 Parsed parse(const std::vector<std::uint8_t>& f) {
   Parsed p;
   const std::uint8_t* iph = f.data() + 14;
@@ -490,26 +515,10 @@ TEST_F(XdpL4Test, IcmpFragNeededIsTranslatedToTheClient) {
   const Verdict fwd_run = run(syn);
   ASSERT_EQ(fwd_run.action, XDP_REDIRECT);
   const std::vector<std::uint8_t>& fwd = fwd_run.out;
-  // ICMP from a router 10.9.0.11 to the node: type 3 code 4, MTU 1400, quoting 20 + 8 bytes.
-  std::vector<std::uint8_t> f(14 + 20 + 8 + 28, 0);
-  std::memcpy(f.data(), fwd.data(), 14);
-  f[12] = 0x08;
-  f[13] = 0x00;
-  std::uint8_t* iph = f.data() + 14;
-  iph[0] = 0x45;
-  put16(iph + 2, 20 + 8 + 28);
-  iph[8] = 64;
-  iph[9] = IPPROTO_ICMP;
-  const std::uint32_t router = ip("10.9.0.11");
-  std::memcpy(iph + 12, &router, 4);
-  std::memcpy(iph + 16, fwd.data() + 14 + 12, 4);  // the node's SNAT address
-  put16(iph + 10, inetChecksum(iph, 20));
-  std::uint8_t* icmp = iph + 20;
-  icmp[0] = 3;
-  icmp[1] = 4;
-  put16(icmp + 6, 1400);
-  std::memcpy(icmp + 8, fwd.data() + 14, 28);
-  put16(icmp + 2, inetChecksum(icmp, 8 + 28));
+  // ICMP from a router 10.9.0.11 to the node's SNAT address: MTU 1400, quoting 20 + 8 bytes.
+  std::uint32_t snat = 0;
+  std::memcpy(&snat, fwd.data() + 14 + 12, 4);
+  const std::vector<std::uint8_t> f = fragNeeded(ip("10.9.0.11"), snat, fwd.data() + 14, 1400);
   const Verdict r = run(f, "b0");
   ASSERT_EQ(r.action, XDP_REDIRECT);
   expectChecksumsValid(r.out);
@@ -538,25 +547,10 @@ TEST_F(XdpL4Test, IcmpFragNeededFromTheClientIsTranslatedToTheBackend) {
   const Verdict reply = run(replyTo(fwd, kSyn | kAck), "b0");
   ASSERT_EQ(reply.action, XDP_REDIRECT);
   // The client (10.8.0.5) to the listener address it used, quoting the rewritten reply.
-  std::vector<std::uint8_t> f(14 + 20 + 8 + 28, 0);
-  std::memcpy(f.data(), reply.out.data() + 6, 6);
-  std::memcpy(f.data() + 6, reply.out.data(), 6);
-  f[12] = 0x08;
-  f[13] = 0x00;
-  std::uint8_t* iph = f.data() + 14;
-  iph[0] = 0x45;
-  put16(iph + 2, 20 + 8 + 28);
-  iph[8] = 64;
-  iph[9] = IPPROTO_ICMP;
-  std::memcpy(iph + 12, reply.out.data() + 14 + 16, 4);  // the client
-  std::memcpy(iph + 16, reply.out.data() + 14 + 12, 4);  // the listener address
-  put16(iph + 10, inetChecksum(iph, 20));
-  std::uint8_t* icmp = iph + 20;
-  icmp[0] = 3;
-  icmp[1] = 4;
-  put16(icmp + 6, 1280);
-  std::memcpy(icmp + 8, reply.out.data() + 14, 28);
-  put16(icmp + 2, inetChecksum(icmp, 8 + 28));
+  std::uint32_t client = 0, listener = 0;
+  std::memcpy(&client, reply.out.data() + 14 + 16, 4);
+  std::memcpy(&listener, reply.out.data() + 14 + 12, 4);
+  const std::vector<std::uint8_t> f = fragNeeded(client, listener, reply.out.data() + 14, 1280);
   const Verdict r = run(f, "c0");
   ASSERT_EQ(r.action, XDP_REDIRECT) << "out of b0";
   expectChecksumsValid(r.out);
@@ -583,26 +577,15 @@ TEST_F(XdpL4Test, IcmpFragNeededFromTheClientIsTranslatedToTheBackend) {
 // An ICMP error quoting a tuple that is no flow of ours is the kernel's.
 TEST_F(XdpL4Test, IcmpAboutAnUnknownFlowPasses) {
   open();
-  std::vector<std::uint8_t> f(14 + 20 + 8 + 28, 0);
-  f[12] = 0x08;
-  std::uint8_t* iph = f.data() + 14;
-  iph[0] = 0x45;
-  put16(iph + 2, 20 + 8 + 28);
-  iph[8] = 64;
-  iph[9] = IPPROTO_ICMP;
   const std::uint32_t a = ip("10.8.0.5"), b = ip("10.8.0.1");
-  std::memcpy(iph + 12, &a, 4);
-  std::memcpy(iph + 16, &b, 4);
-  std::uint8_t* icmp = iph + 20;
-  icmp[0] = 3;
-  icmp[1] = 4;
-  std::uint8_t* inner = icmp + 8;
-  inner[0] = 0x45;
-  inner[9] = IPPROTO_TCP;
-  std::memcpy(inner + 12, &b, 4);
-  std::memcpy(inner + 16, &a, 4);
-  put16(inner + 20, kListenPort);
-  put16(inner + 22, 40001);  // the flow is from port 40000
+  std::uint8_t quoted[28] = {};
+  quoted[0] = 0x45;
+  quoted[9] = IPPROTO_TCP;
+  std::memcpy(quoted + 12, &b, 4);
+  std::memcpy(quoted + 16, &a, 4);
+  put16(quoted + 20, kListenPort);
+  put16(quoted + 22, 40001);  // the flow is from port 40000
+  const std::vector<std::uint8_t> f = fragNeeded(a, b, quoted, 1280);
   EXPECT_EQ(run(f, "c0").action, XDP_PASS);
   EXPECT_EQ(counter(SLUICE_L4_ICMP_TO_BACKEND), 0u);
 }

@@ -43,6 +43,12 @@ std::optional<Result<void>> decode(const std::string& text) {
   return Result<void>{code == 0 ? Error(std::move(context)) : Error(code, std::move(context))};
 }
 
+// A child's exit: its answer on stdout; 0 when it was written (whatever it says).
+int writeAnswer(const Result<void>& r) {
+  const std::string answer = encode(r);
+  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
+}
+
 // Runs /proc/self/exe with `args` and decodes its answer; nullopt if it could not be run or
 // said nothing readable.
 std::optional<Result<void>> askChild(std::initializer_list<const char*> args) {
@@ -82,8 +88,7 @@ std::optional<Result<void>> askChild(std::initializer_list<const char*> args) {
 }  // namespace
 
 int runVerifyDatapath() {
-  const std::string answer = encode(bpf::SpliceDatapath::verify());
-  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
+  return writeAnswer(bpf::SpliceDatapath::verify());
 }
 
 Result<void> verifyDatapathInChild() {
@@ -98,8 +103,7 @@ int runLoadDatapath(const char* pin_root) {
   if (opened) {
     (*opened)->handOver();
   }
-  const std::string answer = encode(opened ? Result<void>{success()} : opened.error());
-  return std::fwrite(answer.data(), 1, answer.size(), stdout) == answer.size() ? 0 : 1;
+  return writeAnswer(opened ? Result<void>{success()} : opened.error());
 }
 
 Result<std::unique_ptr<bpf::SpliceDatapath>> openDatapathInChild(const bpf::Options& options) {
