@@ -40,19 +40,7 @@ Result<std::string> progName(std::uint32_t id) {
 }
 
 Result<Skeleton<FrontdoorSkel>> load(const std::string& pin_root, bool syn_proxy) {
-  if (!pin_root.empty() && ::mkdir(pin_root.c_str(), 0700) != 0 && errno != EEXIST) {
-    return errnoError("create pin directory " + pin_root);
-  }
-  bpf_object_open_opts open_opts{};
-  open_opts.sz = sizeof(open_opts);
-  open_opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
-  SLUICE_TRY(auto skel, Skeleton<FrontdoorSkel>::open(&open_opts, kObjectName));
-  if (pin_root.empty()) {
-    bpf_map* map = nullptr;
-    bpf_object__for_each_map(map, skel->obj) {
-      ::bpf_map__set_pin_path(map, nullptr);
-    }
-  }
+  SLUICE_TRY(auto skel, Skeleton<FrontdoorSkel>::openPinnedUnder(pin_root, kObjectName));
   // Only one program is attached; the other is not even shown to the verifier, which is what
   // keeps 5.10 (no helper 204) able to load the object.
   ::bpf_program__set_autoload(

@@ -18,19 +18,7 @@ namespace {
 constexpr std::string_view kObjectName = "xdp_l4.bpf.o";
 
 Result<Skeleton<L4Skel>> load(const std::string& pin_root) {
-  if (!pin_root.empty() && ::mkdir(pin_root.c_str(), 0700) != 0 && errno != EEXIST) {
-    return errnoError("create pin directory " + pin_root);
-  }
-  bpf_object_open_opts open_opts{};
-  open_opts.sz = sizeof(open_opts);
-  open_opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
-  SLUICE_TRY(auto skel, Skeleton<L4Skel>::open(&open_opts, kObjectName));
-  if (pin_root.empty()) {
-    bpf_map* map = nullptr;
-    bpf_object__for_each_map(map, skel->obj) {
-      ::bpf_map__set_pin_path(map, nullptr);
-    }
-  }
+  SLUICE_TRY(auto skel, Skeleton<L4Skel>::openPinnedUnder(pin_root, kObjectName));
   bpf_program* prog = skel->progs.sluice_xdp_l4;
   std::string log(1u << 20, '\0');
   ::bpf_program__set_log_buf(prog, log.data(), log.size());

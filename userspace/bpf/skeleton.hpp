@@ -4,6 +4,7 @@
 #pragma once
 
 #include <bpf/libbpf.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <memory>
@@ -27,6 +28,27 @@ public:
       return Error(errno, "open BPF object " + std::string(name));
     }
     return Skeleton(raw);
+  }
+
+  // Opens the object with its LIBBPF_PIN_BY_NAME maps pinned under `pin_root` (created if
+  // missing). An empty root pins nothing: the maps then live and die with the skeleton.
+  static Result<Skeleton> openPinnedUnder(const std::string& pin_root, std::string_view name) {
+    if (!pin_root.empty() && ::mkdir(pin_root.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Error(errno, "create pin directory " + pin_root);
+    }
+    bpf_object_open_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
+    auto skel = open(&opts, name);
+    if (skel && pin_root.empty()) {
+      // LIBBPF_PIN_BY_NAME maps get a default pin path at open; clearing it means nothing is
+      // pinned or reused.
+      bpf_map* map = nullptr;
+      bpf_object__for_each_map(map, skel->get()->obj) {
+        ::bpf_map__set_pin_path(map, nullptr);
+      }
+    }
+    return skel;
   }
 
   // Creates or reuses maps (pinned ones by pin path) and loads programs through the verifier.

@@ -194,18 +194,7 @@ std::vector<std::string> missingCapabilities() {
 
 Result<Skeleton<SpliceSkel>> loadSpliceObject(const std::string& pin_root) {
   LibbpfCapture capture(/*forward=*/!pin_root.empty());
-  bpf_object_open_opts open_opts{};
-  open_opts.sz = sizeof(open_opts);
-  open_opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
-  SLUICE_TRY(auto skel, Skeleton<SpliceSkel>::open(&open_opts, kObjectName));
-  if (pin_root.empty()) {
-    // LIBBPF_PIN_BY_NAME maps get a default pin path at open; without one, nothing is pinned
-    // or reused and the maps go with the skeleton.
-    bpf_map* map = nullptr;
-    bpf_object__for_each_map(map, skel->obj) {
-      ::bpf_map__set_pin_path(map, nullptr);
-    }
-  }
+  SLUICE_TRY(auto skel, Skeleton<SpliceSkel>::openPinnedUnder(pin_root, kObjectName));
   // libbpf asks the kernel for a log only after a refusal, and then writes it here.
   std::string verifier_log(kVerifierLogSize, '\0');
   ::bpf_program__set_log_buf(skel->progs.sluice_splice_verdict, verifier_log.data(),
