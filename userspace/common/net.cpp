@@ -3,8 +3,10 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -14,6 +16,59 @@ namespace sluice::net {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+namespace {
+
+boost::system::error_code errnoCode() {
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    return asio::error::would_block;
+  }
+  return {errno, boost::system::system_category()};
+}
+
+}  // namespace
+
+std::size_t receiveNow(tcp::socket& socket, asio::mutable_buffer buffer,
+                       boost::system::error_code& ec) {
+  ec.clear();
+  ssize_t n;
+  do {
+    n = ::recv(socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    return static_cast<std::size_t>(n);
+  }
+  ec = n == 0 ? boost::system::error_code(asio::error::eof) : errnoCode();
+  return 0;
+}
+
+std::size_t sendNow(tcp::socket& socket, std::span<const asio::const_buffer> buffers,
+                    boost::system::error_code& ec) {
+  constexpr std::size_t kMaxIov = 16;
+  std::array<iovec, kMaxIov> iov{};
+  std::size_t count = 0;
+  for (const asio::const_buffer& b : buffers) {
+    if (b.size() > 0 && count < kMaxIov) {
+      iov[count++] = {const_cast<void*>(b.data()), b.size()};
+    }
+  }
+  ec.clear();
+  if (count == 0) {
+    return 0;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) {
+    return static_cast<std::size_t>(n);
+  }
+  ec = errnoCode();
+  return 0;
+}
 
 Result<void> listen(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
                     const ListenOptions& options) {

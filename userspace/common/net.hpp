@@ -2,7 +2,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,19 @@ std::string peerAddress(const boost::asio::ip::tcp::socket& socket);
 // The IP addresses of this host's interfaces (getifaddrs; in a hostNetwork pod, the node's), as
 // addressText(); IPv6 link-local ones without their zone. Empty if they cannot be listed.
 std::vector<std::string> localAddresses();
+
+// I/O that never waits, for a socket the reactor just reported ready: the proxy reads a request
+// or writes a response in the same turn instead of queueing an operation and resuming later,
+// so a buffer taken for it is back in the pool before the worker moves on.
+// One recv(2): the bytes read; `ec` is asio::error::would_block when nothing is there yet and
+// asio::error::eof at the end of the stream.
+std::size_t receiveNow(boost::asio::ip::tcp::socket& socket, boost::asio::mutable_buffer buffer,
+                       boost::system::error_code& ec);
+// One sendmsg(2) of up to 16 buffers (SIGPIPE off): the bytes the kernel took, maybe fewer than
+// offered; `ec` is asio::error::would_block when it took none because the socket is full.
+std::size_t sendNow(boost::asio::ip::tcp::socket& socket,
+                    std::span<const boost::asio::const_buffer> buffers,
+                    boost::system::error_code& ec);
 
 // Nanoseconds on the steady clock (CLOCK_MONOTONIC, the clock bpf_ktime_get_ns reads).
 inline std::int64_t monotonicNs(std::chrono::steady_clock::time_point t) {

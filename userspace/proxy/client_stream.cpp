@@ -4,6 +4,8 @@
 
 #include <boost/asio/error.hpp>
 
+#include "common/net.hpp"
+
 namespace sluice::proxy {
 
 namespace asio = boost::asio;
@@ -98,6 +100,31 @@ asio::awaitable<ClientStream::IoResult> ClientStream::tlsWrite(
     }
   }
   co_return IoResult{error_code(), total};
+}
+
+ClientStream::IoResult ClientStream::readNow(asio::mutable_buffer buf) {
+  error_code ec;
+  if (!tls_) {
+    const std::size_t n = net::receiveNow(socket_, buf, ec);
+    return {ec, n};
+  }
+  std::size_t n = 0;
+  const tls::Io io = tls_->read(buf.data(), buf.size(), n);
+  if (io == tls::Io::kDone) {
+    return {ec, n};
+  }
+  if (io == tls::Io::kWantRead || io == tls::Io::kWantWrite) {
+    return {asio::error::would_block, 0};
+  }
+  return {errorOf(io), 0};
+}
+
+std::size_t ClientStream::sendNow(std::span<const asio::const_buffer> buffers, error_code& ec) {
+  if (tls_) {
+    ec = asio::error::would_block;
+    return 0;
+  }
+  return net::sendNow(socket_, buffers, ec);
 }
 
 asio::awaitable<error_code> ClientStream::waitReadable() {

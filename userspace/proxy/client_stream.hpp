@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
@@ -42,6 +43,13 @@ public:
     }
     return tlsRead(buf);
   }
+  // One read that never waits (plain: recv(2); TLS: one SSL_read): after a wait said readable,
+  // it saves queueing an operation. asio::error::would_block: call readSome().
+  IoResult readNow(boost::asio::mutable_buffer buf);
+  // One send that never waits, plain connections only: the bytes the socket took. TLS, or a full
+  // socket: asio::error::would_block (write() the rest).
+  std::size_t sendNow(std::span<const boost::asio::const_buffer> buffers,
+                      boost::system::error_code& ec);
   // Writes every byte of `buffers` (a buffer or a sequence of up to kMaxBuffers).
   template <typename Buffers>
   boost::asio::awaitable<IoResult> write(const Buffers& buffers) {

@@ -1,6 +1,8 @@
 #include "proxy/forwarder.hpp"
 
+#include <algorithm>
 #include <array>
+#include <span>
 #include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
@@ -72,6 +74,31 @@ bool spliceTo(const tcp::socket&) {
 }
 bool spliceTo(const ClientStream& s) {
   return s.spliceWrite();
+}
+std::size_t sendNow(tcp::socket& s, std::span<const asio::const_buffer> b,
+                    boost::system::error_code& ec) {
+  return net::sendNow(s, b, ec);
+}
+std::size_t sendNow(ClientStream& s, std::span<const asio::const_buffer> b,
+                    boost::system::error_code& ec) {
+  return s.sendNow(b, ec);
+}
+// Drops the first `n` bytes of `bufs`.
+template <std::size_t N>
+void advance(std::array<asio::const_buffer, N>& bufs, std::size_t n) {
+  for (asio::const_buffer& b : bufs) {
+    const std::size_t k = std::min(n, b.size());
+    b += k;
+    n -= k;
+  }
+}
+template <std::size_t N>
+std::size_t totalSize(const std::array<asio::const_buffer, N>& bufs) {
+  std::size_t total = 0;
+  for (const asio::const_buffer& b : bufs) {
+    total += b.size();
+  }
+  return total;
 }
 tcp::socket& socketOf(tcp::socket& s) {
   return s;
@@ -239,7 +266,13 @@ asio::awaitable<Forwarder::Result> Forwarder::connectAndSend(const Snapshot& sna
     // Send the head alone: if a pooled connection turns out dead we can still retry, since no
     // body byte has left the client buffer yet.
     watchdog_.arm(cfg.upstream_response_timeout);
-    auto [ec, n] = co_await asio::async_write(up_->socket, asio::buffer(text_->head), kNoThrow);
+    std::array<asio::const_buffer, 1> head{asio::buffer(text_->head)};
+    boost::system::error_code ec;
+    const std::size_t sent = net::sendNow(up_->socket, head, ec);
+    if (sent < text_->head.size() && (!ec || ec == asio::error::would_block)) {
+      advance(head, sent);
+      std::tie(ec, std::ignore) = co_await asio::async_write(up_->socket, head, kNoThrow);
+    }
     if (!ec) {
       co_return Result{Outcome::kKeepAlive};
     }
@@ -344,12 +377,18 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
     }
     // (No co_await inside a condition: GCC 12 mis-compiles some of those.)
     bool readable = ub.hasStorage();
-    if (!readable) {
-      readable = co_await awaitUpstream();
-    }
     boost::system::error_code ec = asio::error::operation_aborted;
     std::size_t n = 0;
-    if (readable) {
+    if (!readable) {
+      readable = co_await awaitUpstream();
+      if (readable) {
+        // The wait said readable: read in this turn.
+        n = net::receiveNow(up_->socket, up_->buffer.prepare(), ec);
+      }
+    } else {
+      ec = asio::error::would_block;
+    }
+    if (readable && ec == asio::error::would_block) {
       std::tie(ec, n) = co_await up_->socket.async_read_some(up_->buffer.prepare(), kNoThrow);
     }
     if (!ec && n > 0) {
@@ -517,9 +556,15 @@ asio::awaitable<Forwarder::PumpEnd> Forwarder::pump(From& from, Buffer& buf, To&
       if (dir == Direction::kRequest) {
         watchdog_.arm(cfg.upstream_response_timeout);  // the upstream's turn, not the client's
       }
-      const std::array<asio::const_buffer, 2> bufs{asio::buffer(prefix),
-                                                   asio::buffer(avail.data(), take)};
-      auto [ec, n] = co_await writeTo(to, bufs);
+      std::array<asio::const_buffer, 2> bufs{asio::buffer(prefix),
+                                             asio::buffer(avail.data(), take)};
+      boost::system::error_code ec;
+      const std::size_t total = totalSize(bufs);
+      if (const std::size_t sent = sendNow(to, bufs, ec);
+          sent < total && (!ec || ec == asio::error::would_block)) {
+        advance(bufs, sent);
+        std::tie(ec, std::ignore) = co_await writeTo(to, bufs);
+      }
       prefix = {};
       if (ec) {
         co_return PumpEnd::kWriteFailed;

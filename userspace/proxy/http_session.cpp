@@ -228,6 +228,7 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
   // The head's first byte is here (or already buffered, pipelined): the request's clock starts.
   watchdog_.startRequest(cfg.request_timeout);
   bool header_deadline_set = false;
+  bool ready = idle_;  // the wait just said readable: read in this turn
   for (;;) {
     if (!in_.empty()) {
       http::ParseResult pr =
@@ -249,7 +250,15 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
         header_deadline_set = true;
       }
     }
-    auto [ec, n] = co_await client_.readSome(in_.prepare());
+    error_code ec = asio::error::would_block;
+    std::size_t n = 0;
+    if (ready) {
+      std::tie(ec, n) = client_.readNow(in_.prepare());
+      ready = false;
+    }
+    if (ec == asio::error::would_block) {
+      std::tie(ec, n) = co_await client_.readSome(in_.prepare());
+    }
     if (ec || n == 0) {
       if (watchdog_.takeTimeout() && !idle_) {
         co_await sendLocal(LocalReply::k408, true, nullptr);

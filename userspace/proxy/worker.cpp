@@ -52,7 +52,7 @@ std::unique_ptr<RequestText> Worker::takeText() {
     auto text = std::make_unique<RequestText>();
     text->host.reserve(64);
     text->path.reserve(128);
-    text->head.reserve(2048);
+    text->head.reserve(512);
     return text;
   }
   auto text = std::move(free_texts_.back());
