@@ -127,14 +127,6 @@ std::size_t ClientStream::sendNow(std::span<const asio::const_buffer> buffers, e
   return net::sendNow(socket_, buffers, ec);
 }
 
-asio::awaitable<error_code> ClientStream::waitReadable() {
-  if (tls_ && tls_->pending()) {
-    co_return error_code();
-  }
-  auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
-  co_return ec;
-}
-
 void ClientStream::shutdownSend() {
   if (tls_) {
     tls_->shutdown();

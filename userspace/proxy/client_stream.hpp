@@ -65,8 +65,14 @@ public:
     }
     return tlsWrite(list, count);
   }
-  // Until a read would not wait (bytes, EOF or an error); TLS records already buffered count.
-  boost::asio::awaitable<boost::system::error_code> waitReadable();
+  // TLS records already buffered: a read would not wait.
+  bool readableNow() const { return tls_ && tls_->pending(); }
+  // Until the socket is readable (bytes, EOF or an error). Asio's own operation, not a coroutine:
+  // an idle connection waits here, and a frame per idle connection is memory.
+  auto waitReadable() {
+    return socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                              boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
   // Whether the kernel may move bytes of this direction with splice(2): a plain socket, or kTLS
   // (reading: only once OpenSSL holds no decrypted bytes of its own, which splicing would skip;
   // measured on 6.12, where a record half-read into OpenSSL's buffer stalled an upload).

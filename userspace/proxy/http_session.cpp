@@ -88,8 +88,7 @@ HttpSession::~HttpSession() {
 void HttpSession::start(Worker& worker, tcp::socket socket, ConnectionLimit::Slot slot, bool tls) {
   auto session = std::make_shared<HttpSession>(worker, std::move(socket), std::move(slot), tls);
   auto ex = worker.io().get_executor();
-  asio::co_spawn(
-      ex, [session]() { return session->watchdog_.run(); }, asio::detached);
+  session->watchdog_.start(session);
   asio::co_spawn(
       ex, [session]() { return session->run(); }, asio::detached);
 }
@@ -208,9 +207,12 @@ asio::awaitable<bool> HttpSession::waitForRequest() {
     co_return false;
   }
   watchdog_.arm(worker_.config().idle_timeout);
-  if (const error_code ec = co_await client_.waitReadable()) {
-    watchdog_.takeTimeout();
-    co_return false;
+  if (!client_.readableNow()) {
+    auto [ec] = co_await client_.waitReadable();
+    if (ec) {
+      watchdog_.takeTimeout();
+      co_return false;
+    }
   }
   in_.acquire(worker_.buffers());
   co_return true;

@@ -1,6 +1,6 @@
 // One downstream HTTP connection: a coroutine that reads request heads, routes each on a pinned
 // snapshot, hands it to the Forwarder, and answers errors itself, in order, until the
-// connection closes. A Watchdog coroutine enforces every timeout through one deadline.
+// connection closes. A Watchdog (one timer) enforces every timeout through one deadline.
 #pragma once
 
 #include <chrono>

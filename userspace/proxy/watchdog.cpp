@@ -2,26 +2,28 @@
 
 #include <algorithm>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include "proxy/stats.hpp"
 
 namespace sluice::proxy {
 
-boost::asio::awaitable<void> Watchdog::run() {
-  while (!closed_) {
-    armed_ = std::min(deadline_, window_end_);
-    timer_.expires_at(armed_);
-    co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    armed_ = Clock::time_point::max();
-    if (closed_) {
-      break;
-    }
-    if (expired(Clock::now())) {
-      fire();
-    }
+void Watchdog::wait(std::shared_ptr<void> owner) {
+  armed_ = std::min(deadline_, window_end_);
+  timer_.expires_at(armed_);
+  timer_.async_wait([this, owner = std::move(owner)](const boost::system::error_code&) mutable {
+    wake(std::move(owner));
+  });
+}
+
+void Watchdog::wake(std::shared_ptr<void> owner) {
+  // A cancel (an earlier deadline was armed, or close()) wakes it as an expiry does.
+  armed_ = Clock::time_point::max();
+  if (closed_) {
+    return;  // dropping `owner` may end the session
   }
+  if (expired(Clock::now())) {
+    fire();
+  }
+  wait(std::move(owner));
 }
 
 bool Watchdog::expired(Clock::time_point now) {

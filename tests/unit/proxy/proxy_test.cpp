@@ -59,7 +59,10 @@ TEST(Watchdog, ExpiryCancelsTheWatchedSocketAndIsReportedOnce) {
   dog.watch(Watchdog::kClient, &client);
   boost::system::error_code read_ec;
   bool timed_out = false;
-  asio::co_spawn(io, dog.run(), asio::detached);
+  auto owner = std::make_shared<int>(0);
+  std::weak_ptr<int> held = owner;
+  bool held_while_open = false;
+  dog.start(std::move(owner));  // the pending wait holds the owner until close()
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
@@ -70,6 +73,7 @@ TEST(Watchdog, ExpiryCancelsTheWatchedSocketAndIsReportedOnce) {
                                                        asio::as_tuple(asio::use_awaitable));
         read_ec = ec;
         timed_out = dog.takeTimeout();
+        held_while_open = !held.expired();
         dog.close();
       },
       asio::detached);
@@ -79,6 +83,8 @@ TEST(Watchdog, ExpiryCancelsTheWatchedSocketAndIsReportedOnce) {
   EXPECT_TRUE(timed_out);
   EXPECT_FALSE(dog.takeTimeout()) << "reported twice";
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  EXPECT_TRUE(held_while_open) << "the watchdog must keep its session alive";
+  EXPECT_TRUE(held.expired()) << "close() must let the session go";
 }
 
 TEST(GlobalStats, RendersRepliesAndParseErrorsByLabel) {
