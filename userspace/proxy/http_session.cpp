@@ -114,7 +114,14 @@ void HttpSession::setForwarding() {
 
 asio::awaitable<bool> HttpSession::readProxyHeader() {
   const ProxyConfig& cfg = worker_.config();
-  if (!co_await waitForRequest()) {
+  if (!beginIdleWait()) {
+    co_return false;
+  }
+  error_code ec;
+  if (!client_.readableNow()) {
+    std::tie(ec) = co_await client_.waitReadable();
+  }
+  if (!endIdleWait(ec)) {
     co_return false;
   }
   watchdog_.arm(cfg.header_timeout, Watchdog::kCapped);
@@ -175,6 +182,22 @@ asio::awaitable<void> HttpSession::run() {
     path_ = {};
     head_request_ = false;
     watchdog_.takeTimeout();
+    // Idle between requests, the wait is here in the session's own frame: a connection that
+    // sits idle holds no buffer and no nested coroutine frames.
+    in_.releaseIfEmpty();
+    idle_ = !in_.hasStorage();
+    if (idle_) {
+      if (!beginIdleWait()) {
+        break;
+      }
+      error_code ec;
+      if (!client_.readableNow()) {
+        std::tie(ec) = co_await client_.waitReadable();
+      }
+      if (!endIdleWait(ec)) {
+        break;
+      }
+    }
     const http::ParseResult pr = co_await readHead();
     if (pr.status == http::ParseStatus::kIncomplete) {
       break;  // closed, or timed out (a 408 went out if a head had begun)
@@ -200,33 +223,29 @@ asio::awaitable<void> HttpSession::run() {
   client_.close();
 }
 
-asio::awaitable<bool> HttpSession::waitForRequest() {
+bool HttpSession::beginIdleWait() {
   // Idle between requests: no buffer, no parse state, just the socket. The buffer is taken
   // from the worker's pool once the client has sent something (or closed).
   if (close_after_ || worker_.draining()) {
-    co_return false;
+    return false;
   }
   watchdog_.arm(worker_.config().idle_timeout);
-  if (!client_.readableNow()) {
-    auto [ec] = co_await client_.waitReadable();
-    if (ec) {
-      watchdog_.takeTimeout();
-      co_return false;
-    }
+  return true;
+}
+
+bool HttpSession::endIdleWait(error_code ec) {
+  if (ec) {
+    watchdog_.takeTimeout();
+    return false;
   }
   in_.acquire(worker_.buffers());
-  co_return true;
+  return true;
 }
 
 asio::awaitable<http::ParseResult> HttpSession::readHead() {
   const ProxyConfig& cfg = worker_.config();
-  // Before its first byte the idle timeout applies; once bytes arrived, the (shorter) header
-  // timeout, armed only if the head did not come in one read.
-  in_.releaseIfEmpty();
-  idle_ = !in_.hasStorage();
-  if (idle_ && !co_await waitForRequest()) {
-    co_return http::ParseResult{};
-  }
+  // Before its first byte the idle timeout applied (run()); once bytes arrived, the (shorter)
+  // header timeout, armed only if the head did not come in one read.
   // The head's first byte is here (or already buffered, pipelined): the request's clock starts.
   watchdog_.startRequest(cfg.request_timeout);
   bool header_deadline_set = false;

@@ -71,10 +71,14 @@ private:
                                                   bool has_body);
   // What the forwarding headers say about this connection, from client_ip_.
   void setForwarding();
-  // Idle: waits (holding no buffer) until the client sends or closes; false if it closed, timed
-  // out, or the agent is draining.
-  boost::asio::awaitable<bool> waitForRequest();
-  // Reads until a whole head is in the buffer (or the head is refused, or the connection ends).
+  // The idle wait (holding no buffer) until the client sends or closes, in two halves around
+  // ClientStream::waitReadable() so that it needs no coroutine frame of its own: begin arms the
+  // idle timeout (false: the agent is draining or the session closing); end takes the buffer
+  // (false: the wait failed or timed out).
+  bool beginIdleWait();
+  bool endIdleWait(boost::system::error_code ec);
+  // After the idle wait (idle_ says whether there was one): reads until a whole head is in the
+  // buffer (or the head is refused, or the connection ends).
   // kIncomplete with consumed 0: the connection ended or timed out before a head. The head is
   // parsed into the worker's scratch (Worker::requestHead()).
   boost::asio::awaitable<http::ParseResult> readHead();
