@@ -158,7 +158,33 @@ Io Connection::handshake() {
   ERR_clear_error();
   errno = 0;
   const int ret = SSL_do_handshake(ssl_);
-  return ret == 1 ? Io::kDone : result(ret);
+  if (ret != 1) {
+    return result(ret);
+  }
+  dropReplay();
+  return Io::kDone;
+}
+
+void Connection::dropReplay() {
+  // Once OpenSSL has read the whole replay, the filter and the socket BIO under it are dead
+  // weight for the connection's life (about 400 bytes with their locks): reads go through the
+  // write side's socket BIO instead, as they do for a connection without a replay. Not under
+  // kTLS receive, whose state is the flag on the socket BIO below the filter.
+  BIO* rbio = SSL_get_rbio(ssl_);
+  BIO* wbio = SSL_get_wbio(ssl_);
+  if (rbio == wbio || BIO_get_ktls_recv(rbio) != 0) {
+    return;
+  }
+  if (const auto* r = static_cast<const Replay*>(BIO_get_data(rbio));
+      r != nullptr && r->offset < r->bytes.size()) {
+    return;
+  }
+  BIO_up_ref(wbio);
+  SSL_set0_rbio(ssl_, wbio);  // frees the filter chain and its Replay
+}
+
+bool Connection::replaying() const {
+  return SSL_get_rbio(ssl_) != SSL_get_wbio(ssl_);
 }
 
 Io Connection::read(void* data, std::size_t len, std::size_t& n) {

@@ -45,6 +45,8 @@ public:
   bool ktlsSend() const;
   bool ktlsRecv() const;
   bool resumed() const;
+  // The replay filter is still in the read path (until the handshake has consumed it).
+  bool replaying() const;
   // "TLSv1.3", "TLSv1.2"
   const char* version() const;
   const char* cipher() const;
@@ -54,6 +56,7 @@ public:
 private:
   explicit Connection(SSL* ssl) : ssl_(ssl) {}
   Io result(int ret);
+  void dropReplay();
 
   SSL* ssl_;
   std::string last_error_;

@@ -166,6 +166,8 @@ TEST(Connection, HandshakeWithReplayedBytes) {
     io = conn->handshake();  // blocking socket: each call waits inside OpenSSL
   }
   ASSERT_EQ(io, Io::kDone) << conn->lastError();
+  // The replay was read: the filter BIOs are gone, reads go straight to the socket.
+  EXPECT_FALSE(conn->replaying());
   char buf[4];
   std::size_t got = 0;
   ASSERT_EQ(conn->read(buf, sizeof buf, got), Io::kDone);
