@@ -68,10 +68,11 @@ public:
   // TLS records already buffered: a read would not wait.
   bool readableNow() const { return tls_ && tls_->pending(); }
   // Until the socket is readable (bytes, EOF or an error). Asio's own operation, not a coroutine:
-  // an idle connection waits here, and a frame per idle connection is memory.
-  auto waitReadable() {
-    return socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                              boost::asio::as_tuple(boost::asio::use_awaitable));
+  // an idle connection waits here (HttpSession::park() passes a plain handler), and a frame per
+  // idle connection is memory.
+  template <typename Token>
+  auto waitReadable(Token&& token) {
+    return socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::forward<Token>(token));
   }
   // Whether the kernel may move bytes of this direction with splice(2): a plain socket, or kTLS
   // (reading: only once OpenSSL holds no decrypted bytes of its own, which splicing would skip;

@@ -90,7 +90,7 @@ void HttpSession::start(Worker& worker, tcp::socket socket, ConnectionLimit::Slo
   auto ex = worker.io().get_executor();
   session->watchdog_.start(session);
   asio::co_spawn(
-      ex, [session]() { return session->run(); }, asio::detached);
+      ex, [session]() { return session->run(false); }, asio::detached);
 }
 
 void HttpSession::closeIfIdle() {
@@ -119,7 +119,7 @@ asio::awaitable<bool> HttpSession::readProxyHeader() {
   }
   error_code ec;
   if (!client_.readableNow()) {
-    std::tie(ec) = co_await client_.waitReadable();
+    std::tie(ec) = co_await client_.waitReadable(asio::as_tuple(asio::use_awaitable));
   }
   if (!endIdleWait(ec)) {
     co_return false;
@@ -167,37 +167,38 @@ asio::awaitable<bool> HttpSession::readProxyHeader() {
   }
 }
 
-asio::awaitable<void> HttpSession::run() {
+asio::awaitable<void> HttpSession::run(bool woken) {
   auto self = shared_from_this();
   bool open = true;
-  if (worker_.config().proxy_protocol) {
+  if (!woken && worker_.config().proxy_protocol) {
     open = co_await readProxyHeader();
   }
-  if (open && tls_listener_) {
+  if (!woken && open && tls_listener_) {
     open = co_await startTls();
   }
   while (open) {
-    // Nothing of the previous request may leak into this one (access log, retries, HEAD).
-    host_ = {};
-    path_ = {};
-    head_request_ = false;
-    watchdog_.takeTimeout();
-    // Idle between requests, the wait is here in the session's own frame: a connection that
-    // sits idle holds no buffer and no nested coroutine frames.
-    in_.releaseIfEmpty();
-    idle_ = !in_.hasStorage();
-    if (idle_) {
-      if (!beginIdleWait()) {
-        break;
-      }
-      error_code ec;
-      if (!client_.readableNow()) {
-        std::tie(ec) = co_await client_.waitReadable();
-      }
-      if (!endIdleWait(ec)) {
-        break;
+    if (!woken) {
+      // Nothing of the previous request may leak into this one (access log, retries, HEAD).
+      host_ = {};
+      path_ = {};
+      head_request_ = false;
+      watchdog_.takeTimeout();
+      in_.releaseIfEmpty();
+      idle_ = !in_.hasStorage();
+      if (idle_) {
+        if (!beginIdleWait()) {
+          break;
+        }
+        if (!client_.readableNow()) {
+          park();
+          co_return;  // an idle connection holds no coroutine frame at all
+        }
+        if (!endIdleWait({})) {
+          break;
+        }
       }
     }
+    woken = false;
     const http::ParseResult pr = co_await readHead();
     if (pr.status == http::ParseStatus::kIncomplete) {
       break;  // closed, or timed out (a 408 went out if a head had begun)
@@ -217,6 +218,23 @@ asio::awaitable<void> HttpSession::run() {
   if (linger_) {
     co_await linger();
   }
+  close();
+}
+
+void HttpSession::park() {
+  // Idle between requests the session is only this wait's handler (and the watchdog's timer):
+  // no coroutine, no buffer. Readable: a new run() serves what came, from readHead() on.
+  client_.waitReadable([self = shared_from_this()](const error_code& ec) {
+    if (!self->endIdleWait(ec)) {
+      self->close();
+      return;
+    }
+    asio::co_spawn(
+        self->worker_.io().get_executor(), [self]() { return self->run(true); }, asio::detached);
+  });
+}
+
+void HttpSession::close() {
   watchdog_.close();
   forwarder_.close();
   client_.shutdownSend();

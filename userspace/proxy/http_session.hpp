@@ -49,7 +49,14 @@ private:
   // What happened to a request; decides whether the connection carries on.
   enum class Outcome : std::uint8_t { kKeepAlive, kClose };
 
-  boost::asio::awaitable<void> run();
+  // Serves requests until the connection closes or goes idle (then park()). `woken`: park()'s
+  // wait said the client sent something; the request is read from readHead() on.
+  boost::asio::awaitable<void> run(bool woken);
+  // The idle wait between requests as a plain completion handler, so that an idle connection
+  // holds no coroutine frame: on readiness it starts run(true), on an error or timeout close().
+  void park();
+  // close_notify and FIN to the client; the upstream connection and the watchdog let go.
+  void close();
   // --proxy-protocol: before the first request, a trusted peer may send a PROXY header (v1 or
   // v2); its source address becomes the client's. An untrusted peer that sends one, or a
   // malformed header, closes the connection (false).
@@ -72,7 +79,7 @@ private:
   // What the forwarding headers say about this connection, from client_ip_.
   void setForwarding();
   // The idle wait (holding no buffer) until the client sends or closes, in two halves around
-  // ClientStream::waitReadable() so that it needs no coroutine frame of its own: begin arms the
+  // ClientStream::waitReadable() (park(), or readProxyHeader()'s first wait): begin arms the
   // idle timeout (false: the agent is draining or the session closing); end takes the buffer
   // (false: the wait failed or timed out).
   bool beginIdleWait();
