@@ -1,11 +1,13 @@
 #include "proxy/http_session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/heap_allocator.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "proxy/access_log.hpp"
@@ -62,7 +64,7 @@ HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Sl
     : worker_(worker),
       client_(std::move(socket)),
       slot_(std::move(slot)),
-      watchdog_(client_.socket().get_executor()),
+      watchdog_(worker.io().get_executor()),
       id_(worker.nextConnectionId()),
       client_ip_(net::peerAddress(client_.socket())),
       forwarder_(worker, client_, in_, watchdog_, id_),
@@ -224,14 +226,16 @@ asio::awaitable<void> HttpSession::run(bool woken) {
 void HttpSession::park() {
   // Idle between requests the session is only this wait's handler (and the watchdog's timer):
   // no coroutine, no buffer. Readable: a new run() serves what came, from readHead() on.
-  client_.waitReadable([self = shared_from_this()](const error_code& ec) {
+  auto woken = [self = shared_from_this()](const error_code& ec) {
     if (!self->endIdleWait(ec)) {
       self->close();
       return;
     }
     asio::co_spawn(
         self->worker_.io().get_executor(), [self]() { return self->run(true); }, asio::detached);
-  });
+  };
+  // The wait gets a block of its own size, not one from Asio's per-thread cache (HeapAllocator).
+  client_.waitReadable(asio::bind_allocator(HeapAllocator<void>{}, std::move(woken)));
 }
 
 void HttpSession::close() {

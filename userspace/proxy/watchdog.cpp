@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include <boost/asio/bind_allocator.hpp>
+
+#include "common/heap_allocator.hpp"
 #include "proxy/stats.hpp"
 
 namespace sluice::proxy {
@@ -9,9 +12,12 @@ namespace sluice::proxy {
 void Watchdog::wait(std::shared_ptr<void> owner) {
   armed_ = std::min(deadline_, window_end_);
   timer_.expires_at(armed_);
-  timer_.async_wait([this, owner = std::move(owner)](const boost::system::error_code&) mutable {
-    wake(std::move(owner));
-  });
+  // Its own block, not one from Asio's per-thread cache: it lives as long as the connection.
+  timer_.async_wait(boost::asio::bind_allocator(
+      HeapAllocator<void>{},
+      [this, owner = std::move(owner)](const boost::system::error_code&) mutable {
+        wake(std::move(owner));
+      }));
 }
 
 void Watchdog::wake(std::shared_ptr<void> owner) {
