@@ -141,6 +141,8 @@ bool Forwarder::takeBusy(const Snapshot& snap, std::uint32_t cluster) {
 
 Forwarder::~Forwarder() {
   if (up_) {
+    // Lent per request, a Forwarder can end before the session's watchdog does.
+    watchdog_.watch(Watchdog::kUpstream, nullptr);
     boost::system::error_code ignored;
     up_->socket.close(ignored);
   }

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -161,6 +162,12 @@ private:
   Direction touching_ = Direction::kRequest;
   bool reused_ = false;
   std::string_view hsts_;
+};
+
+// A Forwarder's storage, lent by the worker for one request (Worker::takeForwarder) and given
+// back with it: a connection waiting for its next request holds none (about 300 bytes).
+struct ForwarderSlot {
+  std::optional<Forwarder> forwarder;
 };
 
 }  // namespace sluice::proxy

@@ -1,5 +1,7 @@
 #include "proxy/http_session.hpp"
 
+#include <charconv>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -67,14 +69,14 @@ HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Sl
       watchdog_(worker.io().get_executor()),
       id_(worker.nextConnectionId()),
       client_ip_(net::peerAddress(client_.socket())),
-      forwarder_(worker, client_, in_, watchdog_, id_),
       tls_listener_(tls) {
   error_code ignored;
   client_.socket().set_option(tcp::no_delay(true), ignored);
   if (const tcp::endpoint local = client_.socket().local_endpoint(ignored); !ignored) {
-    port_ = std::to_string(local.port());
+    const auto [end, _] = std::to_chars(port_.data(), port_.data() + port_.size(), local.port());
+    port_len_ = static_cast<std::uint8_t>(end - port_.data());
   }
-  setForwarding();
+  setTrust();
   watchdog_.watch(Watchdog::kClient, &client_.socket());
   worker_.attach(this);
   auto& g = globalStats();
@@ -103,13 +105,17 @@ void HttpSession::closeIfIdle() {
   }
 }
 
-void HttpSession::setForwarding() {
+void HttpSession::setTrust() {
+  trusted_peer_ = worker_.config().trusted_proxies.containsText(client_ip_);
+}
+
+http::Forwarding HttpSession::forwarding() const {
   const ProxyConfig& cfg = worker_.config();
-  fwd_ = http::Forwarding{
+  return http::Forwarding{
       .client_ip = client_ip_,
-      .proto = "http",
-      .port = port_,
-      .trusted_peer = cfg.trusted_proxies.containsText(client_ip_),
+      .proto = client_.tls() ? "https" : "http",
+      .port = {port_.data(), port_len_},
+      .trusted_peer = trusted_peer_,
       .trusted = {&net::CidrSet::matchText, &cfg.trusted_proxies},
   };
 }
@@ -133,7 +139,7 @@ asio::awaitable<bool> HttpSession::readProxyHeader() {
     if (h.status == http::ProxyStatus::kError && h.error == http::ProxyError::kNoSignature) {
       co_return true;  // plain HTTP: the header is optional
     }
-    if (!fwd_.trusted_peer) {
+    if (!trusted_peer_) {
       // Anyone could claim any address: only --trusted-proxies may speak for a client.
       bump(g.proxy_untrusted);
       co_return false;
@@ -153,7 +159,7 @@ asio::awaitable<bool> HttpSession::readProxyHeader() {
                 ? net::addressText(asio::ip::address_v6(h.source.bytes))
                 : net::addressText(asio::ip::address_v4({h.source.bytes[0], h.source.bytes[1],
                                                          h.source.bytes[2], h.source.bytes[3]}));
-        setForwarding();
+        setTrust();
       }
       co_return true;
     }
@@ -240,7 +246,9 @@ void HttpSession::park() {
 
 void HttpSession::close() {
   watchdog_.close();
-  forwarder_.close();
+  if (forwarder_) {
+    forwarder().close();
+  }
   client_.shutdownSend();
   client_.close();
 }
@@ -322,8 +330,10 @@ asio::awaitable<HttpSession::Outcome> HttpSession::handleRequest(std::size_t hea
   head_request_ = req.method == "HEAD";
   keep_alive_ = req.keep_alive;
   text_ = worker_.takeText();
+  forwarder_ = worker_.takeForwarder(client_, in_, watchdog_, id_);
   in_.consume(head_len);  // moves no bytes: the views stay valid until the next read
   const Outcome outcome = co_await normalizeAndRoute(req);
+  worker_.giveForwarder(std::move(forwarder_));
   worker_.giveText(std::move(text_));
   co_return outcome;
 }
@@ -368,10 +378,10 @@ asio::awaitable<HttpSession::Outcome> HttpSession::normalizeAndRoute(const http:
     co_return co_await sendLocal(LocalReply::k503, req.body != http::BodyKind::kNone, nullptr);
   }
   const TlsTable::Host* tls_host = snap->tls ? snap->tls->find(host_) : nullptr;
-  forwarder_.setHsts(client_.tls() && tls_host != nullptr ? std::string_view(tls_host->hsts)
-                                                          : std::string_view());
+  forwarder().setHsts(client_.tls() && tls_host != nullptr ? std::string_view(tls_host->hsts)
+                                                           : std::string_view());
   if (!client_.tls() && tls_host != nullptr && tls_host->redirect &&
-      !forwardedHttps(req, fwd_.trusted_peer)) {
+      !forwardedHttps(req, trusted_peer_)) {
     co_return co_await redirectToHttps(req.path, req.query, req.body != http::BodyKind::kNone);
   }
   co_return co_await route(*snap, req);
@@ -403,14 +413,14 @@ asio::awaitable<HttpSession::Outcome> HttpSession::route(const Snapshot& snap,
   g.active_requests.fetch_add(1, std::memory_order_relaxed);
   const bool keep_alive = req.keep_alive && !worker_.draining() && !close_after_;
   const Forwarder::Result r =
-      co_await forwarder_.forward(req, *text_, snap, match.cluster, fwd_, keep_alive);
+      co_await forwarder().forward(req, *text_, snap, match.cluster, forwarding(), keep_alive);
   g.active_requests.fetch_sub(1, std::memory_order_relaxed);
   switch (r.outcome) {
     case Forwarder::Outcome::kReply:
       co_return co_await sendLocal(r.reply, r.close, route);
     case Forwarder::Outcome::kUpgraded:
       finishRequest(r.status, route);
-      co_await forwarder_.tunnel();
+      co_await forwarder().tunnel();
       co_return Outcome::kClose;
     case Forwarder::Outcome::kKeepAlive:
     case Forwarder::Outcome::kClose:
@@ -463,7 +473,7 @@ void HttpSession::finishRequest(int status, RouteStats* route) {
 }
 
 void HttpSession::writeAccessLog(int status) {
-  const lb::EndpointState* endpoint = forwarder_.endpoint();
+  const lb::EndpointState* endpoint = forwarder_ ? forwarder().endpoint() : nullptr;
   std::string& line = worker_.logLine();  // the worker's: no allocation once it has grown
   line.clear();
   line += "{\"conn\":";
@@ -619,7 +629,6 @@ asio::awaitable<bool> HttpSession::terminateTls(const TlsTable& table,
   if (done.ktlsSend() || done.ktlsRecv()) {
     bump(t.ktls);
   }
-  fwd_.proto = "https";
   co_return true;
 }
 

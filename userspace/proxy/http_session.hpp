@@ -3,6 +3,7 @@
 // connection closes. A Watchdog (one timer) enforces every timeout through one deadline.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -76,8 +77,11 @@ private:
   // A TLS host's plain request: 308 to https with the same host and target.
   boost::asio::awaitable<Outcome> redirectToHttps(std::string_view path, std::string_view query,
                                                   bool has_body);
-  // What the forwarding headers say about this connection, from client_ip_.
-  void setForwarding();
+  // Whether client_ip_ is a --trusted-proxies peer (its forwarding headers are believed).
+  void setTrust();
+  // What the forwarding headers say about this connection (built per request, not kept: an idle
+  // connection holds only its parts).
+  http::Forwarding forwarding() const;
   // The idle wait (holding no buffer) until the client sends or closes, in two halves around
   // ClientStream::waitReadable() (park(), or readProxyHeader()'s first wait): begin arms the
   // idle timeout (false: the agent is draining or the session closing); end takes the buffer
@@ -97,6 +101,8 @@ private:
   // After an error reply: discard what the client still sends, for a bounded time and volume.
   boost::asio::awaitable<void> linger();
   void finishRequest(int status, RouteStats* route);
+  // The request's Forwarder (only while handleRequest() runs).
+  Forwarder& forwarder() { return *forwarder_->forwarder; }
   void writeAccessLog(int status);
 
   Worker& worker_;
@@ -105,10 +111,12 @@ private:
   Watchdog watchdog_;
   const std::uint64_t id_;
   std::string client_ip_;
-  std::string port_;  // the listener's port, for X-Forwarded-Port
-  http::Forwarding fwd_;
+  std::array<char, 5> port_{};  // the listener's port as text, for X-Forwarded-Port
+  std::uint8_t port_len_ = 0;
+  bool trusted_peer_ = false;
   Buffer in_;  // storage only while there are bytes to handle (Worker::buffers())
-  Forwarder forwarder_;
+  // Lent by the worker for one request (handleRequest()), like text_.
+  std::unique_ptr<ForwarderSlot> forwarder_;
   std::unique_ptr<RequestText> text_;  // lent by the worker for one request
   std::string_view path_;              // into text_: the normalized routing path and host
   std::string_view host_;

@@ -11,6 +11,7 @@
 
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "proxy/forwarder.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/tcp_session.hpp"
 
@@ -64,6 +65,30 @@ void Worker::giveText(std::unique_ptr<RequestText> text) {
   if (text && free_texts_.size() < kMaxFreeTexts && text->head.capacity() <= kMaxKeptTextBytes &&
       text->scratch.capacity() <= kMaxKeptTextBytes) {
     free_texts_.push_back(std::move(text));
+  }
+}
+
+std::unique_ptr<ForwarderSlot> Worker::takeForwarder(ClientStream& client, Buffer& in,
+                                                     Watchdog& watchdog,
+                                                     std::uint64_t connection_id) {
+  std::unique_ptr<ForwarderSlot> slot;
+  if (free_forwarders_.empty()) {
+    slot = std::make_unique<ForwarderSlot>();
+  } else {
+    slot = std::move(free_forwarders_.back());
+    free_forwarders_.pop_back();
+  }
+  slot->forwarder.emplace(*this, client, in, watchdog, connection_id);
+  return slot;
+}
+
+void Worker::giveForwarder(std::unique_ptr<ForwarderSlot> slot) {
+  if (!slot) {
+    return;
+  }
+  slot->forwarder.reset();
+  if (free_forwarders_.size() < kMaxFreeTexts) {
+    free_forwarders_.push_back(std::move(slot));
   }
 }
 

@@ -33,6 +33,9 @@ class SpliceDatapath;
 namespace sluice::proxy {
 
 class HttpSession;
+class ClientStream;
+class Watchdog;
+struct ForwarderSlot;
 
 struct RequestText {
   std::string host;     // normalized routing host
@@ -87,6 +90,12 @@ public:
   // sent), lent for the request and given back with their capacity.
   std::unique_ptr<RequestText> takeText();
   void giveText(std::unique_ptr<RequestText> text);
+  // A Forwarder for one request of the session that owns `client`, `in` and `watchdog`, in
+  // storage the worker keeps; give it back when the request is done (that destroys it, closing
+  // any upstream connection it still holds).
+  std::unique_ptr<ForwarderSlot> takeForwarder(ClientStream& client, Buffer& in, Watchdog& watchdog,
+                                               std::uint64_t connection_id);
+  void giveForwarder(std::unique_ptr<ForwarderSlot> slot);
   upstream::Connector& connector() { return connector_; }
   bpf::SpliceDatapath* datapath() const { return datapath_; }
   lb::Rng& rng() { return rng_; }
@@ -126,6 +135,7 @@ private:
   http::ResponseHead response_head_;
   std::string log_line_;
   std::vector<std::unique_ptr<RequestText>> free_texts_;
+  std::vector<std::unique_ptr<ForwarderSlot>> free_forwarders_;
   upstream::Pool pool_;
   lb::Rng rng_;
   upstream::Connector connector_;
