@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -241,7 +242,8 @@ void HttpSession::park() {
         self->worker_.io().get_executor(), [self]() { return self->run(true); }, asio::detached);
   };
   // The wait gets a block of its own size, not one from Asio's per-thread cache (HeapAllocator).
-  client_.waitReadable(asio::bind_allocator(HeapAllocator<void>{}, std::move(woken)));
+  client_.waitReadable(asio::bind_allocator(
+      HeapAllocator<void>{}, asio::bind_executor(worker_.io().get_executor(), std::move(woken))));
 }
 
 void HttpSession::close() {
