@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -467,6 +468,54 @@ TEST_F(Tls, PassthroughSendsAProxyV2HeaderWhenAsked) {
   EXPECT_EQ(passthroughExchange(agent.httpsPort(), "q.test", "ping", &peer), "pong:ping");
   EXPECT_EQ(peer, "q.test");
   EXPECT_EQ(backend.proxySource(), "127.0.0.1");
+}
+
+// VmRSS of `pid` in KiB (0 if unreadable).
+long rssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return 0;
+}
+
+// After a burst of TLS connections has come and gone, the memory the allocator holds free goes
+// back to the kernel (app/memory_release.cpp): without that, the agent would keep its peak RSS.
+TEST_F(Tls, MemoryOfABurstGoesBackOnceItClosed) {
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path(), {.extra_args = {}, .workers = 1});
+  const pid_t pid = agent.process().pid();
+  const long before = rssKib(pid);
+  long peak = 0;
+  {
+    std::vector<std::unique_ptr<TlsClient>> held;  // each holds an OpenSSL object in the agent
+    for (int i = 0; i < 400; ++i) {
+      auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+      ASSERT_TRUE(c) << i;
+      held.push_back(std::move(c));
+    }
+    for (int i = 0; i < 200 && metricValue(agent.adminPort(), "sluice_active_connections") < 400;
+         ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    peak = rssKib(pid);
+  }
+  ASSERT_GT(peak - before, 4000) << "400 TLS connections should take several MiB";
+  // Closed: within a few seconds at least half of what the burst took is resident no more.
+  long now = peak;
+  for (int i = 0; i < 100 && now > before + (peak - before) / 2; ++i) {
+    std::this_thread::sleep_for(50ms);
+    now = rssKib(pid);
+  }
+  EXPECT_LE(now, before + (peak - before) / 2)
+      << "before " << before << " peak " << peak << " active "
+      << metricValue(agent.adminPort(), "sluice_active_connections");
+  EXPECT_GE(metricValue(agent.adminPort(), "sluice_memory_releases_total"), 1);
+  EXPECT_GT(metricValue(agent.adminPort(), "sluice_memory_released_bytes_total"), 0);
 }
 
 TEST_F(Tls, HandshakeLimits) {

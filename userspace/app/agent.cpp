@@ -77,6 +77,7 @@ int Agent::run() {
             workers_.size(), net::endpointText(config_.admin), source_->kind());
   waitSignal();
   splicing_->startStaleSweep(control_.get_executor());
+  memory_release_.start();
   control_.run();
 
   for (auto& w : workers_) {

@@ -17,6 +17,7 @@
 #include "app/flags.hpp"
 #include "app/frontdoor.hpp"
 #include "app/l4.hpp"
+#include "app/memory_release.hpp"
 #include "common/result.hpp"
 #include "control/ingress_status.hpp"
 #include "control/reconciler.hpp"
@@ -61,8 +62,9 @@ private:
   control::Reconciler reconciler_;
   std::unique_ptr<proxy::AccessLog> access_log_;  // outlives the workers that write to it
   std::unique_ptr<proxy::Splicing> splicing_;
-  FrontdoorControl frontdoor_;  // XDP front door; inert without --xdp-interfaces
-  L4Control l4_{control_};      // XDP L4 fast path behind it (app/l4.cpp)
+  FrontdoorControl frontdoor_;              // XDP front door; inert without --xdp-interfaces
+  L4Control l4_{control_};                  // XDP L4 fast path behind it (app/l4.cpp)
+  MemoryRelease memory_release_{control_};  // free allocator pages back after bursts
   std::unique_ptr<proxy::ConnectionLimit> limit_;
   std::unique_ptr<k8s::Source> source_;
   std::unique_ptr<control::IngressStatus> status_;  // API source only

@@ -104,6 +104,12 @@ void renderGlobalMetrics(admin::MetricsWriter& out) {
               g.connections_total.load());
   out.counter("sluice_upgrades_total", "Connections switched to a tunnel (101).",
               g.upgrades.load());
+  out.counter("sluice_memory_releases_total",
+              "Times free allocator memory was handed back to the kernel after a burst.",
+              g.memory_releases.load());
+  out.counter("sluice_memory_released_bytes_total",
+              "Resident bytes those releases gave back (the fall of VmRSS).",
+              g.memory_released_bytes.load());
   out.family("sluice_client_timeouts_total", Type::kCounter,
              "Requests cut (408) because the client was too slow: past --request-timeout "
              "(request_deadline), or a body under --min-body-rate (body_rate).");

@@ -65,6 +65,9 @@ struct GlobalStats {
   Counter proxy_headers{0};
   Counter proxy_untrusted{0};
   std::array<Counter, http::kProxyErrorCount> proxy_errors{};  // by http::ProxyError
+  // Free memory handed back to the kernel after bursts (app/memory_release.cpp).
+  Counter memory_releases{0};
+  Counter memory_released_bytes{0};
   void localReply(LocalReply r) { bump(local_replies[static_cast<std::size_t>(r)]); }
 };
 
