@@ -598,15 +598,17 @@ asio::awaitable<bool> HttpSession::terminateTls(const TlsTable& table,
     bump(t.no_certificate);
     co_return false;
   }
-  // OpenSSL reads the ClientHello again from what was consumed (and anything behind it).
-  std::string replay;
-  takeFirstFlight(reader, replay);
   // kTLS only where it is safe: Debian 12's OpenSSL breaks a TLS 1.3 kTLS connection at the
   // first KeyUpdate, so a client that offers 1.3 (and so gets it) keeps userspace TLS.
   const bool ktls = cfg.ktls && !hello.offers_tls13;
-  auto conn = tls::Connection::accept(
-      ctx, client_.socket().native_handle(),
-      {reinterpret_cast<const std::uint8_t*>(replay.data()), replay.size()}, ktls);
+  // OpenSSL reads the ClientHello again from what was consumed (and anything behind it): the
+  // reader's own storage, moved (`hello` is not used after this).
+  std::vector<std::uint8_t> replay = reader.takeConsumed();
+  const std::string_view rest = in_.readable();
+  replay.insert(replay.end(), rest.begin(), rest.end());
+  in_.clear();
+  auto conn =
+      tls::Connection::accept(ctx, client_.socket().native_handle(), std::move(replay), ktls);
   if (!conn) {
     bump(t.failed);
     co_return false;

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sluice::tls {
@@ -106,6 +107,13 @@ public:
   // Every byte taken so far, verbatim, except a record header still incomplete. At kDone: the
   // records that held the ClientHello, whole.
   std::span<const std::uint8_t> consumed() const { return {raw_.data(), raw_size_}; }
+  // The same bytes, moved out for whoever replays them (no copy); hello() and consumed() must
+  // not be used afterwards (hello()'s views point into this storage).
+  std::vector<std::uint8_t> takeConsumed() {
+    raw_.resize(raw_size_);
+    raw_size_ = 0;
+    return std::exchange(raw_, {});
+  }
 
 private:
   std::size_t takeHeader(std::span<const std::uint8_t> bytes);

@@ -90,7 +90,7 @@ BIO_METHOD* replayMethod() {
 }  // namespace
 
 std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
-                                               std::span<const std::uint8_t> replay, bool ktls) {
+                                               std::vector<std::uint8_t> replay, bool ktls) {
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) {
     return nullptr;
@@ -119,7 +119,7 @@ std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
       BIO_free(wbio);
       return nullptr;
     }
-    BIO_set_data(filter, new Replay{{replay.begin(), replay.end()}, 0});
+    BIO_set_data(filter, new Replay{std::move(replay), 0});
     SSL_set_bio(ssl, BIO_push(filter, sock), wbio);
   }
   SSL_set_accept_state(ssl);

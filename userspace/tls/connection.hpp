@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <openssl/types.h>
 
@@ -25,11 +26,12 @@ enum class Io : std::uint8_t {
 class Connection {
 public:
   // `ctx`: the certificate's context (chosen from the SNI); `fd`: a connected non-blocking
-  // socket, owned by the caller; `replay`: bytes already read from it, handed to OpenSSL first.
+  // socket, owned by the caller; `replay`: bytes already read from it, handed to OpenSSL first
+  // (kept, not copied, until the handshake has read them).
   // `ktls`: let OpenSSL move the record layer into the kernel after the handshake (only where
   // the caller decided it is safe: docs/tls.md). Null on allocation failure.
-  static std::unique_ptr<Connection> accept(SSL_CTX* ctx, int fd,
-                                            std::span<const std::uint8_t> replay, bool ktls);
+  static std::unique_ptr<Connection> accept(SSL_CTX* ctx, int fd, std::vector<std::uint8_t> replay,
+                                            bool ktls);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

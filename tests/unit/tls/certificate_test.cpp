@@ -158,8 +158,7 @@ TEST(Connection, HandshakeWithReplayedBytes) {
   std::uint8_t first[64];
   const ssize_t n = ::read(fds[0], first, sizeof first);
   ASSERT_GT(n, 0);
-  auto conn =
-      Connection::accept(server_ctx->get(), fds[0], {first, static_cast<std::size_t>(n)}, false);
+  auto conn = Connection::accept(server_ctx->get(), fds[0], {first, first + n}, false);
   ASSERT_NE(conn, nullptr);
   Io io = Io::kWantRead;
   while (io == Io::kWantRead || io == Io::kWantWrite) {

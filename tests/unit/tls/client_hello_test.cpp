@@ -203,6 +203,12 @@ TEST(ClientHello, PostQuantumHelloInTwoRecordsByteByByte) {
   EXPECT_TRUE(
       std::equal(in.begin(), in.end(), o.reader.consumed().begin(), o.reader.consumed().end()));
   readOk(in);
+  // What the agent hands to OpenSSL: the same bytes, moved out of the reader.
+  Outcome taken = feedChunks(in, 7);
+  ASSERT_EQ(taken.status, Status::kDone);
+  const std::vector<std::uint8_t> replay = taken.reader.takeConsumed();
+  EXPECT_EQ(Bytes(replay.begin(), replay.end()), in);
+  EXPECT_TRUE(taken.reader.consumed().empty());
 }
 
 TEST(ClientHello, SplitAcrossRecordsAtEveryOffset) {
