@@ -30,7 +30,6 @@ std::size_t residentBytes() {
 
 void MemoryRelease::start() {
   stopped_ = false;
-  low_free_ = ::mallinfo2().fordblks;  // a burst in the first second counts too
   schedule();
 }
 
@@ -51,21 +50,24 @@ void MemoryRelease::schedule() {
 }
 
 void MemoryRelease::check() {
-  const std::size_t free_bytes = ::mallinfo2().fordblks;
-  low_free_ = std::min(low_free_, free_bytes);
-  if (free_bytes - low_free_ < kGrowth) {
+  auto& g = proxy::globalStats();
+  const std::int64_t open = g.active_connections.load(std::memory_order_relaxed);
+  // The high point between two looks too: a burst can come and go within one interval.
+  high_ = std::max({high_, open, g.connections_high.exchange(open, std::memory_order_relaxed)});
+  const auto now = std::chrono::steady_clock::now();
+  if (high_ - open < kDrop || now - last_ < kMinGap) {
     return;
   }
   const std::size_t before = residentBytes();
   ::malloc_trim(0);
   const std::size_t after = residentBytes();
   const std::size_t released = before > after ? before - after : 0;
-  auto& g = proxy::globalStats();
   bump(g.memory_releases);
   bump(g.memory_released_bytes, released);
-  low_free_ = free_bytes;
-  SPDLOG_LOGGER_DEBUG(log::get("agent"), "allocator: {} KiB free, {} KiB handed back",
-                      free_bytes / 1024, released / 1024);
+  high_ = open;
+  last_ = now;
+  SPDLOG_LOGGER_DEBUG(log::get("agent"), "connections fell to {}: {} KiB handed back", open,
+                      released / 1024);
 }
 
 }  // namespace sluice::app

@@ -4,10 +4,12 @@
 // (64 handshakes at a time) left about 1 MiB of free pages in the worker's arena, and once all
 // of them had closed, the agent still had its peak RSS (31 MiB, 1.5 MiB of it in use).
 //
-// Once a second, on the control thread (never a worker's): when the allocator's free bytes
-// (mallinfo2's fordblks) have grown by kGrowth since their lowest point after the last release,
-// malloc_trim(0) hands the whole free pages back (madvise). Counted in
-// sluice_memory_releases_total and sluice_memory_released_bytes_total (the fall of VmRSS).
+// Once a second, on the control thread (never a worker's), it looks at the open connections:
+// when they have fallen by kDrop from their high point since the last release (a burst has
+// gone), and the last release is kMinGap old, malloc_trim(0) hands the allocator's whole free
+// pages back (madvise). Nothing walks the allocator's free lists in between, and steady churn
+// at a steady connection count never triggers it. Counted in sluice_memory_releases_total and
+// sluice_memory_released_bytes_total (the fall of VmRSS).
 #pragma once
 
 #include <chrono>
@@ -22,7 +24,8 @@ namespace sluice::app {
 class MemoryRelease {
 public:
   static constexpr std::chrono::seconds kInterval{1};
-  static constexpr std::size_t kGrowth = 1024 * 1024;
+  static constexpr std::chrono::seconds kMinGap{10};
+  static constexpr std::int64_t kDrop = 256;
 
   explicit MemoryRelease(boost::asio::io_context& io) : timer_(io) {}
   void start();
@@ -33,7 +36,8 @@ private:
   void check();
 
   boost::asio::steady_timer timer_;
-  std::size_t low_free_ = SIZE_MAX;  // the fewest free bytes seen since the last release
+  std::int64_t high_ = 0;  // the most open connections since the last release
+  std::chrono::steady_clock::time_point last_{};
   bool stopped_ = false;
 };
 

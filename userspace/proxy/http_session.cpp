@@ -81,7 +81,7 @@ HttpSession::HttpSession(Worker& worker, tcp::socket socket, ConnectionLimit::Sl
   watchdog_.watch(Watchdog::kClient, &client_.socket());
   worker_.attach(this);
   auto& g = globalStats();
-  g.active_connections.fetch_add(1, std::memory_order_relaxed);
+  g.connectionOpened();
   bump(g.connections_total);
 }
 
@@ -266,8 +266,9 @@ bool HttpSession::beginIdleWait() {
 }
 
 bool HttpSession::endIdleWait(error_code ec) {
-  if (ec) {
-    watchdog_.takeTimeout();
+  // A deadline that fired after the wait had completed but before this ran cancelled nothing:
+  // the idle timeout has passed all the same.
+  if (const bool timed_out = watchdog_.takeTimeout(); ec || timed_out) {
     return false;
   }
   in_.acquire(worker_.buffers());

@@ -52,6 +52,14 @@ int statusOf(LocalReply r);
 
 struct GlobalStats {
   std::atomic<std::int64_t> active_connections{0};
+  // The most open connections since app/memory_release.cpp last looked (it resets it).
+  std::atomic<std::int64_t> connections_high{0};
+  void connectionOpened() {
+    const std::int64_t open = active_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (open > connections_high.load(std::memory_order_relaxed)) {
+      connections_high.store(open, std::memory_order_relaxed);  // a lost race loses a sample
+    }
+  }
   std::atomic<std::int64_t> active_requests{0};
   Counter connections_total{0};
   Counter requests_total{0};

@@ -22,7 +22,7 @@ namespace {
 asio::awaitable<void> serve(Worker& worker, tcp::socket client, std::uint16_t port,
                             [[maybe_unused]] ConnectionLimit::Slot slot) {  // held for the flow
   auto& g = globalStats();
-  g.active_connections.fetch_add(1, std::memory_order_relaxed);
+  g.connectionOpened();
   bump(g.connections_total);
   struct Leave {
     ~Leave() { globalStats().active_connections.fetch_sub(1, std::memory_order_relaxed); }

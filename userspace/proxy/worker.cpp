@@ -26,6 +26,7 @@ constexpr auto kSweepInterval = std::chrono::seconds(2);
 // Free blocks a worker keeps for the next busy moment; more are freed as they come back.
 constexpr std::size_t kMaxFreeBuffers = 256;
 constexpr std::size_t kMaxFreeTexts = 1024;
+constexpr std::size_t kMaxFreeForwarders = 256;  // about 330 bytes each
 // A lent request string grown past this (a huge head) is dropped instead of kept.
 constexpr std::size_t kMaxKeptTextBytes = 16 * 1024;
 }  // namespace
@@ -87,7 +88,7 @@ void Worker::giveForwarder(std::unique_ptr<ForwarderSlot> slot) {
     return;
   }
   slot->forwarder.reset();
-  if (free_forwarders_.size() < kMaxFreeTexts) {
+  if (free_forwarders_.size() < kMaxFreeForwarders) {
     free_forwarders_.push_back(std::move(slot));
   }
 }
