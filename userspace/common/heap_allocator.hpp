@@ -18,7 +18,7 @@ struct HeapAllocator {
   template <typename U>
   HeapAllocator(const HeapAllocator<U>& /*other*/) noexcept {}  // NOLINT: rebinding converts
   T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
-  void deallocate(T* p, std::size_t n) noexcept { ::operator delete(p, n * sizeof(T)); }
+  void deallocate(T* p, std::size_t /*n*/) noexcept { ::operator delete(p); }
 };
 
 template <typename T, typename U>
