@@ -479,6 +479,17 @@ std::string serviceYaml(const std::string& name, int port, const std::string& po
   return y;
 }
 
+long rssKiB(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return -1;
+}
+
 double metricValue(std::uint16_t admin_port, const std::string& sample) {
   std::istringstream in(httpGet(admin_port, "/metrics"));
   std::string line;

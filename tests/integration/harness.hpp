@@ -116,6 +116,8 @@ std::optional<Response> request(std::uint16_t port, const std::string& method,
 std::string httpGet(std::uint16_t port, const std::string& path);
 // The value of the agent's /metrics sample named exactly `sample` (labels included), or -1.
 double metricValue(std::uint16_t admin_port, const std::string& sample);
+// VmRSS of process `pid` in KiB (/proc/PID/status), or -1 if unreadable.
+long rssKiB(pid_t pid);
 
 // The echo backend's "service" field of a reply, or "<status>" for a reply that is not the
 // backend's (an agent 404/503), or "<no response>".

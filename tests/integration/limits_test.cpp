@@ -3,7 +3,6 @@
 // per-cluster circuit breakers.
 #include <poll.h>
 
-#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -95,17 +94,6 @@ TEST(Deadlines, ABodyUnderTheMinimumRateIsCutAfterAWindowAndAFasterOneIsNot) {
   EXPECT_EQ(fast_reply->status, 200);
   EXPECT_EQ(metricValue(agent.adminPort(), "sluice_client_timeouts_total{reason=\"body_rate\"}"),
             1);
-}
-
-long rssKiB(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::stol(line.substr(6));
-    }
-  }
-  return -1;
 }
 
 // More connections than --max-connections, each holding half a head: the agent takes up to the

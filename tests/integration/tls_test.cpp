@@ -14,7 +14,6 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
-#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -470,18 +469,6 @@ TEST_F(Tls, PassthroughSendsAProxyV2HeaderWhenAsked) {
   EXPECT_EQ(backend.proxySource(), "127.0.0.1");
 }
 
-// VmRSS of `pid` in KiB (0 if unreadable).
-long rssKib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::stol(line.substr(6));
-    }
-  }
-  return 0;
-}
-
 // After a burst of TLS connections has come and gone, the memory the allocator holds free goes
 // back to the kernel (app/memory_release.cpp): without that, the agent would keep its peak RSS.
 TEST_F(Tls, MemoryOfABurstGoesBackOnceItClosed) {
@@ -489,7 +476,7 @@ TEST_F(Tls, MemoryOfABurstGoesBackOnceItClosed) {
                            tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
   Agent agent(dir_.path(), {.extra_args = {}, .workers = 1});
   const pid_t pid = agent.process().pid();
-  const long before = rssKib(pid);
+  const long before = rssKiB(pid);
   long peak = 0;
   {
     std::vector<std::unique_ptr<TlsClient>> held;  // each holds an OpenSSL object in the agent
@@ -502,14 +489,14 @@ TEST_F(Tls, MemoryOfABurstGoesBackOnceItClosed) {
          ++i) {
       std::this_thread::sleep_for(10ms);
     }
-    peak = rssKib(pid);
+    peak = rssKiB(pid);
   }
   ASSERT_GT(peak - before, 4000) << "400 TLS connections should take several MiB";
   // Closed: within a few seconds at least half of what the burst took is resident no more.
   long now = peak;
   for (int i = 0; i < 100 && now > before + (peak - before) / 2; ++i) {
     std::this_thread::sleep_for(50ms);
-    now = rssKib(pid);
+    now = rssKiB(pid);
   }
   EXPECT_LE(now, before + (peak - before) / 2)
       << "before " << before << " peak " << peak << " active "
