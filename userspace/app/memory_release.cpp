@@ -29,19 +29,13 @@ std::size_t residentBytes() {
 }  // namespace
 
 void MemoryRelease::start() {
-  stopped_ = false;
   schedule();
-}
-
-void MemoryRelease::stop() {
-  stopped_ = true;
-  timer_.cancel();
 }
 
 void MemoryRelease::schedule() {
   timer_.expires_after(kInterval);
   timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopped_) {
+    if (ec) {
       return;
     }
     check();

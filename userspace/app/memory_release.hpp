@@ -28,8 +28,8 @@ public:
   static constexpr std::int64_t kDrop = 256;
 
   explicit MemoryRelease(boost::asio::io_context& io) : timer_(io) {}
+  // Looks once a second until the control loop stops.
   void start();
-  void stop();
 
 private:
   void schedule();
@@ -38,7 +38,6 @@ private:
   boost::asio::steady_timer timer_;
   std::int64_t high_ = 0;  // the most open connections since the last release
   std::chrono::steady_clock::time_point last_{};
-  bool stopped_ = false;
 };
 
 }  // namespace sluice::app

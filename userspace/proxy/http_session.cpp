@@ -247,10 +247,9 @@ void HttpSession::park() {
 }
 
 void HttpSession::close() {
+  // No Forwarder is held here: handleRequest() gives it back, with its upstream connection
+  // released, before run() can end or park.
   watchdog_.close();
-  if (forwarder_) {
-    forwarder().close();
-  }
   client_.shutdownSend();
   client_.close();
 }

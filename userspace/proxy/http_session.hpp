@@ -56,7 +56,7 @@ private:
   // The idle wait between requests as a plain completion handler, so that an idle connection
   // holds no coroutine frame: on readiness it starts run(true), on an error or timeout close().
   void park();
-  // close_notify and FIN to the client; the upstream connection and the watchdog let go.
+  // close_notify and FIN to the client; the watchdog lets go of the session.
   void close();
   // --proxy-protocol: before the first request, a trusted peer may send a PROXY header (v1 or
   // v2); its source address becomes the client's. An untrusted peer that sends one, or a
