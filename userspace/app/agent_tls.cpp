@@ -2,6 +2,7 @@
 // fallback certificate, and whether kTLS is used.
 #include "app/agent.hpp"
 #include "common/log.hpp"
+#include "tls/block_pool.hpp"
 #include "tls/certificate.hpp"
 #include "tls/context.hpp"
 
@@ -29,6 +30,9 @@ Result<void> Agent::setUpTls() {
     } else {
       log->info("kTLS: off: {}", probe.error().message());
     }
+  }
+  if (const char* why = tls::openSslAllocatorProblem()) {
+    log->warn("TLS buffers come from the heap, not their own region: {}", why);
   }
   reconciler_.enableTls(std::move(*factory), std::move(*fallback));
   return success();

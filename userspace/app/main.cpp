@@ -11,6 +11,7 @@
 #include "app/agent.hpp"
 #include "app/datapath_probe.hpp"
 #include "app/flags.hpp"
+#include "tls/block_pool.hpp"
 
 namespace {
 
@@ -56,6 +57,9 @@ int waitShutdown(const sluice::app::AgentConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything can touch OpenSSL: its per-request and per-handshake buffers come from a
+  // region of their own (tls/block_pool.hpp). The agent logs it if this fails.
+  sluice::tls::installOpenSslAllocator();
   if (argc == 2 && std::strcmp(argv[1], sluice::app::kVerifyDatapathFlag) == 0) {
     return sluice::app::runVerifyDatapath();  // the startup probe's child (datapath_probe.hpp)
   }

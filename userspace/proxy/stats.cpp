@@ -1,5 +1,6 @@
 #include "proxy/stats.hpp"
 
+#include "tls/block_pool.hpp"
 #include "tls/client_hello.hpp"
 
 namespace sluice::proxy {
@@ -42,6 +43,19 @@ void renderTlsMetrics(admin::MetricsWriter& out) {
   out.counter("sluice_tls_redirects_total",
               "Plain HTTP requests for a TLS host answered with a 308 to https.",
               t.redirects.load());
+  if (const tls::BlockPool* pool = tls::openSslBlockPool()) {
+    const tls::BlockPool::Stats b = pool->stats();
+    out.gauge("sluice_tls_buffer_slots",
+              "Slots of the region OpenSSL's record and handshake buffers come from that have "
+              "been used (24 KiB of address space each; resident only as written).",
+              static_cast<std::int64_t>(b.mapped_slots));
+    out.counter("sluice_tls_buffer_releases_total",
+                "Freed TLS buffers whose pages went back to the kernel (beyond what a worker "
+                "keeps for its next ones).",
+                b.releases);
+    out.counter("sluice_tls_buffer_overflows_total",
+                "TLS buffers allocated from the heap because the region was full.", b.overflows);
+  }
   out.family("sluice_tls_client_hello_errors_total", Type::kCounter,
              "Connections closed because their ClientHello was refused, by reason.");
   for (std::size_t i = 1; i < tls::kErrorCount && i < t.hello_errors.size(); ++i) {
