@@ -27,6 +27,9 @@ BlockPool::BlockPool(std::size_t region_bytes) {
   if (base == MAP_FAILED) {
     return;
   }
+  // Small pages only: a transparent huge page would make a whole 2 MiB resident at a buffer's
+  // first write, and a slot's release would only split it.
+  ::madvise(base, slots * kSlotBytes, MADV_NOHUGEPAGE);
   base_ = static_cast<std::byte*>(base);
   slots_ = slots;
   released_.reserve(slots);  // never grows under a free: 4 bytes per slot, touched as used
@@ -118,8 +121,16 @@ void* allocateHook(std::size_t n, const char* /*file*/, int /*line*/) {
     return nullptr;  // as OpenSSL's own CRYPTO_malloc
   }
   if (BlockPool::serves(n)) {
-    BlockPool::Front empty;
-    if (void* p = g_pool->allocate(t_exited ? empty : t_front)) {
+    if (t_exited) {
+      BlockPool::Front empty;
+      if (void* p = g_pool->allocate(empty)) {
+        return p;
+      }
+    } else if (void* p = g_pool->allocate(t_front)) {
+      // This thread's guard, which drains t_front at its exit, exists from its first slot on:
+      // constructed at a first free instead, it could be too late (a free from OpenSSL's own
+      // thread-exit handlers, after the thread-local destructors ran), and strand the slots.
+      (void)&t_guard;
       return p;
     }
   }
@@ -137,7 +148,7 @@ void freeHook(void* p, const char* /*file*/, int /*line*/) {
     g_pool->deallocate(full, p);
     return;
   }
-  (void)&t_guard;  // constructs this thread's guard, which drains t_front when the thread exits
+  (void)&t_guard;  // a slot another thread took may be this thread's first
   g_pool->deallocate(t_front, p);
 }
 
