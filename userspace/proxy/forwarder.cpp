@@ -382,9 +382,14 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
     boost::system::error_code ec = asio::error::operation_aborted;
     std::size_t n = 0;
     if (!readable) {
-      readable = co_await awaitUpstream();
+      // No buffer while the upstream works: at 1,000 requests in flight a 16 KiB buffer each
+      // would be most of the agent's memory. Waiting for readability also saves the read that
+      // finds nothing yet. (Here, not in a coroutine of its own: a frame less per request.)
+      auto [wait_ec] = co_await up_->socket.async_wait(tcp::socket::wait_read, kNoThrow);
+      readable = !wait_ec;
       if (readable) {
         // The wait said readable: read in this turn.
+        up_->buffer.acquire(worker_.buffers());
         n = net::receiveNow(up_->socket, up_->buffer.prepare(), ec);
       }
     } else {
@@ -421,18 +426,6 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
     watchdog_.arm(cfg.upstream_response_timeout);
     any_byte = false;
   }
-}
-
-asio::awaitable<bool> Forwarder::awaitUpstream() {
-  // No buffer while the upstream works: at 1,000 requests in flight a 16 KiB buffer each would
-  // be most of the agent's memory. Waiting for readability also saves the read that finds
-  // nothing yet.
-  auto [ec] = co_await up_->socket.async_wait(tcp::socket::wait_read, kNoThrow);
-  if (ec) {
-    co_return false;
-  }
-  up_->buffer.acquire(worker_.buffers());
-  co_return true;
 }
 
 asio::awaitable<Forwarder::Result> Forwarder::sendResponse(std::size_t head_len) {

@@ -145,8 +145,6 @@ private:
   Buffer& in_;
   Watchdog& watchdog_;
   const std::uint64_t id_;
-  // Waits for the upstream to answer, then gives its connection a buffer to read into.
-  boost::asio::awaitable<bool> awaitUpstream();
 
   Request req_;
   http::ChunkedDecoder chunked_;
