@@ -57,15 +57,16 @@ int waitShutdown(const sluice::app::AgentConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Before anything can touch OpenSSL: its per-request and per-handshake buffers come from a
-  // region of their own (tls/block_pool.hpp). The agent logs it if this fails.
-  sluice::tls::installOpenSslAllocator();
   if (argc == 2 && std::strcmp(argv[1], sluice::app::kVerifyDatapathFlag) == 0) {
     return sluice::app::runVerifyDatapath();  // the startup probe's child (datapath_probe.hpp)
   }
   if (argc == 3 && std::strcmp(argv[1], sluice::app::kLoadDatapathFlag) == 0) {
     return sluice::app::runLoadDatapath(argv[2]);  // the datapath's loader (datapath_probe.hpp)
   }
+  // Before anything can touch OpenSSL (the two children above never do): its per-request and
+  // per-handshake buffers come from a region of their own (tls/block_pool.hpp). The agent logs
+  // it if this fails.
+  sluice::tls::installOpenSslAllocator();
   auto parsed = sluice::app::parseArgs(argc, argv);
   if (!parsed) {
     std::fprintf(stderr, "ingress-agent: %s\n", parsed.error().message().c_str());

@@ -41,9 +41,9 @@ BlockPool::~BlockPool() {
   }
 }
 
-void* BlockPool::allocate(Front& front) {
-  if (front.count > 0) {
-    return front.slots[--front.count];
+void* BlockPool::allocate(Front* front) {
+  if (front != nullptr && front->count > 0) {
+    return front->slots[--front->count];
   }
   const std::lock_guard lock(mutex_);
   if (!released_.empty()) {
@@ -65,9 +65,9 @@ void* BlockPool::allocate(Front& front) {
   return base_ + (mapped_++) * kSlotBytes;
 }
 
-void BlockPool::deallocate(Front& front, void* p) {
-  if (front.count < front.slots.size()) {
-    front.slots[front.count++] = p;
+void BlockPool::deallocate(Front* front, void* p) {
+  if (front != nullptr && front->count < front->slots.size()) {
+    front->slots[front->count++] = p;
     return;
   }
   release(p);
@@ -116,21 +116,24 @@ struct FrontGuard {
 };
 thread_local FrontGuard t_guard;
 
+// The calling thread's kept slots, or none once it is exiting. Its guard, which drains them at
+// the exit, exists from the thread's first slot on: constructed later (at a first free from
+// OpenSSL's own thread-exit handlers, after the thread-local destructors ran) it would never run,
+// and the slots would be stranded.
+BlockPool::Front* threadFront() {
+  if (t_exited) {
+    return nullptr;
+  }
+  (void)&t_guard;
+  return &t_front;
+}
+
 void* allocateHook(std::size_t n, const char* /*file*/, int /*line*/) {
   if (n == 0) {
     return nullptr;  // as OpenSSL's own CRYPTO_malloc
   }
   if (BlockPool::serves(n)) {
-    if (t_exited) {
-      BlockPool::Front empty;
-      if (void* p = g_pool->allocate(empty)) {
-        return p;
-      }
-    } else if (void* p = g_pool->allocate(t_front)) {
-      // This thread's guard, which drains t_front at its exit, exists from its first slot on:
-      // constructed at a first free instead, it could be too late (a free from OpenSSL's own
-      // thread-exit handlers, after the thread-local destructors ran), and strand the slots.
-      (void)&t_guard;
+    if (void* p = g_pool->allocate(threadFront())) {
       return p;
     }
   }
@@ -142,14 +145,7 @@ void freeHook(void* p, const char* /*file*/, int /*line*/) {
     std::free(p);
     return;
   }
-  if (t_exited) {
-    BlockPool::Front full;
-    full.count = full.slots.size();
-    g_pool->deallocate(full, p);
-    return;
-  }
-  (void)&t_guard;  // a slot another thread took may be this thread's first
-  g_pool->deallocate(t_front, p);
+  g_pool->deallocate(threadFront(), p);
 }
 
 void* reallocateHook(void* p, std::size_t n, const char* file, int line) {

@@ -65,10 +65,12 @@ public:
     return b >= base_ && b < base_ + slots_ * kSlotBytes;
   }
 
-  // A slot (kSlotBytes, page-aligned), or nullptr when the region is full.
-  void* allocate(Front& front);
-  // `p` must be owned. Kept in `front` if it has room, else its pages go back to the kernel.
-  void deallocate(Front& front, void* p);
+  // A slot (kSlotBytes, page-aligned), or nullptr when the region is full. `front`: the calling
+  // thread's kept slots, or nullptr for none (a thread past its exit).
+  void* allocate(Front* front);
+  // `p` must be owned. Kept in `front` if there is one with room, else its pages go back to the
+  // kernel.
+  void deallocate(Front* front, void* p);
   // Gives back every slot `front` keeps (a thread's exit).
   void drain(Front& front);
 

@@ -52,8 +52,8 @@ TEST(BlockPool, SlotsArePageAlignedWritableAndOwned) {
   BlockPool pool(64 * BlockPool::kSlotBytes);
   ASSERT_TRUE(pool.ok());
   BlockPool::Front front;
-  void* a = pool.allocate(front);
-  void* b = pool.allocate(front);
+  void* a = pool.allocate(&front);
+  void* b = pool.allocate(&front);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   EXPECT_NE(a, b);
@@ -67,22 +67,22 @@ TEST(BlockPool, SlotsArePageAlignedWritableAndOwned) {
   EXPECT_FALSE(pool.owns(heap));
   std::free(heap);
   EXPECT_EQ(pool.stats().mapped_slots, 2u);
-  pool.deallocate(front, a);
-  pool.deallocate(front, b);
+  pool.deallocate(&front, a);
+  pool.deallocate(&front, b);
 }
 
 TEST(BlockPool, AThreadReusesItsLastFreedSlotWithItsPagesStillThere) {
   BlockPool pool(64 * BlockPool::kSlotBytes);
   BlockPool::Front front;
-  void* a = pool.allocate(front);
+  void* a = pool.allocate(&front);
   std::memset(a, 1, BlockPool::kPage);  // one page written, as a small request does
-  pool.deallocate(front, a);
+  pool.deallocate(&front, a);
   EXPECT_EQ(front.count, 1u);
-  EXPECT_EQ(pool.allocate(front), a);
+  EXPECT_EQ(pool.allocate(&front), a);
   EXPECT_TRUE(residentPages(a)[0]);
   EXPECT_EQ(static_cast<unsigned char*>(a)[0], 1);  // not cleared: OpenSSL writes before reading
   EXPECT_EQ(pool.stats().releases, 0u);
-  pool.deallocate(front, a);
+  pool.deallocate(&front, a);
 }
 
 TEST(BlockPool, SlotsBeyondWhatAThreadKeepsGiveTheirPagesBack) {
@@ -90,11 +90,11 @@ TEST(BlockPool, SlotsBeyondWhatAThreadKeepsGiveTheirPagesBack) {
   BlockPool::Front front;
   std::vector<void*> held;
   for (std::size_t i = 0; i < BlockPool::kKeepPerThread + 2; ++i) {
-    held.push_back(pool.allocate(front));
+    held.push_back(pool.allocate(&front));
     std::memset(held.back(), 7, BlockPool::kSlotBytes);
   }
   for (void* p : held) {
-    pool.deallocate(front, p);
+    pool.deallocate(&front, p);
   }
   EXPECT_EQ(front.count, BlockPool::kKeepPerThread);
   const BlockPool::Stats s = pool.stats();
@@ -110,7 +110,7 @@ TEST(BlockPool, SlotsBeyondWhatAThreadKeepsGiveTheirPagesBack) {
   // Once the thread's own are used up, released slots are reused before new ones are mapped.
   const std::size_t mapped = s.mapped_slots;
   for (std::size_t i = 0; i < BlockPool::kKeepPerThread + 2; ++i) {
-    pool.allocate(front);
+    pool.allocate(&front);
   }
   EXPECT_EQ(pool.stats().mapped_slots, mapped);
   EXPECT_EQ(pool.stats().released_slots, 0u);
@@ -119,9 +119,9 @@ TEST(BlockPool, SlotsBeyondWhatAThreadKeepsGiveTheirPagesBack) {
 TEST(BlockPool, DrainGivesBackWhatAThreadKept) {
   BlockPool pool(64 * BlockPool::kSlotBytes);
   BlockPool::Front front;
-  void* a = pool.allocate(front);
+  void* a = pool.allocate(&front);
   std::memset(a, 7, BlockPool::kSlotBytes);
-  pool.deallocate(front, a);
+  pool.deallocate(&front, a);
   pool.drain(front);
   EXPECT_EQ(front.count, 0u);
   EXPECT_EQ(pool.stats().released_slots, 1u);
@@ -132,9 +132,9 @@ TEST(BlockPool, AFullRegionSaysSoAndCountsIt) {
   BlockPool pool(2 * BlockPool::kSlotBytes + 100);
   BlockPool::Front front;
   EXPECT_EQ(pool.stats().reserved_slots, 2u);
-  EXPECT_NE(pool.allocate(front), nullptr);
-  EXPECT_NE(pool.allocate(front), nullptr);
-  EXPECT_EQ(pool.allocate(front), nullptr);
+  EXPECT_NE(pool.allocate(&front), nullptr);
+  EXPECT_NE(pool.allocate(&front), nullptr);
+  EXPECT_EQ(pool.allocate(&front), nullptr);
   EXPECT_EQ(pool.stats().overflows, 1u);
 }
 
