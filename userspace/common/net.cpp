@@ -12,6 +12,8 @@
 
 #include <boost/asio/ip/v6_only.hpp>
 
+#include "common/ready_wait.hpp"
+
 namespace sluice::net {
 
 namespace asio = boost::asio;
@@ -31,10 +33,11 @@ boost::system::error_code errnoCode() {
 std::size_t receiveNow(tcp::socket& socket, asio::mutable_buffer buffer,
                        boost::system::error_code& ec) {
   ec.clear();
-  ssize_t n;
-  do {
-    n = ::recv(socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
+  bool drained = false;
+  const ssize_t n = readWithHint(socket.native_handle(), buffer.data(), buffer.size(), drained);
+  if (drained) {
+    markDrained(socket);
+  }
   if (n > 0) {
     return static_cast<std::size_t>(n);
   }
@@ -85,6 +88,11 @@ Result<void> listen(tcp::acceptor& acceptor, const tcp::endpoint& endpoint,
   }
   if (!ec && endpoint.protocol() == tcp::v6()) {
     acceptor.set_option(asio::ip::v6_only(false), ec);
+  }
+  if (!ec) {
+    // Accepted sockets inherit it: receiveNow() then learns whether a read drained the socket.
+    // A kernel without it (before 4.18) only loses that hint.
+    enableInqHint(acceptor.native_handle());
   }
   if (!ec) {
     acceptor.bind(endpoint, ec);

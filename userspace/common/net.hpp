@@ -40,7 +40,8 @@ std::vector<std::string> localAddresses();
 // or writes a response in the same turn instead of queueing an operation and resuming later,
 // so a buffer taken for it is back in the pool before the worker moves on.
 // One recv(2): the bytes read; `ec` is asio::error::would_block when nothing is there yet and
-// asio::error::eof at the end of the stream.
+// asio::error::eof at the end of the stream. A read that left the socket drained (TCP_INQ, which
+// listen() sets) tells the reactor so (markDrained()): the next wait on it costs no system call.
 std::size_t receiveNow(boost::asio::ip::tcp::socket& socket, boost::asio::mutable_buffer buffer,
                        boost::system::error_code& ec);
 // One sendmsg(2) of up to 16 buffers (SIGPIPE off): the bytes the kernel took, maybe fewer than

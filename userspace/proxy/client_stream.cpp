@@ -24,9 +24,20 @@ error_code errorOf(tls::Io io) {
 }  // namespace
 
 asio::awaitable<error_code> ClientStream::waitFor(tls::Io io) {
-  auto [ec] = co_await socket_.async_wait(
-      io == tls::Io::kWantWrite ? tcp::socket::wait_write : tcp::socket::wait_read, kNoThrow);
+  if (io == tls::Io::kWantWrite) {
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, kNoThrow);
+    co_return ec;
+  }
+  auto [ec] = co_await net::waitReadable(socket_, kNoThrow);
   co_return ec;
+}
+
+tls::Io ClientStream::tlsReadNow(void* data, std::size_t len, std::size_t& n) {
+  const tls::Io io = tls_->read(data, len, n);
+  if (tls_->drained()) {
+    net::markDrained(socket_);  // in the same turn as the read: nothing can have arrived unseen
+  }
+  return io;
 }
 
 asio::awaitable<bool> ClientStream::handshake() {
@@ -34,6 +45,9 @@ asio::awaitable<bool> ClientStream::handshake() {
   socket_.native_non_blocking(true, ignored);
   for (;;) {
     const tls::Io io = tls_->handshake();
+    if (tls_->drained()) {
+      net::markDrained(socket_);
+    }
     if (io == tls::Io::kDone) {
       co_return true;
     }
@@ -49,7 +63,7 @@ asio::awaitable<bool> ClientStream::handshake() {
 asio::awaitable<ClientStream::IoResult> ClientStream::tlsRead(asio::mutable_buffer buf) {
   for (;;) {
     std::size_t n = 0;
-    const tls::Io io = tls_->read(buf.data(), buf.size(), n);
+    const tls::Io io = tlsReadNow(buf.data(), buf.size(), n);
     if (io == tls::Io::kDone) {
       co_return IoResult{error_code(), n};
     }
@@ -109,7 +123,7 @@ ClientStream::IoResult ClientStream::readNow(asio::mutable_buffer buf) {
     return {ec, n};
   }
   std::size_t n = 0;
-  const tls::Io io = tls_->read(buf.data(), buf.size(), n);
+  const tls::Io io = tlsReadNow(buf.data(), buf.size(), n);
   if (io == tls::Io::kDone) {
     return {ec, n};
   }

@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "common/ready_wait.hpp"
 #include "tls/connection.hpp"
 
 namespace sluice::proxy {
@@ -67,12 +68,13 @@ public:
   }
   // TLS records already buffered: a read would not wait.
   bool readableNow() const { return tls_ && tls_->pending(); }
-  // Until the socket is readable (bytes, EOF or an error). Asio's own operation, not a coroutine:
-  // an idle connection waits here (HttpSession::park() passes a plain handler), and a frame per
-  // idle connection is memory.
+  // Until the socket is readable (bytes, EOF or an error). An operation, not a coroutine: an idle
+  // connection waits here (HttpSession::park() passes a plain handler), and a frame per idle
+  // connection is memory. After a read that drained the socket it costs no system call
+  // (net::waitReadable()).
   template <typename Token>
   auto waitReadable(Token&& token) {
-    return socket_.async_wait(boost::asio::ip::tcp::socket::wait_read, std::forward<Token>(token));
+    return net::waitReadable(socket_, std::forward<Token>(token));
   }
   // Whether the kernel may move bytes of this direction with splice(2): a plain socket, or kTLS
   // (reading: only once OpenSSL holds no decrypted bytes of its own, which splicing would skip;
@@ -87,6 +89,8 @@ private:
   boost::asio::awaitable<IoResult> tlsRead(boost::asio::mutable_buffer buf);
   boost::asio::awaitable<IoResult> tlsWrite(std::array<boost::asio::const_buffer, kMaxBuffers> list,
                                             std::size_t count);
+  // One SSL_read; a read that drained the socket tells the reactor (net::markDrained()).
+  tls::Io tlsReadNow(void* data, std::size_t len, std::size_t& n);
   // Waits for what a TLS call asked (kWantRead/kWantWrite); an error code if the wait failed.
   boost::asio::awaitable<boost::system::error_code> waitFor(tls::Io io);
 

@@ -12,6 +12,7 @@
 
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/ready_wait.hpp"
 #include "http/rewrite.hpp"
 #include "proxy/relay/pipe.hpp"
 #include "proxy/relay/relay.hpp"
@@ -385,7 +386,7 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
       // No buffer while the upstream works: at 1,000 requests in flight a 16 KiB buffer each
       // would be most of the agent's memory. Waiting for readability also saves the read that
       // finds nothing yet. (Here, not in a coroutine of its own: a frame less per request.)
-      auto [wait_ec] = co_await up_->socket.async_wait(tcp::socket::wait_read, kNoThrow);
+      auto [wait_ec] = co_await net::waitReadable(up_->socket, kNoThrow);
       readable = !wait_ec;
       if (readable) {
         // The wait said readable: read in this turn.

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "common/ready_wait.hpp"
+
 namespace sluice::tls {
 
 namespace {
@@ -87,7 +89,59 @@ BIO_METHOD* replayMethod() {
   return method;
 }
 
+// The socket BIO with one change: its reads are recvmsg(2) with TCP_INQ's hint (see
+// net::readWithHint()), and say in the connection's ReadHint whether they drained the socket.
+// Everything else, kTLS set-up included, is OpenSSL's socket BIO. Used only for connections
+// without kTLS, whose reads OpenSSL's own socket BIO must make (a record at a time).
+int hintRead(BIO* b, char* out, int len) {
+  auto* hint = static_cast<Connection::ReadHint*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (out == nullptr || len <= 0 || hint == nullptr) {
+    return 0;
+  }
+  bool drained = false;
+  const int ret =
+      static_cast<int>(net::readWithHint(hint->fd, out, static_cast<std::size_t>(len), drained, 0));
+  hint->drained = drained;
+  if (ret <= 0) {
+    if (BIO_sock_should_retry(ret)) {
+      BIO_set_retry_read(b);
+    } else if (ret == 0) {
+      BIO_set_flags(b, BIO_FLAGS_IN_EOF);  // as OpenSSL's socket BIO marks the end of the stream
+    }
+  }
+  return ret;
+}
+
+BIO_METHOD* hintSocketMethod() {
+  static BIO_METHOD* method = [] {
+    const BIO_METHOD* socket = BIO_s_socket();
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "sluice socket");
+    BIO_meth_set_read(m, hintRead);
+    BIO_meth_set_write(m, BIO_meth_get_write(socket));
+    BIO_meth_set_puts(m, BIO_meth_get_puts(socket));
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(socket));
+    BIO_meth_set_create(m, BIO_meth_get_create(socket));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(socket));
+    return m;
+  }();
+  return method;
+}
+
 }  // namespace
+
+BIO* Connection::newSocketBio(int fd, bool ktls) {
+  if (ktls) {
+    return BIO_new_socket(fd, BIO_NOCLOSE);
+  }
+  BIO* b = BIO_new(hintSocketMethod());
+  if (b != nullptr) {
+    BIO_set_fd(b, fd, BIO_NOCLOSE);
+    BIO_set_data(b, &hint_);
+  }
+  return b;
+}
 
 std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
                                                std::vector<std::uint8_t> replay, bool ktls) {
@@ -103,15 +157,15 @@ std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
     // receive wants the socket's queue untouched, so only without it.
     SSL_set_read_ahead(ssl, 1);
   }
-  BIO* wbio = BIO_new_socket(fd, BIO_NOCLOSE);
+  c->hint_.fd = fd;
+  BIO* wbio = c->newSocketBio(fd, ktls);
   if (wbio == nullptr) {
     return nullptr;
   }
   if (replay.empty()) {
-    BIO_up_ref(wbio);
-    SSL_set_bio(ssl, wbio, wbio);
+    SSL_set_bio(ssl, wbio, wbio);  // one BIO for both: SSL_set_bio() takes the second reference
   } else {
-    BIO* sock = BIO_new_socket(fd, BIO_NOCLOSE);
+    BIO* sock = c->newSocketBio(fd, ktls);
     BIO* filter = BIO_new(replayMethod());
     if (sock == nullptr || filter == nullptr) {
       BIO_free(sock);
@@ -157,6 +211,7 @@ Io Connection::result(int ret) {
 Io Connection::handshake() {
   ERR_clear_error();
   errno = 0;
+  hint_.drained = false;
   const int ret = SSL_do_handshake(ssl_);
   if (ret != 1) {
     return result(ret);
@@ -191,6 +246,7 @@ Io Connection::read(void* data, std::size_t len, std::size_t& n) {
   ERR_clear_error();
   errno = 0;
   n = 0;
+  hint_.drained = false;
   const int ret = SSL_read_ex(ssl_, data, len, &n);
   return ret == 1 ? Io::kDone : result(ret);
 }

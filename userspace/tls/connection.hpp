@@ -51,6 +51,15 @@ public:
   // "TLSv1.3", "TLSv1.2"
   const char* version() const;
   const char* cipher() const;
+  // The last handshake() or read() left the socket drained (its last read(2) took everything and
+  // no FIN is behind it, or found nothing): a wait for more needs no look at the socket
+  // (net::markDrained()). Cleared by the next call; always false under kTLS.
+  bool drained() const { return hint_.drained; }
+  // What the socket BIO's reads report (net::readWithHint()), for drained().
+  struct ReadHint {
+    int fd = -1;
+    bool drained = false;
+  };
   // Why the last call gave kError (OpenSSL's reason), for debug logs and counters.
   const std::string& lastError() const { return last_error_; }
 
@@ -58,8 +67,11 @@ private:
   explicit Connection(SSL* ssl) : ssl_(ssl) {}
   Io result(int ret);
   void dropReplay();
+  // A socket BIO on `fd`: OpenSSL's own under kTLS, else one whose reads fill hint_.
+  BIO* newSocketBio(int fd, bool ktls);
 
   SSL* ssl_;
+  ReadHint hint_;
   std::string last_error_;
 };
 

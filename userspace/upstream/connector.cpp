@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/net.hpp"
+#include "common/ready_wait.hpp"
 
 namespace sluice::upstream {
 
@@ -40,6 +41,9 @@ asio::awaitable<ConnectStatus> Connector::open(Connection& conn, const lb::Endpo
     co_return ConnectStatus::kRefused;
   }
   conn.socket.set_option(tcp::no_delay(true), ec);
+  // Reads of the response then tell whether they drained the socket (net::receiveNow()), so the
+  // connection's watch in the pool is queued without a system call.
+  net::enableInqHint(conn.socket.native_handle());
   co_return ConnectStatus::kConnected;
 }
 

@@ -1,5 +1,7 @@
 #include "upstream/pool.hpp"
 
+#include "common/ready_wait.hpp"
+
 namespace sluice::upstream {
 
 PoolStats& Pool::stats() {
@@ -15,9 +17,8 @@ ConnectionPtr Pool::acquire(std::uint32_t endpoint_id) {
   ConnectionPtr conn = std::move(it->second.back());
   it->second.pop_back();
   // Its watch stays queued and, completing later (with the response, or at close), finds that it
-  // belongs to no pooling any more. Cancelling it would cost a system call per request: the
-  // next wait on the socket (for the response) would then re-arm the descriptor with
-  // epoll_ctl, where it now queues behind the watch without one.
+  // belongs to no pooling any more: cancelling it now would be one more completion to run per
+  // request, for nothing.
   ++conn->idle_epoch;
   return conn;
 }
@@ -38,17 +39,18 @@ void Pool::release(ConnectionPtr conn, Clock::time_point now) {
 
 void Pool::watch(const ConnectionPtr& conn) {
   const std::uint64_t epoch = ++conn->idle_epoch;
-  conn->socket.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                          [this, conn, epoch](boost::system::error_code ec) {
-                            if (ec || conn->idle_epoch != epoch) {
-                              return;  // taken out, or closed by the sweep
-                            }
-                            // A byte or EOF while idle: whatever it is, it answers no request.
-                            bump(stats().closed_idle);
-                            unlink(*conn);
-                            boost::system::error_code ignored;
-                            conn->socket.close(ignored);
-                          });
+  // Queued without epoll_ctl(2) when the response's last read drained the socket (the common
+  // case), with one poll(2) otherwise.
+  net::waitReadable(conn->socket, [this, conn, epoch](boost::system::error_code ec) {
+    if (ec || conn->idle_epoch != epoch) {
+      return;  // taken out, or closed by the sweep
+    }
+    // A byte or EOF while idle: whatever it is, it answers no request.
+    bump(stats().closed_idle);
+    unlink(*conn);
+    boost::system::error_code ignored;
+    conn->socket.close(ignored);
+  });
 }
 
 void Pool::unlink(Connection& conn) {

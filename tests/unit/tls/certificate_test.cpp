@@ -1,17 +1,23 @@
-// Certificates from PEM, the context factory, the SNI table and a handshake over a socket pair
-// with the replayed ClientHello: OpenSSL for real on both ends.
+// Certificates from PEM, the context factory, the SNI table, a handshake over a socket pair
+// with the replayed ClientHello, and the drained hint of reads over loopback TCP: OpenSSL for
+// real on both ends.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <atomic>
+#include <chrono>
 #include <ctime>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/ready_wait.hpp"
 #include "proxy/tls_table.hpp"
 #include "support/result.hpp"
 #include "support/test_pki.hpp"
@@ -169,7 +175,7 @@ TEST(Connection, HandshakeWithReplayedBytes) {
   EXPECT_FALSE(conn->replaying());
   char buf[4];
   std::size_t got = 0;
-  ASSERT_EQ(conn->read(buf, sizeof buf, got), Io::kDone);
+  ASSERT_EQ(conn->read(buf, sizeof buf, got), Io::kDone) << conn->lastError();
   EXPECT_EQ(std::string(buf, got), "ping");
   std::size_t sent = 0;
   EXPECT_EQ(conn->write("pong", 4, sent), Io::kDone);
@@ -177,6 +183,82 @@ TEST(Connection, HandshakeWithReplayedBytes) {
   EXPECT_STREQ(conn->version(), "TLSv1.3");
   client.join();
   ::close(fds[0]);
+}
+
+TEST(Connection, ReadsSayWhetherTheyDrainedTheSocket) {
+  // Over loopback TCP with TCP_INQ (the agent's listeners set it): a read that took the whole
+  // record says drained; one with a FIN behind its record does not, so a wait after it looks.
+  auto f = ContextFactory::create({});
+  ASSERT_OK(f);
+  const test::Pem p = test::makeCertificate({.names = {"a.test"}});
+  auto server_ctx = (*f)->context(*Certificate::fromPem(p.cert, p.key, std::time(nullptr)));
+  ASSERT_OK(server_ctx);
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  ASSERT_TRUE(net::enableInqHint(listener));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::atomic<int> step{0};  // the client writes each record only once the server is ready
+  std::thread client([addr, &step] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+      SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+      SSL* ssl = SSL_new(ctx);
+      SSL_set_fd(ssl, fd);
+      SSL_set_tlsext_host_name(ssl, "a.test");
+      const auto until = [&step](int n) {
+        while (step < n) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+      };
+      if (SSL_connect(ssl) == 1) {
+        until(1);
+        SSL_write(ssl, "ping", 4);
+        until(2);
+        SSL_write(ssl, "last", 4);
+        ::shutdown(fd, SHUT_WR);  // a FIN right behind the last record (close() with the
+        until(3);                 // server's tickets unread would send a reset)
+      }
+      SSL_free(ssl);
+      SSL_CTX_free(ctx);
+    }
+    ::close(fd);
+  });
+  struct Finish {  // on any way out, even a failed assertion: release the client and join it
+    std::atomic<int>& step;
+    std::thread& client;
+    ~Finish() {
+      step = 3;
+      client.join();
+    }
+  } finish{step, client};
+  const int fd = ::accept(listener, nullptr, nullptr);
+  ASSERT_GE(fd, 0);
+  auto conn = Connection::accept(server_ctx->get(), fd, {}, false);
+  ASSERT_NE(conn, nullptr);
+  Io io = Io::kWantRead;
+  while (io == Io::kWantRead || io == Io::kWantWrite) {
+    io = conn->handshake();
+  }
+  ASSERT_EQ(io, Io::kDone) << conn->lastError();
+  step = 1;
+  char buf[16];
+  std::size_t got = 0;
+  ASSERT_EQ(conn->read(buf, sizeof buf, got), Io::kDone) << conn->lastError();
+  EXPECT_EQ(std::string(buf, got), "ping");
+  EXPECT_TRUE(conn->drained());
+  step = 2;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the record and the FIN arrive
+  ASSERT_EQ(conn->read(buf, sizeof buf, got), Io::kDone);
+  EXPECT_EQ(std::string(buf, got), "last");
+  EXPECT_FALSE(conn->drained()) << "the FIN behind the record is still to be read";
+  ::close(fd);
+  ::close(listener);
 }
 
 }  // namespace
