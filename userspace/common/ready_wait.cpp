@@ -54,12 +54,6 @@ ssize_t readWithHint(int fd, void* data, std::size_t len, bool& drained, int fla
   return n;
 }
 
-#if SLUICE_READY_WAIT
-
-namespace detail {
-
-thread_local const void* t_starting = nullptr;
-
 bool readableNow(int fd) {
   pollfd p{fd, POLLIN, 0};
   int r;
@@ -68,6 +62,12 @@ bool readableNow(int fd) {
   } while (r < 0 && errno == EINTR);
   return r != 0;  // ready, or poll failed: let the read say what happened
 }
+
+#if SLUICE_READY_WAIT
+
+namespace detail {
+
+thread_local const void* t_starting = nullptr;
 
 namespace {
 

@@ -29,10 +29,13 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
 
@@ -61,6 +64,10 @@ bool enableInqHint(int fd);
 // `drained` is true when the kernel's queue is now empty with no FIN behind it: the read took
 // everything (TCP_INQ said 0), or there was nothing to take (EAGAIN). False when unknown.
 ssize_t readWithHint(int fd, void* data, std::size_t len, bool& drained, int flags = MSG_DONTWAIT);
+
+// Whether `fd` has something to read (bytes, EOF or an error), asked without waiting: one
+// poll(2).
+bool readableNow(int fd);
 
 // Tells the reactor that `socket` has nothing to read, as a read of its own that found nothing
 // would: its next read operation or waitReadable() is queued without a system call. Only when
@@ -94,9 +101,6 @@ private:
   Reactor::per_descriptor_data* data_;
   int fd_;
 };
-
-// Whether the socket has something to read (or an error, or EOF), asked without waiting.
-bool readableNow(int fd);
 
 template <typename Handler, typename IoExecutor>
 class ReadyWaitOp : public boost::asio::detail::reactor_op {
@@ -142,13 +146,28 @@ private:
 Reactor& reactorOf(boost::asio::ip::tcp::socket& socket);
 Reactor::per_descriptor_data& descriptorOf(boost::asio::ip::tcp::socket& socket);
 
+// The executor that tracks the operation's outstanding work: the socket's (any_io_executor),
+// unless the handler is bound to an io_context's executor, which runs the socket's reactor too
+// (HttpSession::park()). That one needs no type-erased copy: the operation an idle connection
+// keeps is 120 bytes instead of 176.
+template <typename Handler>
+auto workExecutor(boost::asio::ip::tcp::socket& socket, const Handler& handler) {
+  using Bound = boost::asio::associated_executor_t<Handler, boost::asio::any_io_executor>;
+  if constexpr (std::is_same_v<Bound, boost::asio::io_context::executor_type>) {
+    return boost::asio::get_associated_executor(handler, socket.get_executor());
+  } else {
+    return socket.get_executor();
+  }
+}
+
 template <typename Handler>
 void startReadyWait(boost::asio::ip::tcp::socket& socket, Handler& handler) {
-  using Op = ReadyWaitOp<Handler, boost::asio::ip::tcp::socket::executor_type>;
+  auto io_ex = workExecutor(socket, handler);
+  using Op = ReadyWaitOp<Handler, decltype(io_ex)>;
   const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
   auto slot = boost::asio::get_associated_cancellation_slot(handler);
   typename Op::ptr p = {std::addressof(handler), Op::ptr::allocate(handler), nullptr};
-  p.p = new (p.v) Op(socket.native_handle(), handler, socket.get_executor());
+  p.p = new (p.v) Op(socket.native_handle(), handler, io_ex);
   Reactor& reactor = reactorOf(socket);
   Reactor::per_descriptor_data& data = descriptorOf(socket);
   if (slot.is_connected()) {
@@ -166,7 +185,11 @@ void startReadyWait(boost::asio::ip::tcp::socket& socket, Handler& handler) {
 
 // Completes with no error once `socket` is readable (bytes, EOF or an error to read), or with
 // operation_aborted when cancelled or closed: socket::async_wait(wait_read), without its
-// epoll_ctl(2).
+// epoll_ctl(2). Like async_wait(), it may complete with nothing to read: an edge the reactor
+// reports after a read already took its bytes (one that looked, here or in async_read_some(),
+// found them before the reactor's epoll_wait(2) did). A read then finds nothing (EAGAIN, which
+// marks the socket drained) and the caller waits again; a caller that acts on readability
+// without reading (the pool's watch) checks with readableNow().
 template <typename Token>
 auto waitReadable(boost::asio::ip::tcp::socket& socket, Token&& token) {
 #if SLUICE_READY_WAIT

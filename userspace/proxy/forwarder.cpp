@@ -384,14 +384,17 @@ asio::awaitable<Forwarder::Result> Forwarder::readResponseHead(const Snapshot& s
     std::size_t n = 0;
     if (!readable) {
       // No buffer while the upstream works: at 1,000 requests in flight a 16 KiB buffer each
-      // would be most of the agent's memory. Waiting for readability also saves the read that
-      // finds nothing yet. (Here, not in a coroutine of its own: a frame less per request.)
+      // would be most of the agent's memory. Readable: read in this turn; nothing there after
+      // all (a stale edge: net::waitReadable()), wait again without the buffer.
       auto [wait_ec] = co_await net::waitReadable(up_->socket, kNoThrow);
       readable = !wait_ec;
       if (readable) {
-        // The wait said readable: read in this turn.
         up_->buffer.acquire(worker_.buffers());
         n = net::receiveNow(up_->socket, up_->buffer.prepare(), ec);
+        if (ec == asio::error::would_block) {
+          up_->buffer.release();
+          continue;
+        }
       }
     } else {
       ec = asio::error::would_block;

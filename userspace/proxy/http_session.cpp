@@ -1,6 +1,7 @@
 #include "proxy/http_session.hpp"
 
 #include <charconv>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
@@ -210,6 +211,9 @@ asio::awaitable<void> HttpSession::run(bool woken) {
     woken = false;
     const http::ParseResult pr = co_await readHead();
     if (pr.status == http::ParseStatus::kIncomplete) {
+      if (std::exchange(stale_wake_, false)) {
+        continue;  // nothing came after all: idle again
+      }
       break;  // closed, or timed out (a 408 went out if a head had begun)
     }
     request_start_ = Clock::now();
@@ -308,6 +312,12 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
     if (ready) {
       std::tie(ec, n) = client_.readNow(in_.prepare());
       ready = false;
+      if (ec == asio::error::would_block && in_.empty()) {
+        // A stale edge (net::waitReadable()): the connection is still idle. Back to park(),
+        // which holds no buffer, rather than wait here with one.
+        stale_wake_ = true;
+        co_return http::ParseResult{};
+      }
     }
     if (ec == asio::error::would_block) {
       std::tie(ec, n) = co_await client_.readSome(in_.prepare());

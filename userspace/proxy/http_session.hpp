@@ -121,7 +121,8 @@ private:
   std::string_view path_;              // into text_: the normalized routing path and host
   std::string_view host_;
   Clock::time_point request_start_{};
-  bool idle_ = true;  // waiting for the first byte of a request
+  bool idle_ = true;         // waiting for the first byte of a request
+  bool stale_wake_ = false;  // park()'s wait completed with nothing to read: park again
   bool close_after_ = false;
   bool linger_ = false;
   bool head_request_ = false;

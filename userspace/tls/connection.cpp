@@ -90,19 +90,22 @@ BIO_METHOD* replayMethod() {
 }
 
 // The socket BIO with one change: its reads are recvmsg(2) with TCP_INQ's hint (see
-// net::readWithHint()), and say in the connection's ReadHint whether they drained the socket.
-// Everything else, kTLS set-up included, is OpenSSL's socket BIO. Used only for connections
-// without kTLS, whose reads OpenSSL's own socket BIO must make (a record at a time).
+// net::readWithHint()), and a read that drained the socket leaves the BIO's data pointer (which
+// OpenSSL's socket BIO does not use) set, for Connection::drained(): no byte more per
+// connection. Everything else, kTLS set-up included, is OpenSSL's socket BIO. Used only for
+// connections without kTLS, whose reads OpenSSL's own socket BIO must make (a record at a time).
 int hintRead(BIO* b, char* out, int len) {
-  auto* hint = static_cast<Connection::ReadHint*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
-  if (out == nullptr || len <= 0 || hint == nullptr) {
+  BIO_set_data(b, nullptr);
+  if (out == nullptr || len <= 0) {
     return 0;
   }
   bool drained = false;
-  const int ret =
-      static_cast<int>(net::readWithHint(hint->fd, out, static_cast<std::size_t>(len), drained, 0));
-  hint->drained = drained;
+  const int ret = static_cast<int>(net::readWithHint(static_cast<int>(BIO_get_fd(b, nullptr)), out,
+                                                     static_cast<std::size_t>(len), drained, 0));
+  if (drained) {
+    BIO_set_data(b, b);
+  }
   if (ret <= 0) {
     if (BIO_sock_should_retry(ret)) {
       BIO_set_retry_read(b);
@@ -113,11 +116,17 @@ int hintRead(BIO* b, char* out, int len) {
   return ret;
 }
 
+// The method's type, for recognising its BIOs. Taken at first use, not at static
+// initialisation: OpenSSL must not allocate before main() installs tls::BlockPool.
+int hintType() {
+  static const int type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+  return type;
+}
+
 BIO_METHOD* hintSocketMethod() {
   static BIO_METHOD* method = [] {
     const BIO_METHOD* socket = BIO_s_socket();
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                 "sluice socket");
+    BIO_METHOD* m = BIO_meth_new(hintType(), "sluice socket");
     BIO_meth_set_read(m, hintRead);
     BIO_meth_set_write(m, BIO_meth_get_write(socket));
     BIO_meth_set_puts(m, BIO_meth_get_puts(socket));
@@ -129,18 +138,37 @@ BIO_METHOD* hintSocketMethod() {
   return method;
 }
 
-}  // namespace
-
-BIO* Connection::newSocketBio(int fd, bool ktls) {
+// A socket BIO on `fd`: OpenSSL's own under kTLS, else the one above.
+BIO* newSocketBio(int fd, bool ktls) {
   if (ktls) {
     return BIO_new_socket(fd, BIO_NOCLOSE);
   }
   BIO* b = BIO_new(hintSocketMethod());
   if (b != nullptr) {
     BIO_set_fd(b, fd, BIO_NOCLOSE);
-    BIO_set_data(b, &hint_);
   }
   return b;
+}
+
+}  // namespace
+
+BIO* Connection::socketBio() const {
+  BIO* rbio = SSL_get_rbio(ssl_);
+  BIO* next = BIO_next(rbio);
+  BIO* sock = next != nullptr ? next : rbio;
+  // Under kTLS it is OpenSSL's socket BIO, whose data is not ours to touch.
+  return BIO_method_type(sock) == hintType() ? sock : nullptr;
+}
+
+bool Connection::drained() const {
+  BIO* sock = socketBio();
+  return sock != nullptr && BIO_get_data(sock) != nullptr;
+}
+
+void Connection::forgetDrained() {
+  if (BIO* sock = socketBio()) {
+    BIO_set_data(sock, nullptr);  // drained() speaks of the next call's reads only
+  }
 }
 
 std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
@@ -157,15 +185,14 @@ std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
     // receive wants the socket's queue untouched, so only without it.
     SSL_set_read_ahead(ssl, 1);
   }
-  c->hint_.fd = fd;
-  BIO* wbio = c->newSocketBio(fd, ktls);
+  BIO* wbio = newSocketBio(fd, ktls);
   if (wbio == nullptr) {
     return nullptr;
   }
   if (replay.empty()) {
     SSL_set_bio(ssl, wbio, wbio);  // one BIO for both: SSL_set_bio() takes the second reference
   } else {
-    BIO* sock = c->newSocketBio(fd, ktls);
+    BIO* sock = newSocketBio(fd, ktls);
     BIO* filter = BIO_new(replayMethod());
     if (sock == nullptr || filter == nullptr) {
       BIO_free(sock);
@@ -211,7 +238,7 @@ Io Connection::result(int ret) {
 Io Connection::handshake() {
   ERR_clear_error();
   errno = 0;
-  hint_.drained = false;
+  forgetDrained();
   const int ret = SSL_do_handshake(ssl_);
   if (ret != 1) {
     return result(ret);
@@ -246,7 +273,7 @@ Io Connection::read(void* data, std::size_t len, std::size_t& n) {
   ERR_clear_error();
   errno = 0;
   n = 0;
-  hint_.drained = false;
+  forgetDrained();
   const int ret = SSL_read_ex(ssl_, data, len, &n);
   return ret == 1 ? Io::kDone : result(ret);
 }

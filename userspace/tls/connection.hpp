@@ -54,12 +54,7 @@ public:
   // The last handshake() or read() left the socket drained (its last read(2) took everything and
   // no FIN is behind it, or found nothing): a wait for more needs no look at the socket
   // (net::markDrained()). Cleared by the next call; always false under kTLS.
-  bool drained() const { return hint_.drained; }
-  // What the socket BIO's reads report (net::readWithHint()), for drained().
-  struct ReadHint {
-    int fd = -1;
-    bool drained = false;
-  };
+  bool drained() const;
   // Why the last call gave kError (OpenSSL's reason), for debug logs and counters.
   const std::string& lastError() const { return last_error_; }
 
@@ -67,11 +62,11 @@ private:
   explicit Connection(SSL* ssl) : ssl_(ssl) {}
   Io result(int ret);
   void dropReplay();
-  // A socket BIO on `fd`: OpenSSL's own under kTLS, else one whose reads fill hint_.
-  BIO* newSocketBio(int fd, bool ktls);
+  // The BIO that reads the socket (under the replay filter while there is one); null under kTLS.
+  BIO* socketBio() const;
+  void forgetDrained();
 
   SSL* ssl_;
-  ReadHint hint_;
   std::string last_error_;
 };
 

@@ -45,6 +45,12 @@ void Pool::watch(const ConnectionPtr& conn) {
     if (ec || conn->idle_epoch != epoch) {
       return;  // taken out, or closed by the sweep
     }
+    if (!net::readableNow(conn->socket.native_handle())) {
+      // An edge left over from the response, which a read took before the reactor reported
+      // it: the connection is fine. Watch again (the edge is spent: the wait looks, once).
+      watch(conn);
+      return;
+    }
     // A byte or EOF while idle: whatever it is, it answers no request.
     bump(stats().closed_idle);
     unlink(*conn);

@@ -195,6 +195,42 @@ TEST_F(ReadyWaitTest, AfterADrainedMarkTheWaitDoesNotLook) {
   EXPECT_FALSE(*done);
 }
 
+TEST_F(ReadyWaitTest, AStaleEdgeCompletesAWaitWithNothingToRead) {
+  // Why callers check (net::waitReadable()): an edge the reactor collected in the same
+  // epoll_wait(2) batch as another socket's, and reports after that socket's handler has looked
+  // (a wait that polled) and read the bytes, completes the next wait with nothing there.
+  tcp::acceptor acceptor(io_);
+  ASSERT_TRUE(net::listen(acceptor, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), {}));
+  tcp::socket other_peer(io_);
+  tcp::socket other(io_);
+  other_peer.connect(acceptor.local_endpoint());
+  acceptor.accept(other);
+  std::optional<error_code> first;
+  std::optional<error_code> second;
+  other.async_wait(tcp::socket::wait_read, [&](error_code) {
+    waitReadable(server_, [&](error_code ec) { first = ec; });   // looks: ready, posted
+    EXPECT_EQ(drain(), 1u);                                      // marked drained
+    waitReadable(server_, [&](error_code ec) { second = ec; });  // queued without a look
+  });
+  runFor(std::nullopt, 20ms);  // the reactor takes the edges of the connect first
+  asio::write(other_peer, asio::buffer(std::string_view("o")));  // its edge first in the batch
+  send("x");
+  std::this_thread::sleep_for(20ms);
+  runFor(second);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(second) << "no stale edge: the batch did not have both";
+  EXPECT_FALSE(*second);
+  EXPECT_FALSE(readableNow(server_.native_handle()));
+  // The edge is spent: the next wait sees only new bytes.
+  std::optional<error_code> third;
+  waitReadable(server_, [&](error_code ec) { third = ec; });
+  runFor(third, 50ms);
+  EXPECT_FALSE(third);
+  send("y");
+  runFor(third);
+  EXPECT_TRUE(third);
+}
+
 TEST_F(ReadyWaitTest, CancelAndCloseAbortAQueuedWait) {
   std::optional<error_code> done;
   waitReadable(server_, [&](error_code ec) { done = ec; });

@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +19,7 @@
 #include <boost/asio/write.hpp>
 
 #include "common/net.hpp"
+#include "common/ready_wait.hpp"
 #include "upstream/connector.hpp"
 #include "upstream/pool.hpp"
 #include "upstream/stats.hpp"
@@ -157,6 +160,44 @@ TEST(Pool, AnIdleConnectionThatGetsAByteOrEofIsClosedAtOnce) {
   asio::write(quiet_server, asio::buffer(std::string_view("x")));
   io.run_for(100ms);
   EXPECT_TRUE(got->socket.is_open());
+}
+
+TEST(Pool, AStaleEdgeFromTheResponseDoesNotCloseAPooledConnection) {
+  // The response's edge is collected in one epoll_wait(2) batch behind another socket's, whose
+  // handler finds the response with a wait that looks (poll), reads it and pools the
+  // connection. Reported after that, the edge completes the pool's watch with nothing to read:
+  // the connection must stay pooled, and a FIN after that must still be seen.
+  asio::io_context io{1};  // one thread, as a worker's
+  tcp::acceptor listener(io, {asio::ip::address_v4::loopback(), 0});
+  Pool pool(4);
+  auto [conn, server] = pooledConnection(io, listener, 3);
+  auto [other, other_server] = pooledConnection(io, listener, 4);
+  conn->socket.non_blocking(true);
+  ASSERT_TRUE(net::enableInqHint(conn->socket.native_handle()));  // as Connector does
+  const auto before = Pool::stats().closed_idle.load();
+  bool response_ready = false;
+  other->socket.async_wait(tcp::socket::wait_read, [&, c = conn](boost::system::error_code) {
+    net::waitReadable(c->socket, [&](boost::system::error_code ec) { response_ready = !ec; });
+    std::array<char, 64> buf{};
+    boost::system::error_code ec;
+    EXPECT_GT(net::receiveNow(c->socket, asio::buffer(buf), ec), 0u);  // drained: marked
+    pool.release(c, std::chrono::steady_clock::now());
+  });
+  io.run_for(20ms);  // the reactor takes the edges of the connects first
+  io.restart();
+  asio::write(other_server, asio::buffer(std::string_view("o")));
+  asio::write(server, asio::buffer(std::string_view("HTTP/1.1 204 No Content\r\n\r\n")));
+  std::this_thread::sleep_for(20ms);
+  io.run_for(100ms);
+  io.restart();
+  EXPECT_TRUE(response_ready);
+  EXPECT_TRUE(conn->socket.is_open());
+  EXPECT_EQ(pool.idleCount(), 1u);
+  EXPECT_EQ(Pool::stats().closed_idle.load(), before);
+  server.close();
+  io.run_for(200ms);
+  EXPECT_FALSE(conn->socket.is_open()) << "the FIN after the stale edge was missed";
+  EXPECT_EQ(Pool::stats().closed_idle.load() - before, 1u);
 }
 
 TEST(Pool, SweepClosesConnectionsIdleTooLongAndAFullPoolClosesTheRest) {
