@@ -14,7 +14,10 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -450,6 +453,81 @@ TEST_F(Tls, PassthroughBySniWithAOneBytePerSegmentClientHello) {
   EXPECT_EQ(terminated, "a.test");
   EXPECT_EQ(statusOf(response), 200) << response;
   EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_passthrough_total"), 1);
+}
+
+// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
+double cpuSeconds(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0;
+  unsigned long long stime = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14) {
+      utime = std::stoull(field);
+    } else if (i == 15) {
+      stime = std::stoull(field);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(Tls, ARequestRecordSplitAcrossSegmentsIsWaitedForNotSpunOn) {
+  // The request's record arrives in two pieces, 400 ms apart, on an idle keep-alive connection.
+  // After the first piece OpenSSL holds part of a record and asks for more: the session must
+  // wait for the socket, not take the wake for a stale one and loop (SSL_has_pending() is true
+  // while a partial record is buffered, so run() would not park).
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  Agent agent(dir_.path(), {{}, 1});
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(agent.httpsPort());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  SSL_set_tlsext_host_name(ssl, "a.test");
+  ASSERT_EQ(SSL_connect(ssl), 1);
+  // Records are encrypted into memory, so that their bytes can be sent in pieces.
+  BIO* out = BIO_new(BIO_s_mem());
+  BIO_up_ref(SSL_get_rbio(ssl));
+  SSL_set_bio(ssl, SSL_get_rbio(ssl), out);
+  const std::string request = "GET /split HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(SSL_write(ssl, request.data(), static_cast<int>(request.size())),
+            static_cast<int>(request.size()));
+  char* bytes = nullptr;
+  const long len = BIO_get_mem_data(out, &bytes);
+  ASSERT_GT(len, 10);
+  const std::string record(bytes, static_cast<std::size_t>(len));
+  std::this_thread::sleep_for(200ms);  // the agent is parked, idle
+  ASSERT_EQ(::send(fd, record.data(), 10, 0), 10);
+  std::this_thread::sleep_for(50ms);
+  const double before = cpuSeconds(agent.process().pid());
+  std::this_thread::sleep_for(400ms);
+  const double spent = cpuSeconds(agent.process().pid()) - before;
+  ASSERT_EQ(::send(fd, record.data() + 10, record.size() - 10, 0),
+            static_cast<ssize_t>(record.size() - 10));
+  std::string response;
+  char buf[4096];
+  for (;;) {
+    const int n = SSL_read(ssl, buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    response.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(statusOf(response), 200) << response;
+  EXPECT_LT(spent, 0.1) << "the agent spun while half a record was buffered";
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
 }
 
 TEST_F(Tls, PassthroughSendsAProxyV2HeaderWhenAsked) {

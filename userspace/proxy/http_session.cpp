@@ -312,9 +312,10 @@ asio::awaitable<http::ParseResult> HttpSession::readHead() {
     if (ready) {
       std::tie(ec, n) = client_.readNow(in_.prepare());
       ready = false;
-      if (ec == asio::error::would_block && in_.empty()) {
+      if (ec == asio::error::would_block && in_.empty() && !client_.readableNow()) {
         // A stale edge (net::waitReadable()): the connection is still idle. Back to park(),
-        // which holds no buffer, rather than wait here with one.
+        // which holds no buffer, rather than wait here with one. (Not while OpenSSL holds part
+        // of a record: run() would not park, and readSome() below waits for the rest.)
         stale_wake_ = true;
         co_return http::ParseResult{};
       }
