@@ -34,10 +34,14 @@ asio::awaitable<error_code> ClientStream::waitFor(tls::Io io) {
 
 tls::Io ClientStream::tlsReadNow(void* data, std::size_t len, std::size_t& n) {
   const tls::Io io = tls_->read(data, len, n);
+  passDrained();
+  return io;
+}
+
+void ClientStream::passDrained() {
   if (tls_->drained()) {
     net::markDrained(socket_);  // in the same turn as the read: nothing can have arrived unseen
   }
-  return io;
 }
 
 asio::awaitable<bool> ClientStream::handshake() {
@@ -45,9 +49,7 @@ asio::awaitable<bool> ClientStream::handshake() {
   socket_.native_non_blocking(true, ignored);
   for (;;) {
     const tls::Io io = tls_->handshake();
-    if (tls_->drained()) {
-      net::markDrained(socket_);
-    }
+    passDrained();
     if (io == tls::Io::kDone) {
       co_return true;
     }

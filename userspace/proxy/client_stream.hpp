@@ -91,6 +91,8 @@ private:
                                             std::size_t count);
   // One SSL_read; a read that drained the socket tells the reactor (net::markDrained()).
   tls::Io tlsReadNow(void* data, std::size_t len, std::size_t& n);
+  // After an OpenSSL call that read: tells the reactor if its reads left the socket drained.
+  void passDrained();
   // Waits for what a TLS call asked (kWantRead/kWantWrite); an error code if the wait failed.
   boost::asio::awaitable<boost::system::error_code> waitFor(tls::Io io);
 

@@ -54,6 +54,15 @@ protected:
   }
 
   void send(std::string_view bytes) { asio::write(peer_, asio::buffer(bytes)); }
+  // Sends `bytes` and lets them reach the server's receive queue.
+  void arrive(std::string_view bytes) {
+    send(bytes);
+    std::this_thread::sleep_for(20ms);
+  }
+  // Starts a waitReadable() on the server's socket whose result lands in `slot`.
+  void startWait(std::optional<error_code>& slot) {
+    waitReadable(server_, [&slot](error_code ec) { slot = ec; });
+  }
 
   // Reads what is there through receiveNow() (which marks the socket drained when it is).
   std::size_t drain() {
@@ -77,8 +86,7 @@ TEST_F(ReadyWaitTest, ReadWithHintSaysDrainedOnlyWhenNothingAndNoFinIsLeft) {
   EXPECT_EQ(errno, EAGAIN);
   EXPECT_TRUE(drained) << "nothing to read is drained";
 
-  send("hello");
-  std::this_thread::sleep_for(20ms);
+  arrive("hello");
   EXPECT_EQ(readWithHint(server_.native_handle(), buf.data(), 3, drained), 3);
   EXPECT_FALSE(drained) << "two bytes are left";
   EXPECT_EQ(readWithHint(server_.native_handle(), buf.data(), buf.size(), drained), 2);
@@ -106,21 +114,19 @@ TEST_F(ReadyWaitTest, ReadWithHintWithoutTcpInqKnowsOnlyNothingToRead) {
 }
 
 TEST_F(ReadyWaitTest, CompletesAtOnceWhenBytesAreAlreadyThere) {
-  send("GET");
-  std::this_thread::sleep_for(20ms);
+  arrive("GET");
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done);
   ASSERT_TRUE(done);
   EXPECT_FALSE(*done);
 }
 
 TEST_F(ReadyWaitTest, CompletesWhenBytesArriveAfterADrainedRead) {
-  send("first");
-  std::this_thread::sleep_for(20ms);
+  arrive("first");
   ASSERT_EQ(drain(), 5u);
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done, 50ms);
   EXPECT_FALSE(done) << "nothing came yet";
   send("second");
@@ -131,29 +137,25 @@ TEST_F(ReadyWaitTest, CompletesWhenBytesArriveAfterADrainedRead) {
 }
 
 TEST_F(ReadyWaitTest, BytesThatArriveBetweenTheDrainedReadAndTheWaitAreNotMissed) {
-  send("first");
-  std::this_thread::sleep_for(20ms);
+  arrive("first");
   ASSERT_EQ(drain(), 5u);  // marked drained
-  send("second");          // its edge is reported by the next epoll_wait
-  std::this_thread::sleep_for(20ms);
+  arrive("second");        // its edge is reported by the next epoll_wait
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done);
   ASSERT_TRUE(done);
   EXPECT_FALSE(*done);
 }
 
 TEST_F(ReadyWaitTest, AnEventSeenBeforeTheWaitMakesItLook) {
-  send("first");
-  std::this_thread::sleep_for(20ms);
+  arrive("first");
   ASSERT_EQ(drain(), 5u);
-  send("second");
-  std::this_thread::sleep_for(20ms);
+  arrive("second");
   // The reactor reports the edge while no wait is queued: it may no longer trust the mark, and
   // the wait must find the bytes by looking.
   runFor(std::nullopt, 20ms);
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done);
   ASSERT_TRUE(done);
   EXPECT_FALSE(*done);
@@ -165,7 +167,7 @@ TEST_F(ReadyWaitTest, AFinBehindTheLastBytesIsNotMissed) {
   std::this_thread::sleep_for(20ms);
   ASSERT_EQ(drain(), 4u);  // TCP_INQ said 1: not marked
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done);
   ASSERT_TRUE(done) << "the FIN arrived with the bytes, before the read: no edge will follow";
   EXPECT_FALSE(*done);
@@ -179,12 +181,11 @@ TEST_F(ReadyWaitTest, AfterADrainedMarkTheWaitDoesNotLook) {
   // The contract, made visible: marked drained, the wait trusts the mark and is queued without a
   // look, so bytes that were (against the contract) already there wake it only with a new edge.
   // A wait that looked (a poll, or async_wait's epoll_ctl) would complete at once.
-  send("early");
-  std::this_thread::sleep_for(20ms);
+  arrive("early");
   runFor(std::nullopt, 20ms);  // the reactor has seen the edge; no wait was queued
   markDrained(server_);
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done, 50ms);
 #if SLUICE_READY_WAIT
   EXPECT_FALSE(done) << "the wait looked at the socket";
@@ -208,14 +209,13 @@ TEST_F(ReadyWaitTest, AStaleEdgeCompletesAWaitWithNothingToRead) {
   std::optional<error_code> first;
   std::optional<error_code> second;
   other.async_wait(tcp::socket::wait_read, [&](error_code) {
-    waitReadable(server_, [&](error_code ec) { first = ec; });   // looks: ready, posted
-    EXPECT_EQ(drain(), 1u);                                      // marked drained
-    waitReadable(server_, [&](error_code ec) { second = ec; });  // queued without a look
+    startWait(first);        // looks: ready, posted
+    EXPECT_EQ(drain(), 1u);  // marked drained
+    startWait(second);       // queued without a look
   });
   runFor(std::nullopt, 20ms);  // the reactor takes the edges of the connect first
   asio::write(other_peer, asio::buffer(std::string_view("o")));  // its edge first in the batch
-  send("x");
-  std::this_thread::sleep_for(20ms);
+  arrive("x");
   runFor(second);
   ASSERT_TRUE(first);
   ASSERT_TRUE(second) << "no stale edge: the batch did not have both";
@@ -223,7 +223,7 @@ TEST_F(ReadyWaitTest, AStaleEdgeCompletesAWaitWithNothingToRead) {
   EXPECT_FALSE(readableNow(server_.native_handle()));
   // The edge is spent: the next wait sees only new bytes.
   std::optional<error_code> third;
-  waitReadable(server_, [&](error_code ec) { third = ec; });
+  startWait(third);
   runFor(third, 50ms);
   EXPECT_FALSE(third);
   send("y");
@@ -233,7 +233,7 @@ TEST_F(ReadyWaitTest, AStaleEdgeCompletesAWaitWithNothingToRead) {
 
 TEST_F(ReadyWaitTest, CancelAndCloseAbortAQueuedWait) {
   std::optional<error_code> done;
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   runFor(done, 20ms);
   ASSERT_FALSE(done);
   server_.cancel();
@@ -242,7 +242,7 @@ TEST_F(ReadyWaitTest, CancelAndCloseAbortAQueuedWait) {
   EXPECT_EQ(*done, asio::error::operation_aborted);
 
   done.reset();
-  waitReadable(server_, [&](error_code ec) { done = ec; });
+  startWait(done);
   server_.close();
   runFor(done);
   ASSERT_TRUE(done);
@@ -276,8 +276,7 @@ TEST_F(ReadyWaitTest, WorksInACoroutineAndWithAnAllocator) {
 }
 
 TEST_F(ReadyWaitTest, AsioReadsAfterADrainedMarkStillSeeNewBytes) {
-  send("abc");
-  std::this_thread::sleep_for(20ms);
+  arrive("abc");
   ASSERT_EQ(drain(), 3u);
   std::array<char, 16> buf{};
   std::optional<error_code> done;
