@@ -77,7 +77,11 @@ int Agent::run() {
             workers_.size(), net::endpointText(config_.admin), source_->kind());
   waitSignal();
   splicing_->startStaleSweep(control_.get_executor());
-  memory_release_.start();
+  std::vector<boost::asio::io_context*> worker_loops;
+  for (auto& w : workers_) {
+    worker_loops.push_back(&w->io());
+  }
+  memory_release_.start(std::move(worker_loops));
   control_.run();
 
   for (auto& w : workers_) {

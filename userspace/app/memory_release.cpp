@@ -4,9 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <memory>
+
+#include <boost/asio/post.hpp>
 
 #include "common/log.hpp"
+#include "common/thread_cache.hpp"
 #include "proxy/stats.hpp"
 
 namespace sluice::app {
@@ -28,7 +33,8 @@ std::size_t residentBytes() {
 
 }  // namespace
 
-void MemoryRelease::start() {
+void MemoryRelease::start(std::vector<boost::asio::io_context*> workers) {
+  workers_ = std::move(workers);
   schedule();
 }
 
@@ -52,16 +58,37 @@ void MemoryRelease::check() {
   if (high_ - open < kDrop || now - last_ < kMinGap) {
     return;
   }
+  high_ = open;
+  last_ = now;
+  flushThenTrim();
+}
+
+void MemoryRelease::flushThenTrim() {
+  thread_cache::flush();  // this thread's
+  if (workers_.empty()) {
+    trim();
+    return;
+  }
+  auto pending = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  for (boost::asio::io_context* io : workers_) {
+    boost::asio::post(*io, [this, pending] {
+      thread_cache::flush();
+      if (pending->fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        boost::asio::post(timer_.get_executor(), [this] { trim(); });  // the last one back
+      }
+    });
+  }
+}
+
+void MemoryRelease::trim() {
+  auto& g = proxy::globalStats();
   const std::size_t before = residentBytes();
   ::malloc_trim(0);
   const std::size_t after = residentBytes();
   const std::size_t released = before > after ? before - after : 0;
   bump(g.memory_releases);
   bump(g.memory_released_bytes, released);
-  high_ = open;
-  last_ = now;
-  SPDLOG_LOGGER_DEBUG(log::get("agent"), "connections fell to {}: {} KiB handed back", open,
-                      released / 1024);
+  SPDLOG_LOGGER_DEBUG(log::get("agent"), "connections fell: {} KiB handed back", released / 1024);
 }
 
 }  // namespace sluice::app

@@ -1,5 +1,8 @@
 #include "upstream/pool.hpp"
 
+#include <boost/asio/bind_allocator.hpp>
+
+#include "common/heap_allocator.hpp"
 #include "common/ready_wait.hpp"
 
 namespace sluice::upstream {
@@ -40,8 +43,9 @@ void Pool::release(ConnectionPtr conn, Clock::time_point now) {
 void Pool::watch(const ConnectionPtr& conn) {
   const std::uint64_t epoch = ++conn->idle_epoch;
   // Queued without epoll_ctl(2) when the response's last read drained the socket (the common
-  // case), with one poll(2) otherwise.
-  net::waitReadable(conn->socket, [this, conn, epoch](boost::system::error_code ec) {
+  // case), with one poll(2) otherwise. The wait lives as long as the connection idles: a block of
+  // its own size (HeapAllocator), not the first large enough one from Asio's cache.
+  auto idle = [this, conn, epoch](boost::system::error_code ec) {
     if (ec || conn->idle_epoch != epoch) {
       return;  // taken out, or closed by the sweep
     }
@@ -56,7 +60,9 @@ void Pool::watch(const ConnectionPtr& conn) {
     unlink(*conn);
     boost::system::error_code ignored;
     conn->socket.close(ignored);
-  });
+  };
+  net::waitReadable(conn->socket,
+                    boost::asio::bind_allocator(HeapAllocator<void>{}, std::move(idle)));
 }
 
 void Pool::unlink(Connection& conn) {
