@@ -29,7 +29,7 @@ namespace sluice::thread_cache {
 
 inline constexpr std::size_t kGrain = 16;       // size classes: 16, 32, ... bytes
 inline constexpr std::size_t kMaxBlock = 1032;  // a 1,040-byte chunk; larger: malloc, free
-inline constexpr std::size_t kMaxCachedBytes = 1024 * 1024;  // per thread
+inline constexpr std::size_t kMaxCachedBytes = 4 * 1024 * 1024;  // per thread
 
 // operator new: a cached block of n's class, or malloc (a whole class's size when n is small, so
 // that the block can come back into it); the new-handler and std::bad_alloc when malloc fails.
