@@ -24,6 +24,7 @@ struct Block {
 struct Cache {
   Block* head[kClasses + 1];  // by size class, 1..kClasses (0: unused)
   std::size_t bytes;
+  int setups;       // connection setups under way (beginSetup()); may dip below 0 at shutdown
   bool registered;  // the hand-back at thread exit is set up
   bool closed;      // the thread is ending: plain malloc and free from here on
 };
@@ -85,7 +86,7 @@ namespace {
 void releaseToClass(void* p, std::size_t cls) noexcept {
   Cache& c = t_cache;
   const std::size_t bytes = capacity(cls);
-  if (cls == 0 || cls > kClasses || c.closed || c.bytes + bytes > kMaxCachedBytes) {
+  if (cls == 0 || cls > kClasses || c.closed || c.setups > 0 || c.bytes + bytes > kMaxCachedBytes) {
     std::free(p);
     return;
   }
@@ -116,6 +117,14 @@ void release(void* p, std::size_t n) noexcept {
   if (p != nullptr) {
     releaseToClass(p, n <= kMaxBlock ? classOf(n) : 0);
   }
+}
+
+void beginSetup() noexcept {
+  ++t_cache.setups;
+}
+
+void endSetup() noexcept {
+  --t_cache.setups;  // a frame destroyed on another thread at shutdown: that thread's goes below 0
 }
 
 void flush() noexcept {

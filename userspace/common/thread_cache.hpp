@@ -14,6 +14,12 @@
 // as before. A block freed on another thread joins that thread's cache (every block is a plain
 // malloc block). A thread's cache is handed back to malloc when the thread ends.
 //
+// While the thread sets up connections (TLS handshakes: beginSetup()/endSetup()), freed blocks go
+// back to malloc instead: malloc can then place the new connections' long-lived objects where the
+// handshakes' frames were, as it did without the cache. Cached, those blocks would wait for the
+// next handshake while every new connection took fresh heap (measured: 0.12 KiB more per idle TLS
+// connection after a burst of 1,000). Allocations still take cached blocks meanwhile.
+//
 // A cached block keeps its heap page resident: before malloc_trim() hands free pages back after a
 // burst (app/memory_release.hpp), each thread flushes its cache.
 //
@@ -37,6 +43,9 @@ void* allocate(std::size_t n);
 // operator delete, unsized (the class comes from malloc_usable_size()) and sized.
 void release(void* p) noexcept;
 void release(void* p, std::size_t n) noexcept;
+// A connection setup on this thread begins or ends (nested: counted).
+void beginSetup() noexcept;
+void endSetup() noexcept;
 // Hands this thread's cached blocks back to malloc.
 void flush() noexcept;
 // Bytes this thread's cache holds.

@@ -14,6 +14,7 @@
 #include "common/heap_allocator.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/thread_cache.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/snapshot.hpp"
@@ -522,8 +523,14 @@ asio::awaitable<bool> HttpSession::startTls() {
     bump(t.over_capacity);
     co_return false;
   }
+  // While it is under way the worker's block cache hands freed blocks back to malloc
+  // (common/thread_cache.hpp): a burst of handshakes leaves no memory set aside.
+  thread_cache::beginSetup();
   struct Leave {
-    ~Leave() { tlsStats().active_handshakes.fetch_sub(1, std::memory_order_relaxed); }
+    ~Leave() {
+      tlsStats().active_handshakes.fetch_sub(1, std::memory_order_relaxed);
+      thread_cache::endSetup();
+    }
   } leave;
   watchdog_.arm(cfg.tls_handshake_timeout, Watchdog::kCapped);
   tls::ClientHelloReader reader(cfg.max_client_hello);

@@ -120,6 +120,23 @@ TEST(ThreadCache, AFlushHandsEverythingBack) {
   EXPECT_EQ(cachedBytes(), 0u);
 }
 
+TEST(ThreadCache, WhileAConnectionIsSetUpFreedBlocksGoBackToMalloc) {
+  void* a = ::operator new(200);
+  void* b = ::operator new(200);
+  const std::size_t before = cachedBytes();
+  beginSetup();
+  beginSetup();
+  ::operator delete(a, 200);
+  EXPECT_EQ(cachedBytes(), before);
+  endSetup();
+  ::operator delete(b);
+  EXPECT_EQ(cachedBytes(), before);  // one setup is still under way
+  endSetup();
+  void* c = ::operator new(200);
+  ::operator delete(c, 200);
+  EXPECT_EQ(cachedBytes(), before + classTop(200));
+}
+
 TEST(ThreadCache, ZeroBytesAreDistinctBlocks) {
   void* a = ::operator new(0);
   void* b = ::operator new(0);
