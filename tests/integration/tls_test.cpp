@@ -455,6 +455,31 @@ TEST_F(Tls, PassthroughBySniWithAOneBytePerSegmentClientHello) {
   EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_passthrough_total"), 1);
 }
 
+// A passthrough connection is a handshake of the agent's only until its ClientHello is routed:
+// held open afterwards, it must not count against --max-tls-handshakes (it did, for as long as
+// the relay ran, until the release before the relay).
+TEST_F(Tls, ARoutedPassthroughConnectionLeavesTheHandshakeCap) {
+  const Pem backend_pem = makeCertificate({.names = {"p.test"}});
+  TlsBackend backend(backend_pem);
+  dir_.write("m.yaml", base() + "---\n" +
+                           serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", backend.port()}}) +
+                           "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
+                           ingressYaml("p", {{"p.test", {{"/", "Prefix", "tlsapp", "https"}}}}, "",
+                                       "", "sluice", "default", "2024-01-01T00:00:00Z",
+                                       "    sluice.dev/ssl-passthrough: \"true\"\n"));
+  Agent agent(dir_.path(), {.extra_args = {"--max-tls-handshakes", "1"}});
+  auto held = TlsClient::connect(agent.httpsPort(), {.sni = "p.test"});  // the backend's handshake
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->peerCommonName(), "p.test");
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_handshakes_active"), 0);
+  auto terminated = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+  ASSERT_TRUE(terminated) << "the held passthrough connection took the only handshake slot";
+  EXPECT_EQ(statusOf(terminated->get("a.test", "/")), 200);
+  EXPECT_EQ(metricValue(agent.adminPort(), "sluice_tls_handshakes_total{result=\"over_capacity\"}"),
+            0);
+}
+
 // CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
 double cpuSeconds(int pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");

@@ -527,10 +527,14 @@ asio::awaitable<bool> HttpSession::startTls() {
   // (common/thread_cache.hpp): a burst of handshakes leaves no memory set aside.
   thread_cache::beginSetup();
   struct Leave {
-    ~Leave() {
-      tlsStats().active_handshakes.fetch_sub(1, std::memory_order_relaxed);
-      thread_cache::endSetup();
+    bool held = true;
+    void release() {
+      if (std::exchange(held, false)) {
+        tlsStats().active_handshakes.fetch_sub(1, std::memory_order_relaxed);
+        thread_cache::endSetup();
+      }
     }
+    ~Leave() { release(); }
   } leave;
   watchdog_.arm(cfg.tls_handshake_timeout, Watchdog::kCapped);
   tls::ClientHelloReader reader(cfg.max_client_hello);
@@ -554,6 +558,7 @@ asio::awaitable<bool> HttpSession::startTls() {
       co_return false;
     }
     bump(t.passthrough);
+    leave.release();  // routed: no handshake here any more, however long the relay runs
     watchdog_.disarm();
     std::string first;
     if (p->proxy_v2) {
