@@ -1,3 +1,5 @@
+// The per-thread block cache behind the agent's operator new and delete: thread_cache.hpp says
+// why and how; operator_new.cpp installs it.
 #include "common/thread_cache.hpp"
 
 #include <malloc.h>
