@@ -62,6 +62,16 @@ protected:
            serviceYaml("web", 80, "http", {{"127.0.0.1", web_.port()}});
   }
   std::string fp(const Pem& p) const { return fingerprint(p.cert); }
+  // p.test passed through to the TLS backend on `port`; a.test terminated with a_.
+  void writePassthrough(std::uint16_t port) {
+    dir_.write("m.yaml", base() + "---\n" +
+                             serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", port}}) + "---\n" +
+                             tlsSecretYaml("default", "a", a_) + "---\n" +
+                             tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
+                             ingressYaml("p", {{"p.test", {{"/", "Prefix", "tlsapp", "https"}}}},
+                                         "", "", "sluice", "default", "2024-01-01T00:00:00Z",
+                                         "    sluice.dev/ssl-passthrough: \"true\"\n"));
+  }
 
   EchoBackend web_{"web"};
   TempDir dir_;
@@ -434,13 +444,7 @@ done:
 TEST_F(Tls, PassthroughBySniWithAOneBytePerSegmentClientHello) {
   const Pem backend_pem = makeCertificate({.names = {"p.test"}});
   TlsBackend backend(backend_pem);
-  dir_.write("m.yaml", base() + "---\n" +
-                           serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", backend.port()}}) +
-                           "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
-                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
-                           ingressYaml("p", {{"p.test", {{"/", "Prefix", "tlsapp", "https"}}}}, "",
-                                       "", "sluice", "default", "2024-01-01T00:00:00Z",
-                                       "    sluice.dev/ssl-passthrough: \"true\"\n"));
+  writePassthrough(backend.port());
   Agent agent(dir_.path());
   std::string peer;
   EXPECT_EQ(passthroughExchange(agent.httpsPort(), "p.test", "ping", &peer), "pong:ping");
@@ -461,13 +465,7 @@ TEST_F(Tls, PassthroughBySniWithAOneBytePerSegmentClientHello) {
 TEST_F(Tls, ARoutedPassthroughConnectionLeavesTheHandshakeCap) {
   const Pem backend_pem = makeCertificate({.names = {"p.test"}});
   TlsBackend backend(backend_pem);
-  dir_.write("m.yaml", base() + "---\n" +
-                           serviceYaml("tlsapp", 443, "https", {{"127.0.0.1", backend.port()}}) +
-                           "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
-                           tlsIngress("i", {"a.test"}, {"a.test"}, "a") + "---\n" +
-                           ingressYaml("p", {{"p.test", {{"/", "Prefix", "tlsapp", "https"}}}}, "",
-                                       "", "sluice", "default", "2024-01-01T00:00:00Z",
-                                       "    sluice.dev/ssl-passthrough: \"true\"\n"));
+  writePassthrough(backend.port());
   Agent agent(dir_.path(), {.extra_args = {"--max-tls-handshakes", "1"}});
   auto held = TlsClient::connect(agent.httpsPort(), {.sni = "p.test"});  // the backend's handshake
   ASSERT_TRUE(held);
