@@ -33,7 +33,7 @@
 
 namespace sluice::thread_cache {
 
-inline constexpr std::size_t kGrain = 16;       // size classes: 16, 32, ... bytes
+inline constexpr std::size_t kGrain = 16;       // between size classes (24, 40, 56, ... bytes)
 inline constexpr std::size_t kMaxBlock = 1032;  // a 1,040-byte chunk; larger: malloc, free
 inline constexpr std::size_t kMaxCachedBytes = 4 * 1024 * 1024;  // per thread
 
