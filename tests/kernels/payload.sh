@@ -46,6 +46,7 @@ fi
 
 # Nothing may be left from an earlier run in the same directory (Vagrant reruns, host reruns).
 : > "$OUT/results"
+: > "$OUT/finished"
 : > "$OUT/tests"
 : > "$OUT/features"
 
@@ -84,6 +85,9 @@ run_groups() {
       export VARIANT=$variant
       as_variant "$variant" bash "$file" || rc=$?
       ((rc == 0)) || log "group $name [$variant] exited with $(exit_text "$rc")"
+      # The host checks that every group ran to its end: a guest stopped in the middle of one
+      # may already have reported some of its parts.
+      echo "$name $variant" >> "$OUT/finished"
     done
   done
 }
