@@ -3,11 +3,13 @@
 # scripts/demo.sh starts, once per splice mode. Moves SLUICE_KERNELS_MIB MiB (default 16; TCG is
 # slow) through an Upgrade tunnel and through the demo's TCP route (port 9000) with SHA-256
 # checks, and reads `ingressctl status` and `flows` while the tunnel is open.
-#   root, caps: --splice=sockmap must splice with sockmap; --splice=auto uses its adaptive relay
-#               and still loads the datapath, which status must show.
+#   caps:       exactly the DaemonSet's capabilities (root would add none the agent uses; the
+#               bpf, verify, xdp and cli groups still run as root too). --splice=sockmap must
+#               splice with sockmap; --splice=auto uses its adaptive relay and still loads the
+#               datapath, which status must show.
 #   noperfmon:  the datapath cannot load; the agent must fall back to splice(2), serve the same
 #               bytes, and say why consistently.
-# variants: root caps noperfmon
+# variants: caps noperfmon
 set -euo pipefail
 source "$SRC/tests/kernels/lib.sh"
 
