@@ -12,6 +12,12 @@ bash scripts/install-deps.sh
 
 jobs=$(nproc)
 summary=()
+timings=()  # "step: N s", printed before the summary: where a slow machine's minutes went
+step_t0=$SECONDS
+took() {  # step name: the seconds since the last step ended
+  timings+=("$1: $((SECONDS - step_t0)) s")
+  step_t0=$SECONDS
+}
 total_failed=0
 total_passed=0
 
@@ -20,6 +26,7 @@ run_ctest() {  # label, build dir, ctest args...
   shift 2
   local log="$dir/ctest-$label.log" rc=0
   ctest --test-dir "$dir" --output-on-failure "$@" 2>&1 | tee "$log" || rc=$?
+  took "$label"
   local line passed failed
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
   if [[ -z "$line" ]]; then
@@ -40,6 +47,7 @@ run_tier() {  # label, command...: a script that prints "label: N passed, M fail
   shift
   mkdir -p build  # the checks tier runs before the first build creates it (a clean clone)
   "$@" 2>&1 | tee "$log" || true
+  took "$label"
   local line
   line=$(grep -E "^$label: [0-9]+ passed, [0-9]+ failed" "$log" | tail -1 || true)
   if [[ -z "$line" ]]; then
@@ -58,6 +66,7 @@ run_tier checks bash tests/checks.sh
 # 1. Release build: every target, then unit + BPF + integration tests.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C build -j "$jobs"
+took "build"
 run_ctest unit build -L unit -j "$jobs"
 run_ctest bpf build -L bpf
 run_ctest integration build -L integration -j 2
@@ -80,10 +89,13 @@ run_tier image bash tests/image/run.sh build
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DSLUICE_UNIT_ONLY=ON -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON >/dev/null
 ninja -C build-asan -j "$jobs"
+took "build (asan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_ctest asan build-asan -j "$jobs"
 
 echo
+printf 'took %s\n' "${timings[@]}"
+echo "took in all: $SECONDS s"
 printf '%s\n' "${summary[@]}"
 echo "${total_passed} passed, ${total_failed} failed"
 [[ $total_failed -eq 0 ]]
