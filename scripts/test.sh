@@ -86,7 +86,10 @@ run_tier image bash tests/image/run.sh build
 
 # 2. Sanitizers and fuzzing: the pure libraries (parser, k8s, model, router, lb) built with clang,
 #    ASan+UBSan, their unit tests, and a short libFuzzer run of the HTTP parser.
+#    Line tables only (-g1): the sanitizers' stack traces need no more, and the build takes a
+#    quarter less (the API client: 33 → 25 s).
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_FLAGS_DEBUG=-g1 -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
   -DSLUICE_UNIT_ONLY=ON -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=ON >/dev/null
 ninja -C build-asan -j "$jobs"
 took "build (asan)"
