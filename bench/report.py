@@ -606,7 +606,7 @@ def http_markdown(meta, rows):
                   "or the runs disagreed. Treat differences smaller than the run-to-run range as"
                   " noise.", ""]
     v = meta.get("versions", {})
-    versions = ", ".join(v[k] for k in ("nginx", "haproxy", "caddy", "wrk") if k in v)
+    versions = ", ".join(v[k] for k in ("nginx", "haproxy", "caddy", "wrk") if v.get(k))
     lines += [machine_line(meta["machine"]),
               f"Versions: {versions}, ingress-agent at `{meta['git']}` (Release).", "",
               "Raw wrk outputs: `bench/results/raw/` (not committed); machine-readable: "
