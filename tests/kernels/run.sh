@@ -13,7 +13,8 @@
 #    initramfs (busybox cpio: the cpio package is not installed).
 # 3. Boot: qemu TCG only (/dev/kvm exists here but cannot run these kernels), the host's root
 #    shared read-only over virtio-9p and chrooted into, the run directory shared writable for
-#    results. A guest that panics or hangs is killed at its deadline and reported as failed.
+#    results. A guest that panics, or hangs (no progress for SLUICE_KERNELS_STALL seconds), is
+#    stopped, and its unfinished groups are reported as failed.
 # 4. Report: one line per kernel and group, then "kernels: N passed, M failed" (read by
 #    scripts/test.sh), and the feature table docs/kernels.md is made from.
 #
@@ -33,8 +34,8 @@ CACHE=${SLUICE_KERNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice/kernels}
 JOBS=${SLUICE_KERNELS_JOBS:-3}
 # A guest is stopped when it stops making progress: nothing added to its console or its output
 # share (results, logs) for GUEST_STALL seconds is a hang (the longest quiet stretch of a healthy
-# payload, the l4 group's namespace test, is about 90 s under load). GUEST_TIMEOUT only caps a
-# guest that keeps writing and never ends. A fixed deadline short enough to catch hangs quickly
+# payload, the l4 group, is about 100 s under load). GUEST_TIMEOUT only caps a guest that keeps
+# writing and never ends. A fixed deadline short enough to catch hangs quickly
 # killed healthy guests whenever the machine ran slow (380 s against 420 s seen here).
 GUEST_STALL=${SLUICE_KERNELS_STALL:-240}
 GUEST_TIMEOUT=${SLUICE_KERNELS_TIMEOUT:-1200}
