@@ -23,9 +23,8 @@
 # guest is stopped), SLUICE_KERNELS_TIMEOUT (seconds per guest at most),
 # SLUICE_KERNELS_CPU/MEM (qemu), SLUICE_KERNELS_APPEND (extra kernel parameters, e.g.
 # lockdown=confidentiality), and for the payload: SLUICE_KERNELS_GROUPS (default all),
-# SLUICE_KERNELS_VARIANTS (root caps noperfmon), SLUICE_KERNELS_MIB (agent transfers; default 16 on
-# the host, 4 in a guest), SLUICE_KERNELS_BPF_FILTER / _CLI_FILTER (gtest filters),
-# SLUICE_KERNELS_AGENT_LOG_LEVEL.
+# SLUICE_KERNELS_VARIANTS (root caps noperfmon), SLUICE_KERNELS_MIB (agent transfers, default 16),
+# SLUICE_KERNELS_BPF_FILTER / _CLI_FILTER (gtest filters), SLUICE_KERNELS_AGENT_LOG_LEVEL.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
