@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -69,7 +70,14 @@ protected:
           co_return co_await connector_.connect(balancer, stats_, options);
         },
         asio::use_future);
-    io_.run_for(5s);
+    // Until the connect completes, not until the loop runs out of work: a pooled connection's
+    // watch keeps the loop busy, and run_for(5s) then took the whole 5 s.
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (fut.wait_for(0s) != std::future_status::ready &&
+           std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_one_for(50ms);
+    }
     io_.restart();
     return std::move(*fut.get());
   }
