@@ -189,30 +189,40 @@ check_spread() {  # N BACKENDS... : every listed backend within [0.5, 1.5] of N/
 }
 spread $((3 * PER)) && check_spread $((3 * PER)) 10 11 12
 
+# A flow held open across a change of the backends: it runs until the change is programmed and
+# has carried a second more of traffic, however long programming takes (a fixed hold raced the
+# change when the machine was slow, and then tested nothing).
+hold_begin() {  # FILE: starts the flow; sets hold_pid, and held to its backend once it has one
+  rm -f "$1.stop"
+  in_ns "$CL" python3 "$TRAFFIC" hold 10.81.0.1 $PORT 120 "$1.stop" > "$1" &
+  hold_pid=$!
+  for _ in $(seq 300); do [[ -s $1 ]] && break; sleep 0.1; done
+  held=$(head -1 "$1")
+}
+hold_end() {  # FILE
+  sleep 1
+  touch "$1.stop"
+  wait "$hold_pid"
+}
+
 # 3. add .13 while a flow is held open
-in_ns "$CL" python3 "$TRAFFIC" hold 10.81.0.1 $PORT 4 > "$DIR/hold1" &
-hold_pid=$!
-for _ in $(seq 50); do [[ -s $DIR/hold1 ]] && break; sleep 0.1; done
-held=$(head -1 "$DIR/hold1")
+hold_begin "$DIR/hold1"
 write_endpoints 10 11 12 13
 wait_backends 4 && ok "4th backend added" || bad "4th backend not programmed"
-wait "$hold_pid"
+hold_end "$DIR/hold1"
 [[ $(sed -n 2p "$DIR/hold1") == ok* ]] && ok "flow to $held survived the add intact" ||
   bad "held flow to $held: $(sed -n 2p "$DIR/hold1")"
 spread $((4 * PER)) && check_spread $((4 * PER)) 10 11 12 13
 
 # 4. remove the held flow's backend: it drains, new flows avoid it
-in_ns "$CL" python3 "$TRAFFIC" hold 10.81.0.1 $PORT 4 > "$DIR/hold2" &
-hold_pid=$!
-for _ in $(seq 50); do [[ -s $DIR/hold2 ]] && break; sleep 0.1; done
-held=$(head -1 "$DIR/hold2")
+hold_begin "$DIR/hold2"
 keep=()
 for o in 10 11 12 13; do [[ 10.82.0.$o != "$held" ]] && keep+=("$o"); done
 write_endpoints "${keep[@]}"
 wait_backends 3 && ok "${held} removed from the table" || bad "removal not programmed"
 ctl -o json backends | grep -q '"draining"' && ok "removed backend shown draining" ||
   bad "no draining backend in ingressctl backends"
-wait "$hold_pid"
+hold_end "$DIR/hold2"
 [[ $(sed -n 2p "$DIR/hold2") == ok* ]] && ok "flow to $held drained intact" ||
   bad "held flow to $held: $(sed -n 2p "$DIR/hold2")"
 spread $((3 * PER)) && check_spread $((3 * PER)) "${keep[@]}"
@@ -235,16 +245,13 @@ kill -TERM "$agent_pid"; wait "$agent_pid" 2> /dev/null; agent_pid=
 write_endpoints 10 11 12 13
 start_agent --l4-removed-backend reset && wait_backends 4 && ok "restarted with reset" ||
   bad "restart with --l4-removed-backend reset"
-in_ns "$CL" python3 "$TRAFFIC" hold 10.81.0.1 $PORT 8 > "$DIR/hold3" &
-hold_pid=$!
-for _ in $(seq 50); do [[ -s $DIR/hold3 ]] && break; sleep 0.1; done
-held=$(head -1 "$DIR/hold3")
+hold_begin "$DIR/hold3"
 keep=()
 for o in 10 11 12 13; do [[ 10.82.0.$o != "$held" ]] && keep+=("$o"); done
 reset_before=$(counter reset_removed)
 write_endpoints "${keep[@]}"
 wait_backends 3 || bad "removal not programmed under reset"
-wait "$hold_pid"
+hold_end "$DIR/hold3"
 [[ $(sed -n 2p "$DIR/hold3") == broken* ]] && ok "flow to removed $held was reset" ||
   bad "flow to removed $held under reset: $(sed -n 2p "$DIR/hold3")"
 (($(counter reset_removed) > reset_before)) && ok "reset_removed counted" ||

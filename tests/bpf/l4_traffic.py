@@ -6,8 +6,12 @@
   l4_traffic.py bulk HOST PORT BYTES       send BYTES random bytes, read the echo; prints
                                            "BACKEND SHA_SENT SHA_RECEIVED"
   l4_traffic.py spread HOST PORT N         N short connections; prints "BACKEND COUNT" lines
-  l4_traffic.py hold HOST PORT SECONDS     one connection kept open, BYTES exchanged every 0.2 s;
-                                           prints the backend at once, then "ok SHA" or "broken"
+  l4_traffic.py hold HOST PORT SECONDS [STOP_FILE]
+                                           one connection kept open, 1000 bytes exchanged every
+                                           0.2 s for SECONDS, or until STOP_FILE exists (then
+                                           SECONDS is only a cap, and reaching it is "expired");
+                                           prints the backend at once, then "ok SHA", "broken",
+                                           "corrupt" or "expired"
 """
 import array
 import fcntl
@@ -98,13 +102,18 @@ def spread(host, port, n):
         print(b, c)
 
 
-def hold(host, port, seconds):
+def hold(host, port, seconds, stop_file=None):
     s = socket.create_connection((host, int(port)), timeout=5)
     print(read_line(s), flush=True)
     sent, got = hashlib.sha256(), hashlib.sha256()
     end = time.time() + float(seconds)
     try:
-        while time.time() < end:
+        while not (stop_file and os.path.exists(stop_file)):
+            if time.time() >= end:
+                if stop_file:
+                    print("expired", flush=True)
+                    return
+                break
             chunk = os.urandom(1000)
             sent.update(chunk)
             s.sendall(chunk)
