@@ -20,11 +20,13 @@ took() {  # step name: the seconds since the last step ended
 }
 total_failed=0
 total_passed=0
+logs=()  # "label=log" of every tier: scripts/failures.py names what failed in them
 
 run_ctest() {  # label, build dir, ctest args...
   local label=$1 dir=$2
   shift 2
   local log="$dir/ctest-$label.log" rc=0
+  logs+=("$label=$log")
   ctest --test-dir "$dir" --output-on-failure "$@" 2>&1 | tee "$log" || rc=$?
   took "$label"
   local line passed failed
@@ -45,6 +47,7 @@ run_ctest() {  # label, build dir, ctest args...
 run_tier() {  # label, command...: a script that prints "label: N passed, M failed"
   local label=$1 log="build/$1.log"
   shift
+  logs+=("$label=$log")
   mkdir -p build  # the checks tier runs before the first build creates it (a clean clone)
   "$@" 2>&1 | tee "$log" || true
   took "$label"
@@ -97,6 +100,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 run_ctest asan build-asan -j "$jobs"
 
 echo
+# A CI system may keep only the last lines: the names of what failed, and why, go there too.
+python3 scripts/failures.py "${logs[@]}" || true
 printf 'took %s\n' "${timings[@]}"
 echo "took in all: $SECONDS s"
 printf '%s\n' "${summary[@]}"
