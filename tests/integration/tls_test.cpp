@@ -572,10 +572,55 @@ TEST_F(Tls, PassthroughSendsAProxyV2HeaderWhenAsked) {
 
 // After a burst of TLS connections has come and gone, the memory the allocator holds free goes
 // back to the kernel (app/memory_release.cpp): without that, the agent would keep its peak RSS.
+// RSS growth while `count` idle TLS connections are held open (KiB), and the agent's metric of
+// record layers at that point.
+long idleGrowthKiB(Agent& agent, int count, double& taken_over) {
+  const pid_t pid = agent.process().pid();
+  const long before = rssKiB(pid);
+  std::vector<std::unique_ptr<TlsClient>> held;
+  for (int i = 0; i < count; ++i) {
+    auto c = TlsClient::connect(agent.httpsPort(), {.sni = "a.test"});
+    if (!c) {
+      ADD_FAILURE() << "connection " << i;
+      return 0;
+    }
+    held.push_back(std::move(c));
+  }
+  for (int i = 0; i < 200 && metricValue(agent.adminPort(), "sluice_active_connections") < count;
+       ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  taken_over = metricValue(agent.adminPort(), "sluice_tls_record_layer_total{layer=\"sluice\"}");
+  return rssKiB(pid) - before;
+}
+
+TEST_F(Tls, AnIdleTls13ConnectionHoldsNoOpenSslConnection) {
+  // After the handshake the agent's own record layer has a TLS 1.3 connection and OpenSSL's
+  // object is freed: 400 idle connections cost less than half of what they cost under OpenSSL
+  // (measured: about 4.5 against 16.5 KiB each).
+  dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
+                           tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
+  double own_count = 0, openssl_count = 0;
+  long own = 0, openssl = 0;
+  {
+    Agent agent(dir_.path(), {.extra_args = {}, .workers = 1});
+    own = idleGrowthKiB(agent, 400, own_count);
+  }
+  {
+    Agent agent(dir_.path(), {.extra_args = {"--tls13-record-layer", "openssl"}, .workers = 1});
+    openssl = idleGrowthKiB(agent, 400, openssl_count);
+  }
+  EXPECT_EQ(own_count, 400);
+  EXPECT_EQ(openssl_count, 0);
+  EXPECT_GT(openssl, 4000) << "400 connections under OpenSSL should take several MiB";
+  EXPECT_LT(own * 2, openssl) << "own " << own << " KiB, OpenSSL " << openssl << " KiB";
+}
+
 TEST_F(Tls, MemoryOfABurstGoesBackOnceItClosed) {
   dir_.write("m.yaml", base() + "---\n" + tlsSecretYaml("default", "a", a_) + "---\n" +
                            tlsIngress("i", {"a.test"}, {"a.test"}, "a"));
-  Agent agent(dir_.path(), {.extra_args = {}, .workers = 1});
+  // OpenSSL's record layer: its connections are the large ones whose memory must come back.
+  Agent agent(dir_.path(), {.extra_args = {"--tls13-record-layer", "openssl"}, .workers = 1});
   const pid_t pid = agent.process().pid();
   const long before = rssKiB(pid);
   long peak = 0;

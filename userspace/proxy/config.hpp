@@ -45,6 +45,9 @@ struct ProxyConfig {
   std::size_t max_tls_handshakes = 1024;                    // concurrent handshakes, agent-wide
   std::size_t max_client_hello = 16 * 1024;
   bool ktls = false;  // --ktls auto, and the kernel has it: kTLS for TLS 1.2 connections
+  // --tls13-record-layer sluice: TLS 1.3 records are the agent's after the handshake, and the
+  // connection's OpenSSL object is freed (tls/record13.hpp).
+  bool own_tls13_records = true;
   std::uint16_t https_port = 443;  // the port in a redirect's Location (left out when 443)
   bool access_log = false;
   SpliceConfig splice;

@@ -630,8 +630,8 @@ asio::awaitable<bool> HttpSession::terminateTls(const TlsTable& table,
   const std::string_view rest = in_.readable();
   replay.insert(replay.end(), rest.begin(), rest.end());
   in_.clear();
-  auto conn =
-      tls::Connection::accept(ctx, client_.socket().native_handle(), std::move(replay), ktls);
+  auto conn = tls::Connection::accept(ctx, client_.socket().native_handle(), std::move(replay),
+                                      ktls, cfg.own_tls13_records);
   if (!conn) {
     bump(t.failed);
     co_return false;
@@ -655,6 +655,9 @@ asio::awaitable<bool> HttpSession::terminateTls(const TlsTable& table,
   }
   if (done.ktlsSend() || done.ktlsRecv()) {
     bump(t.ktls);
+  }
+  if (const tls::RecordLayer layer = done.recordLayer(); layer != tls::RecordLayer::kOpenSsl) {
+    bump(t.record_layer[static_cast<std::size_t>(layer)]);
   }
   co_return true;
 }

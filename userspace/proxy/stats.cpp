@@ -2,6 +2,7 @@
 
 #include "tls/block_pool.hpp"
 #include "tls/client_hello.hpp"
+#include "tls/connection.hpp"
 
 namespace sluice::proxy {
 
@@ -33,6 +34,24 @@ void renderTlsMetrics(admin::MetricsWriter& out) {
   out.counter("sluice_tls_ktls_connections_total",
               "Terminated connections whose record layer moved into the kernel (kTLS).",
               t.ktls.load());
+  out.family("sluice_tls_record_layer_total", Type::kCounter,
+             "TLS 1.3 connections after their handshake by record layer: sluice (the agent's "
+             "own; OpenSSL's connection freed), or openssl and why: other_suite (CCM), unsure "
+             "(OpenSSL's reports did not add up), setup_failed.");
+  static constexpr std::array<std::pair<tls::RecordLayer, const char*>, 4> kLayers{{
+      {tls::RecordLayer::kTakenOver, "sluice"},
+      {tls::RecordLayer::kOtherSuite, "other_suite"},
+      {tls::RecordLayer::kUnsure, "unsure"},
+      {tls::RecordLayer::kSetupFailed, "setup_failed"},
+  }};
+  for (const auto& [layer, name] : kLayers) {
+    const auto v = t.record_layer[static_cast<std::size_t>(layer)].load();
+    if (layer == tls::RecordLayer::kTakenOver) {
+      out.sample("sluice_tls_record_layer_total", {{"layer", name}}, v);
+    } else {
+      out.sample("sluice_tls_record_layer_total", {{"layer", "openssl"}, {"reason", name}}, v);
+    }
+  }
   out.counter("sluice_tls_passthrough_total",
               "Connections relayed undecrypted to a backend by their SNI (ssl-passthrough).",
               t.passthrough.load());

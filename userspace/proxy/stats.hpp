@@ -82,9 +82,12 @@ struct GlobalStats {
 // The HTTPS listener: handshakes, ClientHellos refused by reason, passthrough flows.
 struct TlsStats {
   std::atomic<std::int64_t> active_handshakes{0};
-  Counter handshakes{0};           // completed
-  Counter resumed{0};              // completed by resuming a session (ticket)
-  Counter ktls{0};                 // completed with kTLS in at least one direction
+  Counter handshakes{0};  // completed
+  Counter resumed{0};     // completed by resuming a session (ticket)
+  Counter ktls{0};        // completed with kTLS in at least one direction
+  // TLS 1.3 connections after the handshake, by record layer (tls::RecordLayer): Record13's, or
+  // OpenSSL's and why.
+  std::array<Counter, 5> record_layer{};
   Counter failed{0};               // the handshake itself failed (protocol error, peer gone)
   Counter timeouts{0};             // ClientHello or handshake past --tls-handshake-timeout
   Counter over_capacity{0};        // refused at --max-tls-handshakes

@@ -1,6 +1,7 @@
 #include "tls/connection.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -8,6 +9,7 @@
 #include <array>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include "common/ready_wait.hpp"
@@ -152,6 +154,106 @@ BIO* newSocketBio(int fd, bool ktls) {
 
 }  // namespace
 
+// What OpenSSL's callbacks report during a handshake that may end in Record13: the traffic
+// secrets (key log) and, from the message callback, the records each side protected with them
+// before the handshake returned (the server's tickets; none of the client's, as nothing is read
+// ahead of its Finished).
+struct Connection::Handshake {
+  Record13::Secrets secrets;
+  std::size_t client_len = 0, server_len = 0;  // 0 until reported
+  bool sent_finished = false, got_finished = false;
+  std::uint64_t written_after = 0;  // records we wrote after our Finished
+  std::uint64_t read_after = 0;     // records read after the client's Finished
+  std::uint64_t tickets = 0;        // NewSessionTicket messages we sent
+  ~Handshake() { OPENSSL_cleanse(&secrets, sizeof secrets); }
+};
+
+namespace {
+
+int connectionIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// Parses "LABEL <client random, 64 hex digits> <secret, hex>" into `out`: the secret's length,
+// or 0 if the line is not that.
+std::size_t secretOf(std::string_view line, std::string_view label,
+                     std::array<std::uint8_t, kMaxSecret>& out) {
+  if (line.size() < label.size() + 1 + 64 + 1 || line.substr(0, label.size()) != label ||
+      line[label.size()] != ' ' || line[label.size() + 65] != ' ') {
+    return 0;
+  }
+  const std::string_view hex = line.substr(label.size() + 66);
+  if (hex.size() != 64 && hex.size() != 96) {
+    return 0;
+  }
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < hex.size() / 2; ++i) {
+    const int hi = digit(hex[2 * i]);
+    const int lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      OPENSSL_cleanse(out.data(), out.size());
+      return 0;
+    }
+    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return hex.size() / 2;
+}
+
+void messageCallback(int write_p, int /*version*/, int content_type, const void* buf,
+                     std::size_t len, SSL* /*ssl*/, void* arg) {
+  auto* hs = static_cast<Connection::Handshake*>(arg);
+  if (hs == nullptr) {
+    return;
+  }
+  if (content_type == SSL3_RT_HEADER) {
+    // A record's header, reported as the record is made (written) or taken (read): after the
+    // Finished messages these are the records under the traffic secrets.
+    if (write_p != 0 && hs->sent_finished) {
+      ++hs->written_after;
+    } else if (write_p == 0 && hs->got_finished) {
+      ++hs->read_after;
+    }
+    return;
+  }
+  if (content_type != SSL3_RT_HANDSHAKE || len == 0) {
+    return;
+  }
+  const auto type = *static_cast<const std::uint8_t*>(buf);
+  if (type == SSL3_MT_FINISHED) {
+    (write_p != 0 ? hs->sent_finished : hs->got_finished) = true;
+  } else if (type == SSL3_MT_NEWSESSION_TICKET && write_p != 0) {
+    ++hs->tickets;
+  }
+}
+
+}  // namespace
+
+void keyLogCallback(const SSL* ssl, const char* line) {
+  auto* c = static_cast<Connection*>(SSL_get_ex_data(ssl, connectionIndex()));
+  if (c == nullptr || line == nullptr) {
+    return;
+  }
+  Connection::Handshake* hs = c->hs_.get();
+  if (hs == nullptr) {
+    return;
+  }
+  const std::string_view text(line);
+  if (const std::size_t n = secretOf(text, "CLIENT_TRAFFIC_SECRET_0", hs->secrets.client)) {
+    hs->client_len = n;
+  } else if (const std::size_t m = secretOf(text, "SERVER_TRAFFIC_SECRET_0", hs->secrets.server)) {
+    hs->server_len = m;
+  }
+}
+
 BIO* Connection::socketBio() const {
   BIO* rbio = SSL_get_rbio(ssl_);
   BIO* next = BIO_next(rbio);
@@ -161,25 +263,45 @@ BIO* Connection::socketBio() const {
 }
 
 bool Connection::drained() const {
+  if (own_) {
+    return own_->drained();
+  }
   BIO* sock = socketBio();
   return sock != nullptr && BIO_get_data(sock) != nullptr;
 }
 
 void Connection::forgetDrained() {
+  if (own_) {
+    return;
+  }
   if (BIO* sock = socketBio()) {
     BIO_set_data(sock, nullptr);  // drained() speaks of the next call's reads only
   }
 }
 
+Connection::Connection(SSL* ssl) : ssl_(ssl) {}
+
 std::unique_ptr<Connection> Connection::accept(SSL_CTX* ctx, int fd,
-                                               std::vector<std::uint8_t> replay, bool ktls) {
+                                               std::vector<std::uint8_t> replay, bool ktls,
+                                               bool own13) {
   SSL* ssl = SSL_new(ctx);
   if (ssl == nullptr) {
     return nullptr;
   }
   std::unique_ptr<Connection> c(new Connection(ssl));
+  c->fd_ = fd;
   if (ktls) {
     SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
+  } else if (own13) {
+    // Record13 may take the connection over after the handshake: OpenSSL must then hold no byte
+    // of the socket beyond the client's Finished, so it reads a record at a time (no read-ahead)
+    // until then, and reports the secrets and records it uses.
+    c->hs_ = std::make_unique<Handshake>();
+    if (SSL_set_ex_data(ssl, connectionIndex(), c.get()) != 1) {
+      return nullptr;
+    }
+    SSL_set_msg_callback(ssl, messageCallback);
+    SSL_set_msg_callback_arg(ssl, c->hs_.get());
   } else {
     // Read whole records (and whatever follows) in one read(2), not a header then a body; kTLS
     // receive wants the socket's queue untouched, so only without it.
@@ -211,6 +333,45 @@ Connection::~Connection() {
   SSL_free(ssl_);
 }
 
+void Connection::takeOver() {
+  std::unique_ptr<Handshake> hs = std::move(hs_);
+  if (!hs) {
+    return;
+  }
+  SSL_set_msg_callback(ssl_, nullptr);
+  SSL_set_msg_callback_arg(ssl_, nullptr);
+  SSL_set_ex_data(ssl_, connectionIndex(), nullptr);
+  layer_ = RecordLayer::kOpenSsl;
+  std::unique_ptr<Record13> own;
+  if (SSL_version(ssl_) == TLS1_3_VERSION) {
+    const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
+    const std::optional<Suite> suite =
+        cipher != nullptr ? suiteOf(SSL_CIPHER_get_id(cipher)) : std::nullopt;
+    if (!suite) {
+      layer_ = RecordLayer::kOtherSuite;
+    } else if (hs->client_len != secretLength(*suite) || hs->server_len != secretLength(*suite) ||
+               !hs->sent_finished || !hs->got_finished || hs->read_after != 0 ||
+               hs->written_after != hs->tickets || replaying() || SSL_has_pending(ssl_) == 1 ||
+               BIO_pending(SSL_get_rbio(ssl_)) > 0 || BIO_wpending(SSL_get_wbio(ssl_)) > 0) {
+      layer_ = RecordLayer::kUnsure;
+    } else if (!(own = Record13::create(fd_, *suite, hs->secrets, 0, hs->written_after))) {
+      layer_ = RecordLayer::kSetupFailed;
+    } else {
+      layer_ = RecordLayer::kTakenOver;
+    }
+  }
+  if (!own) {
+    SSL_set_read_ahead(ssl_, 1);  // OpenSSL keeps it: whole records in one read(2) from now on
+    return;
+  }
+  resumed_ = SSL_session_reused(ssl_) == 1;
+  // Freed as a connection that ended cleanly, so that OpenSSL does not drop its session.
+  SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  SSL_free(ssl_);
+  ssl_ = nullptr;
+  own_ = std::move(own);
+}
+
 Io Connection::result(int ret) {
   const int err = SSL_get_error(ssl_, ret);
   switch (err) {
@@ -236,6 +397,9 @@ Io Connection::result(int ret) {
 }
 
 Io Connection::handshake() {
+  if (own_) {
+    return Io::kDone;
+  }
   ERR_clear_error();
   errno = 0;
   forgetDrained();
@@ -244,6 +408,7 @@ Io Connection::handshake() {
     return result(ret);
   }
   dropReplay();
+  takeOver();
   return Io::kDone;
 }
 
@@ -266,10 +431,13 @@ void Connection::dropReplay() {
 }
 
 bool Connection::replaying() const {
-  return SSL_get_rbio(ssl_) != SSL_get_wbio(ssl_);
+  return ssl_ != nullptr && SSL_get_rbio(ssl_) != SSL_get_wbio(ssl_);
 }
 
 Io Connection::read(void* data, std::size_t len, std::size_t& n) {
+  if (own_) {
+    return own_->read(data, len, n);
+  }
   ERR_clear_error();
   errno = 0;
   n = 0;
@@ -279,6 +447,9 @@ Io Connection::read(void* data, std::size_t len, std::size_t& n) {
 }
 
 Io Connection::write(const void* data, std::size_t len, std::size_t& n) {
+  if (own_) {
+    return own_->write(data, len, n);
+  }
   ERR_clear_error();
   errno = 0;
   n = 0;
@@ -287,6 +458,10 @@ Io Connection::write(const void* data, std::size_t len, std::size_t& n) {
 }
 
 void Connection::shutdown() {
+  if (own_) {
+    own_->shutdown();
+    return;
+  }
   ERR_clear_error();
   if (SSL_is_init_finished(ssl_)) {
     SSL_shutdown(ssl_);
@@ -295,27 +470,27 @@ void Connection::shutdown() {
 }
 
 bool Connection::pending() const {
-  return SSL_has_pending(ssl_) == 1;
+  return own_ ? own_->pending() : SSL_has_pending(ssl_) == 1;
 }
 
 bool Connection::ktlsSend() const {
-  return BIO_get_ktls_send(SSL_get_wbio(ssl_)) != 0;
+  return !own_ && BIO_get_ktls_send(SSL_get_wbio(ssl_)) != 0;
 }
 
 bool Connection::ktlsRecv() const {
-  return BIO_get_ktls_recv(SSL_get_rbio(ssl_)) != 0;
+  return !own_ && BIO_get_ktls_recv(SSL_get_rbio(ssl_)) != 0;
 }
 
 bool Connection::resumed() const {
-  return SSL_session_reused(ssl_) == 1;
+  return own_ ? resumed_ : SSL_session_reused(ssl_) == 1;
 }
 
 const char* Connection::version() const {
-  return SSL_get_version(ssl_);
+  return own_ ? "TLSv1.3" : SSL_get_version(ssl_);
 }
 
 const char* Connection::cipher() const {
-  return SSL_get_cipher_name(ssl_);
+  return own_ ? suiteName(own_->suite()) : SSL_get_cipher_name(ssl_);
 }
 
 }  // namespace sluice::tls

@@ -1,0 +1,383 @@
+// The agent's TLS 1.3 record layer: one direction's sealing and opening (sequence numbers,
+// padding, KeyUpdate, tampering), and whole connections handed over from OpenSSL's handshake to
+// Record13, talking to OpenSSL's own client for each of the three suites: data both ways, large
+// writes through a full socket, KeyUpdates asked by the client, close_notify, a forged record.
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support/result.hpp"
+#include "support/test_pki.hpp"
+#include "tls/certificate.hpp"
+#include "tls/connection.hpp"
+#include "tls/context.hpp"
+#include "tls/record13.hpp"
+
+namespace sluice::tls {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+constexpr Suite kSuites[] = {Suite::kAes128GcmSha256, Suite::kAes256GcmSha384,
+                             Suite::kChaCha20Poly1305Sha256};
+
+Bytes secretFor(Suite s, std::uint8_t fill) {
+  return Bytes(secretLength(s), fill);
+}
+
+// Seals `plain` as `type` and opens it again with the peer's key: the inner plaintext and type.
+struct Pair {
+  TrafficKey tx, rx;
+  explicit Pair(Suite s, std::uint8_t fill = 7) {
+    const Bytes secret = secretFor(s, fill);
+    EXPECT_TRUE(tx.init(s, secret, 0, true));
+    EXPECT_TRUE(rx.init(s, secret, 0, false));
+  }
+  Bytes seal(const Bytes& plain, std::uint8_t type) {
+    Bytes rec(plain.size() + kRecordHeader + 1 + kTag);
+    const std::size_t n = tx.seal(plain, type, rec.data());
+    EXPECT_EQ(n, rec.size());
+    return rec;
+  }
+  bool open(Bytes rec, Bytes& plain, std::uint8_t& type) {
+    std::size_t len = 0;
+    if (!rx.open(rec.data(), rec.size() - kRecordHeader, nullptr, len, type)) {
+      return false;
+    }
+    plain.assign(rec.begin() + kRecordHeader, rec.begin() + kRecordHeader + len);
+    return true;
+  }
+};
+
+TEST(TrafficKey, SealsAndOpensEverySuiteWithSequenceNumbers) {
+  for (const Suite s : kSuites) {
+    Pair p(s);
+    for (int i = 0; i < 3; ++i) {
+      const Bytes plain(100 + i, static_cast<std::uint8_t>('a' + i));
+      const Bytes rec = p.seal(plain, 23);
+      EXPECT_EQ(rec[0], 23);  // application_data on the wire, whatever the inner type
+      Bytes out;
+      std::uint8_t type = 0;
+      ASSERT_TRUE(p.open(rec, out, type)) << suiteName(s) << " record " << i;
+      EXPECT_EQ(out, plain);
+      EXPECT_EQ(type, 23);
+    }
+    EXPECT_EQ(p.tx.seq(), 3u);
+    EXPECT_EQ(p.rx.seq(), 3u);
+  }
+}
+
+TEST(TrafficKey, ARecordOutOfOrderOrAlteredDoesNotOpen) {
+  Pair p(Suite::kAes128GcmSha256);
+  const Bytes first = p.seal({'x'}, 23);
+  const Bytes second = p.seal({'y'}, 23);
+  Bytes out;
+  std::uint8_t type = 0;
+  EXPECT_FALSE(p.open(second, out, type)) << "the second record under the first's nonce";
+  Pair q(Suite::kAes128GcmSha256);
+  Bytes rec = q.seal({'h', 'i'}, 23);
+  rec[kRecordHeader] ^= 1;
+  EXPECT_FALSE(q.open(rec, out, type));
+  Pair r(Suite::kAes128GcmSha256);
+  rec = r.seal({'h', 'i'}, 23);
+  rec[2] = 1;  // the header is authenticated data: a changed version byte does not open
+  EXPECT_FALSE(r.open(rec, out, type));
+  Pair other(Suite::kAes128GcmSha256, 8);  // another secret
+  rec = Pair(Suite::kAes128GcmSha256).seal({'h', 'i'}, 23);
+  EXPECT_FALSE(other.open(rec, out, type));
+}
+
+TEST(TrafficKey, PaddingIsTakenOffAndAnAllZeroRecordIsRefused) {
+  Pair p(Suite::kAes256GcmSha384);
+  // The inner plaintext "hello", type 23, then three zeros of padding (sealed as type 0).
+  Bytes padded = {'h', 'e', 'l', 'l', 'o', 23, 0, 0};
+  Bytes out;
+  std::uint8_t type = 0;
+  ASSERT_TRUE(p.open(p.seal(padded, 0), out, type));
+  EXPECT_EQ(std::string(out.begin(), out.end()), "hello");
+  EXPECT_EQ(type, 23);
+  EXPECT_FALSE(p.open(p.seal({}, 0), out, type)) << "no content type at all";
+}
+
+TEST(TrafficKey, KeyUpdateMovesBothEndsToTheNextSecret) {
+  for (const Suite s : kSuites) {
+    Pair p(s);
+    (void)p.seal({'a'}, 23);
+    ASSERT_TRUE(p.tx.update());
+    EXPECT_EQ(p.tx.seq(), 0u);
+    Bytes out;
+    std::uint8_t type = 0;
+    const Bytes rec = p.seal({'b'}, 23);
+    Pair stale(s);
+    EXPECT_FALSE(stale.open(rec, out, type)) << "the old key must not open the new records";
+    ASSERT_TRUE(p.rx.update());
+    ASSERT_TRUE(p.open(rec, out, type)) << suiteName(s);
+    EXPECT_EQ(out, Bytes{'b'});
+  }
+}
+
+TEST(TrafficKey, ExpandLabelDependsOnLabelAndLength) {
+  const Bytes secret = secretFor(Suite::kAes128GcmSha256, 1);
+  std::array<std::uint8_t, 16> key{}, key2{}, iv{};
+  ASSERT_TRUE(expandLabel(Suite::kAes128GcmSha256, secret, "key", key));
+  ASSERT_TRUE(expandLabel(Suite::kAes128GcmSha256, secret, "key", key2));
+  ASSERT_TRUE(expandLabel(Suite::kAes128GcmSha256, secret, "iv", iv));
+  EXPECT_EQ(key, key2);
+  EXPECT_NE(key, iv);
+  std::array<std::uint8_t, 12> iv12{};
+  ASSERT_TRUE(expandLabel(Suite::kAes128GcmSha256, secret, "iv", iv12));
+  EXPECT_NE(0, std::memcmp(iv.data(), iv12.data(), 12)) << "the length is part of the label";
+}
+
+// --- Whole connections against OpenSSL's client ---------------------------------------------
+
+// Calls `step` until it stops asking to wait, waiting on `fd` as it asks.
+template <typename F>
+Io drive(int fd, F step) {
+  for (;;) {
+    const Io io = step();
+    if (io != Io::kWantRead && io != Io::kWantWrite) {
+      return io;
+    }
+    pollfd p{fd, static_cast<short>(io == Io::kWantRead ? POLLIN : POLLOUT), 0};
+    ::poll(&p, 1, 5000);
+  }
+}
+
+std::string readExactly(Connection& c, int fd, std::size_t n, std::size_t chunk = 64 * 1024) {
+  std::string out;
+  std::vector<char> buf(chunk);
+  while (out.size() < n) {
+    std::size_t got = 0;
+    const Io io = drive(fd, [&] { return c.read(buf.data(), buf.size(), got); });
+    if (io != Io::kDone) {
+      ADD_FAILURE() << "read: " << c.lastError();
+      break;
+    }
+    out.append(buf.data(), got);
+  }
+  return out;
+}
+
+bool writeAll(Connection& c, int fd, const std::string& data) {
+  std::size_t at = 0;
+  while (at < data.size()) {
+    std::size_t n = 0;
+    if (drive(fd, [&] { return c.write(data.data() + at, data.size() - at, n); }) != Io::kDone) {
+      return false;
+    }
+    at += n;
+  }
+  return true;
+}
+
+struct Server {
+  std::unique_ptr<ContextFactory> factory;
+  ContextPtr ctx;
+  Server() {
+    auto f = ContextFactory::create({});
+    EXPECT_TRUE(f);
+    factory = std::move(*f);
+    const test::Pem p = test::makeCertificate({.names = {"a.test"}});
+    auto c = factory->context(*Certificate::fromPem(p.cert, p.key, std::time(nullptr)));
+    EXPECT_TRUE(c);
+    ctx = *c;
+  }
+};
+
+// A client on a blocking socket: OpenSSL's, for one suite.
+struct Client {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = nullptr;
+  Client(int fd, const char* suite) {
+    SSL_CTX_set_ciphersuites(ctx, suite);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "a.test");
+  }
+  ~Client() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+  }
+  std::string read(std::size_t n) {
+    std::string out(n, '\0');
+    std::size_t at = 0;
+    while (at < n) {
+      std::size_t got = 0;
+      if (SSL_read_ex(ssl, out.data() + at, n - at, &got) != 1) {
+        break;
+      }
+      at += got;
+    }
+    out.resize(at);
+    return out;
+  }
+  bool write(const std::string& s) {
+    std::size_t n = 0;
+    return SSL_write_ex(ssl, s.data(), s.size(), &n) == 1 && n == s.size();
+  }
+};
+
+std::unique_ptr<Connection> handshake(const Server& server, int fd, bool own) {
+  auto conn = Connection::accept(server.ctx.get(), fd, {}, false, own);
+  if (!conn) {
+    return nullptr;
+  }
+  if (drive(fd, [&] { return conn->handshake(); }) != Io::kDone) {
+    ADD_FAILURE() << "handshake: " << conn->lastError();
+    return nullptr;
+  }
+  return conn;
+}
+
+TEST(Record13Connection, TakesOverFromOpenSslAndTalksToItsClientInEverySuite) {
+  Server server;
+  for (const Suite s : kSuites) {
+    SCOPED_TRACE(suiteName(s));
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    const std::string big(300 * 1024, 'z');  // past the socket's buffer: partial sends
+    std::string client_got_big, client_got_pong;
+    bool client_ok = false;
+    std::thread client([&, fd = fds[1]] {
+      Client c(fd, suiteName(s));
+      if (SSL_connect(c.ssl) != 1 || !c.write("ping")) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the server's sends fill up
+      client_got_big = c.read(big.size());
+      // A KeyUpdate that asks for the server's: both directions move to new keys.
+      SSL_key_update(c.ssl, SSL_KEY_UPDATE_REQUESTED);
+      if (!c.write("after-update")) {
+        return;
+      }
+      client_got_pong = c.read(4);
+      SSL_key_update(c.ssl, SSL_KEY_UPDATE_NOT_REQUESTED);
+      client_ok = c.write(std::string(40000, 'u'));  // three records, client's new key
+      SSL_shutdown(c.ssl);                           // close_notify
+    });
+    auto conn = handshake(server, fds[0], true);
+    ASSERT_NE(conn, nullptr);
+    EXPECT_EQ(conn->recordLayer(), RecordLayer::kTakenOver);
+    EXPECT_STREQ(conn->cipher(), suiteName(s));
+    EXPECT_STREQ(conn->version(), "TLSv1.3");
+    EXPECT_EQ(readExactly(*conn, fds[0], 4), "ping");
+    EXPECT_TRUE(writeAll(*conn, fds[0], big)) << conn->lastError();
+    EXPECT_EQ(readExactly(*conn, fds[0], 12), "after-update");
+    EXPECT_TRUE(writeAll(*conn, fds[0], "pong"));
+    // Read in small pieces: what the caller has no room for waits in the connection.
+    EXPECT_EQ(readExactly(*conn, fds[0], 40000, 1000), std::string(40000, 'u'));
+    char b[8];
+    std::size_t got = 0;
+    EXPECT_EQ(drive(fds[0], [&] { return conn->read(b, sizeof b, got); }), Io::kClosed);
+    client.join();
+    EXPECT_TRUE(client_ok);
+    EXPECT_EQ(client_got_big.size(), big.size());
+    EXPECT_TRUE(client_got_big == big);
+    EXPECT_EQ(client_got_pong, "pong");
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+}
+
+TEST(Record13Connection, WithoutItOpenSslKeepsTheConnection) {
+  Server server;
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  std::thread client([fd = fds[1]] {
+    Client c(fd, "TLS_AES_128_GCM_SHA256");
+    if (SSL_connect(c.ssl) == 1) {
+      c.write("ping");
+      c.read(4);
+    }
+  });
+  auto conn = handshake(server, fds[0], false);
+  ASSERT_NE(conn, nullptr);
+  EXPECT_EQ(conn->recordLayer(), RecordLayer::kOpenSsl);
+  EXPECT_EQ(readExactly(*conn, fds[0], 4), "ping");
+  EXPECT_TRUE(writeAll(*conn, fds[0], "pong"));
+  client.join();
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(Record13Connection, AForgedRecordClosesTheConnection) {
+  Server server;
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  std::thread client([fd = fds[1]] {
+    Client c(fd, "TLS_AES_256_GCM_SHA384");
+    if (SSL_connect(c.ssl) != 1) {
+      return;
+    }
+    // Sealed into memory, then one ciphertext byte changed on its way.
+    BIO* mem = BIO_new(BIO_s_mem());
+    BIO_up_ref(SSL_get_rbio(c.ssl));
+    SSL_set_bio(c.ssl, SSL_get_rbio(c.ssl), mem);
+    c.write("GET / HTTP/1.1\r\n\r\n");
+    char* bytes = nullptr;
+    const long len = BIO_get_mem_data(mem, &bytes);
+    std::string rec(bytes, static_cast<std::size_t>(len));
+    rec[10] ^= 0x40;
+    (void)::send(fd, rec.data(), rec.size(), 0);
+  });
+  auto conn = handshake(server, fds[0], true);
+  ASSERT_NE(conn, nullptr);
+  ASSERT_EQ(conn->recordLayer(), RecordLayer::kTakenOver);
+  char b[64];
+  std::size_t got = 0;
+  EXPECT_EQ(drive(fds[0], [&] { return conn->read(b, sizeof b, got); }), Io::kError);
+  EXPECT_NE(conn->lastError().find("bad_record_mac"), std::string::npos) << conn->lastError();
+  EXPECT_EQ(got, 0u);
+  client.join();
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(Record13Connection, ResumedSessionsAreTakenOverToo) {
+  Server server;
+  SSL_SESSION* session = nullptr;
+  for (int round = 0; round < 2; ++round) {
+    int fds[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    std::thread client([&, fd = fds[1]] {
+      Client c(fd, "TLS_AES_128_GCM_SHA256");
+      if (session != nullptr) {
+        SSL_set_session(c.ssl, session);
+      }
+      if (SSL_connect(c.ssl) == 1) {
+        c.write("ping");
+        c.read(4);  // the ticket arrives before it
+        if (session == nullptr) {
+          session = SSL_get1_session(c.ssl);
+        }
+        SSL_shutdown(c.ssl);  // freed unclosed, a client's session is not resumable
+      }
+    });
+    auto conn = handshake(server, fds[0], true);
+    ASSERT_NE(conn, nullptr);
+    EXPECT_EQ(conn->recordLayer(), RecordLayer::kTakenOver);
+    EXPECT_EQ(conn->resumed(), round == 1);
+    EXPECT_EQ(readExactly(*conn, fds[0], 4), "ping");
+    EXPECT_TRUE(writeAll(*conn, fds[0], "pong"));
+    client.join();
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  ASSERT_NE(session, nullptr);
+  SSL_SESSION_free(session);
+}
+
+}  // namespace
+}  // namespace sluice::tls
