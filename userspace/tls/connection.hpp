@@ -68,8 +68,9 @@ public:
   bool drained() const;
   // Why the last call gave kError (OpenSSL's reason), for debug logs and counters.
   const std::string& lastError() const { return own_ ? own_->lastError() : last_error_; }
-  // After the handshake: whose record layer this connection has.
+  // After the handshake: whose record layer this connection has, and Record13 if it is its.
   RecordLayer recordLayer() const { return layer_; }
+  Record13* record13() const { return own_.get(); }
 
   struct Handshake;  // what the callbacks learn during the handshake (connection.cpp)
 

@@ -268,7 +268,7 @@ bool TrafficKey::open(std::uint8_t* record, std::size_t body, std::uint8_t* out,
     --end;
   }
   if (end == 0) {
-    return false;  // no content type: unexpected_message
+    return true;  // no content type at all: type 0, which no record may have
   }
   type = dst[end - 1];
   len = end - 1;
@@ -346,7 +346,9 @@ bool Record13::keep(std::span<const std::uint8_t> plain, std::span<const std::ui
   if (in_ == nullptr && (in_ = takeBuffer()) == nullptr) {
     return false;
   }
-  std::memmove(in_, plain.data(), plain.size());
+  if (!plain.empty()) {
+    std::memmove(in_, plain.data(), plain.size());
+  }
   if (!raw.empty()) {
     std::memmove(in_ + plain.size(), raw.data(), raw.size());
   }
@@ -441,6 +443,9 @@ Io Record13::read(void* data, std::size_t len, std::size_t& n) {
     if (!rx_.open(work, body, out, plen, type)) {
       return fail("a record did not authenticate (bad_record_mac)");
     }
+    if (rx_.seq() > 2 * update_after_) {
+      return fail("the peer did not update its key when asked");
+    }
     const std::uint8_t* plain = out != nullptr ? out : work + kRecordHeader;
     switch (type) {
       case kApplicationData: {
@@ -455,6 +460,7 @@ Io Record13::read(void* data, std::size_t len, std::size_t& n) {
         if (!keep({plain + k, plen - k}, rest)) {
           return fail("out of memory");
         }
+        askForKeyUpdate();
         return Io::kDone;
       }
       case kAlert:
@@ -477,9 +483,6 @@ Io Record13::read(void* data, std::size_t len, std::size_t& n) {
     }
     if (!keep({}, rest)) {
       return fail("out of memory");
-    }
-    if (rx_.seq() >= 2 * TrafficKey::kUpdateAfter) {
-      return fail("the peer did not update its key when asked");
     }
   }
 }
@@ -514,8 +517,12 @@ bool Record13::handshakeMessages(const std::uint8_t* p, std::size_t len) {
     if (p[4] == 1) {
       owe_update_ = true;  // ours goes before our next application data
     }
-    p += 4 + body;
-    len -= 4 + body;
+    if (len != 4 + body) {
+      // A key change ends its record: what follows was sealed under the old key.
+      fail("a KeyUpdate not at the end of its record (unexpected_message)");
+      return false;
+    }
+    len = 0;
   }
   if (owe_update_ && out_len_ == 0) {
     if (!queueKeyUpdate(false)) {
@@ -528,6 +535,19 @@ bool Record13::handshakeMessages(const std::uint8_t* p, std::size_t len) {
     }
   }
   return true;
+}
+
+void Record13::askForKeyUpdate() {
+  // The peer's key nears its limit and this side may not write soon (an upload): ask now.
+  if (rx_.seq() < update_after_ || update_requested_ || out_len_ > 0) {
+    return;
+  }
+  if (!queueKeyUpdate(true)) {
+    fail("sealing a KeyUpdate failed");
+    return;
+  }
+  owe_update_ = false;  // a KeyUpdate of ours went too
+  (void)flush();        // best effort: a full socket sends it with the next write
 }
 
 bool Record13::queueKeyUpdate(bool request) {
@@ -585,8 +605,8 @@ Io Record13::write(const void* data, std::size_t len, std::size_t& n) {
       return Io::kDone;
     }
   }
-  const bool ask = rx_.seq() >= TrafficKey::kUpdateAfter && !update_requested_;
-  if (owe_update_ || ask || tx_.seq() >= TrafficKey::kUpdateAfter) {
+  const bool ask = rx_.seq() >= update_after_ && !update_requested_;
+  if (owe_update_ || ask || tx_.seq() >= update_after_) {
     if (!queueKeyUpdate(ask)) {
       return fail("sealing a KeyUpdate failed");
     }

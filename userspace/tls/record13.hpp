@@ -72,7 +72,7 @@ public:
   // Opens one whole record in place: `record` is the 5-byte header and its body. The inner
   // plaintext (padding and type taken off) is record + kRecordHeader, `len` bytes, of inner
   // content type `type`. Writes the plaintext to `out` instead when it is not null (room for
-  // body - kTag bytes). False if it does not authenticate or holds no content type.
+  // body - kTag bytes). False if it does not authenticate; type 0 if it holds no content type.
   bool open(std::uint8_t* record, std::size_t body, std::uint8_t* out, std::size_t& len,
             std::uint8_t& type);
 
@@ -116,7 +116,9 @@ public:
   Suite suite() const { return suite_; }
   const std::string& lastError() const { return last_error_; }
 
-  // For tests: the sequence numbers reached.
+  // For tests: a key's records before a KeyUpdate (TrafficKey::kUpdateAfter), and the sequence
+  // numbers reached.
+  void limitKeyUse(std::uint64_t records) { update_after_ = records; }
   std::uint64_t readSeq() const { return rx_.seq(); }
   std::uint64_t writeSeq() const { return tx_.seq(); }
 
@@ -127,6 +129,8 @@ private:
   Io flush();
   // Seals a KeyUpdate (`request`: update_requested) into `out_`, then moves to the next key.
   bool queueKeyUpdate(bool request);
+  // After a record of the peer's: a KeyUpdate request once its key has sealed kUpdateAfter.
+  void askForKeyUpdate();
   // Opens the record at `rec` (whole); kDone with plaintext handed to the caller or kept,
   // kWantRead to go on with the next record (it held no application data).
   Io openRecord(std::uint8_t* rec, std::size_t body, std::uint8_t* data, std::size_t len,
@@ -151,6 +155,8 @@ private:
   bool failed_ = false;
   bool update_requested_ = false;  // we asked the peer for a KeyUpdate and wait for it
   bool owe_update_ = false;        // the peer asked for ours: it goes before our next record
+  // A key's records before its KeyUpdate; the peer's may go to twice this before it is refused.
+  std::uint64_t update_after_ = TrafficKey::kUpdateAfter;
   std::string last_error_;
 };
 

@@ -107,7 +107,9 @@ TEST(TrafficKey, PaddingIsTakenOffAndAnAllZeroRecordIsRefused) {
   ASSERT_TRUE(p.open(p.seal(padded, 0), out, type));
   EXPECT_EQ(std::string(out.begin(), out.end()), "hello");
   EXPECT_EQ(type, 23);
-  EXPECT_FALSE(p.open(p.seal({}, 0), out, type)) << "no content type at all";
+  ASSERT_TRUE(p.open(p.seal({0, 0}, 0), out, type));
+  EXPECT_EQ(type, 0) << "no content type at all";
+  EXPECT_TRUE(out.empty());
 }
 
 TEST(TrafficKey, KeyUpdateMovesBothEndsToTheNextSecret) {
@@ -323,8 +325,7 @@ TEST(Record13Connection, AForgedRecordClosesTheConnection) {
     }
     // Sealed into memory, then one ciphertext byte changed on its way.
     BIO* mem = BIO_new(BIO_s_mem());
-    BIO_up_ref(SSL_get_rbio(c.ssl));
-    SSL_set_bio(c.ssl, SSL_get_rbio(c.ssl), mem);
+    SSL_set_bio(c.ssl, SSL_get_rbio(c.ssl), mem);  // the socket BIO stays for reading
     c.write("GET / HTTP/1.1\r\n\r\n");
     char* bytes = nullptr;
     const long len = BIO_get_mem_data(mem, &bytes);
@@ -377,6 +378,247 @@ TEST(Record13Connection, ResumedSessionsAreTakenOverToo) {
   }
   ASSERT_NE(session, nullptr);
   SSL_SESSION_free(session);
+}
+
+}  // namespace
+}  // namespace sluice::tls
+
+namespace sluice::tls {
+namespace {
+
+// A connection whose client side the test writes by hand: OpenSSL's client does the handshake
+// and reports its traffic secret, then records of any content are sealed with it and sent raw.
+// The client's SSL still reads what the server sends.
+struct Crafted {
+  Server server;
+  int fds[2] = {-1, -1};
+  Client* client = nullptr;
+  std::unique_ptr<Connection> conn;
+  TrafficKey key;  // the client's sending key
+
+  static void keyLog(const SSL* ssl, const char* line) {
+    auto* out = static_cast<std::string*>(SSL_get_app_data(ssl));
+    const std::string_view l(line);
+    if (l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")) {
+      *out = std::string(l.substr(l.rfind(' ') + 1));
+    }
+  }
+
+  explicit Crafted(const char* suite = "TLS_AES_128_GCM_SHA256") {
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    client = new Client(fds[1], suite);
+    std::string hex;
+    SSL_CTX_set_keylog_callback(client->ctx, keyLog);
+    SSL_set_app_data(client->ssl, &hex);
+    std::thread t([this] { EXPECT_EQ(SSL_connect(client->ssl), 1); });
+    conn = handshake(server, fds[0], true);
+    t.join();
+    EXPECT_NE(conn, nullptr);
+    if (!conn) {
+      return;
+    }
+    EXPECT_EQ(conn->recordLayer(), RecordLayer::kTakenOver);
+    Bytes secret;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+      secret.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    const Suite s = *suiteOf(SSL_CIPHER_get_id(SSL_get_current_cipher(client->ssl)));
+    EXPECT_TRUE(key.init(s, secret, 0, true));
+  }
+  ~Crafted() {
+    conn.reset();
+    delete client;
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  // Seals `inner` (the content, then `type`) and sends it.
+  void send(const Bytes& inner, std::uint8_t type) {
+    Bytes rec(inner.size() + kRecordHeader + 1 + kTag);
+    ASSERT_EQ(key.seal(inner, type, rec.data()), rec.size());
+    sendRaw(rec);
+  }
+  void sendRaw(const Bytes& bytes) {
+    ASSERT_EQ(::send(fds[1], bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+  }
+  // The server's next read: what it returned, with the bytes it read.
+  Io read(std::string& got) {
+    char b[256];
+    std::size_t n = 0;
+    Io io = Io::kWantRead;
+    for (int i = 0; i < 50 && io == Io::kWantRead; ++i) {
+      io = conn->read(b, sizeof b, n);
+      if (io == Io::kWantRead) {
+        pollfd p{fds[0], POLLIN, 0};
+        ::poll(&p, 1, 100);
+      }
+    }
+    got.assign(b, n);
+    return io;
+  }
+};
+
+Bytes text(std::string_view s) {
+  return {s.begin(), s.end()};
+}
+
+TEST(Record13Peer, EmptyAndPaddedRecordsCarryTheirContentOnly) {
+  Crafted c;
+  ASSERT_NE(c.conn, nullptr);
+  c.send({}, 23);                      // zero-length application data
+  c.send({'h', 'i', 23, 0, 0, 0}, 0);  // "hi", type 23, three bytes of padding
+  std::string got;
+  ASSERT_EQ(c.read(got), Io::kDone) << c.conn->lastError();
+  EXPECT_EQ(got, "hi");
+}
+
+TEST(Record13Peer, AKeyUpdateMovesTheReadKeyAndAnsweredWhenAsked) {
+  Crafted c;
+  ASSERT_NE(c.conn, nullptr);
+  c.send({24, 0, 0, 1, 1}, 22);  // KeyUpdate, update_requested
+  ASSERT_TRUE(c.key.update());
+  c.send(text("after"), 23);
+  std::string got;
+  ASSERT_EQ(c.read(got), Io::kDone) << c.conn->lastError();
+  EXPECT_EQ(got, "after");
+  EXPECT_EQ(c.conn->record13()->readSeq(), 1u);
+  std::size_t n = 0;
+  ASSERT_EQ(c.conn->write("pong", 4, n), Io::kDone);
+  // OpenSSL's client reads the server's KeyUpdate, then "pong" under the server's next key.
+  EXPECT_EQ(c.client->read(4), "pong");
+  EXPECT_EQ(c.conn->record13()->writeSeq(), 1u) << "pong is the first record of the new key";
+}
+
+TEST(Record13Peer, AuthenticatedButMalformedRecordsCloseTheConnection) {
+  struct Case {
+    const char* name;
+    Bytes inner;
+    std::uint8_t type;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"KeyUpdate of value 2", {24, 0, 0, 1, 2}, 22, "decode_error"},
+      {"KeyUpdate longer than 1", {24, 0, 0, 2, 0, 0}, 22, "decode_error"},
+      {"data behind a KeyUpdate", {24, 0, 0, 1, 0, 'x'}, 22, "not at the end"},
+      {"half a handshake header", {24, 0}, 22, "split across records"},
+      {"a message longer than its record", {24, 0, 0, 9, 0}, 22, "split across records"},
+      {"a NewSessionTicket from the client", {4, 0, 0, 1, 0}, 22, "handshake message 4"},
+      {"change_cipher_spec inside", {1}, 20, "content type 20"},
+      {"an unknown content type", {1}, 99, "content type 99"},
+      {"a fatal alert", {2, 40}, 21, "alert 40"},
+      {"a three-byte alert", {1, 0, 0}, 21, "malformed alert"},
+      {"all zeros: no content type", {0, 0, 0}, 0, "content type 0"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.name);
+    Crafted c;
+    ASSERT_NE(c.conn, nullptr);
+    c.send(k.inner, k.type);
+    std::string got;
+    EXPECT_EQ(c.read(got), Io::kError);
+    EXPECT_NE(c.conn->lastError().find(k.error), std::string::npos) << c.conn->lastError();
+    EXPECT_EQ(got, "");
+    EXPECT_EQ(c.read(got), Io::kError) << "a failed connection stays failed";
+  }
+}
+
+TEST(Record13Peer, HeadersThatAreNotTls13ApplicationDataAreRefused) {
+  const Bytes headers[] = {
+      {22, 3, 3, 0, 20},       // a plaintext handshake record after the handshake
+      {20, 3, 3, 0, 1},        // change_cipher_spec after the peer's Finished
+      {23, 3, 3, 0x41, 0x01},  // longer than 2^14 + 256
+      {23, 3, 3, 0, 16},       // shorter than a tag and a type
+      {23, 2, 0, 0, 20},       // not version 3.x
+  };
+  for (const Bytes& h : headers) {
+    Crafted c;
+    ASSERT_NE(c.conn, nullptr);
+    c.sendRaw(h);
+    std::string got;
+    EXPECT_EQ(c.read(got), Io::kError) << int(h[0]) << " " << int(h[3]) << " " << int(h[4]);
+    EXPECT_NE(c.conn->lastError().find("unexpected_message"), std::string::npos);
+  }
+}
+
+TEST(Record13Peer, CloseNotifyEndsTheStreamAndARecordCutByEofIsAnError) {
+  {
+    Crafted c;
+    ASSERT_NE(c.conn, nullptr);
+    c.send({1, 0}, 21);  // close_notify
+    std::string got;
+    EXPECT_EQ(c.read(got), Io::kClosed);
+  }
+  {
+    Crafted c;
+    ASSERT_NE(c.conn, nullptr);
+    Bytes rec(2 + kRecordHeader + 1 + kTag);
+    ASSERT_GT(c.key.seal(text("hi"), 23, rec.data()), 0u);
+    rec.resize(rec.size() - 3);
+    c.sendRaw(rec);
+    ::shutdown(c.fds[1], SHUT_WR);
+    std::string got;
+    EXPECT_EQ(c.read(got), Io::kError);
+    EXPECT_NE(c.conn->lastError().find("inside a record"), std::string::npos);
+  }
+}
+
+TEST(Record13Peer, ARecordInPiecesWaitsAndTwoInOneReadBothArrive) {
+  Crafted c;
+  ASSERT_NE(c.conn, nullptr);
+  Bytes rec(5 + kRecordHeader + 1 + kTag);
+  ASSERT_GT(c.key.seal(text("first"), 23, rec.data()), 0u);
+  Bytes second(6 + kRecordHeader + 1 + kTag);
+  ASSERT_GT(c.key.seal(text("second"), 23, second.data()), 0u);
+  c.sendRaw({rec.begin(), rec.begin() + 3});  // not even a header
+  char b[64];
+  std::size_t n = 0;
+  EXPECT_EQ(c.conn->read(b, sizeof b, n), Io::kWantRead);
+  EXPECT_FALSE(c.conn->pending());
+  Bytes rest(rec.begin() + 3, rec.end());
+  rest.insert(rest.end(), second.begin(), second.end());
+  c.sendRaw(rest);
+  std::string got;
+  ASSERT_EQ(c.read(got), Io::kDone) << c.conn->lastError();
+  EXPECT_EQ(got, "first");
+  EXPECT_TRUE(c.conn->pending()) << "the second record is whole in the buffer";
+  ASSERT_EQ(c.conn->read(b, sizeof b, n), Io::kDone);
+  EXPECT_EQ(std::string(b, n), "second");
+  EXPECT_FALSE(c.conn->pending());
+}
+
+TEST(Record13Peer, AKeyUsedTooLongIsUpdatedAndAPeerThatNeverUpdatesIsCut) {
+  Crafted c;
+  ASSERT_NE(c.conn, nullptr);
+  c.conn->record13()->limitKeyUse(3);
+  std::string got;
+  for (int i = 0; i < 3; ++i) {
+    c.send(text("x"), 23);
+    ASSERT_EQ(c.read(got), Io::kDone) << i;
+  }
+  // Three records under the client's key: the server asks for a new one (and moves its own).
+  std::size_t n = 0;
+  ASSERT_EQ(c.conn->write("pong", 4, n), Io::kDone);
+  EXPECT_EQ(c.client->read(4), "pong");
+  EXPECT_EQ(c.conn->record13()->writeSeq(), 1u);
+  // The client does not answer: past twice the limit the server gives up.
+  for (int i = 0; i < 3; ++i) {
+    c.send(text("y"), 23);
+    ASSERT_EQ(c.read(got), Io::kDone) << i;
+  }
+  c.send(text("z"), 23);
+  EXPECT_EQ(c.read(got), Io::kError);
+  EXPECT_NE(c.conn->lastError().find("did not update"), std::string::npos);
+}
+
+TEST(Record13Peer, OurKeyIsUpdatedBeforeItsLimit) {
+  Crafted c;
+  ASSERT_NE(c.conn, nullptr);
+  c.conn->record13()->limitKeyUse(2);
+  std::size_t n = 0;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(c.conn->write("abcd", 4, n), Io::kDone);
+    EXPECT_EQ(c.client->read(4), "abcd") << "record " << i;
+  }
+  EXPECT_LE(c.conn->record13()->writeSeq(), 2u);
 }
 
 }  // namespace
