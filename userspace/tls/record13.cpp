@@ -403,88 +403,100 @@ Io Record13::read(void* data, std::size_t len, std::size_t& n) {
       releaseBuffer();
     }
     std::size_t need = 0;
-    for (;;) {
-      need = recordNeeds(work, have);
-      if (need == 0) {
-        return fail("a record that is not TLS 1.3 application data (unexpected_message)");
-      }
-      if (have >= need) {
-        break;
-      }
-      const ssize_t got = net::readWithHint(fd_, work + have, kBuffer - have, drained_);
-      if (got > 0) {
-        have += static_cast<std::size_t>(got);
-        continue;
-      }
-      if (got == 0) {
-        if (have > 0) {
-          return fail("the connection ended inside a record");
-        }
-        peer_closed_ = true;  // EOF without close_notify: as OpenSSL with IGNORE_UNEXPECTED_EOF
-        return Io::kClosed;
-      }
-      if (errno == EINTR) {
-        continue;
-      }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (!keep({}, {work, have})) {
-          return fail("out of memory");
-        }
-        return Io::kWantRead;
-      }
-      return fail(std::strerror(errno));
+    if (const Io io = fill(work, have, need); io != Io::kDone) {
+      return io;
     }
-    const std::size_t body = need - kRecordHeader;
-    const std::span<const std::uint8_t> rest(work + need, have - need);
-    // Straight into the caller's buffer when any plaintext the record may hold fits there.
-    std::uint8_t* out = len >= body - kTag ? dst : nullptr;
-    std::size_t plen = 0;
-    std::uint8_t type = 0;
-    if (!rx_.open(work, body, out, plen, type)) {
-      return fail("a record did not authenticate (bad_record_mac)");
-    }
-    if (rx_.seq() > 2 * update_after_) {
-      return fail("the peer did not update its key when asked");
-    }
-    const std::uint8_t* plain = out != nullptr ? out : work + kRecordHeader;
-    switch (type) {
-      case kApplicationData: {
-        if (plen == 0) {
-          break;  // a zero-length record is allowed: on to the next one
-        }
-        const std::size_t k = std::min(len, plen);
-        if (out == nullptr) {
-          std::memcpy(dst, plain, k);
-        }
-        n = k;
-        if (!keep({plain + k, plen - k}, rest)) {
-          return fail("out of memory");
-        }
-        askForKeyUpdate();
-        return Io::kDone;
-      }
-      case kAlert:
-        if (plen != 2) {
-          return fail("a malformed alert (decode_error)");
-        }
-        if (plain[1] == kCloseNotify) {
-          peer_closed_ = true;  // anything behind it is ignored
-          return Io::kClosed;
-        }
-        return fail("the peer sent alert " + std::to_string(plain[1]));
-      case kHandshake:
-        if (!handshakeMessages(plain, plen)) {
-          return Io::kError;
-        }
-        break;
-      default:
-        return fail("a record of content type " + std::to_string(type) +
-                    " after the handshake (unexpected_message)");
-    }
-    if (!keep({}, rest)) {
-      return fail("out of memory");
+    if (const std::optional<Io> io = openRecord(work, need, have, dst, len, n)) {
+      return *io;
     }
   }
+}
+
+Io Record13::fill(std::uint8_t* work, std::size_t& have, std::size_t& need) {
+  for (;;) {
+    need = recordNeeds(work, have);
+    if (need == 0) {
+      return fail("a record that is not TLS 1.3 application data (unexpected_message)");
+    }
+    if (have >= need) {
+      return Io::kDone;
+    }
+    const ssize_t got = net::readWithHint(fd_, work + have, kBuffer - have, drained_);
+    if (got > 0) {
+      have += static_cast<std::size_t>(got);
+      continue;
+    }
+    if (got == 0) {
+      if (have > 0) {
+        return fail("the connection ended inside a record");
+      }
+      peer_closed_ = true;  // EOF without close_notify: as OpenSSL with IGNORE_UNEXPECTED_EOF
+      return Io::kClosed;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return keep({}, {work, have}) ? Io::kWantRead : fail("out of memory");
+    }
+    return fail(std::strerror(errno));
+  }
+}
+
+std::optional<Io> Record13::openRecord(std::uint8_t* work, std::size_t need, std::size_t have,
+                                       std::uint8_t* dst, std::size_t len, std::size_t& n) {
+  const std::size_t body = need - kRecordHeader;
+  const std::span<const std::uint8_t> rest(work + need, have - need);
+  // Straight into the caller's buffer when any plaintext the record may hold fits there.
+  std::uint8_t* out = len >= body - kTag ? dst : nullptr;
+  std::size_t plen = 0;
+  std::uint8_t type = 0;
+  if (!rx_.open(work, body, out, plen, type)) {
+    return fail("a record did not authenticate (bad_record_mac)");
+  }
+  if (rx_.seq() > 2 * update_after_) {
+    return fail("the peer did not update its key when asked");
+  }
+  const std::uint8_t* plain = out != nullptr ? out : work + kRecordHeader;
+  switch (type) {
+    case kApplicationData: {
+      if (plen == 0) {
+        break;  // a zero-length record is allowed: on to the next one
+      }
+      const std::size_t k = std::min(len, plen);
+      if (out == nullptr) {
+        std::memcpy(dst, plain, k);
+      }
+      n = k;
+      if (!keep({plain + k, plen - k}, rest)) {
+        n = 0;
+        return fail("out of memory");
+      }
+      askForKeyUpdate();
+      return Io::kDone;
+    }
+    case kAlert:
+      if (plen != 2) {
+        return fail("a malformed alert (decode_error)");
+      }
+      if (plain[1] == kCloseNotify) {
+        peer_closed_ = true;  // anything behind it is ignored
+        return Io::kClosed;
+      }
+      return fail("the peer sent alert " + std::to_string(plain[1]));
+    case kHandshake:
+      if (!handshakeMessages(plain, plen)) {
+        return Io::kError;
+      }
+      break;
+    default:
+      return fail("a record of content type " + std::to_string(type) +
+                  " after the handshake (unexpected_message)");
+  }
+  if (!keep({}, rest)) {
+    return fail("out of memory");
+  }
+  return std::nullopt;  // no application data in it: on to the next record
 }
 
 bool Record13::handshakeMessages(const std::uint8_t* p, std::size_t len) {

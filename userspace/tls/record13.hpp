@@ -131,10 +131,13 @@ private:
   bool queueKeyUpdate(bool request);
   // After a record of the peer's: a KeyUpdate request once its key has sealed kUpdateAfter.
   void askForKeyUpdate();
-  // Opens the record at `rec` (whole); kDone with plaintext handed to the caller or kept,
-  // kWantRead to go on with the next record (it held no application data).
-  Io openRecord(std::uint8_t* rec, std::size_t body, std::uint8_t* data, std::size_t len,
-                std::size_t& n);
+  // Reads until `work` (`have` bytes) starts with a whole record of `need` bytes: kDone, or what
+  // the socket said (the bytes so far kept for the next call).
+  Io fill(std::uint8_t* work, std::size_t& have, std::size_t& need);
+  // Opens that record; keeps what the caller has no room for and the bytes behind it. What read()
+  // returns, or nullopt to go on with the next record (this one held no application data).
+  std::optional<Io> openRecord(std::uint8_t* work, std::size_t need, std::size_t have,
+                               std::uint8_t* dst, std::size_t len, std::size_t& n);
   bool handshakeMessages(const std::uint8_t* p, std::size_t len);
   // Keeps what a read left: plaintext the caller had no room for, and the bytes behind it.
   bool keep(std::span<const std::uint8_t> plain, std::span<const std::uint8_t> raw);
