@@ -9,7 +9,8 @@ backend into the client socket when kTLS does the record layer) and a MIB-MiB up
 from the client socket when kTLS receives), each checked byte for byte; then the agent's
 sluice_tls_ktls_connections_total must equal the number of TLS 1.2 connections when kTLS is on
 (TLS 1.3 never uses it on OpenSSL 3.0: docs/tls.md) and 0 when it is off, and /proc/net/tls_stat
-must have counted the kernel's work. One line per check: "ok   NAME -- detail" / "FAIL ...".
+must have counted the kernel's work. Every TLS 1.3 connection must have gone to the agent's own
+record layer after its handshake (sluice_tls_record_layer_total{layer="sluice"}). One line per check: "ok   NAME -- detail" / "FAIL ...".
 """
 
 import hashlib
@@ -69,7 +70,7 @@ def main():
     size = mib << 20
     upload = bytes(range(256)) * (size // 256)
     want_upload = hashlib.sha256(upload).hexdigest()
-    tls12 = 0
+    tls12 = tls13 = 0
     for name, version in (("TLS 1.2", ssl.TLSVersion.TLSv1_2), ("TLS 1.3", ssl.TLSVersion.TLSv1_3)):
         got, response = request(port, version, "GET", "/bytes/%d" % size)
         head, body = split(response)
@@ -80,10 +81,14 @@ def main():
         ok = want_upload in body.decode(errors="replace") and '"body_bytes": %d' % size in body.decode(errors="replace")
         print("%s %s upload %d MiB intact -- %s" % ("ok  " if ok else "FAIL", name, mib, head.splitlines()[0]))
         tls12 += 2 if version == ssl.TLSVersion.TLSv1_2 else 0
+        tls13 += 2 if version == ssl.TLSVersion.TLSv1_3 else 0
     ktls = metric(admin, "sluice_tls_ktls_connections_total")
     want = tls12 if expected == "yes" else 0
     print("%s kTLS used for TLS 1.2 only -- sluice_tls_ktls_connections_total %d, want %d (kTLS %s)"
           % ("ok  " if ktls == want else "FAIL", ktls, want, expected))
+    own = metric(admin, 'sluice_tls_record_layer_total{layer="sluice"}')
+    print("%s TLS 1.3 records were the agent's own -- sluice_tls_record_layer_total{layer=\"sluice\"} %d, want %d"
+          % ("ok  " if own == tls13 else "FAIL", own, tls13))
     stat = tls_stat()
     if expected == "yes":
         ok = stat.get("TlsTxSw", 0) >= tls12 and stat.get("TlsRxSw", 0) >= tls12

@@ -31,6 +31,10 @@ Result<void> Agent::setUpTls() {
       log->info("kTLS: off: {}", probe.error().message());
     }
   }
+  log->info("TLS 1.3 record layer: {}", config_.proxy.own_tls13_records
+                                            ? "the agent's own after OpenSSL's handshake "
+                                              "(--tls13-record-layer sluice; docs/tls.md)"
+                                            : "OpenSSL's (--tls13-record-layer openssl)");
   if (const char* why = tls::openSslAllocatorProblem()) {
     log->warn("TLS buffers come from the heap, not their own region: {}", why);
   }
