@@ -13,6 +13,7 @@
 #include "common/log.hpp"
 #include "common/thread_cache.hpp"
 #include "proxy/stats.hpp"
+#include "tls/block_pool.hpp"
 
 namespace sluice::app {
 
@@ -50,6 +51,10 @@ void MemoryRelease::schedule() {
 }
 
 void MemoryRelease::check() {
+  // The TLS buffers a worker kept through a run of handshakes go back once the run is over.
+  for (boost::asio::io_context* io : workers_) {
+    boost::asio::post(*io, [] { tls::trimAfterHandshakes(); });
+  }
   auto& g = proxy::globalStats();
   const std::int64_t open = g.active_connections.load(std::memory_order_relaxed);
   // The high point between two looks too: a burst can come and go within one interval.

@@ -4,6 +4,9 @@
 // (64 handshakes at a time) left about 1 MiB of free pages in the worker's arena, and once all
 // of them had closed, the agent still had its peak RSS (31 MiB, 1.5 MiB of it in use).
 //
+// Once a second every worker also gives back the TLS buffers it kept through a run of
+// handshakes, if none has been under way since the last second (tls/block_pool.hpp).
+//
 // Once a second, on the control thread (never a worker's), it looks at the open connections:
 // when they have fallen by kDrop from their high point since the last release (a burst has
 // gone), and the last release is kMinGap old, every worker flushes its thread's block cache

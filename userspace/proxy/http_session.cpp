@@ -21,6 +21,7 @@
 #include "proxy/tcp_session.hpp"
 #include "proxy/worker.hpp"
 #include "router/route_table.hpp"
+#include "tls/block_pool.hpp"
 
 namespace sluice::proxy {
 
@@ -525,13 +526,17 @@ asio::awaitable<bool> HttpSession::startTls() {
   }
   // While it is under way the worker's block cache hands freed blocks back to malloc
   // (common/thread_cache.hpp): a burst of handshakes leaves no memory set aside.
+  // And its TLS buffer region keeps the slots handshakes free for the next ones, until the last
+  // handshake ends (tls/block_pool.hpp).
   thread_cache::beginSetup();
+  tls::handshakeBegins();
   struct Leave {
     bool held = true;
     void release() {
       if (std::exchange(held, false)) {
         tlsStats().active_handshakes.fetch_sub(1, std::memory_order_relaxed);
         thread_cache::endSetup();
+        tls::handshakeEnds();
       }
     }
     ~Leave() { release(); }

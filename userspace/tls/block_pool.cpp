@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace sluice::tls {
 
@@ -66,11 +67,20 @@ void* BlockPool::allocate(Front* front) {
 }
 
 void BlockPool::deallocate(Front* front, void* p) {
-  if (front != nullptr && front->count < front->slots.size()) {
-    front->slots[front->count++] = p;
-    return;
+  if (front != nullptr) {
+    const std::size_t keep = front->handshakes > 0 ? kKeepDuringHandshakes : kKeepPerThread;
+    if (front->count < keep) {
+      front->slots[front->count++] = p;
+      return;
+    }
   }
   release(p);
+}
+
+void BlockPool::trim(Front& front, std::size_t keep) {
+  while (front.count > keep) {
+    release(front.slots[--front.count]);
+  }
 }
 
 void BlockPool::drain(Front& front) {
@@ -189,6 +199,41 @@ bool installOpenSslAllocator() {
   }
   g_problem = nullptr;
   return true;
+}
+
+void handshakeBegins() {
+  if (g_pool != nullptr) {
+    if (BlockPool::Front* front = threadFront()) {
+      ++front->handshakes;
+      front->recent = true;
+    }
+  }
+}
+
+void handshakeEnds() {
+  if (g_pool == nullptr) {
+    return;
+  }
+  BlockPool::Front* front = threadFront();
+  // Ended on another thread than it began (a session destroyed at shutdown): nothing to undo.
+  if (front == nullptr || front->handshakes == 0) {
+    return;
+  }
+  --front->handshakes;
+  front->recent = true;
+}
+
+void trimAfterHandshakes() {
+  if (g_pool == nullptr) {
+    return;
+  }
+  BlockPool::Front* front = threadFront();
+  if (front == nullptr || front->handshakes > 0) {
+    return;
+  }
+  if (!std::exchange(front->recent, false)) {
+    g_pool->trim(*front, BlockPool::kKeepPerThread);
+  }
 }
 
 const char* openSslAllocatorProblem() {

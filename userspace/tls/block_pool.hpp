@@ -32,12 +32,22 @@ public:
   // Freed slots a thread keeps resident for its next buffers. A keep-alive request holds one or
   // two at a time and a handshake five; more than this go back to the kernel.
   static constexpr std::size_t kKeepPerThread = 8;
+  // While the thread has handshakes under way, and for a second after, it keeps up to this many:
+  // each handshake takes and gives back about five slots, and giving back means madvise(2),
+  // whose TLB flush, with the faults that bring the pages back, was 10 % of the agent's CPU
+  // under a stream of full handshakes (perf, 64 at a time). Giving the excess back as soon as
+  // none was under way still left half of that: in a stream of connections the count touches
+  // zero all the time. trimAfterHandshakes() gives it back once they have stopped.
+  static constexpr std::size_t kKeepDuringHandshakes = 256;
 
-  // A thread's freed slots, most recent last. Plain data, so that a thread-local one outlives
-  // every destructor that may still free a buffer at the thread's exit.
+  // A thread's freed slots, most recent last, and its handshakes under way. Plain data, so that
+  // a thread-local one outlives every destructor that may still free a buffer at the thread's
+  // exit.
   struct Front {
-    std::array<void*, kKeepPerThread> slots{};
+    std::array<void*, kKeepDuringHandshakes> slots{};
     std::size_t count = 0;
+    std::size_t handshakes = 0;
+    bool recent = false;  // a handshake began or ended since the last trimAfterHandshakes()
   };
 
   struct Stats {
@@ -68,9 +78,12 @@ public:
   // A slot (kSlotBytes, page-aligned), or nullptr when the region is full. `front`: the calling
   // thread's kept slots, or nullptr for none (a thread past its exit).
   void* allocate(Front* front);
-  // `p` must be owned. Kept in `front` if there is one with room, else its pages go back to the
+  // `p` must be owned. Kept in `front` if there is one with room (kKeepPerThread, or
+  // kKeepDuringHandshakes while it has handshakes under way), else its pages go back to the
   // kernel.
   void deallocate(Front* front, void* p);
+  // Gives back what `front` keeps beyond `keep` slots.
+  void trim(Front& front, std::size_t keep);
   // Gives back every slot `front` keeps (a thread's exit).
   void drain(Front& front);
 
@@ -93,6 +106,13 @@ private:
 // if it could not (openSslAllocatorProblem() says why); OpenSSL then uses malloc for everything,
 // as it does by default.
 bool installOpenSslAllocator();
+// A handshake on the calling thread begins or ends: while any is under way the thread keeps more
+// freed buffers (BlockPool::kKeepDuringHandshakes). Nothing when the pool is not installed.
+void handshakeBegins();
+void handshakeEnds();
+// Called on each worker's thread once a second (app/memory_release.cpp): if the thread has had
+// no handshake under way since the last call, what it keeps beyond kKeepPerThread goes back.
+void trimAfterHandshakes();
 // Why OpenSSL's buffers are not in the pool, or nullptr if they are.
 const char* openSslAllocatorProblem();
 // The process's pool, or nullptr if installOpenSslAllocator() did not succeed.

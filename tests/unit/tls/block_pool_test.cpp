@@ -116,6 +116,39 @@ TEST(BlockPool, SlotsBeyondWhatAThreadKeepsGiveTheirPagesBack) {
   EXPECT_EQ(pool.stats().released_slots, 0u);
 }
 
+TEST(BlockPool, DuringHandshakesAThreadKeepsMoreAndGivesTheExcessBackAfter) {
+  BlockPool pool(64 * BlockPool::kSlotBytes);
+  BlockPool::Front front;
+  front.handshakes = 2;
+  std::vector<void*> held;
+  for (std::size_t i = 0; i < 40; ++i) {
+    held.push_back(pool.allocate(&front));
+    std::memset(held.back(), 7, BlockPool::kSlotBytes);
+  }
+  for (void* p : held) {
+    pool.deallocate(&front, p);
+  }
+  EXPECT_EQ(front.count, 40u) << "no madvise while handshakes are under way";
+  EXPECT_EQ(pool.stats().releases, 0u);
+  pool.trim(front, BlockPool::kKeepPerThread);  // the last handshake ended
+  EXPECT_EQ(front.count, BlockPool::kKeepPerThread);
+  EXPECT_EQ(pool.stats().releases, 40u - BlockPool::kKeepPerThread);
+  // The excess is the top of the stack: the last ones freed went back, the first ones stay.
+  for (const bool resident : residentPages(held.back())) {
+    EXPECT_FALSE(resident);
+  }
+  for (const bool resident : residentPages(held.front())) {
+    EXPECT_TRUE(resident);
+  }
+  front.handshakes = 0;
+  void* extra = pool.allocate(&front);
+  void* more = pool.allocate(&front);
+  pool.deallocate(&front, extra);
+  pool.deallocate(&front, more);
+  pool.deallocate(&front, pool.allocate(nullptr));
+  EXPECT_EQ(front.count, BlockPool::kKeepPerThread) << "without handshakes, the usual keep";
+}
+
 TEST(BlockPool, DrainGivesBackWhatAThreadKept) {
   BlockPool pool(64 * BlockPool::kSlotBytes);
   BlockPool::Front front;
@@ -302,6 +335,34 @@ TEST(OpenSslAllocator, AThreadsSlotsGoBackWhenItExits) {
       EXPECT_FALSE(resident);
     }
   }
+}
+
+TEST(OpenSslAllocator, ARunOfHandshakesKeepsItsSlotsUntilASecondWithoutOne) {
+  const BlockPool* pool = openSslBlockPool();
+  ASSERT_NE(pool, nullptr);
+  constexpr std::size_t kSlots = 40;
+  std::uint64_t kept = 0, still = 0, trimmed = 0;
+  std::thread t([&] {  // a thread of its own: its kept slots start empty
+    const std::uint64_t before = pool->stats().releases;
+    handshakeBegins();
+    std::vector<void*> used;
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      used.push_back(OPENSSL_malloc(16712));
+    }
+    for (void* p : used) {
+      OPENSSL_free(p);
+    }
+    handshakeEnds();
+    kept = pool->stats().releases - before;
+    trimAfterHandshakes();  // a handshake ended within this "second": kept still
+    still = pool->stats().releases - before;
+    trimAfterHandshakes();  // a second without one
+    trimmed = pool->stats().releases - before;
+  });
+  t.join();
+  EXPECT_EQ(kept, 0u);
+  EXPECT_EQ(still, 0u);
+  EXPECT_EQ(trimmed, kSlots - BlockPool::kKeepPerThread);
 }
 
 TEST(OpenSslAllocator, ConnectionsRunThroughIt) {
