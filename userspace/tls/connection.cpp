@@ -183,29 +183,21 @@ std::size_t secretOf(std::string_view line, std::string_view label,
       line[label.size()] != ' ' || line[label.size() + 65] != ' ') {
     return 0;
   }
+  // The secret runs to the end of the line, so its view is NUL-terminated, as OpenSSL's decoder
+  // wants (no separator between the digits).
   const std::string_view hex = line.substr(label.size() + 66);
   if (hex.size() != 64 && hex.size() != 96) {
     return 0;
   }
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < hex.size() / 2; ++i) {
-    const int hi = digit(hex[2 * i]);
-    const int lo = digit(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      OPENSSL_cleanse(out.data(), out.size());
-      return 0;
-    }
-    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  std::size_t n = 0;
+  ERR_set_mark();  // a refused line leaves nothing on the handshake's error queue
+  const bool ok = OPENSSL_hexstr2buf_ex(out.data(), out.size(), &n, hex.data(), '\0') == 1;
+  ERR_pop_to_mark();
+  if (!ok) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return 0;
   }
-  return hex.size() / 2;
+  return n;
 }
 
 void messageCallback(int write_p, int /*version*/, int content_type, const void* buf,
@@ -351,8 +343,7 @@ void Connection::takeOver() {
       layer_ = RecordLayer::kOtherSuite;
     } else if (hs->client_len != secretLength(*suite) || hs->server_len != secretLength(*suite) ||
                !hs->sent_finished || !hs->got_finished || hs->read_after != 0 ||
-               hs->written_after != hs->tickets || replaying() || SSL_has_pending(ssl_) == 1 ||
-               BIO_pending(SSL_get_rbio(ssl_)) > 0 || BIO_wpending(SSL_get_wbio(ssl_)) > 0) {
+               hs->written_after != hs->tickets || replaying() || SSL_has_pending(ssl_) == 1) {
       layer_ = RecordLayer::kUnsure;
     } else if (!(own = Record13::create(fd_, *suite, hs->secrets, 0, hs->written_after))) {
       layer_ = RecordLayer::kSetupFailed;

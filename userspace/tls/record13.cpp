@@ -501,83 +501,60 @@ std::optional<Io> Record13::openRecord(std::uint8_t* work, std::size_t need, std
 
 bool Record13::handshakeMessages(const std::uint8_t* p, std::size_t len) {
   // Messages are not reassembled across records: the only one a client may send after the
-  // handshake here is a KeyUpdate (5 bytes; no post-handshake authentication is offered).
-  while (len > 0) {
-    if (len < 4) {
-      fail("a handshake message split across records (unexpected_message)");
-      return false;
-    }
-    const std::size_t body = (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    if (body > len - 4) {
-      fail("a handshake message split across records (unexpected_message)");
-      return false;
-    }
-    if (p[0] != kKeyUpdate) {
-      fail("handshake message " + std::to_string(p[0]) +
-           " after the handshake (unexpected_message)");
-      return false;
-    }
-    if (body != 1 || p[4] > 1) {
-      fail("a malformed KeyUpdate (decode_error)");
-      return false;
-    }
-    if (!rx_.update()) {
-      fail("deriving the peer's next key failed");
-      return false;
-    }
-    update_requested_ = false;
-    if (p[4] == 1) {
-      owe_update_ = true;  // ours goes before our next application data
-    }
-    if (len != 4 + body) {
-      // A key change ends its record: what follows was sealed under the old key.
-      fail("a KeyUpdate not at the end of its record (unexpected_message)");
-      return false;
-    }
-    len = 0;
+  // handshake here is a KeyUpdate (5 bytes; no post-handshake authentication is offered), and a
+  // key change ends its record, so a record holds at most that one message.
+  if (len == 0) {
+    return true;
   }
-  if (owe_update_ && out_len_ == 0) {
-    if (!queueKeyUpdate(false)) {
-      fail("sealing a KeyUpdate failed");
-      return false;
-    }
-    owe_update_ = false;
-    if (flush() == Io::kError) {
-      return false;
-    }
+  const std::size_t body =
+      len < 4 ? 0 : (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+  if (len < 4 || body > len - 4) {
+    fail("a handshake message split across records (unexpected_message)");
+    return false;
   }
-  return true;
+  if (p[0] != kKeyUpdate) {
+    fail("handshake message " + std::to_string(p[0]) + " after the handshake (unexpected_message)");
+    return false;
+  }
+  if (body != 1 || p[4] > 1) {
+    fail("a malformed KeyUpdate (decode_error)");
+    return false;
+  }
+  if (!rx_.update()) {
+    fail("deriving the peer's next key failed");
+    return false;
+  }
+  update_requested_ = false;
+  owe_update_ = owe_update_ || p[4] == 1;  // ours goes before our next application data
+  if (len != 4 + body) {
+    // What follows a key change in its record was sealed under the old key.
+    fail("a KeyUpdate not at the end of its record (unexpected_message)");
+    return false;
+  }
+  return !owe_update_ || out_len_ > 0 || sendKeyUpdate(false);
 }
 
 void Record13::askForKeyUpdate() {
   // The peer's key nears its limit and this side may not write soon (an upload): ask now.
-  if (rx_.seq() < update_after_ || update_requested_ || out_len_ > 0) {
-    return;
+  if (rx_.seq() >= update_after_ && !update_requested_ && out_len_ == 0) {
+    (void)sendKeyUpdate(true);  // a failure leaves the connection failed for the next call
   }
-  if (!queueKeyUpdate(true)) {
-    fail("sealing a KeyUpdate failed");
-    return;
-  }
-  owe_update_ = false;  // a KeyUpdate of ours went too
-  (void)flush();        // best effort: a full socket sends it with the next write
 }
 
-bool Record13::queueKeyUpdate(bool request) {
-  if ((out_ == nullptr && (out_ = takeBuffer()) == nullptr)) {
-    return false;
-  }
+bool Record13::sendKeyUpdate(bool request) {
   const std::uint8_t msg[] = {kKeyUpdate, 0, 0, 1, static_cast<std::uint8_t>(request ? 1 : 0)};
-  const std::size_t rec = tx_.seal(msg, kHandshake, out_);
-  if (rec == 0 || !tx_.update()) {
+  std::size_t rec = 0;
+  if ((out_ == nullptr && (out_ = takeBuffer()) == nullptr) ||
+      (rec = tx_.seal(msg, kHandshake, out_)) == 0 || !tx_.update()) {
+    fail("sealing a KeyUpdate failed");
     return false;
   }
   out_at_ = 0;
   out_len_ = rec;
   out_for_ = 0;
-  if (request) {
-    update_requested_ = true;
-  }
-  return true;
+  owe_update_ = false;  // whether the peer asked for it or not, ours is on its way
+  update_requested_ = update_requested_ || request;
+  return flush() != Io::kError;  // what the socket does not take goes first at the next write
 }
 
 Io Record13::flush() {
@@ -619,13 +596,11 @@ Io Record13::write(const void* data, std::size_t len, std::size_t& n) {
   }
   const bool ask = rx_.seq() >= update_after_ && !update_requested_;
   if (owe_update_ || ask || tx_.seq() >= update_after_) {
-    if (!queueKeyUpdate(ask)) {
-      return fail("sealing a KeyUpdate failed");
+    if (!sendKeyUpdate(ask)) {
+      return Io::kError;
     }
-    owe_update_ = false;
-    const Io f = flush();
-    if (f != Io::kDone) {
-      return f;  // the next call sends the rest, then the data
+    if (out_len_ > 0) {
+      return Io::kWantWrite;  // the next call sends the rest, then the data
     }
   }
   if (len == 0) {

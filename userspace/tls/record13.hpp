@@ -127,8 +127,9 @@ private:
   Io fail(std::string why);
   // Sends what `out_` holds; kDone once it is empty.
   Io flush();
-  // Seals a KeyUpdate (`request`: update_requested) into `out_`, then moves to the next key.
-  bool queueKeyUpdate(bool request);
+  // Seals a KeyUpdate (`request`: update_requested) into `out_`, moves to the next key, and
+  // sends what the socket takes. False (the connection failed) if any of it failed.
+  bool sendKeyUpdate(bool request);
   // After a record of the peer's: a KeyUpdate request once its key has sealed kUpdateAfter.
   void askForKeyUpdate();
   // Reads until `work` (`have` bytes) starts with a whole record of `need` bytes: kDone, or what
