@@ -504,7 +504,9 @@ bool Record13::handshakeMessages(const std::uint8_t* p, std::size_t len) {
   // handshake here is a KeyUpdate (5 bytes; no post-handshake authentication is offered), and a
   // key change ends its record, so a record holds at most that one message.
   if (len == 0) {
-    return true;
+    // "Implementations MUST NOT send zero-length fragments of Handshake types" (RFC 8446 §5.1).
+    fail("an empty handshake record (unexpected_message)");
+    return false;
   }
   const std::size_t body =
       len < 4 ? 0 : (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];

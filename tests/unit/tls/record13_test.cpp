@@ -500,6 +500,7 @@ TEST(Record13Peer, AuthenticatedButMalformedRecordsCloseTheConnection) {
       {"KeyUpdate longer than 1", {24, 0, 0, 2, 0, 0}, 22, "decode_error"},
       {"data behind a KeyUpdate", {24, 0, 0, 1, 0, 'x'}, 22, "not at the end"},
       {"half a handshake header", {24, 0}, 22, "split across records"},
+      {"an empty handshake record", {}, 22, "empty handshake record"},
       {"a message longer than its record", {24, 0, 0, 9, 0}, 22, "split across records"},
       {"a NewSessionTicket from the client", {4, 0, 0, 1, 0}, 22, "handshake message 4"},
       {"change_cipher_spec inside", {1}, 20, "content type 20"},
